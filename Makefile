@@ -1,0 +1,39 @@
+# The two commands a new user needs: `make run` and `make test`.
+# Both build their own virtualenv from pyproject.toml; nothing is assumed installed.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+DESIST_HOME ?= .desist
+export DESIST_HOME
+
+.PHONY: run test lint typecheck unit venv clean
+
+# Reinstall only when pyproject.toml changes.
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+## Main job, end to end on embedded defaults (synthetic cohort, SQLite MLflow store under $(DESIST_HOME)).
+run: venv
+	$(BIN)/desist synth --rows 20000 --seed 7 --out $(DESIST_HOME)/cohort/synthetic.parquet
+
+## Every test, plus lint, format and type checks.
+test: venv lint typecheck unit
+
+lint: venv
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: venv
+	$(BIN)/mypy
+
+unit: venv
+	$(BIN)/pytest
+
+clean:
+	rm -rf $(VENV) $(DESIST_HOME)

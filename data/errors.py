@@ -1,0 +1,72 @@
+"""Domain exceptions of desist, in one place.
+
+Every layer raises these (chained with ``raise ... from err`` where they wrap
+a lower-level error); the CLI prints them and the scoring service maps them to
+HTTP status codes in a single handler.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+class DesistError(Exception):
+    """Base class of every error desist raises on purpose."""
+
+
+@dataclass(frozen=True, slots=True)
+class Violation:
+    """One reason a dataset or request breaks the schema.
+
+    ``row`` counts data rows from 1 (the first row after a CSV header), or is
+    ``None`` for a problem with a whole column or the whole dataset.
+    """
+
+    column: str
+    row: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        where = f"row {self.row}" if self.row is not None else "all rows"
+        return f"{self.column}, {where}: {self.reason}"
+
+
+class SchemaValidationError(DesistError):
+    """A dataset failed validation; holds every violation found."""
+
+    #: How many violations the message lists before summarising the rest.
+    shown = 20
+
+    def __init__(self, violations: list[Violation], source: str = "dataset") -> None:
+        self.violations = violations
+        self.source = source
+        super().__init__(self._message())
+
+    def _message(self) -> str:
+        lines = [f"{self.source} failed validation with {len(self.violations)} violation(s):"]
+        lines += [f"  - {v}" for v in self.violations[: self.shown]]
+        hidden = len(self.violations) - self.shown
+        if hidden > 0:
+            lines.append(f"  ... and {hidden} more")
+        return "\n".join(lines)
+
+
+class UnknownFieldError(DesistError):
+    """A config names a field that is not in the schema."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        super().__init__(f"{name!r} is not a field of the assessment schema")
+
+
+class ForbiddenFeatureError(DesistError):
+    """A config asks for a field that must never be a model feature."""
+
+    def __init__(self, name: str, role: str) -> None:
+        self.name = name
+        self.role = role
+        super().__init__(f"{name!r} ({role}) may not be used as a model feature")
+
+
+class DatasetFormatError(DesistError):
+    """A data file cannot be read: unknown extension, unreadable content."""

@@ -1,0 +1,145 @@
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.errors import SchemaValidationError, Violation
+from data.schema import NEED_FIELDS, TARGET_FIELD
+from data.validation import MAX_ROWS_PER_CHECK, validate_frame
+
+
+@pytest.fixture
+def raw(small_cohort: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    """A cohort as a CSV reader would hand it over: plain objects and floats."""
+    cohort = small_cohort[0].head(50)
+    return cohort.astype(object).where(cohort.notna(), None)
+
+
+def violations(frame: pd.DataFrame, **kwargs: object) -> list[Violation]:
+    with pytest.raises(SchemaValidationError) as info:
+        validate_frame(frame, **kwargs)  # type: ignore[arg-type]
+    return info.value.violations
+
+
+def test_valid_frame_passes_with_canonical_types(raw: pd.DataFrame) -> None:
+    clean = validate_frame(raw, require=[TARGET_FIELD])
+    assert str(clean["age"].dtype) == "Int16"
+    assert str(clean["drug_misuse"].dtype) == "Int8"
+    assert isinstance(clean["offence_category"].dtype, pd.CategoricalDtype)
+    assert clean["age"].tolist() == raw["age"].tolist()
+
+
+def test_missing_required_column(raw: pd.DataFrame) -> None:
+    found = violations(raw.drop(columns=["age"]))
+    assert Violation("age", None, "missing required column") in found
+
+
+def test_missing_target_column_when_training(raw: pd.DataFrame) -> None:
+    found = violations(raw.drop(columns=[TARGET_FIELD]), require=[TARGET_FIELD])
+    assert [v.column for v in found] == [TARGET_FIELD]
+
+
+def test_absent_nullable_columns_are_not_assessed(raw: pd.DataFrame) -> None:
+    needs = [spec.name for spec in NEED_FIELDS]
+    clean = validate_frame(raw.drop(columns=needs))
+    assert clean[needs].isna().all().all()
+
+
+def test_wrong_type_names_column_row_and_value(raw: pd.DataFrame) -> None:
+    raw.loc[3, "total_sanctions"] = "lots"
+    found = violations(raw)
+    assert found == [Violation("total_sanctions", 4, "not a number: 'lots'")]
+
+
+def test_out_of_range(raw: pd.DataFrame) -> None:
+    raw.loc[0, "age"] = 12
+    raw.loc[1, "drug_misuse"] = 3
+    found = violations(raw)
+    assert Violation("age", 1, "out of range (16 to 100): 12") in found
+    assert any(
+        v.column == "drug_misuse" and v.row == 2 and "out of range" in v.reason for v in found
+    )
+
+
+def test_not_a_whole_number(raw: pd.DataFrame) -> None:
+    raw.loc[5, "juvenile_sanctions"] = 1.5
+    assert violations(raw) == [Violation("juvenile_sanctions", 6, "not a whole number: 1.5")]
+
+
+def test_unknown_category(raw: pd.DataFrame) -> None:
+    raw.loc[2, "offence_category"] = "arson"
+    (found,) = violations(raw)
+    assert (found.column, found.row) == ("offence_category", 3)
+    assert "unknown category 'arson'" in found.reason
+
+
+def test_missing_value_in_required_field(raw: pd.DataFrame) -> None:
+    raw.loc[7, "age"] = None
+    assert violations(raw) == [Violation("age", 8, "missing value (this field is required)")]
+
+
+def test_duplicate_id(raw: pd.DataFrame) -> None:
+    raw.loc[9, "subject_ref"] = raw.loc[2, "subject_ref"]
+    (found,) = violations(raw)
+    assert (found.column, found.row) == ("subject_ref", 10)
+    assert "first seen in row 3" in found.reason
+
+
+def test_non_binary_target(raw: pd.DataFrame) -> None:
+    raw.loc[4, TARGET_FIELD] = 2
+    (found,) = violations(raw, require=[TARGET_FIELD])
+    assert (found.column, found.row) == (TARGET_FIELD, 5)
+
+
+def test_single_class_target(raw: pd.DataFrame) -> None:
+    raw[TARGET_FIELD] = 1
+    (found,) = violations(raw, require=[TARGET_FIELD])
+    assert found.row is None and "single class" in found.reason
+
+
+@pytest.mark.parametrize(
+    ("lower", "upper", "reason"),
+    [
+        ("age_first_sanction", "age", "age at first sanction is above age"),
+        ("juvenile_sanctions", "total_sanctions", "juvenile sanctions exceed total sanctions"),
+    ],
+)
+def test_cross_field_rules(raw: pd.DataFrame, lower: str, upper: str, reason: str) -> None:
+    raw.loc[6, upper] = 20
+    raw.loc[6, lower] = 30
+    found = [v for v in violations(raw) if v.row == 7]
+    assert found and found[0].column == lower and found[0].reason.startswith(reason)
+
+
+def test_cross_field_rule_skips_missing_values(raw: pd.DataFrame) -> None:
+    raw.loc[6, "age_first_sanction"] = None
+    validate_frame(raw)
+
+
+def test_every_violation_is_reported_at_once(raw: pd.DataFrame) -> None:
+    raw.loc[0, "age"] = 200
+    raw.loc[1, "sex"] = "x"
+    raw.loc[2, "debt"] = -1
+    found = violations(raw)
+    assert {(v.column, v.row) for v in found} == {("age", 1), ("sex", 2), ("debt", 3)}
+
+
+def test_a_wholly_broken_column_is_summarised(
+    small_cohort: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame = small_cohort[0].copy()
+    frame["age"] = np.full(len(frame), 200)
+    found = violations(frame)
+    assert len(found) == MAX_ROWS_PER_CHECK + 1
+    assert found[-1].row is None and str(len(frame) - MAX_ROWS_PER_CHECK) in found[-1].reason
+
+
+def test_error_message_names_source_and_count(raw: pd.DataFrame) -> None:
+    raw.loc[0, "age"] = 12
+    with pytest.raises(SchemaValidationError, match=r"cases\.csv failed validation with 1 "):
+        validate_frame(raw, source="cases.csv")
+
+
+def test_empty_dataset_is_refused(raw: pd.DataFrame) -> None:
+    assert any("no rows" in v.reason for v in violations(raw.head(0)))
