@@ -6,6 +6,8 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 DESIST_HOME ?= .desist
 export DESIST_HOME
+# desist runs on closed networks: no MLflow usage telemetry.
+export MLFLOW_DISABLE_TELEMETRY ?= true
 
 .PHONY: run test lint typecheck unit venv clean
 

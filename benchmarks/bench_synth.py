@@ -37,7 +37,9 @@ def main() -> None:
 
         def reference() -> None:
             rng = np.random.default_rng(0)
-            frame = pd.DataFrame(rng.random((args.rows, columns)), columns=list(map(str, range(columns))))
+            frame = pd.DataFrame(
+                rng.random((args.rows, columns)), columns=list(map(str, range(columns)))
+            )
             frame.to_parquet(Path(tmp) / "reference.parquet")
 
         reference_seconds = best_of(args.repeats, reference)

@@ -92,6 +92,11 @@ class FieldSpec:
     feature_allowed
         May a config use it as a feature at all. Ethnicity never; sex only
         when a config deliberately asks for it.
+    risk_direction
+        Established direction of the field's association with re-offending:
+        +1 more means more risk (previous sanctions, needs), -1 more means less
+        (age, time offence-free), 0 none imposed. Models constrain their
+        effects to it so a score never falls when a known driver rises.
     """
 
     name: str
@@ -105,6 +110,7 @@ class FieldSpec:
     pathway: Pathway | None = None
     feature_default: bool = False
     feature_allowed: bool = False
+    risk_direction: int = 0
 
     @property
     def is_numeric(self) -> bool:
@@ -137,6 +143,7 @@ def _need(name: str, pathway: Pathway, description: str) -> FieldSpec:
         pathway=pathway,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=1,
     )
 
 
@@ -177,6 +184,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         maximum=100,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=-1,
     ),
     FieldSpec(
         "age_first_sanction",
@@ -188,6 +196,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         nullable=True,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=-1,
     ),
     FieldSpec(
         "total_sanctions",
@@ -198,6 +207,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         maximum=500,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=1,
     ),
     FieldSpec(
         "juvenile_sanctions",
@@ -209,6 +219,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         nullable=True,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=1,
     ),
     FieldSpec(
         "offence_category",
@@ -229,6 +240,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         nullable=True,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=1,
     ),
     FieldSpec(
         "months_offence_free",
@@ -240,6 +252,7 @@ FIELDS: tuple[FieldSpec, ...] = (
         nullable=True,
         feature_default=True,
         feature_allowed=True,
+        risk_direction=-1,
     ),
     # --- needs items, two per pathway ---
     _need("drug_misuse", Pathway.DRUGS_ALCOHOL, "Current illegal drug misuse."),

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+
+# Before anything imports MLflow: tests run offline.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+
 import pandas as pd
 import pytest
 

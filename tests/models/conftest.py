@@ -1,0 +1,39 @@
+"""Session-scoped fitted risk models on a seeded cohort (fitted once, a few seconds)."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+from sklearn.calibration import CalibratedClassifierCV
+
+from data.schema import DEFAULT_FEATURES, TARGET_FIELD
+from data.synthetic import SynthConfig, generate_cohort
+from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
+
+FEATURES = (*DEFAULT_FEATURES, "sex")
+
+
+@pytest.fixture(scope="session")
+def risk_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """Train, calibration and test frames of a 30,000-person cohort."""
+    cohort, _ = generate_cohort(SynthConfig(rows=30_000, seed=21))
+    return cohort.iloc[:18_000], cohort.iloc[18_000:24_000], cohort.iloc[24_000:]
+
+
+def _fit(
+    settings: ScorecardSettings | BoostingSettings,
+    data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
+) -> CalibratedClassifierCV:
+    train, calibration, _ = data
+    fitted = build_risk_model(FEATURES, settings).fit(train, train[TARGET_FIELD].astype(int))
+    return calibrate(fitted, calibration, calibration[TARGET_FIELD])
+
+
+@pytest.fixture(scope="session")
+def scorecard(risk_data: tuple[pd.DataFrame, ...]) -> CalibratedClassifierCV:
+    return _fit(ScorecardSettings(max_bins=16), risk_data)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def booster(risk_data: tuple[pd.DataFrame, ...]) -> CalibratedClassifierCV:
+    return _fit(BoostingSettings(max_iter=80), risk_data)  # type: ignore[arg-type]
