@@ -1,4 +1,4 @@
-"""Reasons for a score: per-feature contributions that sum to its log-odds.
+"""Reasons for a score: per-feature contributions that sum to the model's log-odds.
 
 For the scorecard the contributions are exact: each is the feature's bin
 value. For gradient boosting they are path attributions (Saabas): walking
@@ -7,9 +7,10 @@ credited to the split's feature. They also sum exactly to the log-odds, but
 unlike Shapley values they depend on the order of splits, so they are
 labelled ``"tree-path (approximate attribution)"``.
 
-Calibration (Platt scaling) is a linear map of the log-odds, so it scales
-every contribution by the same factor and shifts the base value; the sum
-stays exact.
+The contributions sum to the model's log-odds score (its
+``decision_function``). The served probability is the calibrated, monotone
+function of that score, so a reason that raises the score never lowers the
+probability.
 """
 
 from __future__ import annotations
@@ -18,10 +19,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.pipeline import Pipeline
 
+from models.calibration import ScoreCalibratedClassifier
 from models.scorecard import BinnedLogisticScorecard
 
 EXACT = "exact (additive scorecard)"
@@ -30,16 +31,17 @@ TREE_PATH = "tree-path (approximate attribution)"
 
 @dataclass(frozen=True, slots=True)
 class Explanation:
-    """Contributions of each feature to each row's calibrated log-odds.
+    """Contributions of each feature to each row's log-odds score.
 
     ``base_value + contributions.sum(axis=1) == logit`` holds to float
-    precision.
+    precision; ``probability`` is the calibrated probability of that score.
     """
 
     features: list[str]
     base_value: float
     contributions: np.ndarray
     logit: np.ndarray
+    probability: np.ndarray
     method: str
 
 
@@ -57,16 +59,12 @@ class Reason:
         return "raises" if self.contribution > 0 else "lowers"
 
 
-def _unwrap(model: CalibratedClassifierCV | Pipeline) -> tuple[Pipeline, float, float]:
-    """Return the fitted pipeline and the calibrated logit's scale and shift."""
+def risk_pipeline(model: ScoreCalibratedClassifier | Pipeline) -> Pipeline:
+    """Return the fitted ``encode`` + ``model`` pipeline inside a calibrated model."""
     if isinstance(model, Pipeline):
-        return model, 1.0, 0.0
-    (calibrated,) = model.calibrated_classifiers_
-    (calibrator,) = calibrated.calibrators
-    frozen = calibrated.estimator
-    pipeline = getattr(frozen, "estimator", frozen)
-    # scikit-learn's sigmoid calibration: p = expit(-(a * f + b)).
-    return pipeline, -float(calibrator.a_), -float(calibrator.b_)
+        return model
+    pipeline: Pipeline = model.estimator
+    return pipeline
 
 
 def _tree_path_contributions(
@@ -97,8 +95,8 @@ def _tree_path_contributions(
     return base, contributions
 
 
-def explain(model: CalibratedClassifierCV | Pipeline, assessments: pd.DataFrame) -> Explanation:
-    """Explain the (calibrated) log-odds of each assessment by feature.
+def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFrame) -> Explanation:
+    """Explain the log-odds score of each assessment by feature.
 
     Parameters
     ----------
@@ -108,7 +106,7 @@ def explain(model: CalibratedClassifierCV | Pipeline, assessments: pd.DataFrame)
     assessments
         Rows to explain, with the model's feature columns.
     """
-    pipeline, scale, shift = _unwrap(model)
+    pipeline = risk_pipeline(model)
     encoder = pipeline.named_steps["encode"]
     estimator = pipeline.named_steps["model"]
     X = encoder.transform(assessments)
@@ -120,13 +118,12 @@ def explain(model: CalibratedClassifierCV | Pipeline, assessments: pd.DataFrame)
         method = TREE_PATH
     else:
         raise TypeError(f"no explanation method for {type(estimator).__name__}")
-    contributions = scale * raw
-    base_value = scale * raw_base + shift
     return Explanation(
         features=list(encoder.features_),
-        base_value=base_value,
-        contributions=contributions,
-        logit=base_value + contributions.sum(axis=1),
+        base_value=raw_base,
+        contributions=raw,
+        logit=raw_base + raw.sum(axis=1),
+        probability=model.predict_proba(assessments)[:, 1],
         method=method,
     )
 
@@ -157,6 +154,34 @@ def top_reasons(
     return reasons
 
 
+NOT_ASSESSED = "not assessed"
+
+
+def _levels(column: pd.Series, numeric_bins: int) -> tuple[np.ndarray, list[str]]:
+    """Label each value with its level, and list the levels in their natural order."""
+    missing = column.isna().to_numpy()
+    if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object:
+        labels = column.astype(object).to_numpy()
+        order = (
+            [str(c) for c in column.cat.categories]
+            if isinstance(column.dtype, pd.CategoricalDtype)
+            else sorted({str(v) for v in labels[~missing]})
+        )
+        labels = np.array([str(v) for v in labels], dtype=object)
+    else:
+        values = column.to_numpy(dtype=np.float64, na_value=np.nan)
+        distinct = np.unique(values[~missing])
+        if distinct.size <= numeric_bins:
+            labels = np.array([f"{v:g}" for v in values], dtype=object)
+            order = [f"{v:g}" for v in distinct]
+        else:
+            binned = pd.qcut(values, numeric_bins, duplicates="drop")
+            labels = np.asarray(binned.astype(str), dtype=object)
+            order = [str(interval) for interval in binned.categories]
+    labels[missing] = NOT_ASSESSED
+    return labels, [*order, NOT_ASSESSED]
+
+
 def feature_effects(
     explanation: Explanation, assessments: pd.DataFrame, *, numeric_bins: int = 8
 ) -> pd.DataFrame:
@@ -173,21 +198,10 @@ def feature_effects(
     """
     rows = []
     for j, name in enumerate(explanation.features):
-        column = assessments[name]
-        if isinstance(column.dtype, pd.CategoricalDtype) or column.dtype == object:
-            levels = column.astype(object).where(column.notna(), "not assessed").astype(str)
-        else:
-            values = column.to_numpy(dtype=np.float64, na_value=np.nan)
-            distinct = np.unique(values[~np.isnan(values)])
-            if distinct.size <= numeric_bins:
-                labels = np.array([f"{v:g}" for v in values], dtype=object)
-            else:
-                binned = pd.qcut(values, numeric_bins, duplicates="drop")
-                labels = np.asarray(binned.astype(str), dtype=object)
-            labels[np.isnan(values)] = "not assessed"
-            levels = pd.Series(labels, index=column.index)
-        frame = pd.DataFrame({"level": levels.to_numpy(), "c": explanation.contributions[:, j]})
-        grouped = frame.groupby("level", sort=False)["c"].agg(["size", "mean"])
-        for level, (n, mean) in grouped.iterrows():
+        levels, order = _levels(assessments[name], numeric_bins)
+        frame = pd.DataFrame({"level": levels, "c": explanation.contributions[:, j]})
+        grouped = frame.groupby("level")["c"].agg(["size", "mean"])
+        for level in [lv for lv in order if lv in grouped.index]:
+            n, mean = grouped.loc[level]
             rows.append({"feature": name, "level": level, "n": int(n), "contribution": mean})
     return pd.DataFrame(rows, columns=["feature", "level", "n", "contribution"])

@@ -7,6 +7,7 @@ no job's dependencies load for another job.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -37,6 +38,69 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def _train_risk(args: argparse.Namespace) -> int:
+    from pipeline.config import load_risk_config
+    from pipeline.tracking import Tracker
+    from pipeline.train_risk import train
+
+    config = load_risk_config(args.config, data=args.data)
+    tracker = Tracker.from_environment()
+    result = train(config, tracker=tracker, progress=_progress)
+    test = result.test
+    print(
+        f"\nRisk model trained in {result.seconds:.0f} s\n"
+        f"  run:        {result.run_id} (experiment {config.experiment})\n"
+        f"  registered: {result.registered_model} version {result.version} "
+        f"({result.selected_family})\n"
+        f"  test AUC    {test['roc_auc']:.3f} "
+        f"(95% CI {test['roc_auc_ci_low']:.3f}-{test['roc_auc_ci_high']:.3f}), "
+        f"ECE {test['ece']:.3f}, Brier {test['brier']:.3f}, "
+        f"slope {test['calibration_slope']:.2f}\n"
+        f"  largest group calibration gap {result.max_group_calibration_gap:.3f}\n"
+        + "".join(
+            f"  {f.family:<10} test AUC {f.test['roc_auc']:.4f}, ECE {f.test['ece']:.4f}, "
+            f"fit {f.fit_seconds:.1f} s\n"
+            for f in result.families
+        )
+        + f"  promote:    desist promote risk --version {result.version}\n"
+        f"  browse:     {tracker.ui_command()}"
+    )
+    return 0
+
+
+def _promote_risk(args: argparse.Namespace) -> int:
+    from data.schema import NEVER_FEATURES
+    from pipeline.config import GateConfig, load_risk_config
+    from pipeline.registry import promote
+    from pipeline.tracking import Tracker
+
+    config = load_risk_config(args.config) if args.config else None
+    gates = config.gates if config else GateConfig()
+    name = config.registered_model if config else "desist-risk"
+    result = promote(
+        Tracker.from_environment(),
+        name,
+        str(args.version),
+        gates,
+        NEVER_FEATURES,
+        force=args.force,
+        reason=args.reason,
+    )
+    for check in result.decision.checks:
+        mark = "pass" if check.passed else "FAIL"
+        print(f"  [{mark}] {check.name}: {check.figure} (limit {check.limit})")
+    if result.promoted:
+        how = "forced past failed gates" if result.forced else "all gates passed"
+        print(f"{name} version {result.version} is now champion ({how}).")
+        return 0
+    print(f"{name} version {result.version} was NOT promoted; champion unchanged.")
+    return 1
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``desist`` command."""
     parser = argparse.ArgumentParser(
@@ -62,11 +126,31 @@ def build_parser() -> argparse.ArgumentParser:
         help="multiplies every programme's true effect; 0 means nothing works",
     )
     synth.set_defaults(handler=_synth)
+
+    train = commands.add_parser("train", help="train a model from a config")
+    train_kinds = train.add_subparsers(dest="kind", required=True, metavar="KIND")
+    risk = train_kinds.add_parser("risk", help="re-offending risk model")
+    risk.add_argument(
+        "--config", type=Path, required=True, help="TOML config, e.g. configs/synthetic.toml"
+    )
+    risk.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
+    risk.set_defaults(handler=_train_risk)
+
+    promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")
+    promote_kinds = promote.add_subparsers(dest="kind", required=True, metavar="KIND")
+    promote_risk = promote_kinds.add_parser("risk", help="promote a desist-risk version")
+    promote_risk.add_argument("--version", required=True, help="registered version number")
+    promote_risk.add_argument("--config", type=Path, help="take the gates from this config")
+    promote_risk.add_argument("--force", action="store_true", help="override failed gates")
+    promote_risk.add_argument("--reason", help="why the gates are overridden (needed with --force)")
+    promote_risk.set_defaults(handler=_promote_risk)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``desist`` command; return its exit code."""
+    # desist runs on closed networks: MLflow must not try to send usage telemetry.
+    os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

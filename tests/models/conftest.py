@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pandas as pd
 import pytest
-from sklearn.calibration import CalibratedClassifierCV
 
 from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
+from models.calibration import ScoreCalibratedClassifier
 from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
 
 FEATURES = (*DEFAULT_FEATURES, "sex")
@@ -23,17 +23,17 @@ def risk_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 def _fit(
     settings: ScorecardSettings | BoostingSettings,
     data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
-) -> CalibratedClassifierCV:
+) -> ScoreCalibratedClassifier:
     train, calibration, _ = data
     fitted = build_risk_model(FEATURES, settings).fit(train, train[TARGET_FIELD].astype(int))
     return calibrate(fitted, calibration, calibration[TARGET_FIELD])
 
 
 @pytest.fixture(scope="session")
-def scorecard(risk_data: tuple[pd.DataFrame, ...]) -> CalibratedClassifierCV:
+def scorecard(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
     return _fit(ScorecardSettings(max_bins=16), risk_data)  # type: ignore[arg-type]
 
 
 @pytest.fixture(scope="session")
-def booster(risk_data: tuple[pd.DataFrame, ...]) -> CalibratedClassifierCV:
+def booster(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
     return _fit(BoostingSettings(max_iter=80), risk_data)  # type: ignore[arg-type]

@@ -3,39 +3,48 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from scipy.special import logit
-from sklearn.calibration import CalibratedClassifierCV
 
-from models.explain import EXACT, TREE_PATH, explain, feature_effects, top_reasons
+from models.calibration import ScoreCalibratedClassifier
+from models.explain import EXACT, TREE_PATH, explain, feature_effects, risk_pipeline, top_reasons
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
 @pytest.mark.parametrize(("family", "method"), [("scorecard", EXACT), ("booster", TREE_PATH)])
-def test_reasons_sum_to_the_calibrated_logit(
+def test_reasons_sum_to_the_model_logit(
     family: str, method: str, risk_data: Data, request: pytest.FixtureRequest
 ) -> None:
     model = request.getfixturevalue(family)
     people = risk_data[2].head(500)
     explanation = explain(model, people)
-    p = model.predict_proba(people)[:, 1]
+    score = risk_pipeline(model).decision_function(people)
     total = explanation.base_value + explanation.contributions.sum(axis=1)
-    np.testing.assert_allclose(total, logit(p), atol=1e-9)
-    np.testing.assert_allclose(explanation.logit, logit(p), atol=1e-9)
+    np.testing.assert_allclose(total, score, atol=1e-9)
+    np.testing.assert_allclose(explanation.logit, score, atol=1e-9)
+    np.testing.assert_allclose(explanation.probability, model.predict_proba(people)[:, 1])
     assert explanation.method == method
 
 
-def test_uncalibrated_pipeline_is_explained_too(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+@pytest.mark.parametrize("family", ["scorecard", "booster"])
+def test_calibrated_probability_never_falls_as_the_score_rises(
+    family: str, risk_data: Data, request: pytest.FixtureRequest
 ) -> None:
-    pipeline = scorecard.calibrated_classifiers_[0].estimator.estimator
+    explanation = explain(request.getfixturevalue(family), risk_data[2])
+    order = np.argsort(explanation.logit)
+    assert np.all(np.diff(explanation.probability[order]) >= -1e-12)
+
+
+def test_uncalibrated_pipeline_is_explained_too(
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
+) -> None:
+    pipeline = risk_pipeline(scorecard)
     people = risk_data[2].head(100)
     explanation = explain(pipeline, people)
     np.testing.assert_allclose(explanation.logit, pipeline.decision_function(people), atol=1e-9)
 
 
 def test_top_reasons_are_the_largest_contributions(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2].head(20)
     explanation = explain(scorecard, people)
@@ -52,7 +61,7 @@ def test_top_reasons_are_the_largest_contributions(
 
 
 def test_feature_effects_show_the_risk_drivers(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2]
     effects = feature_effects(explain(scorecard, people), people)

@@ -5,17 +5,18 @@ import itertools
 import numpy as np
 import pandas as pd
 import pytest
-from sklearn.calibration import CalibratedClassifierCV
 from sklearn.metrics import roc_auc_score
 
 from data.schema import TARGET_FIELD
+from models.calibration import ScoreCalibratedClassifier
 from models.encoding import AssessmentEncoder, to_model_input
+from models.explain import risk_pipeline
 from tests.models.conftest import FEATURES
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
-def _risk(model: CalibratedClassifierCV, frame: pd.DataFrame) -> np.ndarray:
+def _risk(model: ScoreCalibratedClassifier, frame: pd.DataFrame) -> np.ndarray:
     return model.predict_proba(frame)[:, 1]
 
 
@@ -40,28 +41,32 @@ def _with(frame: pd.DataFrame, **values: object) -> pd.DataFrame:
     return changed
 
 
+def _never_lower(model: ScoreCalibratedClassifier, variants: list[pd.DataFrame]) -> None:
+    """Both the probability and the model's score never fall along ``variants``."""
+    probabilities = [_risk(model, v) for v in variants]
+    scores = [risk_pipeline(model).decision_function(v) for v in variants]
+    for series in (probabilities, scores):
+        assert all(np.all(b >= a - 1e-12) for a, b in itertools.pairwise(series))
+    assert np.all(scores[-1] > scores[0])  # the driver really moves the score
+
+
 def test_more_previous_sanctions_never_lowers_the_scorecard_score(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
-    people = risk_data[2].head(300)
-    # Keep juvenile sanctions possible for every count we try.
-    people = _with(people, juvenile_sanctions=0)
-    scores = [_risk(scorecard, _with(people, total_sanctions=n)) for n in (0, 1, 3, 8, 20, 60)]
-    assert all(np.all(later >= earlier - 1e-12) for earlier, later in itertools.pairwise(scores))
-    assert np.all(scores[-1] > scores[0])
+    # Juvenile sanctions at 0 keep every count we try consistent.
+    people = _with(risk_data[2].head(300), juvenile_sanctions=0)
+    _never_lower(scorecard, [_with(people, total_sanctions=n) for n in (0, 1, 3, 8, 20, 60)])
 
 
 def test_a_drug_need_never_lowers_the_scorecard_score(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2].head(300)
-    scores = [_risk(scorecard, _with(people, drug_misuse=level)) for level in (0, 1, 2)]
-    assert np.all(scores[1] >= scores[0] - 1e-12) and np.all(scores[2] >= scores[1] - 1e-12)
-    assert np.all(scores[2] > scores[0])
+    _never_lower(scorecard, [_with(people, drug_misuse=level) for level in (0, 1, 2)])
 
 
 def test_older_people_score_lower_all_else_equal(
-    booster: CalibratedClassifierCV, scorecard: CalibratedClassifierCV, risk_data: Data
+    booster: ScoreCalibratedClassifier, scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2].head(200)
     people = _with(people, age_first_sanction=16)
@@ -70,16 +75,17 @@ def test_older_people_score_lower_all_else_equal(
 
 
 def test_not_assessed_is_not_the_same_as_no_problems(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2].head(50)
-    missing = _risk(scorecard, _with(people, drug_misuse=pd.NA))
-    none = _risk(scorecard, _with(people, drug_misuse=0))
+    score = risk_pipeline(scorecard).decision_function
+    missing = score(_with(people, drug_misuse=pd.NA))
+    none = score(_with(people, drug_misuse=0))
     assert np.all(missing > none)  # unscreened people carry the cohort's typical drug risk
 
 
 def test_plain_json_style_input_scores_like_canonical_input(
-    scorecard: CalibratedClassifierCV, risk_data: Data
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
 ) -> None:
     people = risk_data[2].head(100)
     plain = to_model_input(people, FEATURES)

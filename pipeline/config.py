@@ -1,0 +1,162 @@
+"""Configs of the training jobs: frozen, strict, read from TOML.
+
+A config names everything a run depends on (dataset, target, features,
+audit-only attributes, model families, split, bands, promotion gates), and is
+logged whole to MLflow as the run's parameters, so a reviewer can re-run it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Self
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from data.errors import DesistError
+from data.schema import (
+    AUDIT_ONLY,
+    DEFAULT_FEATURES,
+    FIELDS_BY_NAME,
+    TARGET_FIELD,
+    Role,
+    check_feature_names,
+)
+from data.synthetic import SynthConfig
+from models.bands import RiskBands
+from models.calibration import CalibrationMethod
+from models.risk import BoostingSettings, ModelSettings, ScorecardSettings
+
+
+class ConfigError(DesistError):
+    """A config file is unreadable or breaks a rule; the message names the field."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DatasetConfig(_Strict):
+    """Where the training data comes from: a file, or the synthetic generator."""
+
+    name: str = Field(description="human name of the dataset, shown in runs and model cards")
+    path: Path | None = Field(default=None, description="CSV or Parquet file in schema columns")
+    synthetic: SynthConfig | None = Field(default=None, description="generate a cohort instead")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> Self:
+        if (self.path is None) == (self.synthetic is None):
+            raise ValueError("give exactly one of dataset.path and dataset.synthetic")
+        return self
+
+
+class SplitConfig(_Strict):
+    """Train / calibration / test split, stratified by outcome, reproducible by seed."""
+
+    seed: int = 42
+    calibration_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+    test_fraction: float = Field(default=0.2, gt=0, lt=0.5)
+
+
+class GateConfig(_Strict):
+    """What a candidate must show before it may become the champion."""
+
+    auc_tolerance: float = Field(
+        default=0.01, ge=0, description="AUC may fall at most this far below the champion's"
+    )
+    max_ece: float = Field(default=0.03, gt=0, description="expected calibration error limit")
+    max_group_calibration_gap: float = Field(
+        default=0.05,
+        gt=0,
+        description="largest |mean predicted - observed| allowed in any audited group",
+    )
+    min_group_size: int = Field(
+        default=200, ge=1, description="groups smaller than this are reported, not gated"
+    )
+
+
+class EvaluationConfig(_Strict):
+    """How test metrics are estimated."""
+
+    n_bootstrap: int = Field(default=200, ge=20, le=5000)
+    bootstrap_seed: int = 0
+
+
+class RiskTrainConfig(_Strict):
+    """Everything ``desist train risk`` needs."""
+
+    experiment: str = "desist-risk"
+    registered_model: str = "desist-risk"
+    dataset: DatasetConfig
+    target: str = TARGET_FIELD
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    audit_only: tuple[str, ...] = AUDIT_ONLY
+    models: tuple[ModelSettings, ...] = (ScorecardSettings(), BoostingSettings())
+    calibration: CalibrationMethod = Field(
+        default="isotonic", description="monotone map from model score to probability"
+    )
+    split: SplitConfig = SplitConfig()
+    bands: RiskBands = RiskBands()
+    gates: GateConfig = GateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _features_are_allowed(self) -> Self:
+        spec = FIELDS_BY_NAME.get(self.target)
+        if spec is None or spec.role is not Role.TARGET:
+            raise ValueError(f"target {self.target!r} is not an outcome field of the schema")
+        check_feature_names(self.features)
+        overlap = sorted(set(self.features) & set(self.audit_only))
+        if overlap:
+            raise ValueError(f"audit-only attributes may not be features: {overlap}")
+        if not self.models:
+            raise ValueError("name at least one model family in [[models]]")
+        return self
+
+    @property
+    def audited_attributes(self) -> tuple[str, ...]:
+        """Protected characteristics the audit reports: always all, features or not."""
+        protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
+        return tuple(dict.fromkeys((*self.audit_only, *protected)))
+
+
+def _describe(err: ValidationError) -> str:
+    return "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()
+    )
+
+
+def load_risk_config(path: Path, *, data: Path | None = None) -> RiskTrainConfig:
+    """Read a risk-training config from TOML.
+
+    Parameters
+    ----------
+    path
+        The TOML file.
+    data
+        Replaces the config's dataset source with this file (``--data``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the file and every offending field.
+    """
+    try:
+        raw: dict[str, Any] = tomllib.loads(path.read_text())
+    except (OSError, tomllib.TOMLDecodeError) as err:
+        raise ConfigError(f"{path}: cannot read config ({err})") from err
+    if data is not None:
+        dataset = dict(raw.get("dataset", {}))
+        dataset.pop("synthetic", None)
+        dataset["path"] = str(data)
+        dataset.setdefault("name", data.stem)
+        raw["dataset"] = dataset
+    elif isinstance(raw.get("dataset", {}).get("path"), str):
+        # Relative dataset paths are relative to the config file, not the shell.
+        raw["dataset"]["path"] = str((path.parent / raw["dataset"]["path"]).resolve())
+    try:
+        return RiskTrainConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(f"{path}: {_describe(err)}") from err
+    except DesistError as err:
+        raise ConfigError(f"{path}: {err}") from err

@@ -1,0 +1,493 @@
+"""Model cards: what a trained risk model is for, what it was trained on, how well it does.
+
+A card is built from values the training job already has (its dataset, its
+:class:`~pipeline.evaluation.Evaluation`) and rendered to Markdown or to a
+self-contained HTML page. Both renderings come from one list of sections, so
+they always say the same thing in the same order.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import pandas as pd
+
+from data.schema import FIELDS_BY_NAME, NEVER_FEATURES
+from models.bands import RiskBands
+from pipeline.evaluation import Evaluation
+
+JUDGEMENT_SENTENCE = (
+    "This score supports, and does not replace, a practitioner's professional judgement."
+)
+
+COMPARISON_COLUMNS: tuple[str, ...] = (
+    "model",
+    "roc_auc",
+    "roc_auc_ci_low",
+    "roc_auc_ci_high",
+    "ece",
+    "brier",
+)
+
+
+@dataclass(frozen=True, eq=False)
+class ModelCard:
+    """Everything a model card says about one trained model.
+
+    Attributes
+    ----------
+    model_name
+        Registered model name.
+    version
+        Registry version, or None before registration.
+    family
+        Model family, e.g. ``"logistic regression"``.
+    trained_at
+        When training finished (ISO 8601).
+    run_id
+        MLflow run that produced the model.
+    dataset_name, dataset_source, dataset_digest
+        The training data: its name, where it came from and its content digest.
+    n_train, n_calibration, n_test
+        People in each split.
+    target
+        Outcome column, e.g. ``reoffended_12m``.
+    target_description
+        The outcome in plain words.
+    features
+        Model features in order.
+    audit_only
+        Protected attributes kept for the fairness audit and not used as features.
+    bands
+        Risk bands the scores are reported in.
+    evaluation
+        Evaluation on the test split.
+    comparisons
+        Other scores evaluated on the same test rows, columns as in
+        :data:`COMPARISON_COLUMNS`; None or empty when there are none.
+    notes
+        Limits and warnings specific to this model.
+    fairness_summary
+        Findings of the fairness audit, one line each; may be empty.
+
+    Raises
+    ------
+    ValueError
+        If a feature may never be a model feature (ethnicity, the outcome,
+        referrals or the identifier), since the card would then misstate how
+        the model works; or if ``comparisons`` lacks a column.
+    """
+
+    model_name: str
+    version: str | None
+    family: str
+    trained_at: str
+    run_id: str
+    dataset_name: str
+    dataset_source: str
+    dataset_digest: str
+    n_train: int
+    n_calibration: int
+    n_test: int
+    target: str
+    target_description: str
+    features: list[str]
+    audit_only: list[str]
+    bands: RiskBands
+    evaluation: Evaluation
+    comparisons: pd.DataFrame | None
+    notes: list[str]
+    fairness_summary: list[str]
+
+    def __post_init__(self) -> None:
+        """Refuse a card whose statements about features would be false."""
+        forbidden = [f for f in self.features if f in NEVER_FEATURES]
+        if forbidden:
+            raise ValueError(f"never-feature fields listed as features: {', '.join(forbidden)}")
+        if self.comparisons is not None:
+            missing = [c for c in COMPARISON_COLUMNS if c not in self.comparisons.columns]
+            if missing:
+                raise ValueError(f"comparisons lacks the columns {', '.join(missing)}")
+
+
+@dataclass(frozen=True)
+class _Table:
+    header: tuple[str, ...]
+    rows: Sequence[tuple[str, ...]]
+
+
+@dataclass(frozen=True)
+class _Bullets:
+    items: Sequence[str]
+
+
+_Block = str | _Table | _Bullets  # a str is a paragraph
+
+
+@dataclass(frozen=True)
+class _Section:
+    title: str
+    blocks: list[_Block]
+
+
+def render_markdown(card: ModelCard) -> str:
+    """Render the card as Markdown.
+
+    Parameters
+    ----------
+    card
+        The model card.
+
+    Returns
+    -------
+    str
+        Markdown with sections Intended use, Data, Features, Risk bands,
+        Performance on the test split, Per-group results, Comparisons (when
+        there are any), Fairness and Limits. Text is inserted as given;
+        table cells have ``|`` escaped and line breaks flattened.
+    """
+    lines = [f"# {_title(card)}", ""]
+    for section in _sections(card):
+        lines += [f"## {section.title}", ""]
+        for block in section.blocks:
+            if isinstance(block, _Table):
+                lines += _markdown_table(block)
+            elif isinstance(block, _Bullets):
+                lines += [f"- {_one_line(item)}" for item in block.items]
+            else:
+                lines.append(block)
+            lines.append("")
+    return "\n".join(lines)
+
+
+def render_html(card: ModelCard) -> str:
+    """Render the card as a self-contained HTML page.
+
+    Parameters
+    ----------
+    card
+        The model card.
+
+    Returns
+    -------
+    str
+        One HTML document with inline CSS and no external resources, the same
+        sections as :func:`render_markdown`. All text is escaped with
+        :func:`html.escape`, so notes cannot inject markup.
+    """
+    title = html.escape(_title(card))
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en">',
+        "<head>",
+        '<meta charset="utf-8">',
+        f"<title>{title}</title>",
+        f"<style>{_CSS}</style>",
+        "</head>",
+        "<body>",
+        f"<h1>{title}</h1>",
+    ]
+    for section in _sections(card):
+        parts.append(f"<h2>{html.escape(section.title)}</h2>")
+        for block in section.blocks:
+            if isinstance(block, _Table):
+                parts.append(_html_table(block))
+            elif isinstance(block, _Bullets):
+                items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
+                parts.append(f"<ul>{items}</ul>")
+            else:
+                parts.append(f"<p>{html.escape(block)}</p>")
+    parts += ["</body>", "</html>", ""]
+    return "\n".join(parts)
+
+
+_CSS = (
+    "body{font-family:system-ui,-apple-system,'Segoe UI',sans-serif;max-width:60rem;"
+    "margin:2rem auto;padding:0 1rem;line-height:1.5;color:#222}"
+    "h1{border-bottom:2px solid #0072B2;padding-bottom:.3rem}"
+    "h2{margin-top:2rem;color:#0072B2}"
+    "table{border-collapse:collapse;margin:.5rem 0 1rem}"
+    "th,td{border:1px solid #ccc;padding:.25rem .6rem;text-align:left}"
+    "th{background:#f2f2f2}"
+)
+
+
+def _title(card: ModelCard) -> str:
+    version = f"version {card.version}" if card.version else "not yet registered"
+    return f"Model card: {card.model_name} ({version})"
+
+
+def _sections(card: ModelCard) -> list[_Section]:
+    sections = [
+        _intended_use(),
+        _data(card),
+        _features(card),
+        _Section("Risk bands", [_Bullets(card.bands.describe())]),
+        _performance(card),
+        _groups(card),
+    ]
+    if card.comparisons is not None and len(card.comparisons):
+        sections.append(_comparisons(card.comparisons))
+    sections += [_fairness(card), _limits(card)]
+    return sections
+
+
+def _intended_use() -> _Section:
+    return _Section(
+        "Intended use",
+        [
+            "This model estimates the probability that a person re-offends, with the outcome "
+            "defined under Data. It supports offender-management practitioners (police, "
+            "probation and partners in Integrated Offender Management) in deciding how "
+            "intensive supervision should be and which support to offer.",
+            "It is not for sentencing, bail or remand decisions, nor for any decision made "
+            "without a practitioner.",
+            JUDGEMENT_SENTENCE,
+        ],
+    )
+
+
+def _data(card: ModelCard) -> _Section:
+    total = card.n_train + card.n_calibration + card.n_test
+    return _Section(
+        "Data",
+        [
+            _Table(
+                ("item", "value"),
+                [
+                    ("dataset", card.dataset_name),
+                    ("source", card.dataset_source),
+                    ("digest", card.dataset_digest),
+                    ("training people", f"{card.n_train:,}"),
+                    ("calibration people", f"{card.n_calibration:,}"),
+                    ("test people", f"{card.n_test:,}"),
+                    ("total", f"{total:,}"),
+                    ("target", f"{card.target}: {card.target_description}"),
+                    ("model family", card.family),
+                    ("trained at", card.trained_at),
+                    ("MLflow run", card.run_id),
+                ],
+            )
+        ],
+    )
+
+
+def _features(card: ModelCard) -> _Section:
+    items = []
+    for name in card.features:
+        spec = FIELDS_BY_NAME.get(name)
+        items.append(f"{name}: {spec.description}" if spec else name)
+    # A caller may list every audited attribute, including sex when it is also a
+    # feature; calling that "audit only" would contradict the feature list.
+    audit_only = [name for name in card.audit_only if name not in card.features]
+    audit = ", ".join(audit_only) if audit_only else "none"
+    blocks: list[_Block] = [
+        f"The model uses {len(card.features)} features:",
+        _Bullets(items),
+        "Ethnicity is never a feature: it is kept only to audit the scores for fairness. "
+        f"Protected attributes used for the audit only: {audit}.",
+    ]
+    if "sex" in card.features:
+        blocks.append(
+            "Sex is used as a feature deliberately. Women re-offend less often than men with "
+            "the same record, so leaving sex out miscalibrates scores for women: a sex-blind "
+            "model overstates their risk."
+        )
+    return _Section("Features", blocks)
+
+
+_HEADLINE_ROWS: tuple[tuple[str, str, str], ...] = (
+    (
+        "pr_auc",
+        "PR AUC (average precision)",
+        "precision averaged over every threshold; compare with the base rate",
+    ),
+    ("brier", "Brier score", "mean squared error of the probability; lower is better"),
+    ("log_loss", "log loss", "lower is better"),
+    (
+        "ece",
+        "expected calibration error",
+        "mean gap between predicted and observed rates over 10 equal-size groups",
+    ),
+    (
+        "calibration_slope",
+        "calibration slope",
+        "1 is ideal; above 1 scores are too timid, below 1 too extreme",
+    ),
+    ("calibration_intercept", "calibration intercept", "0 is ideal"),
+    ("base_rate", "base rate", "share of test people who re-offended"),
+)
+
+
+def _performance(card: ModelCard) -> _Section:
+    head = card.evaluation.headline
+    rows = [
+        (
+            "ROC AUC",
+            _with_interval(head["roc_auc"], head["roc_auc_ci_low"], head["roc_auc_ci_high"]),
+            "chance that someone who re-offended scored above someone who did not",
+        ),
+        *((label, _number(head[key]), meaning) for key, label, meaning in _HEADLINE_ROWS),
+        ("people", _count(head["n"]), "test split"),
+    ]
+    bands = [
+        (
+            str(r.band),
+            _count(r.n),
+            _percent(r.share),
+            _percent(r.mean_predicted),
+            _percent(r.observed_rate),
+        )
+        for r in card.evaluation.band_table.itertuples(index=False)
+    ]
+    return _Section(
+        "Performance on the test split",
+        [
+            "Intervals are 95% bootstrap percentile intervals.",
+            _Table(("metric", "value", "meaning"), rows),
+            _Table(("band", "people", "share", "mean predicted", "observed rate"), bands),
+        ],
+    )
+
+
+def _groups(card: ModelCard) -> _Section:
+    table = card.evaluation.group_table
+    if not len(table):
+        return _Section("Per-group results", ["No groups were evaluated."])
+    rows = [
+        (
+            str(r.attribute),
+            str(r.group),
+            _count(r.n),
+            _with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
+            _number(r.ece),
+            _percent(r.mean_predicted),
+            _percent(r.observed_rate),
+            _points_with_interval(
+                r.calibration_gap, r.calibration_gap_ci_low, r.calibration_gap_ci_high
+            ),
+        )
+        for r in table.itertuples(index=False)
+    ]
+    return _Section(
+        "Per-group results",
+        [
+            "Calibration gap is mean predicted minus observed rate in percentage points: "
+            "above zero the group's risk is overstated, below zero understated. Intervals are "
+            "95% bootstrap percentile intervals; AUC is n/a where a group has only one outcome.",
+            _Table(
+                (
+                    "attribute",
+                    "group",
+                    "people",
+                    "ROC AUC (95% CI)",
+                    "ECE",
+                    "mean predicted",
+                    "observed rate",
+                    "calibration gap, points (95% CI)",
+                ),
+                rows,
+            ),
+        ],
+    )
+
+
+def _comparisons(comparisons: pd.DataFrame) -> _Section:
+    rows = [
+        (
+            str(r.model),
+            _with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
+            _number(r.ece),
+            _number(r.brier),
+        )
+        for r in comparisons.itertuples(index=False)
+    ]
+    return _Section(
+        "Comparisons",
+        [
+            "Other scores evaluated on the same test people.",
+            _Table(("model", "ROC AUC (95% CI)", "ECE", "Brier score"), rows),
+        ],
+    )
+
+
+def _fairness(card: ModelCard) -> _Section:
+    if card.fairness_summary:
+        return _Section("Fairness", [_Bullets(list(card.fairness_summary))])
+    return _Section("Fairness", ["No fairness summary was recorded for this model."])
+
+
+def _limits(card: ModelCard) -> _Section:
+    return _Section(
+        "Limits",
+        [
+            _Bullets(
+                [
+                    f"The model was trained on {card.dataset_name} ({card.dataset_source}) "
+                    "and reflects the people, practice and period in that data.",
+                    "Re-offending is measured as a new sanction, which also reflects policing: "
+                    "where and whom the police stop, charge and caution.",
+                    "Calibration can drift as practice, policing and the population change; "
+                    "observed rates should be checked against predictions regularly.",
+                    "Groups with few people have wide intervals; their results are uncertain.",
+                    *card.notes,
+                ]
+            )
+        ],
+    )
+
+
+def _number(value: float, digits: int = 3) -> str:
+    return "n/a" if _missing(value) else f"{value:.{digits}f}"
+
+
+def _percent(value: float) -> str:
+    return "n/a" if _missing(value) else f"{value:.1%}"
+
+
+def _count(value: float) -> str:
+    return "n/a" if _missing(value) else f"{int(value):,}"
+
+
+def _with_interval(value: float, low: float, high: float) -> str:
+    if _missing(value):
+        return "n/a"
+    if _missing(low) or _missing(high):
+        return f"{value:.3f}"
+    return f"{value:.3f} ({low:.3f} to {high:.3f})"
+
+
+def _points_with_interval(value: float, low: float, high: float) -> str:
+    """Format a difference of two rates in signed percentage points."""
+    if _missing(value):
+        return "n/a"
+    if _missing(low) or _missing(high):
+        return f"{100 * value:+.1f}"
+    return f"{100 * value:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _one_line(text: str) -> str:
+    return " ".join(text.split())
+
+
+def _markdown_table(table: _Table) -> list[str]:
+    def cells(values: Sequence[str]) -> str:
+        return "| " + " | ".join(_one_line(v).replace("|", "\\|") for v in values) + " |"
+
+    return [cells(table.header), "|" + "---|" * len(table.header), *map(cells, table.rows)]
+
+
+def _html_table(table: _Table) -> str:
+    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
+        for row in table.rows
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

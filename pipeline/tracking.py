@@ -1,0 +1,99 @@
+"""Where runs, artifacts and registered models go.
+
+The embedded default is an SQLite store and a local artifact folder under the
+git-ignored working folder ``DESIST_HOME`` (``./.desist``). A team points
+``MLFLOW_TRACKING_URI`` at its tracking server (or a PostgreSQL store) instead.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import mlflow
+from mlflow.entities import Run
+from mlflow.tracking import MlflowClient
+
+DEFAULT_HOME = Path(".desist")
+
+
+def desist_home() -> Path:
+    """Return the working folder for run state (``DESIST_HOME``, default ``./.desist``)."""
+    return Path(os.environ.get("DESIST_HOME", DEFAULT_HOME)).resolve()
+
+
+@dataclass(frozen=True, slots=True)
+class Tracker:
+    """An MLflow tracking and registry location.
+
+    Parameters
+    ----------
+    tracking_uri
+        MLflow tracking store (``sqlite:///...``, ``postgresql://...`` or a server URL).
+    artifact_root
+        Where new experiments keep artifacts; ``None`` lets the server decide.
+    """
+
+    tracking_uri: str
+    artifact_root: str | None = None
+
+    @classmethod
+    def for_home(cls, home: Path) -> Tracker:
+        """Return the embedded store under ``home``: SQLite plus a local artifact folder."""
+        home.mkdir(parents=True, exist_ok=True)
+        return cls(
+            tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
+            artifact_root=(home / "mlartifacts").as_uri(),
+        )
+
+    @classmethod
+    def from_environment(cls) -> Tracker:
+        """Honour ``MLFLOW_TRACKING_URI``; otherwise the embedded store under ``DESIST_HOME``."""
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return cls(tracking_uri=uri)
+        return cls.for_home(desist_home())
+
+    def client(self) -> MlflowClient:
+        """Return a client bound to this store (tracking and registry)."""
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def experiment_id(self, name: str) -> str:
+        """Return the id of experiment ``name``, creating it when absent."""
+        client = self.client()
+        found = client.get_experiment_by_name(name)
+        if found is not None:
+            return str(found.experiment_id)
+        location = None if self.artifact_root is None else f"{self.artifact_root}/{name}"
+        return str(client.create_experiment(name, artifact_location=location))
+
+    @contextmanager
+    def activate(self) -> Iterator[None]:
+        """Point MLflow's fluent API at this store for the duration of a job.
+
+        The fluent API (``mlflow.start_run``, ``log_model``) keeps its store
+        in process state; the previous one is restored afterwards so that a
+        job never leaves the process pointed at its store.
+        """
+        previous_tracking = mlflow.get_tracking_uri()
+        previous_registry = mlflow.get_registry_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
+        mlflow.set_registry_uri(self.tracking_uri)
+        try:
+            yield
+        finally:
+            mlflow.set_tracking_uri(previous_tracking)
+            mlflow.set_registry_uri(previous_registry)
+
+    def get_run(self, run_id: str) -> Run:
+        """Return a run by id."""
+        return self.client().get_run(run_id)
+
+    def ui_command(self) -> str:
+        """Return the shell command that opens the MLflow UI on this store."""
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return f"open {self.tracking_uri}"
+        return f".venv/bin/mlflow ui --backend-store-uri '{self.tracking_uri}'"

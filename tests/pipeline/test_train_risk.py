@@ -1,0 +1,169 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import mlflow
+import numpy as np
+import pytest
+
+from data.errors import SchemaValidationError
+from data.loaders import write_table
+from data.synthetic import SynthConfig, generate_cohort
+from models.digest import directory_digest
+from pipeline import train_risk
+from pipeline.config import DatasetConfig
+from pipeline.registry import TAG_DIGEST, TAG_FEATURES
+from pipeline.tracking import Tracker
+from pipeline.train_risk import TrainResult, config_params, split_frame, train
+from tests.pipeline.conftest import small_config
+
+
+def test_split_is_stratified_disjoint_and_reproducible() -> None:
+    frame, _ = generate_cohort(SynthConfig(rows=5_000, seed=1))
+    config = small_config()
+    first = split_frame(frame, config)
+    again = split_frame(frame, config)
+    refs = [set(part["subject_ref"]) for part in (first.train, first.calibration, first.test)]
+    assert sum(map(len, refs)) == 5_000 and not (refs[0] & refs[1] or refs[0] & refs[2])
+    assert first.test["subject_ref"].tolist() == again.test["subject_ref"].tolist()
+    rates = [p["reoffended_12m"].astype(float).mean() for p in (first.train, first.test)]
+    assert rates[0] == pytest.approx(rates[1], abs=0.01)
+    assert len(first.test) == 1_000 and len(first.calibration) == 1_000
+
+
+def test_config_is_logged_whole() -> None:
+    params = config_params(small_config())
+    assert params["dataset.synthetic.rows"] == "4000"
+    assert params["bands.cutoffs"] == "[0.3, 0.5, 0.7]"
+    assert params["models.1.family"] == "boosting"
+    assert json.loads(params["features"])[0] == "age"
+
+
+def test_run_holds_metrics_for_every_family_and_group(trained: tuple[Tracker, TrainResult]) -> None:
+    tracker, result = trained
+    run = tracker.get_run(result.run_id)
+    metrics = run.data.metrics
+    for key in (
+        "test_roc_auc",
+        "test_roc_auc_ci_low",
+        "test_roc_auc_ci_high",
+        "test_pr_auc",
+        "test_brier",
+        "test_log_loss",
+        "test_ece",
+        "test_calibration_slope",
+        "test_calibration_intercept",
+        "test_band_high_observed_rate",
+        "test_group_sex_female_ece",
+        "test_group_ethnicity_white_roc_auc",
+        "test_max_group_calibration_gap",
+    ):
+        assert key in metrics, key
+    assert (
+        metrics["test_roc_auc_ci_low"] < metrics["test_roc_auc"] < metrics["test_roc_auc_ci_high"]
+    )
+    assert run.data.params["dataset.name"] == "synthetic-test"
+    assert run.data.tags["desist.selected_family"] == result.selected_family
+    assert {f.family for f in result.families} == {"scorecard", "boosting"}
+
+
+def test_run_logs_the_dataset(trained: tuple[Tracker, TrainResult]) -> None:
+    tracker, result = trained
+    (logged,) = tracker.get_run(result.run_id).inputs.dataset_inputs
+    assert logged.dataset.name == "synthetic-test"
+    assert logged.dataset.digest
+    assert "generate_cohort" in logged.dataset.source
+
+
+def test_child_runs_hold_plots_card_and_model(trained: tuple[Tracker, TrainResult]) -> None:
+    tracker, result = trained
+    client = tracker.client()
+    children = client.search_runs(
+        [result.experiment_id], f"tags.mlflow.parentRunId = '{result.run_id}'"
+    )
+    assert {run.info.run_id for run in children} == {f.run_id for f in result.families}
+    for family in result.families:
+        names = {a.path for a in client.list_artifacts(family.run_id, "plots")}
+        assert {
+            "plots/roc_curve.png",
+            "plots/reliability.png",
+            "plots/score_distribution.png",
+            "plots/bands.png",
+            "plots/feature_effects.png",
+            "plots/group_calibration.png",
+        } <= names
+        top = {a.path for a in client.list_artifacts(family.run_id)}
+        assert {"model_card.md", "model_card.html"} <= top
+        card = Path(client.download_artifacts(family.run_id, "model_card.md")).read_text()
+        assert "supports, and does not replace, a practitioner's professional judgement" in card
+
+
+def test_registered_version_loads_and_matches_its_digest(
+    trained: tuple[Tracker, TrainResult],
+) -> None:
+    tracker, result = trained
+    version = tracker.client().get_model_version("desist-risk", result.version)
+    assert json.loads(version.tags[TAG_FEATURES])[-1] == "sex"
+    with tracker.activate():
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=result.model_uri))
+        assert directory_digest(local) == version.tags[TAG_DIGEST] == result.artifact_digest
+        info = mlflow.models.get_model_info(result.model_uri)
+        assert info.signature is not None
+        assert "total_sanctions" in info.signature.inputs.input_names()
+        model = mlflow.sklearn.load_model(result.model_uri)
+    frame, _ = generate_cohort(SynthConfig(rows=20, seed=99))
+    p = model.predict_proba(frame)[:, 1]
+    assert np.all((p > 0) & (p < 1))
+
+
+def _registered_versions(tracker: Tracker) -> list[object]:
+    return list(tracker.client().search_model_versions("name='desist-risk'"))
+
+
+def _only_run(tracker: Tracker) -> mlflow.entities.Run:
+    experiment = tracker.client().get_experiment_by_name("desist-risk")
+    runs = tracker.client().search_runs([experiment.experiment_id])
+    parents = [r for r in runs if "mlflow.parentRunId" not in r.data.tags]
+    (run,) = parents
+    return run
+
+
+def test_bad_data_fails_the_run_and_registers_nothing(tracker: Tracker, tmp_path: Path) -> None:
+    frame, _ = generate_cohort(SynthConfig(rows=500, seed=2))
+    frame["age"] = frame["age"].astype("Int64")
+    frame.loc[10, "age"] = 150
+    path = tmp_path / "bad.csv"
+    write_table(frame, path)
+    config = small_config(dataset=DatasetConfig(name="bad", path=path))
+    with pytest.raises(SchemaValidationError, match="age, row 11"):
+        train(config, tracker=tracker)
+    run = _only_run(tracker)
+    assert run.info.status == "FAILED"
+    assert "age, row 11: out of range" in run.data.tags["desist.error"]
+    assert _registered_versions(tracker) == []
+
+
+def test_failure_during_training_registers_nothing(
+    tracker: Tracker, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def broken(*args: object, **kwargs: object) -> None:
+        raise RuntimeError("disk full while drawing")
+
+    monkeypatch.setattr(train_risk, "plot_reliability", broken)
+    with pytest.raises(RuntimeError, match="disk full"):
+        train(small_config(), tracker=tracker)
+    assert _only_run(tracker).info.status == "FAILED"
+    assert _registered_versions(tracker) == []
+
+
+@pytest.mark.postgres
+def test_training_against_a_postgresql_store(postgres_database: str, tmp_path: Path) -> None:
+    store = Tracker(tracking_uri=postgres_database, artifact_root=(tmp_path / "art").as_uri())
+    config = small_config(models=small_config().models[:1])
+    result = train(config, tracker=store)
+    version = store.client().get_model_version("desist-risk", result.version)
+    assert version.tags[TAG_DIGEST] == result.artifact_digest
+    assert store.get_run(result.run_id).info.status == "FINISHED"
+    assert result.test["roc_auc"] > 0.6
+    assert len(store.client().search_runs([result.experiment_id])) == 2  # parent + one family
