@@ -67,32 +67,79 @@ def risk_pipeline(model: ScoreCalibratedClassifier | Pipeline) -> Pipeline:
     return pipeline
 
 
-def _tree_path_contributions(
-    booster: HistGradientBoostingClassifier, X: np.ndarray
-) -> tuple[float, np.ndarray]:
-    base = float(np.ravel(booster._baseline_prediction)[0])
-    contributions = np.zeros(X.shape, dtype=np.float64)
-    rows = np.arange(X.shape[0])
-    rate = booster.learning_rate
-    for (predictor,) in booster._predictors:
-        nodes = predictor.nodes
-        # Leaves are stored already shrunk by the learning rate, inner nodes not.
-        value = np.where(nodes["is_leaf"], nodes["value"], nodes["value"] * rate)
-        base += value[0]
-        current = np.zeros(X.shape[0], dtype=np.intp)
-        active = ~nodes["is_leaf"][current].astype(bool)
-        while active.any():
-            at = current[active]
-            feature = nodes["feature_idx"][at]
-            x = X[rows[active], feature]
-            left = np.where(
-                np.isnan(x), nodes["missing_go_to_left"][at] == 1, x <= nodes["num_threshold"][at]
-            )
-            child = np.where(left, nodes["left"][at], nodes["right"][at]).astype(np.intp)
-            np.add.at(contributions, (rows[active], feature), value[child] - value[at])
-            current[active] = child
-            active = ~nodes["is_leaf"][current].astype(bool)
-    return base, contributions
+@dataclass(frozen=True, slots=True)
+class CompiledTrees:
+    """Every tree of a fitted booster in flat arrays, walked all at once.
+
+    Node ``i`` of the forest splits on ``feature[i]`` at ``threshold[i]``
+    (missing values go left where ``missing_left[i]``); ``value[i]`` is the
+    node's contribution to the log-odds so far (inner node values scaled by
+    the learning rate, as the leaves already are).
+    """
+
+    feature: np.ndarray
+    threshold: np.ndarray
+    missing_left: np.ndarray
+    left: np.ndarray
+    right: np.ndarray
+    is_leaf: np.ndarray
+    value: np.ndarray
+    roots: np.ndarray
+    base_value: float
+    depth: int
+
+
+def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
+    """Flatten a fitted binary ``HistGradientBoostingClassifier`` for fast attribution."""
+    parts = [predictor.nodes for (predictor,) in booster._predictors]
+    sizes = np.array([len(nodes) for nodes in parts])
+    offsets = np.concatenate([[0], np.cumsum(sizes)[:-1]])
+    nodes = np.concatenate(parts)
+    shift = np.repeat(offsets, sizes)
+    is_leaf = nodes["is_leaf"].astype(bool)
+    # Leaves are stored already shrunk by the learning rate, inner nodes not.
+    value = np.where(is_leaf, nodes["value"], nodes["value"] * booster.learning_rate)
+    return CompiledTrees(
+        feature=nodes["feature_idx"].astype(np.intp),
+        threshold=nodes["num_threshold"].astype(np.float64),
+        missing_left=nodes["missing_go_to_left"].astype(bool),
+        left=nodes["left"].astype(np.intp) + shift,
+        right=nodes["right"].astype(np.intp) + shift,
+        is_leaf=is_leaf,
+        value=value,
+        roots=offsets.astype(np.intp),
+        base_value=float(np.ravel(booster._baseline_prediction)[0] + value[offsets].sum()),
+        depth=int(nodes["depth"].max()) + 1,
+    )
+
+
+def tree_path_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """Return each feature's tree-path attribution for each row, shape ``(n_rows, n_features)``.
+
+    ``trees.base_value + result.sum(axis=1)`` is the booster's raw log-odds.
+    All trees advance one level per step, so a single row costs a few dozen
+    vectorised operations however many trees there are.
+    """
+    n_rows, n_features = X.shape
+    current = np.tile(trees.roots, n_rows)
+    row = np.repeat(np.arange(n_rows), trees.roots.size)
+    totals = np.zeros(n_rows * n_features)
+    for _ in range(trees.depth):
+        active = np.flatnonzero(~trees.is_leaf[current])
+        if active.size == 0:
+            break
+        at = current[active]
+        feature = trees.feature[at]
+        x = X[row[active], feature]
+        go_left = np.where(np.isnan(x), trees.missing_left[at], x <= trees.threshold[at])
+        child = np.where(go_left, trees.left[at], trees.right[at])
+        totals += np.bincount(
+            row[active] * n_features + feature,
+            weights=trees.value[child] - trees.value[at],
+            minlength=totals.size,
+        )
+        current[active] = child
+    return totals.reshape(n_rows, n_features)
 
 
 def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFrame) -> Explanation:
@@ -114,7 +161,8 @@ def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFra
         raw_base, raw = float(estimator.base_value_), estimator.contributions(X)
         method = EXACT
     elif isinstance(estimator, HistGradientBoostingClassifier):
-        raw_base, raw = _tree_path_contributions(estimator, X)
+        trees = compile_trees(estimator)
+        raw_base, raw = trees.base_value, tree_path_contributions(trees, X)
         method = TREE_PATH
     else:
         raise TypeError(f"no explanation method for {type(estimator).__name__}")

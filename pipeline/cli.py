@@ -75,16 +75,18 @@ def _train_risk(args: argparse.Namespace) -> int:
 def _promote_risk(args: argparse.Namespace) -> int:
     from data.schema import NEVER_FEATURES
     from pipeline.config import GateConfig, load_risk_config
-    from pipeline.registry import promote
+    from pipeline.registry import latest_version, promote
     from pipeline.tracking import Tracker
 
     config = load_risk_config(args.config) if args.config else None
     gates = config.gates if config else GateConfig()
     name = config.registered_model if config else "desist-risk"
+    tracker = Tracker.from_environment()
+    version = latest_version(tracker, name) if args.version == "latest" else str(args.version)
     result = promote(
-        Tracker.from_environment(),
+        tracker,
         name,
-        str(args.version),
+        version,
         gates,
         NEVER_FEATURES,
         force=args.force,
@@ -139,7 +141,9 @@ def build_parser() -> argparse.ArgumentParser:
     promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")
     promote_kinds = promote.add_subparsers(dest="kind", required=True, metavar="KIND")
     promote_risk = promote_kinds.add_parser("risk", help="promote a desist-risk version")
-    promote_risk.add_argument("--version", required=True, help="registered version number")
+    promote_risk.add_argument(
+        "--version", required=True, help="registered version number, or 'latest'"
+    )
     promote_risk.add_argument("--config", type=Path, help="take the gates from this config")
     promote_risk.add_argument("--force", action="store_true", help="override failed gates")
     promote_risk.add_argument("--reason", help="why the gates are overridden (needed with --force)")

@@ -164,6 +164,20 @@ class PromotionResult:
     previous_champion: str | None
 
 
+def latest_version(tracker: Tracker, name: str) -> str:
+    """Return the newest version number of registered model ``name``.
+
+    Raises
+    ------
+    RegistryError
+        If the model has no versions.
+    """
+    versions = tracker.client().search_model_versions(f"name = '{name}'")
+    if not versions:
+        raise RegistryError(f"{name} has no registered versions: train one first")
+    return str(max(int(v.version) for v in versions))
+
+
 def _champion(tracker: Tracker, name: str) -> ModelVersion | None:
     try:
         return tracker.client().get_model_version_by_alias(name, CHAMPION)

@@ -75,18 +75,18 @@ class Tracker:
         """Point MLflow's fluent API at this store for the duration of a job.
 
         The fluent API (``mlflow.start_run``, ``log_model``) keeps its store
-        in process state; the previous one is restored afterwards so that a
-        job never leaves the process pointed at its store.
+        in process state and, for subprocesses, in ``MLFLOW_TRACKING_URI``;
+        both are put back afterwards so that a job never leaves the process
+        pointed at its store (a later ``from_environment`` would read it).
         """
-        previous_tracking = mlflow.get_tracking_uri()
-        previous_registry = mlflow.get_registry_uri()
+        previous = os.environ.get("MLFLOW_TRACKING_URI")
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(previous_tracking)
-            mlflow.set_registry_uri(previous_registry)
+            mlflow.set_registry_uri(None)  # type: ignore[arg-type]  # None means "unset"
+            mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets
 
     def get_run(self, run_id: str) -> Run:
         """Return a run by id."""

@@ -22,3 +22,39 @@ def test_domain_errors_exit_2_with_a_message(
 ) -> None:
     assert main(["synth", "--rows", "10", "--out", str(tmp_path / "c.xlsx")]) == 2
     assert "unknown file type" in capsys.readouterr().err
+
+
+def test_train_then_promote_latest_from_the_command_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = tmp_path / "tiny.toml"
+    config.write_text(
+        'features = ["age", "total_sanctions", "months_offence_free", "drug_misuse"]\n'
+        "[dataset]\n"
+        'name = "tiny"\n'
+        "synthetic = { rows = 3000, seed = 1 }\n"
+        "[[models]]\n"
+        'family = "scorecard"\n'
+        "[gates]\n"
+        "max_ece = 0.2\n"
+        "max_group_calibration_gap = 0.2\n"
+        "[evaluation]\n"
+        "n_bootstrap = 20\n"
+    )
+    assert main(["train", "risk", "--config", str(config)]) == 0
+    summary = capsys.readouterr().out
+    assert "registered: desist-risk version 1 (scorecard)" in summary
+    assert "mlflow ui --backend-store-uri" in summary
+    assert main(["promote", "risk", "--config", str(config), "--version", "latest"]) == 0
+    assert "version 1 is now champion" in capsys.readouterr().out
+
+
+def test_promote_without_models_is_a_clear_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    assert main(["promote", "risk", "--version", "latest"]) == 2
+    assert "no registered versions" in capsys.readouterr().err
