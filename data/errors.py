@@ -70,3 +70,43 @@ class ForbiddenFeatureError(DesistError):
 
 class DatasetFormatError(DesistError):
     """A data file cannot be read: unknown extension, unreadable content."""
+
+
+class ModelUnavailableError(DesistError):
+    """No model is loaded to serve (still loading, or the load failed)."""
+
+
+class ModelLoadError(DesistError):
+    """A registered model cannot be resolved, downloaded or deserialised."""
+
+
+class ModelIntegrityError(ModelLoadError):
+    """A model's files do not match the digest recorded at registration."""
+
+    def __init__(self, name: str, version: str, expected: str, found: str) -> None:
+        self.expected = expected
+        self.found = found
+        super().__init__(
+            f"{name} version {version}: artifact digest {found} does not match "
+            f"the registered {expected}; refusing to load"
+        )
+
+
+class AuthenticationError(DesistError):
+    """A request carries no API key, or one that is unknown or revoked."""
+
+
+class PermissionDeniedError(DesistError):
+    """A valid API key lacks the scope the operation needs."""
+
+
+class PayloadTooLargeError(DesistError):
+    """A request body or batch is larger than the service accepts."""
+
+
+class AuditWriteError(DesistError):
+    """Scores could not be recorded in the audit log, so they must not be returned."""
+
+
+class KeyStoreError(DesistError):
+    """An API key cannot be created or revoked (bad scope, unknown client or key)."""

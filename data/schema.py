@@ -17,6 +17,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, create_model, model_validator
+from pydantic_core import PydanticCustomError
 
 from data.errors import ForbiddenFeatureError, UnknownFieldError
 
@@ -398,3 +403,86 @@ def check_feature_names(features: tuple[str, ...] | list[str]) -> None:
             raise UnknownFieldError(name)
         if not spec.feature_allowed:
             raise ForbiddenFeatureError(name, spec.role.value)
+
+
+def _assessment_annotation(spec: FieldSpec) -> object:
+    """Return the pydantic type of one assessment field, with its range and description."""
+    text = f"{spec.description} Allowed: {spec.allowed_text}."
+    if spec.nullable:
+        text += " Omit or send null when not assessed."
+    field: Any
+    if spec.kind is Kind.CATEGORY:
+        base: Any = Literal[spec.categories]
+        field = Field(description=text)
+    elif spec.kind is Kind.TEXT:
+        base = str
+        field = Field(description=text, strict=True, min_length=1, max_length=128)
+    elif spec.kind is Kind.NUMBER:
+        base = float
+        # strict: a JSON string such as "12" is refused rather than coerced.
+        field = Field(
+            description=text, strict=True, ge=spec.minimum, le=spec.maximum, allow_inf_nan=False
+        )
+    else:
+        base = int
+        field = Field(description=text, strict=True, ge=spec.minimum, le=spec.maximum)
+    if spec.nullable:
+        return Annotated[base | None, field]
+    return Annotated[base, field]
+
+
+def _check_cross_field_rules(model: BaseModel) -> BaseModel:
+    broken = []
+    for rule in CROSS_FIELD_RULES:
+        lower, upper = getattr(model, rule.lower), getattr(model, rule.upper)
+        if lower is not None and upper is not None and lower > upper:
+            broken.append((rule, lower, upper))
+    if broken:
+        rule = broken[0][0]
+        raise PydanticCustomError(
+            "cross_field",
+            "{message}",
+            {
+                "message": "; ".join(
+                    f"{r.lower} ({lo}) is above {r.upper} ({hi}): {r.reason}"
+                    for r, lo, hi in broken
+                ),
+                "fields": ",".join(f for r, _, _ in broken for f in (r.lower, r.upper)),
+                "field": rule.lower,
+            },
+        )
+    return model
+
+
+@cache
+def make_assessment_model() -> type[BaseModel]:
+    """Return the pydantic model of one assessment as a case system sends it.
+
+    Built from :data:`ASSESSMENT_FIELDS` (identifier, static factors, needs
+    items, protected characteristics; never outcome or referrals): numbers
+    must be JSON numbers within the field's range (``NaN`` and infinities
+    refused), categories one of the schema's values, nullable fields may be
+    omitted or null ("not assessed"), unknown fields are refused, and the
+    :data:`CROSS_FIELD_RULES` are checked with a message naming both fields.
+    Built on first call and cached.
+
+    Returns
+    -------
+    type[pydantic.BaseModel]
+        The ``Assessment`` model class.
+    """
+    definitions: dict[str, Any] = {
+        spec.name: (_assessment_annotation(spec), None if spec.nullable else ...)
+        for spec in ASSESSMENT_FIELDS
+    }
+    validators: dict[str, Any] = {
+        "cross_field_rules": model_validator(mode="after")(_check_cross_field_rules)
+    }
+    model: type[BaseModel] = create_model(
+        "Assessment",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="One offender assessment to score; missing needs items mean 'not assessed'.",
+        __validators__=validators,
+        **definitions,
+    )
+    return model

@@ -72,6 +72,28 @@ def _train_risk(args: argparse.Namespace) -> int:
     return 0
 
 
+def _train_pathways(args: argparse.Namespace) -> int:
+    from pipeline.config import load_pathway_config
+    from pipeline.tracking import Tracker
+    from pipeline.train_pathways import train
+
+    config = load_pathway_config(args.config, data=args.data)
+    tracker = Tracker.from_environment()
+    result = train(config, tracker=tracker, progress=_progress)
+    lines = [
+        f"\nPathway model trained in {result.seconds:.0f} s",
+        f"  run:        {result.run_id} (experiment {config.experiment})",
+        f"  registered: {result.registered_model} version {result.version}",
+        "  estimated mean reduction in 12-month re-offending on the test split (95% CI):",
+    ]
+    for name, (mean, low, high) in result.policy_values.items():
+        lines.append(f"    {name:<24} {mean:+.3f} ({low:+.3f} to {high:+.3f})")
+    lines.append(f"  people with at least one recommendation: {result.recommended_share:.0%}")
+    lines.append(f"  browse:     {tracker.ui_command()}")
+    print("\n".join(lines))
+    return 0
+
+
 def _promote_risk(args: argparse.Namespace) -> int:
     from data.schema import NEVER_FEATURES
     from pipeline.config import GateConfig, load_risk_config
@@ -101,6 +123,44 @@ def _promote_risk(args: argparse.Namespace) -> int:
         return 0
     print(f"{name} version {result.version} was NOT promoted; champion unchanged.")
     return 1
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.commands import serve
+
+    print(f"desist scoring service on http://{args.host}:{args.port} (docs at /docs)")
+    serve(args.host, args.port, args.workers)
+    return 0
+
+
+def _keys_create(args: argparse.Namespace) -> int:
+    from serving.commands import create_key
+
+    key = create_key(args.client, args.scope)
+    print(f"API key for {args.client} (scope {args.scope}); it is shown once, store it now:\n{key}")
+    return 0
+
+
+def _keys_revoke(args: argparse.Namespace) -> int:
+    from serving.commands import revoke_key
+
+    count = revoke_key(key_id=args.key_id, client=args.client)
+    print(f"revoked {count} key(s); a running service refuses them within 30 s")
+    return 0
+
+
+def _audit_export(args: argparse.Namespace) -> int:
+    from datetime import UTC, datetime
+
+    from serving.commands import export_audit
+
+    since = None
+    if args.since:
+        since = datetime.fromisoformat(args.since)
+        since = since if since.tzinfo else since.replace(tzinfo=UTC)
+    rows = export_audit(since, args.out)
+    print(f"wrote {rows:,} audit rows to {args.out}")
+    return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,6 +197,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     risk.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
     risk.set_defaults(handler=_train_risk)
+    pathways = train_kinds.add_parser("pathways", help="pathway-effect (recommendation) model")
+    pathways.add_argument(
+        "--config", type=Path, required=True, help="TOML, e.g. configs/pathways.toml"
+    )
+    pathways.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
+    pathways.set_defaults(handler=_train_pathways)
 
     promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")
     promote_kinds = promote.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -148,6 +214,31 @@ def build_parser() -> argparse.ArgumentParser:
     promote_risk.add_argument("--force", action="store_true", help="override failed gates")
     promote_risk.add_argument("--reason", help="why the gates are overridden (needed with --force)")
     promote_risk.set_defaults(handler=_promote_risk)
+
+    serve = commands.add_parser("serve", help="run the HTTP scoring service")
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
+    serve.add_argument("--port", type=int, default=8000)
+    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve.set_defaults(handler=_serve)
+
+    keys = commands.add_parser("keys", help="manage API keys of case systems")
+    key_actions = keys.add_subparsers(dest="action", required=True, metavar="ACTION")
+    create = key_actions.add_parser("create", help="create a key; it is printed once")
+    create.add_argument("--client", required=True, help="name of the calling system")
+    create.add_argument("--scope", choices=("score", "admin"), required=True)
+    create.set_defaults(handler=_keys_create)
+    revoke = key_actions.add_parser("revoke", help="revoke a key, or all keys of a client")
+    target = revoke.add_mutually_exclusive_group(required=True)
+    target.add_argument("--key-id", help="the key id: the 12 hex digits after dsk_")
+    target.add_argument("--client", help="revoke every active key of this client")
+    revoke.set_defaults(handler=_keys_revoke)
+
+    audit = commands.add_parser("audit", help="the audit log of served scores")
+    audit_actions = audit.add_subparsers(dest="action", required=True, metavar="ACTION")
+    export = audit_actions.add_parser("export", help="write audit rows to CSV")
+    export.add_argument("--since", help="ISO date or time (UTC if no zone), e.g. 2026-11-01")
+    export.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    export.set_defaults(handler=_audit_export)
     return parser
 
 

@@ -58,3 +58,25 @@ def test_promote_without_models_is_a_clear_error(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["promote", "risk", "--version", "latest"]) == 2
     assert "no registered versions" in capsys.readouterr().err
+
+
+def test_keys_and_audit_commands(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from serving.settings import get_settings
+
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("DESIST_DATABASE_URL", raising=False)
+    get_settings.cache_clear()
+    try:
+        assert main(["keys", "create", "--client", "probation-cms", "--scope", "score"]) == 0
+        key = capsys.readouterr().out.strip().splitlines()[-1]
+        assert key.startswith("dsk_")
+        key_id = key.split("_")[1]
+        assert main(["keys", "revoke", "--key-id", key_id]) == 0
+        assert "revoked 1 key" in capsys.readouterr().out
+        out = tmp_path / "audit.csv"
+        assert main(["audit", "export", "--since", "2026-01-01", "--out", str(out)]) == 0
+        assert out.read_text().startswith("id,")
+    finally:
+        get_settings.cache_clear()

@@ -1,0 +1,402 @@
+"""desist's scoring service against ``mlflow models serve`` of the same registered model.
+
+Both run on loopback, one worker each, in one run: single-assessment requests
+at concurrency 1, 8 and 32 for a fixed time each (closed loop), then desist at
+a fixed 100 requests/s (open loop, latency counted from the scheduled send
+time), then one 1,000-assessment batch repeated. desist writes its audit log
+(SQLite under a temporary folder) for every score, as in production.
+
+Targets (issue 4): desist >= 5x mlflow's throughput at equal or lower p99;
+p99 < 10 ms at 100 requests/s; a 1,000-assessment batch < 50 ms.
+
+The load generator is a bare keep-alive HTTP/1.1 client on asyncio (see
+``Connection``), bounded by its number of connections; every phase stops
+after its fixed time.
+
+Run: ``.venv/bin/python -m benchmarks.bench_serving [--home DIR] [--seconds 8]``.
+``--home`` reuses a DESIST_HOME whose registry has a ``desist-risk@champion``;
+without it the main config (``configs/synthetic.toml``) is trained into a
+temporary home first.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pandas as pd
+from mlflow.tracking import MlflowClient
+
+from benchmarks.common import save
+from data.schema import ASSESSMENT_FIELDS, Kind
+from data.synthetic import SynthConfig, generate_cohort
+from serving.commands import create_key
+from serving.settings import Settings
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+MODEL = "desist-risk"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def train_home(home: Path) -> None:
+    from data.schema import NEVER_FEATURES
+    from pipeline.config import load_risk_config
+    from pipeline.registry import promote
+    from pipeline.tracking import Tracker
+    from pipeline.train_risk import train
+
+    config = load_risk_config(REPO / "configs" / "synthetic.toml")
+    tracker = Tracker.for_home(home)
+    result = train(config, tracker=tracker, progress=print)
+    decision = promote(tracker, MODEL, result.version, config.gates, NEVER_FEATURES)
+    if not decision.promoted:
+        promote(
+            tracker,
+            MODEL,
+            result.version,
+            config.gates,
+            NEVER_FEATURES,
+            force=True,
+            reason="benchmark store",
+        )
+
+
+def assessments(n: int) -> list[dict[str, Any]]:
+    """Realistic assessments from the synthetic cohort, as a case system sends them."""
+    cohort, _ = generate_cohort(SynthConfig(rows=n, seed=99))
+    out = []
+    for i, row in enumerate(cohort.to_dict("records")):
+        item: dict[str, Any] = {"subject_ref": f"bench-{i}"}
+        for spec in ASSESSMENT_FIELDS[1:]:
+            value = row.get(spec.name)
+            if value is None or pd.isna(value):
+                continue  # not assessed
+            if spec.kind is Kind.CATEGORY:
+                item[spec.name] = str(value)
+            elif spec.kind is Kind.NUMBER:
+                item[spec.name] = float(value)
+            else:
+                item[spec.name] = int(value)
+        out.append(item)
+    return out
+
+
+def wait_ready(url: str, process: subprocess.Popen[bytes], seconds: float = 120) -> float:
+    started = time.monotonic()
+    while time.monotonic() - started < seconds:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited with {process.returncode}")
+        try:
+            if httpx.get(url, timeout=1).status_code == 200:
+                return time.monotonic() - started
+        except httpx.TransportError:
+            pass
+        time.sleep(0.25)
+    raise RuntimeError(f"{url} not ready within {seconds} s")
+
+
+def summary(latencies: list[float], seconds: float, errors: int) -> dict[str, Any]:
+    ms = np.asarray(latencies) * 1000
+    return {
+        "requests": len(latencies),
+        "errors": errors,
+        "throughput_rps": round(len(latencies) / seconds, 1),
+        "p50_ms": round(float(np.percentile(ms, 50)), 2) if ms.size else None,
+        "p99_ms": round(float(np.percentile(ms, 99)), 2) if ms.size else None,
+    }
+
+
+class Connection:
+    """One keep-alive HTTP/1.1 connection speaking just enough HTTP for these two servers.
+
+    httpx costs a few milliseconds of CPU per request here, as much as the
+    servers under test on this 2-core machine; a bare connection keeps the
+    load generator's share small, so the figures are the servers'.
+    """
+
+    def __init__(self, port: int, request: bytes) -> None:
+        self.port = port
+        self.request = request
+        self.reader: asyncio.StreamReader | None = None
+        self.writer: asyncio.StreamWriter | None = None
+
+    async def send(self) -> int:
+        """Send the request, read the whole response, return its status.
+
+        A connection the server closed while idle (keep-alive timeout) is reopened once.
+        """
+        for attempt in (1, 2):
+            if self.writer is None:
+                self.reader, self.writer = await asyncio.open_connection("127.0.0.1", self.port)
+            assert self.reader is not None
+            try:
+                self.writer.write(self.request)
+                head = await self.reader.readuntil(b"\r\n\r\n")
+                break
+            except (asyncio.IncompleteReadError, ConnectionError):
+                self.writer = None
+                if attempt == 2:
+                    raise
+        status = int(head.split(b" ", 2)[1])
+        length = 0
+        for line in head.split(b"\r\n"):
+            if line.lower().startswith(b"content-length:"):
+                length = int(line.split(b":", 1)[1])
+        await self.reader.readexactly(length)
+        return status
+
+    async def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+            await self.writer.wait_closed()
+
+
+def http_request(path: str, body: bytes, headers: dict[str, str]) -> bytes:
+    lines = [f"POST {path} HTTP/1.1", "Host: 127.0.0.1", f"Content-Length: {len(body)}"]
+    lines += [f"{k}: {v}" for k, v in headers.items()]
+    return ("\r\n".join(lines) + "\r\n\r\n").encode() + body
+
+
+async def closed_loop(
+    port: int, request: bytes, concurrency: int, seconds: float
+) -> dict[str, Any]:
+    """``concurrency`` clients, each sending its next request when the last one answered."""
+    latencies: list[float] = []
+    errors = 0
+    connections = [Connection(port, request) for _ in range(concurrency)]
+
+    async def warm(connection: Connection) -> None:  # connections, caches, the key check
+        for _ in range(3):
+            await connection.send()
+
+    await asyncio.gather(*(warm(c) for c in connections))
+    deadline = time.perf_counter() + seconds
+
+    async def worker(connection: Connection) -> None:
+        nonlocal errors
+        while time.perf_counter() < deadline:
+            started = time.perf_counter()
+            if await connection.send() == 200:
+                latencies.append(time.perf_counter() - started)
+            else:
+                errors += 1
+
+    started = time.perf_counter()
+    await asyncio.gather(*(worker(c) for c in connections))
+    elapsed = time.perf_counter() - started
+    for connection in connections:
+        await connection.close()
+    return summary(latencies, elapsed, errors)
+
+
+async def open_loop(port: int, request: bytes, rate: float, seconds: float) -> dict[str, Any]:
+    """Requests scheduled at a fixed rate whatever the answers; latency from the schedule.
+
+    At most 64 connections: a request waits for a free one, and that wait counts.
+    """
+    latencies: list[float] = []
+    errors = 0
+    idle: asyncio.Queue[Connection] = asyncio.Queue()
+    for _ in range(64):
+        connection = Connection(port, request)
+        await connection.send()
+        idle.put_nowait(connection)
+
+    async def one(scheduled: float) -> None:
+        nonlocal errors
+        connection = await idle.get()
+        try:
+            status = await connection.send()
+        finally:
+            idle.put_nowait(connection)
+        if status == 200:
+            latencies.append(time.perf_counter() - scheduled)
+        else:
+            errors += 1
+
+    start = time.perf_counter()
+    tasks = []
+    for i in range(int(rate * seconds)):
+        scheduled = start + i / rate
+        await asyncio.sleep(max(0.0, scheduled - time.perf_counter()))
+        tasks.append(asyncio.create_task(one(scheduled)))
+    await asyncio.gather(*tasks)
+    while not idle.empty():
+        await idle.get_nowait().close()
+    return {"rate_rps": rate, **summary(latencies, seconds, errors)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, help="DESIST_HOME with a champion to reuse")
+    parser.add_argument("--seconds", type=float, default=8.0, help="per concurrency level")
+    parser.add_argument("--workers", type=int, default=1, help="desist uvicorn workers")
+    parser.add_argument("--name", default="serving", help="results file name")
+    args = parser.parse_args()
+
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-serving-"))
+    home = args.home.resolve() if args.home else scratch / "home"
+    if args.home is None:
+        train_home(home)
+    tracking = f"sqlite:///{home / 'mlflow.db'}"
+    version = MlflowClient(tracking, tracking).get_model_version_by_alias(MODEL, "champion")
+    features: list[str] = json.loads(version.tags["desist.features"])
+
+    settings = Settings(
+        home=scratch / "service",
+        tracking_uri=tracking,
+        database_url=f"sqlite:///{scratch / 'audit.db'}",
+    )
+    key = create_key("benchmark", "score", settings=settings)
+    env = {
+        **os.environ,
+        "PATH": f"{BIN}{os.pathsep}{os.environ.get('PATH', '')}",
+        "MLFLOW_TRACKING_URI": tracking,
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DESIST_HOME": str(settings.home),
+        "DESIST_TRACKING_URI": tracking,
+        "DESIST_DATABASE_URL": settings.resolved_database_url(),
+    }
+    mlflow_port, desist_port = free_port(), free_port()
+    logs = (scratch / "mlflow.log").open("w"), (scratch / "desist.log").open("w")
+    servers = [
+        subprocess.Popen(
+            [
+                str(BIN / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                f"models:/{MODEL}@champion",
+                "--env-manager",
+                "local",
+                "-p",
+                str(mlflow_port),
+                "--host",
+                "127.0.0.1",
+            ],
+            env=env,
+            cwd=scratch,
+            stdout=logs[0],
+            stderr=subprocess.STDOUT,
+        ),
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-c",
+                "from serving.commands import serve; "
+                f"serve('127.0.0.1', {desist_port}, {args.workers})",
+            ],
+            env=env,
+            cwd=REPO,
+            stdout=subprocess.DEVNULL,
+            stderr=logs[1],
+        ),
+    ]
+    try:
+        mlflow_ready = wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", servers[0])
+        desist_ready = wait_ready(f"http://127.0.0.1:{desist_port}/readyz", servers[1])
+
+        sample = assessments(1_000)
+        one = sample[0]
+        desist_body = json.dumps({"assessments": [one]}).encode()
+        batch_body = json.dumps({"assessments": sample}).encode()
+        row = [one.get(name) for name in features]
+        mlflow_body = json.dumps({"dataframe_split": {"columns": features, "data": [row]}}).encode()
+        headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
+
+        desist_request = http_request(
+            "/v1/risk-scores", desist_body, {**headers, "Connection": "keep-alive"}
+        )
+        mlflow_request = http_request(
+            "/invocations", mlflow_body, {"content-type": "application/json"}
+        )
+        mlflow_url = f"http://127.0.0.1:{mlflow_port}/invocations"
+        check = httpx.post(mlflow_url, content=mlflow_body, headers=headers, timeout=30)
+        check.raise_for_status()
+
+        levels: dict[str, Any] = {}
+        for concurrency in (1, 8, 32):
+            m = asyncio.run(closed_loop(mlflow_port, mlflow_request, concurrency, args.seconds))
+            d = asyncio.run(closed_loop(desist_port, desist_request, concurrency, args.seconds))
+            levels[str(concurrency)] = {
+                "mlflow": m,
+                "desist": d,
+                "throughput_ratio": round(d["throughput_rps"] / m["throughput_rps"], 2),
+                "p99_desist_le_mlflow": d["p99_ms"] <= m["p99_ms"],
+            }
+            print(concurrency, json.dumps(levels[str(concurrency)]), flush=True)
+        open_100 = asyncio.run(open_loop(desist_port, desist_request, 100.0, args.seconds))
+
+        batch_ms = []
+        with httpx.Client(timeout=60) as client:
+            url = f"http://127.0.0.1:{desist_port}/v1/risk-scores"
+            for _ in range(25):
+                started = time.perf_counter()
+                response = client.post(url, content=batch_body, headers=headers)
+                batch_ms.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text[:300]
+                assert len(response.json()["scores"]) == 1_000
+        batch_ms = batch_ms[5:]  # warm-up
+    finally:
+        for server in servers:
+            server.terminate()
+        for server in servers:
+            try:
+                server.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                server.kill()
+        for handle in logs:
+            handle.close()
+
+    ratios = [level["throughput_ratio"] for level in levels.values()]
+    figures = {
+        "load_average_at_start": load_at_start,
+        "model": {
+            "name": MODEL,
+            "version": str(version.version),
+            "family": version.tags.get("desist.family"),
+            "features": len(features),
+        },
+        "desist_workers": args.workers,
+        "mlflow_workers": 1,
+        "seconds_per_level": args.seconds,
+        "ready_seconds": {"mlflow": round(mlflow_ready, 1), "desist": round(desist_ready, 1)},
+        "closed_loop": levels,
+        "open_loop_desist": open_100,
+        "batch_1000_ms": {
+            "p50": round(float(np.percentile(batch_ms, 50)), 1),
+            "min": round(min(batch_ms), 1),
+            "max": round(max(batch_ms), 1),
+        },
+        "targets": {
+            "throughput_ratio_at_least_5": min(ratios) >= 5,
+            "p99_not_worse_than_mlflow": all(
+                level["p99_desist_le_mlflow"] for level in levels.values()
+            ),
+            "p99_under_10ms_at_100rps": open_100["p99_ms"] < 10,
+            "batch_1000_under_50ms": float(np.percentile(batch_ms, 50)) < 50,
+        },
+    }
+    save(args.name, figures)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,525 @@
+"""The scoring service: a FastAPI app that scores assessments and audits every score.
+
+Build it with :func:`create_app` (tests, embedding) or let uvicorn call
+:func:`create_app_from_env`. Nothing is loaded at import: the database and
+the model are opened in the app's lifespan.
+"""
+
+# No ``from __future__ import annotations`` here: FastAPI reads the route
+# signatures at runtime, and the request body type is built per app.
+
+import asyncio
+import contextlib
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+from fastapi import Depends, FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, PlainTextResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from pydantic_core import to_json
+from starlette.concurrency import run_in_threadpool
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from data.errors import (
+    AuditWriteError,
+    AuthenticationError,
+    DesistError,
+    ModelLoadError,
+    ModelUnavailableError,
+    PayloadTooLargeError,
+    PermissionDeniedError,
+)
+from serving.audit import AuditLog, AuditRecord, input_digest
+from serving.database import make_engine
+from serving.keys import Client, KeyStore
+from serving.logs import configure_logging
+from serving.metrics import Metrics
+from serving.registry_loader import LoadedModel, ModelHolder, champion_version
+from serving.schemas import (
+    BATCH_TOO_LARGE,
+    ErrorBody,
+    ModelsResponse,
+    ReloadResponse,
+    RiskScoreResponse,
+    Violation,
+    risk_score_request_model,
+)
+from serving.settings import Settings, get_settings
+
+log = logging.getLogger("desist.serving")
+request_log = logging.getLogger("desist.serving.requests")
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+
+#: HTTP status of each domain error; anything else is a 500 without details.
+STATUS: dict[type[DesistError], tuple[int, str]] = {
+    AuthenticationError: (401, "unauthenticated"),
+    PermissionDeniedError: (403, "forbidden"),
+    PayloadTooLargeError: (413, "payload_too_large"),
+    ModelUnavailableError: (503, "model_unavailable"),
+    ModelLoadError: (503, "model_load_failed"),
+    AuditWriteError: (503, "audit_unavailable"),
+}
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorBody, "description": "No valid API key."},
+    403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
+    503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
+}
+
+
+# --- request context: id, body limit, one log line and metrics per request ---
+
+
+class RequestContextMiddleware:
+    """Give each request an id, cap its body, and log and count it when done.
+
+    A plain ASGI middleware (not ``BaseHTTPMiddleware``), as it runs on every
+    request and must stay cheap.
+    """
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        """Handle one ASGI call."""
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        request_id = uuid.uuid4().hex
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        status = 500
+        limit = self.max_body_bytes
+
+        async def send_with_id(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+                message.setdefault("headers", [])
+                message["headers"] = [
+                    *message["headers"],
+                    (b"x-request-id", request_id.encode()),
+                ]
+            await send(message)
+
+        received = 0
+
+        async def capped_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise StarletteHTTPException(413, f"request body over {limit} bytes")
+            return message
+
+        try:
+            declared = _content_length(scope)
+            if declared is not None and declared > limit:
+                body = ErrorBody(
+                    error="payload_too_large",
+                    detail=f"request body of {declared} bytes; at most {limit} are accepted",
+                    request_id=request_id,
+                )
+                response = JSONResponse(body.model_dump(exclude_none=True), status_code=413)
+                await response(scope, receive, send_with_id)
+            else:
+                await self.app(scope, capped_receive, send_with_id)
+        finally:
+            elapsed = time.perf_counter() - started
+            route = scope.get("route")
+            path = getattr(route, "path", None) or "unmatched"
+            self.metrics.observe_request(scope["method"], path, status, elapsed)
+            request_log.info(
+                "request",
+                extra={
+                    "request_id": request_id,
+                    "client": state.get("client"),
+                    "method": scope["method"],
+                    "route": path,
+                    "status": status,
+                    "latency_ms": round(elapsed * 1000, 3),
+                },
+            )
+
+
+def _content_length(scope: Scope) -> int | None:
+    for name, value in scope.get("headers", ()):
+        if name == b"content-length":
+            try:
+                return int(value)
+            except ValueError:
+                return None
+    return None
+
+
+# --- dependencies ---
+
+bearer = HTTPBearer(
+    auto_error=False,
+    scheme_name="ApiKey",
+    description="A desist API key: `Authorization: Bearer dsk_...` (`desist keys create`).",
+)
+
+
+async def get_model(request: Request) -> LoadedModel:
+    """Return the model to score with; read once, so a reload cannot change it mid-request."""
+    holder: ModelHolder = request.app.state.holder
+    return holder.get()
+
+
+async def get_metrics(request: Request) -> Metrics:
+    """Return this process's metrics."""
+    metrics: Metrics = request.app.state.metrics
+    return metrics
+
+
+async def get_holder(request: Request) -> ModelHolder:
+    """Return the model holder (for reloads)."""
+    holder: ModelHolder = request.app.state.holder
+    return holder
+
+
+async def authenticate(
+    request: Request, credentials: HTTPAuthorizationCredentials | None
+) -> Client:
+    """Return the client whose API key the request carries.
+
+    Raises
+    ------
+    AuthenticationError
+        Without a bearer key, or with one that is unknown or revoked.
+    """
+    if credentials is None:
+        raise AuthenticationError("missing API key: send 'Authorization: Bearer <key>'")
+    keys: KeyStore = request.app.state.keys
+    client = keys.cached(credentials.credentials)
+    if client is None:
+        # scrypt and a database read: off the event loop.
+        client = await run_in_threadpool(keys.verify, credentials.credentials)
+    request.state.client = client.name
+    return client
+
+
+def require(scope: str) -> Callable[..., Awaitable[Client]]:
+    """Return a dependency that admits clients whose key allows ``scope``.
+
+    Authentication and the scope check are one dependency: FastAPI's
+    resolution costs tens of microseconds per dependency on every request.
+    """
+
+    async def check(
+        request: Request,
+        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
+    ) -> Client:
+        client = await authenticate(request, credentials)
+        if not client.may(scope):
+            raise PermissionDeniedError(f"this key's scope ({client.scope}) does not allow {scope}")
+        return client
+
+    return check
+
+
+ModelDep = Annotated[LoadedModel, Depends(get_model)]
+MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+HolderDep = Annotated[ModelHolder, Depends(get_holder)]
+ClientDep = Annotated[Client, Depends(require("score"))]
+AdminDep = Annotated[Client, Depends(require("admin"))]
+
+
+# --- error handling: one place maps errors to status codes ---
+
+
+def _request_id(request: Request) -> str | None:
+    return getattr(request.state, "request_id", None)
+
+
+def _error_response(
+    request: Request,
+    status: int,
+    error: str,
+    detail: str,
+    violations: list[Violation] | None = None,
+    headers: Mapping[str, str] | None = None,
+) -> JSONResponse:
+    body = ErrorBody(
+        error=error, detail=detail, request_id=_request_id(request), violations=violations
+    )
+    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+
+
+def _violation(error: Any) -> Violation:
+    loc = [part for part in error["loc"] if part != "body"]
+    index = None
+    if len(loc) >= 2 and loc[0] == "assessments" and isinstance(loc[1], int):
+        index = loc[1]
+        loc = loc[2:]
+    kind = error["type"]
+    field = ".".join(str(part) for part in loc) or None
+    reason = error["msg"]
+    if kind == "cross_field":
+        field = error["ctx"]["field"]
+    elif kind == "extra_forbidden":
+        reason = "unknown field: not part of the assessment schema"
+    elif kind == "missing":
+        reason = "required field is missing"
+    return Violation(assessment_index=index, field=field, reason=reason)
+
+
+def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
+    """Map every error to a status code and an :class:`ErrorBody`; never a 200."""
+
+    async def on_desist_error(request: Request, exc: Exception) -> JSONResponse:
+        status, error = next(
+            (code for kind, code in STATUS.items() if isinstance(exc, kind)),
+            (500, "internal_error"),
+        )
+        metrics.count_error(type(exc).__name__)
+        if status == 500:
+            log.error("unmapped domain error", exc_info=exc)
+            return _error_response(request, 500, error, "internal error")
+        if isinstance(exc, AuditWriteError):
+            log.error(
+                "audit write failed", exc_info=exc, extra={"request_id": _request_id(request)}
+            )
+        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        return _error_response(request, status, error, str(exc), headers=headers)
+
+    async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        errors = list(exc.errors())
+        too_large = next((e for e in errors if e["type"] == BATCH_TOO_LARGE), None)
+        if too_large is not None:
+            metrics.count_error("batch_too_large")
+            return _error_response(request, 413, "payload_too_large", too_large["msg"])
+        metrics.count_error("validation")
+        violations = [_violation(e) for e in errors]
+        return _error_response(
+            request,
+            422,
+            "invalid_request",
+            f"{len(violations)} problem(s) in the request",
+            violations=violations,
+        )
+
+    async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        error = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
+            exc.status_code, "http_error"
+        )
+        return _error_response(
+            request, exc.status_code, error, str(exc.detail), headers=exc.headers
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        metrics.count_error(type(exc).__name__)
+        log.error("unexpected error", exc_info=exc, extra={"request_id": _request_id(request)})
+        # Never the exception text: it may quote inputs, paths or credentials.
+        return _error_response(
+            request, 500, "internal_error", "internal error; quote the request id to the operator"
+        )
+
+    app.add_exception_handler(DesistError, on_desist_error)
+    app.add_exception_handler(RequestValidationError, on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, on_http_error)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+# --- routes ---
+
+
+def _score_response(
+    body: Any, model: LoadedModel, client: Client, request_id: str, audit: AuditLog
+) -> tuple[bytes, list[str]]:
+    """Score, audit in one transaction, then serialise; nothing is returned unaudited."""
+    assessments = body.assessments
+    scores = model.scorer.score(assessments)
+    audit.record(
+        client=client.name,
+        request_id=request_id,
+        model_name=model.name,
+        model_version=model.version,
+        records=[
+            AuditRecord(
+                subject_ref=score["subject_ref"],
+                input_digest=input_digest(item),
+                risk_probability=score["risk_probability"],
+                risk_band=score["risk_band"],
+            )
+            for item, score in zip(assessments, scores, strict=True)
+        ],
+    )
+    # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
+    content = to_json(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "request_id": request_id,
+            "scores": scores,
+        }
+    )
+    return content, [score["risk_band"] for score in scores]
+
+
+def add_routes(app: FastAPI, settings: Settings) -> None:
+    """Declare the service's endpoints on ``app``."""
+    request_model = risk_score_request_model(settings.max_batch)
+
+    @app.post(
+        "/v1/risk-scores",
+        response_model=RiskScoreResponse,
+        responses={
+            **ERRORS,
+            413: {"model": ErrorBody, "description": "Batch or body too large."},
+            422: {"model": ErrorBody, "description": "Invalid assessments: see violations."},
+        },
+        tags=["scores"],
+        summary="Score a batch of assessments",
+    )
+    async def score_assessments(
+        body: request_model,  # type: ignore[valid-type]
+        request: Request,
+        model: ModelDep,
+        client: ClientDep,
+    ) -> Response:
+        """Return the calibrated re-offending probability, band and reasons of each assessment.
+
+        Every score is written to the audit log before the response is sent.
+        """
+        state = request.app.state
+        content, bands = _score_response(body, model, client, request.state.request_id, state.audit)
+        state.metrics.count_scores(model.version, bands)
+        return Response(content=content, media_type="application/json")
+
+    @app.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["models"])
+    async def list_models(model: ModelDep, client: ClientDep) -> ModelsResponse:
+        """Describe the model versions served: training data and date, metrics, model card."""
+        return ModelsResponse(models=[model.describe()])
+
+    @app.post("/admin/reload", response_model=ReloadResponse, responses=ERRORS, tags=["admin"])
+    def reload_model(holder: HolderDep, client: AdminDep) -> ReloadResponse:
+        """Load the version the alias points at now; on failure the old model keeps serving."""
+        previous = holder.current
+        try:
+            loaded = holder.reload()
+        except ModelLoadError as err:
+            still = f"still serving version {previous.version}" if previous else "no model served"
+            raise ModelLoadError(f"reload failed ({still}): {err}") from err
+        log.info(
+            "model reloaded",
+            extra={"client": client.name, "version": loaded.version},
+        )
+        return ReloadResponse(
+            status="reloaded",
+            previous_version=None if previous is None else previous.version,
+            model=loaded.describe(),
+        )
+
+    @app.get("/healthz", tags=["operations"])
+    async def healthz() -> dict[str, str]:
+        """Answer while the process is alive."""
+        return {"status": "alive"}
+
+    @app.get(
+        "/readyz",
+        tags=["operations"],
+        responses={503: {"model": ErrorBody, "description": "Not ready, with the reason."}},
+    )
+    async def readyz(holder: HolderDep) -> dict[str, str]:
+        """Answer 200 once a model is loaded; 503 with the reason before that."""
+        model = holder.get()
+        return {"status": "ready", "model": model.name, "version": model.version}
+
+    @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
+    async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
+        """Return the Prometheus metrics of this process."""
+        return PlainTextResponse(
+            metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+        )
+
+
+# --- the app ---
+
+
+async def _poll_alias(holder: ModelHolder, seconds: float) -> None:
+    """Reload when the alias moves to another version; errors keep the served model."""
+    while True:
+        await asyncio.sleep(seconds)
+        try:
+            version = await run_in_threadpool(champion_version, holder.settings)
+            current = holder.current
+            if current is None or current.version != version:
+                await run_in_threadpool(holder.reload)
+        except ModelLoadError:
+            pass  # already logged and kept for /readyz
+        except Exception:
+            log.exception("alias poll failed")
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Return the scoring service app for ``settings``.
+
+    The database and the model are opened when the app starts (its
+    lifespan), not here; a model that fails to load leaves the app running
+    and ``/readyz`` answering 503 with the reason.
+    """
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        engine = make_engine(settings.resolved_database_url())
+        app.state.audit = AuditLog(engine)
+        app.state.keys = KeyStore(engine)
+        holder = ModelHolder(settings)
+        app.state.holder = holder
+        with contextlib.suppress(ModelLoadError):
+            await run_in_threadpool(holder.reload)
+        poller = (
+            asyncio.create_task(_poll_alias(holder, settings.poll_seconds))
+            if settings.poll_seconds > 0
+            else None
+        )
+        try:
+            yield
+        finally:
+            if poller is not None:
+                poller.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await poller
+            engine.dispose()
+
+    app = FastAPI(
+        title="desist scoring service",
+        summary="Calibrated re-offending risk scores with reasons, audited.",
+        version="1",
+        lifespan=lifespan,
+    )
+    metrics = Metrics()
+    app.state.metrics = metrics
+    app.state.settings = settings
+    install_error_handlers(app, metrics)
+    add_routes(app, settings)
+    app.add_middleware(
+        RequestContextMiddleware,
+        max_body_bytes=settings.max_body_bytes,
+        metrics=metrics,
+    )
+    return app
+
+
+def create_app_from_env() -> FastAPI:
+    """Return the app configured from ``DESIST_*`` variables, with JSON logs (for uvicorn)."""
+    configure_logging()
+    return create_app(get_settings())

@@ -1,0 +1,90 @@
+"""Plain functions behind the ``desist serve``, ``desist keys`` and ``desist audit`` commands.
+
+The CLI parses arguments and prints; these do the work, reading the same
+``DESIST_*`` settings as the service.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+
+import uvicorn
+
+from serving.audit import export_audit as _export_audit
+from serving.database import make_engine
+from serving.keys import KeyStore
+from serving.settings import Settings, get_settings
+
+APP_FACTORY = "serving.app:create_app_from_env"
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
+    """Run the scoring service under uvicorn until interrupted.
+
+    Parameters
+    ----------
+    host, port
+        Where to listen; the default keeps the service on loopback.
+    workers
+        Worker processes; each loads its own copy of the model.
+    """
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        # uvloop + httptools: the pure-Python loop and parser cost tens of ms per request.
+        loop="uvloop",
+        http="httptools",
+        # The app writes its own JSON line per request; uvicorn's access log would repeat it.
+        access_log=False,
+        log_level="warning",
+    )
+
+
+def _keys(settings: Settings | None) -> KeyStore:
+    return KeyStore(make_engine((settings or get_settings()).resolved_database_url()))
+
+
+def create_key(client: str, scope: str, settings: Settings | None = None) -> str:
+    """Create an API key for ``client`` with scope ``score`` or ``admin``; return it.
+
+    The key is returned once (print it for the operator); only a salted hash is stored.
+
+    Raises
+    ------
+    KeyStoreError
+        If the scope is unknown or the client name is invalid.
+    """
+    _key_id, key = _keys(settings).create_key(client, scope)
+    return key
+
+
+def revoke_key(
+    *, key_id: str | None = None, client: str | None = None, settings: Settings | None = None
+) -> int:
+    """Revoke one key by its id (the part after ``dsk_``) or every key of a client.
+
+    Returns
+    -------
+    int
+        How many keys were revoked. A running service stops accepting them
+        within its key cache time (30 s).
+
+    Raises
+    ------
+    KeyStoreError
+        If neither or both are given, or no active key matches.
+    """
+    return _keys(settings).revoke(key_id=key_id, client=client)
+
+
+def export_audit(since: datetime | None, out: Path, settings: Settings | None = None) -> int:
+    """Write the audit log (from ``since`` on, if given) to CSV at ``out``; return the row count."""
+    engine = make_engine((settings or get_settings()).resolved_database_url())
+    try:
+        return _export_audit(engine, since, out)
+    finally:
+        engine.dispose()

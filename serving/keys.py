@@ -1,0 +1,172 @@
+"""API keys: one or more per client, each with a scope; only a salted hash is stored.
+
+A key reads ``dsk_<key id>_<secret>``. The key id (public, 12 hex digits)
+finds the stored row; the secret is checked against its scrypt hash with a
+per-key salt, in constant time. The key itself is shown once, when created.
+
+scrypt is deliberately slow (tens of milliseconds), so a verified key is
+remembered in memory, under a keyed hash of the key (never the key), for
+``cache_seconds``: a revocation takes effect in a running service within
+that time.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Literal
+
+from sqlalchemy import Engine, select, update
+
+from data.errors import AuthenticationError, KeyStoreError
+from serving.database import api_keys_table
+
+Scope = Literal["score", "admin"]
+SCOPES: tuple[str, ...] = ("score", "admin")
+PREFIX = "dsk"
+
+# scrypt cost: 16 MiB and about 60 ms per check on this machine.
+_SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+
+
+@dataclass(frozen=True, slots=True)
+class Client:
+    """An authenticated caller: who it is, and what it may do."""
+
+    name: str
+    scope: str
+    key_id: str
+
+    def may(self, scope: str) -> bool:
+        """Whether this client may do what ``scope`` allows (admin may do everything)."""
+        return self.scope == "admin" or self.scope == scope
+
+
+def _hash(secret: str, salt: bytes) -> str:
+    return hashlib.scrypt(secret.encode(), salt=salt, **_SCRYPT).hex()
+
+
+def _split(key: str) -> tuple[str, str]:
+    parts = key.split("_", 2)
+    if len(parts) != 3 or parts[0] != PREFIX or not parts[1] or not parts[2]:
+        raise AuthenticationError("malformed API key")
+    return parts[1], parts[2]
+
+
+class KeyStore:
+    """Create, revoke and verify API keys held in the service database.
+
+    Parameters
+    ----------
+    engine
+        The service database (see :func:`serving.database.make_engine`).
+    cache_seconds
+        How long a verified key is trusted without checking the database again.
+    """
+
+    def __init__(self, engine: Engine, cache_seconds: float = 30.0) -> None:
+        self._engine = engine
+        self._cache_seconds = cache_seconds
+        self._pepper = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
+        self._cache: dict[bytes, tuple[Client, float]] = {}
+        self._lock = threading.Lock()
+
+    def create_key(self, client: str, scope: str) -> tuple[str, str]:
+        """Create a key for ``client`` with ``scope``; return ``(key_id, key)``.
+
+        The key is returned once and never stored.
+
+        Raises
+        ------
+        KeyStoreError
+            If the scope is unknown or the client name is empty or too long.
+        """
+        if scope not in SCOPES:
+            raise KeyStoreError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
+        if not client.strip() or len(client) > 128:
+            raise KeyStoreError("client name must be 1 to 128 characters")
+        key_id = secrets.token_hex(6)
+        secret = secrets.token_urlsafe(32)
+        salt = secrets.token_bytes(16)
+        with self._engine.begin() as conn:
+            conn.execute(
+                api_keys_table.insert().values(
+                    key_id=key_id,
+                    client=client,
+                    scope=scope,
+                    salt=salt.hex(),
+                    key_hash=_hash(secret, salt),
+                    created_at=datetime.now(UTC),
+                    revoked_at=None,
+                )
+            )
+        return key_id, f"{PREFIX}_{key_id}_{secret}"
+
+    def revoke(self, *, key_id: str | None = None, client: str | None = None) -> int:
+        """Revoke one key by id, or every key of a client; return how many were revoked.
+
+        Raises
+        ------
+        KeyStoreError
+            If neither or both of ``key_id`` and ``client`` are given, or nothing matched.
+        """
+        if (key_id is None) == (client is None):
+            raise KeyStoreError("revoke needs exactly one of a key id or a client")
+        condition = (
+            api_keys_table.c.key_id == key_id
+            if key_id is not None
+            else api_keys_table.c.client == client
+        )
+        with self._engine.begin() as conn:
+            result = conn.execute(
+                update(api_keys_table)
+                .where(condition, api_keys_table.c.revoked_at.is_(None))
+                .values(revoked_at=datetime.now(UTC))
+            )
+        if result.rowcount == 0:
+            raise KeyStoreError(f"no active key for {key_id or client!r}")
+        with self._lock:
+            self._cache.clear()
+        return int(result.rowcount)
+
+    def cached(self, key: str) -> Client | None:
+        """Return the client of a key verified in the last ``cache_seconds``, else ``None``."""
+        fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
+        with self._lock:
+            found = self._cache.get(fingerprint)
+        if found is None or found[1] <= time.monotonic():
+            return None
+        return found[0]
+
+    def verify(self, key: str) -> Client:
+        """Return the client a key belongs to.
+
+        Raises
+        ------
+        AuthenticationError
+            If the key is malformed, unknown, revoked or wrong.
+        """
+        fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
+        now = time.monotonic()
+        with self._lock:
+            cached = self._cache.get(fingerprint)
+        if cached is not None and cached[1] > now:
+            return cached[0]
+        key_id, secret = _split(key)
+        with self._engine.connect() as conn:
+            row = conn.execute(
+                select(api_keys_table).where(api_keys_table.c.key_id == key_id)
+            ).first()
+        if row is None or row.revoked_at is not None:
+            raise AuthenticationError("unknown or revoked API key")
+        if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)), row.key_hash):
+            raise AuthenticationError("unknown or revoked API key")
+        found = Client(name=row.client, scope=row.scope, key_id=row.key_id)
+        with self._lock:
+            self._cache[fingerprint] = (found, now + self._cache_seconds)
+        return found

@@ -1,0 +1,122 @@
+"""Request and response bodies of the scoring API.
+
+The assessment itself comes from the canonical schema
+(:func:`data.schema.make_assessment_model`); the request wrapping it is
+built on first use because its batch limit is a setting.
+"""
+
+from __future__ import annotations
+
+from functools import cache
+from typing import Annotated, Any
+
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
+from pydantic_core import PydanticCustomError
+
+from data.schema import make_assessment_model
+
+BATCH_TOO_LARGE = "batch_too_large"
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ReasonOut(_Strict):
+    """One feature's part in a score."""
+
+    feature: str = Field(description="Assessment field.")
+    value: int | float | str | None = Field(
+        description="The value sent for it; null when not assessed."
+    )
+    contribution: float = Field(description="Its contribution to the log-odds score.")
+    direction: str = Field(description="'raises' or 'lowers' the risk.")
+
+
+class RiskScore(_Strict):
+    """The score of one assessment."""
+
+    subject_ref: str = Field(description="The caller's reference, echoed.")
+    risk_probability: float = Field(
+        ge=0, le=1, description="Calibrated probability of a new sanction within 12 months."
+    )
+    risk_band: str = Field(description="low, medium, high or very high.")
+    reasons: list[ReasonOut] = Field(
+        description="Features that moved the score most, largest first."
+    )
+
+
+class RiskScoreResponse(_Strict):
+    """Scores of a batch, in request order, with the model version that gave them."""
+
+    model_name: str
+    model_version: str
+    request_id: str = Field(description="Quote it to find the audit records of these scores.")
+    scores: list[RiskScore]
+
+
+class Violation(_Strict):
+    """One reason a request was refused."""
+
+    assessment_index: int | None = Field(
+        description="Position of the assessment in the batch (from 0); null for the whole request."
+    )
+    field: str | None = Field(description="The offending field, when there is one.")
+    reason: str
+
+
+class ErrorBody(_Strict):
+    """Every error the service answers with."""
+
+    error: str = Field(description="Machine-readable kind of error.")
+    detail: str
+    request_id: str | None = None
+    violations: list[Violation] | None = None
+
+
+class ModelsResponse(_Strict):
+    """The model versions served."""
+
+    models: list[dict[str, Any]]
+
+
+class ReloadResponse(_Strict):
+    """The outcome of a reload."""
+
+    status: str
+    previous_version: str | None
+    model: dict[str, Any]
+
+
+@cache
+def risk_score_request_model(max_batch: int) -> type[BaseModel]:
+    """Return the body model of ``POST /v1/risk-scores`` for a batch limit.
+
+    An oversized batch fails before its items are validated, with an error of
+    type ``batch_too_large`` that the service answers with 413.
+    """
+
+    def check_size(value: object) -> object:
+        if isinstance(value, list) and len(value) > max_batch:
+            raise PydanticCustomError(
+                BATCH_TOO_LARGE,
+                "{count} assessments in one request; at most {limit} are accepted",
+                {"count": len(value), "limit": max_batch},
+            )
+        return value
+
+    assessments: Any = Annotated[
+        list[make_assessment_model()],  # type: ignore[misc]
+        BeforeValidator(check_size),
+        Field(
+            min_length=1,
+            description=f"1 to {max_batch} assessments; each is scored and audited.",
+        ),
+    ]
+    model: type[BaseModel] = create_model(
+        "RiskScoreRequest",
+        __config__=ConfigDict(extra="forbid"),
+        __doc__="Assessments to score.",
+        assessments=(assessments, ...),
+    )
+    return model

@@ -1,0 +1,73 @@
+"""Configuration of the scoring service, read from ``DESIST_*`` environment variables.
+
+Nothing is read at import: :func:`get_settings` builds the settings on first
+call (and caches them), so tests and the CLI can pass their own.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Everything the service needs to start; each field is ``DESIST_<NAME>`` in the environment."""
+
+    model_config = SettingsConfigDict(env_prefix="DESIST_", extra="ignore", frozen=True)
+
+    home: Path = Field(
+        default=Path(".desist"), description="Working folder for run state (DESIST_HOME)."
+    )
+    tracking_uri: str | None = Field(
+        default=None,
+        description="MLflow tracking and registry store; default MLFLOW_TRACKING_URI, "
+        "else the embedded SQLite store under home.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description="SQLAlchemy URL of the audit and key database; default SQLite under home.",
+    )
+    model_name: str = Field(default="desist-risk", description="Registered model to serve.")
+    model_alias: str = Field(default="champion", description="Alias of the version to serve.")
+    max_batch: int = Field(default=1000, ge=1, description="Most assessments in one request.")
+    max_body_bytes: int = Field(
+        default=2_000_000, ge=1024, description="Largest request body accepted, in bytes."
+    )
+    poll_seconds: float = Field(
+        default=0.0, ge=0, description="Seconds between checks of the alias; 0 turns polling off."
+    )
+    top_reasons: int = Field(default=3, ge=1, le=20, description="Reasons returned per score.")
+
+    def resolved_home(self) -> Path:
+        """Return ``home`` as an absolute path."""
+        return self.home.resolve()
+
+    def resolved_tracking_uri(self) -> str:
+        """Return the MLflow store: the setting, else ``MLFLOW_TRACKING_URI``, else SQLite in home.
+
+        Mirrors ``pipeline.tracking.Tracker.from_environment`` so that the
+        service reads the registry the training job wrote to, without
+        importing the pipeline.
+        """
+        if self.tracking_uri:
+            return self.tracking_uri
+        uri = os.environ.get("MLFLOW_TRACKING_URI")
+        if uri:
+            return uri
+        return f"sqlite:///{self.resolved_home() / 'mlflow.db'}"
+
+    def resolved_database_url(self) -> str:
+        """Return the audit database URL; default ``sqlite:///<home>/serving.db``."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{self.resolved_home() / 'serving.db'}"
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """Return the settings from the environment, built once per process."""
+    return Settings()

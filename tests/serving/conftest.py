@@ -1,0 +1,195 @@
+"""A registry with one trained, promoted risk model, and service apps around it."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from fastapi.testclient import TestClient
+from mlflow.tracking import MlflowClient
+
+from data.schema import ASSESSMENT_FIELDS, Kind
+from data.synthetic import SynthConfig, generate_cohort
+from models.risk import ScorecardSettings
+from pipeline.config import GateConfig
+from pipeline.registry import promote
+from pipeline.tracking import Tracker
+from pipeline.train_risk import train
+from serving.app import create_app
+from serving.commands import create_key
+from serving.settings import Settings
+from tests.pipeline.conftest import _postgres_available, small_config
+
+MODEL = "desist-risk"
+LOOSE_GATES = GateConfig(auc_tolerance=1.0, max_ece=1.0, max_group_calibration_gap=1.0)
+
+
+@dataclass(frozen=True)
+class Store:
+    """A registry home with version 1 of desist-risk as champion."""
+
+    home: Path
+
+    @property
+    def tracking_uri(self) -> str:
+        return f"sqlite:///{self.home / 'mlflow.db'}"
+
+    def client(self) -> MlflowClient:
+        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
+
+    def add_version(self, **tag_changes: str) -> str:
+        """Register the champion's files again as a new version (optionally with changed tags)."""
+        client = self.client()
+        current = client.get_model_version(MODEL, "1")
+        tags = {**current.tags, **tag_changes}
+        # The files' own location: a models:/ source would be resolved through MLflow's
+        # process-global tracking URI.
+        location = client.get_model_version_download_uri(MODEL, "1")
+        created = client.create_model_version(
+            MODEL, source=location, run_id=current.run_id, tags=tags
+        )
+        return str(created.version)
+
+    def set_champion(self, version: str) -> None:
+        self.client().set_registered_model_alias(MODEL, "champion", version)
+
+
+@pytest.fixture(scope="session")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """One scorecard trained on the small config and promoted (a few seconds, once)."""
+    home = tmp_path_factory.mktemp("serving-home")
+    tracker = Tracker.for_home(home)
+    result = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
+    decision = promote(tracker, MODEL, result.version, LOOSE_GATES, (), actor="tests")
+    assert decision.promoted
+    return Store(home)
+
+
+@pytest.fixture
+def store(trained_store: Store, tmp_path: Path) -> Store:
+    """A private copy of the registry: a test may add versions and move the alias.
+
+    Artifacts are not copied: the copied registry still points at the shared
+    files, which no test changes.
+    """
+    home = tmp_path / "registry"
+    home.mkdir()
+    shutil.copy2(trained_store.home / "mlflow.db", home / "mlflow.db")
+    return Store(home)
+
+
+def make_settings(store: Store, tmp_path: Path, **changes: Any) -> Settings:
+    base: dict[str, Any] = {
+        "home": tmp_path / "service-home",
+        "tracking_uri": store.tracking_uri,
+        "database_url": f"sqlite:///{tmp_path / 'service.db'}",
+    }
+    return Settings(**{**base, **changes})
+
+
+@pytest.fixture
+def settings(trained_store: Store, tmp_path: Path) -> Settings:
+    return make_settings(trained_store, tmp_path)
+
+
+@dataclass(frozen=True)
+class Service:
+    """A running app under the test client, with one key per scope."""
+
+    client: TestClient
+    settings: Settings
+    score_key: str
+    admin_key: str
+
+    def headers(self, key: str | None = None) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key or self.score_key}"}
+
+    def score(self, assessments: list[dict[str, Any]], key: str | None = None) -> Any:
+        return self.client.post(
+            "/v1/risk-scores", json={"assessments": assessments}, headers=self.headers(key)
+        )
+
+
+def start_service(settings: Settings) -> Iterator[Service]:
+    score_key = create_key("case-system", "score", settings=settings)
+    admin_key = create_key("operator", "admin", settings=settings)
+    with TestClient(create_app(settings)) as client:
+        yield Service(client, settings, score_key, admin_key)
+
+
+@pytest.fixture
+def service(settings: Settings) -> Iterator[Service]:
+    yield from start_service(settings)
+
+
+def assessment(**changes: Any) -> dict[str, Any]:
+    """A valid assessment with a few needs items left out (not assessed)."""
+    base: dict[str, Any] = {
+        "subject_ref": "case-0001",
+        "age": 27,
+        "age_first_sanction": 15,
+        "total_sanctions": 6,
+        "juvenile_sanctions": 2,
+        "offence_category": "burglary",
+        "custodial_history": 1,
+        "months_offence_free": 4.5,
+        "drug_misuse": 2,
+        "unemployed": 1,
+        "procriminal_attitudes": 1,
+        "sex": "male",
+    }
+    return {**base, **changes}
+
+
+@pytest.fixture(scope="session")
+def cohort_assessments() -> list[dict[str, Any]]:
+    """300 varied assessments as a case system would send them (missing values omitted)."""
+    cohort, _ = generate_cohort(SynthConfig(rows=300, seed=5))
+    out = []
+    for i, row in enumerate(cohort.to_dict("records")):
+        item: dict[str, Any] = {"subject_ref": f"synthetic-{i}"}
+        for spec in ASSESSMENT_FIELDS[1:]:
+            value = row.get(spec.name)
+            if value is None or (not isinstance(value, str) and pd.isna(value)):
+                continue
+            if spec.kind is Kind.CATEGORY:
+                item[spec.name] = str(value)
+            elif spec.kind is Kind.NUMBER:
+                item[spec.name] = float(value)
+            else:
+                item[spec.name] = int(np.round(value))
+        out.append(item)
+    return out
+
+
+@pytest.fixture
+def postgres_database() -> Iterator[str]:
+    """A fresh PostgreSQL database for one test, dropped afterwards.
+
+    Skips when PostgreSQL is unreachable, unless ``DESIST_REQUIRE_POSTGRES=1``.
+    """
+    from tests.pipeline.conftest import POSTGRES_URL
+
+    problem = _postgres_available()
+    if problem is not None:
+        if os.environ.get("DESIST_REQUIRE_POSTGRES") == "1":
+            pytest.fail(f"DESIST_REQUIRE_POSTGRES=1 but {problem}")
+        pytest.skip(problem)
+    import psycopg
+
+    name = f"desist_serving_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"{POSTGRES_URL}/{name}"
+    finally:
+        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+import csv
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from data.errors import AuditWriteError
+from data.schema import make_assessment_model
+from serving.audit import AuditLog, AuditRecord, export_audit, input_digest
+from serving.commands import export_audit as export_command
+from serving.database import audit_table, make_engine
+from tests.serving.conftest import Store, assessment, make_settings, start_service
+
+
+def record(subject: str) -> AuditRecord:
+    return AuditRecord(subject, "sha256:" + "ab" * 32, 0.25, "low")
+
+
+def test_a_request_is_recorded_in_one_transaction(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    log = AuditLog(engine)
+    log.record(
+        client="c",
+        request_id="r1",
+        model_name="desist-risk",
+        model_version="4",
+        records=[record("a"), record("b")],
+    )
+    # A row that breaks a constraint fails the whole request: nothing of it is kept.
+    bad = AuditRecord(None, "sha256:x", 0.5, "low")  # type: ignore[arg-type]
+    with pytest.raises(AuditWriteError):
+        log.record(
+            client="c",
+            request_id="r2",
+            model_name="desist-risk",
+            model_version="4",
+            records=[record("c"), bad],
+        )
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_table)).all()
+    assert [r.request_id for r in rows] == ["r1", "r1"]
+    assert rows[0].time is not None and rows[0].model_version == "4"
+
+
+def test_input_digest_is_canonical() -> None:
+    model = make_assessment_model()
+    omitted = model.model_validate(assessment())
+    explicit = model.model_validate({**assessment(), "debt": None})
+    changed = model.model_validate(assessment(age=28))
+    assert input_digest(omitted) == input_digest(explicit)
+    assert input_digest(omitted) != input_digest(changed)
+    assert input_digest(omitted).startswith("sha256:") and len(input_digest(omitted)) == 71
+
+
+def test_export_writes_csv_since_a_date(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    AuditLog(engine).record(
+        client="c", request_id="r", model_name="m", model_version="1", records=[record("a")]
+    )
+    out = tmp_path / "out" / "audit.csv"
+    assert export_audit(engine, None, out) == 1
+    (row,) = list(csv.DictReader(out.open()))
+    assert row["subject_ref"] == "a" and row["risk_band"] == "low"
+    assert datetime.fromisoformat(row["time"]).tzinfo is not None
+    tomorrow = datetime.now(UTC) + timedelta(days=1)
+    assert export_audit(engine, tomorrow, out) == 0
+    assert export_audit(engine, datetime(2000, 1, 1), out) == 1  # naive: read as UTC
+
+
+@pytest.mark.postgres
+def test_audit_against_postgresql(
+    trained_store: Store, tmp_path: Path, postgres_database: str
+) -> None:
+    settings = make_settings(trained_store, tmp_path, database_url=postgres_database)
+    for service in start_service(settings):
+        for size in (1, 4):
+            batch = [assessment(subject_ref=f"p{i}") for i in range(size)]
+            assert service.score(batch).status_code == 200
+        assert service.score([assessment(age=1)]).status_code == 422
+    engine = make_engine(postgres_database)
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 5
+        when = conn.execute(select(audit_table.c.time)).scalars().first()
+    engine.dispose()
+    assert when is not None and when.tzinfo is not None
+    out = tmp_path / "pg.csv"
+    assert export_command(None, out, settings=settings) == 5

@@ -1,0 +1,74 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from data.errors import AuthenticationError, KeyStoreError
+from serving.commands import create_key, revoke_key
+from serving.database import api_keys_table, make_engine
+from serving.keys import KeyStore
+from serving.settings import Settings
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> KeyStore:
+    return KeyStore(make_engine(f"sqlite:///{tmp_path / 'keys.db'}"), cache_seconds=0)
+
+
+def test_only_a_salted_hash_is_stored(keys: KeyStore) -> None:
+    key_id, key = keys.create_key("probation-east", "score")
+    _, other = keys.create_key("probation-east", "score")
+    assert key.startswith(f"dsk_{key_id}_") and key != other
+    with keys._engine.connect() as conn:
+        rows = conn.execute(select(api_keys_table)).all()
+    secret = key.split("_", 2)[2]
+    for row in rows:
+        assert secret not in " ".join(str(value) for value in row)
+    assert rows[0].salt != rows[1].salt
+    client = keys.verify(key)
+    assert (client.name, client.scope, client.key_id) == ("probation-east", "score", key_id)
+
+
+def test_scopes(keys: KeyStore) -> None:
+    _, admin = keys.create_key("ops", "admin")
+    assert keys.verify(admin).may("score") and keys.verify(admin).may("admin")
+    _, scorer = keys.create_key("case", "score")
+    assert not keys.verify(scorer).may("admin")
+    with pytest.raises(KeyStoreError, match="scope"):
+        keys.create_key("x", "superuser")
+
+
+def test_revocation_by_key_or_client(keys: KeyStore) -> None:
+    first_id, first = keys.create_key("police-north", "score")
+    _, second = keys.create_key("police-north", "score")
+    assert keys.revoke(key_id=first_id) == 1
+    with pytest.raises(AuthenticationError):
+        keys.verify(first)
+    assert keys.verify(second).name == "police-north"
+    assert keys.revoke(client="police-north") == 1
+    with pytest.raises(AuthenticationError):
+        keys.verify(second)
+    with pytest.raises(KeyStoreError):
+        keys.revoke(client="police-north")
+    with pytest.raises(KeyStoreError):
+        keys.revoke()
+
+
+def test_a_verified_key_is_cached_for_a_while(tmp_path: Path) -> None:
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=60)
+    _, key = keys.create_key("c", "score")
+    assert keys.cached(key) is None
+    keys.verify(key)
+    assert keys.cached(key) is not None and keys.cached(key + "x") is None
+
+
+def test_commands_create_and_revoke(tmp_path: Path) -> None:
+    settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 's.db'}")
+    key = create_key("youth-offending", "score", settings=settings)
+    store = KeyStore(make_engine(settings.resolved_database_url()))
+    assert store.verify(key).name == "youth-offending"
+    assert revoke_key(client="youth-offending", settings=settings) == 1
+    with pytest.raises(AuthenticationError):
+        KeyStore(make_engine(settings.resolved_database_url())).verify(key)

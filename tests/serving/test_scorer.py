@@ -1,0 +1,90 @@
+from __future__ import annotations
+
+from typing import Any
+
+import mlflow
+import numpy as np
+import pandas as pd
+import pytest
+
+from data.schema import TARGET_FIELD, make_assessment_model
+from data.synthetic import SynthConfig, generate_cohort
+from models.bands import RiskBands
+from models.explain import explain
+from models.risk import BoostingSettings, build_risk_model, calibrate
+from pipeline.tracking import Tracker
+from serving.registry_loader import load_model
+from serving.scorer import Scorer
+from serving.settings import Settings
+
+
+def validated(items: list[dict[str, Any]]) -> list[Any]:
+    model = make_assessment_model()
+    return [model.model_validate(item) for item in items]
+
+
+def as_frame(items: list[Any]) -> pd.DataFrame:
+    return pd.DataFrame([item.model_dump() for item in items])
+
+
+def test_scores_equal_predict_proba_of_the_registered_model(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    loaded = load_model(settings)
+    items = validated(cohort_assessments)
+    scores = loaded.scorer.score(items)
+
+    # The registered model as any MLflow user would load it, scored the slow way.
+    with Tracker(settings.resolved_tracking_uri()).activate():
+        registered = mlflow.sklearn.load_model(f"models:/desist-risk/{loaded.version}")
+    reference = registered.predict_proba(as_frame(items))[:, 1]
+    served = np.array([s["risk_probability"] for s in scores])
+    np.testing.assert_array_equal(served, reference)
+    assert [s["subject_ref"] for s in scores] == [i["subject_ref"] for i in cohort_assessments]
+    bands = RiskBands(cutoffs=(0.3, 0.5, 0.7)).band_names(reference)
+    assert [s["risk_band"] for s in scores] == list(bands)
+
+
+def test_reasons_are_the_largest_contributions_in_order(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    loaded = load_model(settings)
+    items = validated(cohort_assessments[:50])
+    scores = loaded.scorer.score(items)
+    reference = explain(loaded.scorer.model, as_frame(items))
+    for i, score in enumerate(scores):
+        reasons = score["reasons"]
+        assert len(reasons) == settings.top_reasons
+        sizes = [abs(r["contribution"]) for r in reasons]
+        assert sizes == sorted(sizes, reverse=True)
+        assert sizes[0] == pytest.approx(np.abs(reference.contributions[i]).max())
+        for reason in reasons:
+            assert reason["direction"] == ("raises" if reason["contribution"] > 0 else "lowers")
+            assert reason["value"] == getattr(items[i], reason["feature"])
+
+
+def test_boosting_scores_equal_predict_proba() -> None:
+    cohort, _ = generate_cohort(SynthConfig(rows=3_000, seed=8))
+    features = ("age", "total_sanctions", "months_offence_free", "offence_category", "drug_misuse")
+    fit, cal, test = cohort.iloc[:2_000], cohort.iloc[2_000:2_600], cohort.iloc[2_600:]
+    pipeline = build_risk_model(features, BoostingSettings(max_iter=30))
+    model = calibrate(pipeline.fit(fit, fit[TARGET_FIELD].astype(int)), cal, cal[TARGET_FIELD])
+    scorer = Scorer(model, RiskBands(), top_reasons=2)
+    payload = [
+        {
+            "subject_ref": f"b{i}",
+            "age": int(row.age),
+            "total_sanctions": int(row.total_sanctions),
+            "offence_category": str(row.offence_category),
+            "months_offence_free": None
+            if pd.isna(row.months_offence_free)
+            else float(row.months_offence_free),
+            "drug_misuse": None if pd.isna(row.drug_misuse) else int(row.drug_misuse),
+        }
+        for i, row in enumerate(test.itertuples())
+    ]
+    items = validated(payload)
+    served = np.array([s["risk_probability"] for s in scorer.score(items)])
+    # Summed from the tree-path attributions: equal to float rounding, not bit for bit.
+    np.testing.assert_allclose(served, model.predict_proba(as_frame(items))[:, 1], rtol=1e-12)
+    assert scorer.method.startswith("tree-path")
