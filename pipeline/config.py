@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -26,6 +26,8 @@ from data.synthetic import SynthConfig
 from models.bands import RiskBands
 from models.calibration import CalibrationMethod
 from models.risk import BoostingSettings, ModelSettings, ScorecardSettings
+
+ConfigT = TypeVar("ConfigT", bound=BaseModel)
 
 
 class ConfigError(DesistError):
@@ -120,6 +122,68 @@ class RiskTrainConfig(_Strict):
         return tuple(dict.fromkeys((*self.audit_only, *protected)))
 
 
+class PathwayModelConfig(_Strict):
+    """Settings of the doubly robust pathway-effect model."""
+
+    overlap: float = Field(
+        default=0.02,
+        gt=0,
+        lt=0.5,
+        description="propensities outside [overlap, 1-overlap] are not used",
+    )
+    min_effect: float = Field(
+        default=0.005, ge=0, description="smallest absolute reduction worth recommending"
+    )
+    n_groups: int = Field(default=10, ge=2, le=50)
+    max_iter: int = Field(default=300, ge=10)
+    random_state: int = 0
+
+
+class PathwayGateConfig(_Strict):
+    """What a pathway model must show before it may become the champion."""
+
+    value_tolerance: float = Field(
+        default=0.005,
+        ge=0,
+        description="estimated policy value may fall this far below the champion's",
+    )
+    min_gain_over_rnr: float = Field(
+        default=0.0, description="estimated value must beat the needs-score rule by at least this"
+    )
+
+
+class PathwayTrainConfig(_Strict):
+    """Everything ``desist train pathways`` needs."""
+
+    experiment: str = "desist-pathways"
+    registered_model: str = "desist-pathways"
+    dataset: DatasetConfig
+    target: str = TARGET_FIELD
+    features: tuple[str, ...] = DEFAULT_FEATURES
+    audit_only: tuple[str, ...] = AUDIT_ONLY
+    test_fraction: float = Field(default=0.3, gt=0, lt=0.9)
+    split_seed: int = 42
+    model: PathwayModelConfig = PathwayModelConfig()
+    gates: PathwayGateConfig = PathwayGateConfig()
+    evaluation: EvaluationConfig = EvaluationConfig()
+
+    @model_validator(mode="after")
+    def _features_are_allowed(self) -> Self:
+        check_feature_names(self.features)
+        if "age" not in self.features:
+            raise ValueError("pathway learning needs age among the features (eligibility)")
+        overlap = sorted(set(self.features) & set(self.audit_only))
+        if overlap:
+            raise ValueError(f"audit-only attributes may not be features: {overlap}")
+        return self
+
+    @property
+    def audited_attributes(self) -> tuple[str, ...]:
+        """Protected characteristics the audit reports: always all, features or not."""
+        protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
+        return tuple(dict.fromkeys((*self.audit_only, *protected)))
+
+
 def _describe(err: ValidationError) -> str:
     return "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or '(top level)'}: {e['msg']}" for e in err.errors()
@@ -127,7 +191,17 @@ def _describe(err: ValidationError) -> str:
 
 
 def load_risk_config(path: Path, *, data: Path | None = None) -> RiskTrainConfig:
-    """Read a risk-training config from TOML.
+    """Read a risk-training config from TOML (see :func:`load_config`)."""
+    return load_config(path, RiskTrainConfig, data=data)
+
+
+def load_pathway_config(path: Path, *, data: Path | None = None) -> PathwayTrainConfig:
+    """Read a pathway-training config from TOML (see :func:`load_config`)."""
+    return load_config(path, PathwayTrainConfig, data=data)
+
+
+def load_config(path: Path, kind: type[ConfigT], *, data: Path | None = None) -> ConfigT:
+    """Read a job config of type ``kind`` from TOML.
 
     Parameters
     ----------
@@ -155,7 +229,7 @@ def load_risk_config(path: Path, *, data: Path | None = None) -> RiskTrainConfig
         # Relative dataset paths are relative to the config file, not the shell.
         raw["dataset"]["path"] = str((path.parent / raw["dataset"]["path"]).resolve())
     try:
-        return RiskTrainConfig.model_validate(raw)
+        return kind.model_validate(raw)
     except ValidationError as err:
         raise ConfigError(f"{path}: {_describe(err)}") from err
     except DesistError as err:

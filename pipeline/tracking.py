@@ -14,10 +14,28 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import skops.io
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
 DEFAULT_HOME = Path(".desist")
+#: Packages whose types a logged model may contain; anything else is refused.
+TRUSTED_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.", "builtins.")
+
+
+def skops_trusted_types(model: object) -> list[str]:
+    """Return the types skops must trust to load ``model``, all from trusted packages.
+
+    Raises
+    ------
+    TypeError
+        If the model holds a type from any other package.
+    """
+    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
+    refused = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    if refused:
+        raise TypeError(f"model holds types outside the trusted packages: {refused}")
+    return list(found)
 
 
 def desist_home() -> Path:

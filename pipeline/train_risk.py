@@ -22,7 +22,6 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-import skops.io
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import from_pandas
 from sklearn.metrics import roc_auc_score
@@ -59,14 +58,12 @@ from pipeline.registry import (
     TAG_GROUP_GAP,
     TAG_RUN,
 )
-from pipeline.tracking import Tracker
+from pipeline.tracking import Tracker, skops_trusted_types
 
 Progress = Callable[[str], None]
 
 #: Rows explained to draw the feature-effects plot (enough for stable means).
 EFFECT_SAMPLE = 5_000
-#: Packages whose types the saved model may contain; anything else is refused.
-TRUSTED_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.", "builtins.")
 
 
 def _silent(message: str) -> None:
@@ -167,14 +164,6 @@ def config_params(config: RiskTrainConfig) -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", config.model_dump(mode="json"), out)
     return out
-
-
-def _trusted_types(model: object) -> list[str]:
-    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    refused = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
-    if refused:
-        raise TypeError(f"model holds types outside the trusted packages: {refused}")
-    return list(found)
 
 
 def _log_figure(figure: object, name: str) -> None:
@@ -335,7 +324,7 @@ def _log_model(config: RiskTrainConfig, splits: _Splits, model: ScoreCalibratedC
         signature=signature,
         input_example=example,
         pyfunc_predict_fn="predict_proba",
-        skops_trusted_types=_trusted_types(model),
+        skops_trusted_types=skops_trusted_types(model),
     )
     return str(info.model_uri)
 
