@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import shutil
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,7 +24,7 @@ from pipeline.train_risk import train
 from serving.app import create_app
 from serving.commands import create_key
 from serving.settings import Settings
-from tests.pipeline.conftest import _postgres_available, small_config
+from tests.pipeline.conftest import small_config
 
 MODEL = "desist-risk"
 LOOSE_GATES = GateConfig(auc_tolerance=1.0, max_ece=1.0, max_group_calibration_gap=1.0)
@@ -168,28 +166,3 @@ def cohort_assessments() -> list[dict[str, Any]]:
                 item[spec.name] = int(np.round(value))
         out.append(item)
     return out
-
-
-@pytest.fixture
-def postgres_database() -> Iterator[str]:
-    """A fresh PostgreSQL database for one test, dropped afterwards.
-
-    Skips when PostgreSQL is unreachable, unless ``DESIST_REQUIRE_POSTGRES=1``.
-    """
-    from tests.pipeline.conftest import POSTGRES_URL
-
-    problem = _postgres_available()
-    if problem is not None:
-        if os.environ.get("DESIST_REQUIRE_POSTGRES") == "1":
-            pytest.fail(f"DESIST_REQUIRE_POSTGRES=1 but {problem}")
-        pytest.skip(problem)
-    import psycopg
-
-    name = f"desist_serving_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    try:
-        yield f"{POSTGRES_URL}/{name}"
-    finally:
-        with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
-            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
