@@ -19,7 +19,9 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
+import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.pipeline import Pipeline
 
 from models.calibration import ScoreCalibratedClassifier
@@ -87,6 +89,35 @@ class CompiledTrees:
     roots: np.ndarray
     base_value: float
     depth: int
+    leaf_table: np.ndarray
+    leaf_finders: tuple[TreePredictor, ...]
+    known_categories: tuple[np.ndarray, np.ndarray]
+
+
+#: From this many rows on, find leaves with scikit-learn's compiled tree walk
+#: and add up precomputed per-leaf attributions; below it the array walk wins.
+BATCH_ROWS = 200
+
+
+def _leaf_paths(
+    nodes: np.ndarray, value: np.ndarray, n_features: int
+) -> tuple[np.ndarray, dict[int, int]]:
+    """Return each leaf's attribution vector and the leaf's row in that table."""
+    table: list[np.ndarray] = []
+    row_of: dict[int, int] = {}
+    stack = [(0, np.zeros(n_features))]
+    while stack:
+        node, path = stack.pop()
+        if nodes["is_leaf"][node]:
+            row_of[node] = len(table)
+            table.append(path)
+            continue
+        feature = int(nodes["feature_idx"][node])
+        for child in (int(nodes["left"][node]), int(nodes["right"][node])):
+            step = path.copy()
+            step[feature] += value[child] - value[node]
+            stack.append((child, step))
+    return np.array(table), row_of
 
 
 def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
@@ -99,6 +130,18 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
     is_leaf = nodes["is_leaf"].astype(bool)
     # Leaves are stored already shrunk by the learning rate, inner nodes not.
     value = np.where(is_leaf, nodes["value"], nodes["value"] * booster.learning_rate)
+    n_features = int(booster.n_features_in_)
+    tables, finders, start = [], [], 0
+    for tree_nodes, tree_offset in zip(parts, offsets, strict=True):
+        tree_value = value[tree_offset : tree_offset + len(tree_nodes)]
+        table, row_of = _leaf_paths(tree_nodes, tree_value, n_features)
+        # A copy of the tree whose leaves "predict" their row in the leaf table.
+        finder_nodes = tree_nodes.copy()
+        for node, row in row_of.items():
+            finder_nodes["value"][node] = start + row
+        finders.append(TreePredictor(finder_nodes, *_empty_bitsets(tree_nodes)))
+        tables.append(table)
+        start += len(table)
     return CompiledTrees(
         feature=nodes["feature_idx"].astype(np.intp),
         threshold=nodes["num_threshold"].astype(np.float64),
@@ -110,7 +153,17 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
         roots=offsets.astype(np.intp),
         base_value=float(np.ravel(booster._baseline_prediction)[0] + value[offsets].sum()),
         depth=int(nodes["depth"].max()) + 1,
+        leaf_table=np.concatenate(tables),
+        leaf_finders=tuple(finders),
+        known_categories=booster._bin_mapper.make_known_categories_bitsets(),
     )
+
+
+def _empty_bitsets(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    if nodes["is_categorical"].any():
+        raise TypeError("tree-path attribution supports numeric splits only")
+    empty = np.zeros((0, 8), dtype=np.uint32)
+    return empty, empty
 
 
 def tree_path_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
@@ -121,6 +174,8 @@ def tree_path_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     vectorised operations however many trees there are.
     """
     n_rows, n_features = X.shape
+    if n_rows >= BATCH_ROWS:
+        return _batch_contributions(trees, X)
     current = np.tile(trees.roots, n_rows)
     row = np.repeat(np.arange(n_rows), trees.roots.size)
     totals = np.zeros(n_rows * n_features)
@@ -140,6 +195,24 @@ def tree_path_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
         )
         current[active] = child
     return totals.reshape(n_rows, n_features)
+
+
+def _batch_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
+    """Find each row's leaf in every tree (compiled walk), then sum the leaves' attributions."""
+    known, feature_map = trees.known_categories
+    rows = np.ascontiguousarray(X, dtype=np.float64)
+    leaves = np.column_stack(
+        [finder.predict(rows, known, feature_map, 1) for finder in trees.leaf_finders]
+    ).astype(np.intp)
+    indicator = sp.csr_matrix(
+        (
+            np.ones(leaves.size),
+            leaves.ravel(),
+            np.arange(0, leaves.size + 1, leaves.shape[1]),
+        ),
+        shape=(X.shape[0], trees.leaf_table.shape[0]),
+    )
+    return np.asarray(indicator @ trees.leaf_table)
 
 
 def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFrame) -> Explanation:

@@ -69,3 +69,20 @@ def test_feature_effects_show_the_risk_drivers(
     assert set(drug.index) == {"0", "1", "2", "not assessed"}
     assert drug["2"] > drug["0"]
     assert set(effects.columns) == {"feature", "level", "n", "contribution"}
+
+
+def test_batch_and_single_row_tree_paths_agree(
+    booster: ScoreCalibratedClassifier, risk_data: Data
+) -> None:
+    from models.explain import BATCH_ROWS, compile_trees, tree_path_contributions
+
+    pipeline = risk_pipeline(booster)
+    people = risk_data[2].head(BATCH_ROWS + 50)
+    X = pipeline.named_steps["encode"].transform(people)
+    trees = compile_trees(pipeline.named_steps["model"])
+    batch = tree_path_contributions(trees, X)  # compiled leaf lookup
+    one_by_one = np.vstack([tree_path_contributions(trees, X[i : i + 1]) for i in range(len(X))])
+    np.testing.assert_allclose(batch, one_by_one, atol=1e-12)
+    np.testing.assert_allclose(
+        trees.base_value + batch.sum(axis=1), pipeline.decision_function(people), atol=1e-9
+    )
