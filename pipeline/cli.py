@@ -94,15 +94,29 @@ def _train_pathways(args: argparse.Namespace) -> int:
     return 0
 
 
-def _promote_risk(args: argparse.Namespace) -> int:
+def _promote(args: argparse.Namespace) -> int:
     from data.schema import NEVER_FEATURES
-    from pipeline.config import GateConfig, load_risk_config
+    from pipeline.config import (
+        GateConfig,
+        PathwayGateConfig,
+        PathwayTrainConfig,
+        RiskTrainConfig,
+        load_pathway_config,
+        load_risk_config,
+    )
     from pipeline.registry import latest_version, promote
     from pipeline.tracking import Tracker
 
-    config = load_risk_config(args.config) if args.config else None
-    gates = config.gates if config else GateConfig()
-    name = config.registered_model if config else "desist-risk"
+    config: RiskTrainConfig | PathwayTrainConfig | None
+    gates: GateConfig | PathwayGateConfig
+    if args.kind == "pathways":
+        config = load_pathway_config(args.config) if args.config else None
+        gates = config.gates if config else PathwayGateConfig()
+        name = config.registered_model if config else "desist-pathways"
+    else:
+        config = load_risk_config(args.config) if args.config else None
+        gates = config.gates if config else GateConfig()
+        name = config.registered_model if config else "desist-risk"
     tracker = Tracker.from_environment()
     version = latest_version(tracker, name) if args.version == "latest" else str(args.version)
     result = promote(
@@ -206,14 +220,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")
     promote_kinds = promote.add_subparsers(dest="kind", required=True, metavar="KIND")
-    promote_risk = promote_kinds.add_parser("risk", help="promote a desist-risk version")
-    promote_risk.add_argument(
-        "--version", required=True, help="registered version number, or 'latest'"
-    )
-    promote_risk.add_argument("--config", type=Path, help="take the gates from this config")
-    promote_risk.add_argument("--force", action="store_true", help="override failed gates")
-    promote_risk.add_argument("--reason", help="why the gates are overridden (needed with --force)")
-    promote_risk.set_defaults(handler=_promote_risk)
+    for kind, model in (("risk", "desist-risk"), ("pathways", "desist-pathways")):
+        promote_kind = promote_kinds.add_parser(kind, help=f"promote a {model} version")
+        promote_kind.add_argument(
+            "--version", required=True, help="registered version number, or 'latest'"
+        )
+        promote_kind.add_argument("--config", type=Path, help="take the gates from this config")
+        promote_kind.add_argument("--force", action="store_true", help="override failed gates")
+        promote_kind.add_argument(
+            "--reason", help="why the gates are overridden (needed with --force)"
+        )
+        promote_kind.set_defaults(handler=_promote)
 
     serve = commands.add_parser("serve", help="run the HTTP scoring service")
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")

@@ -17,7 +17,7 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from data.errors import DesistError
-from pipeline.config import GateConfig
+from pipeline.config import GateConfig, PathwayGateConfig
 from pipeline.tracking import Tracker
 
 CHAMPION = "champion"
@@ -33,6 +33,9 @@ TAG_GROUP_GAP = "desist.max_group_calibration_gap"
 TAG_DIGEST = "desist.artifact_digest"
 TAG_DATASET = "desist.dataset"
 TAG_GATES = "desist.gates"
+# Pathway models: estimated (doubly robust) policy values on their test split.
+TAG_POLICY_VALUE = "desist.estimated_policy_value"
+TAG_RNR_VALUE = "desist.estimated_rnr_value"
 
 
 class RegistryError(DesistError):
@@ -66,6 +69,40 @@ class CandidateFigures:
                 roc_auc=float(tags[TAG_AUC]),
                 ece=float(tags[TAG_ECE]),
                 max_group_calibration_gap=float(tags[TAG_GROUP_GAP]),
+                features=tuple(json.loads(tags[TAG_FEATURES])),
+                audit_only=tuple(json.loads(tags[TAG_AUDIT_ONLY])),
+            )
+        except (KeyError, ValueError) as err:
+            raise RegistryError(
+                f"version {version.version} lacks the figures the gates need ({err})"
+            ) from err
+
+
+@dataclass(frozen=True, slots=True)
+class PathwayFigures:
+    """What the pathway gates look at, read from a version's tags."""
+
+    version: str
+    policy_value: float
+    rnr_value: float
+    features: tuple[str, ...]
+    audit_only: tuple[str, ...]
+
+    @classmethod
+    def from_version(cls, version: ModelVersion) -> PathwayFigures:
+        """Read the figures from a registered pathway version's tags.
+
+        Raises
+        ------
+        RegistryError
+            If a figure is missing.
+        """
+        tags = version.tags
+        try:
+            return cls(
+                version=str(version.version),
+                policy_value=float(tags[TAG_POLICY_VALUE]),
+                rnr_value=float(tags[TAG_RNR_VALUE]),
                 features=tuple(json.loads(tags[TAG_FEATURES])),
                 audit_only=tuple(json.loads(tags[TAG_AUDIT_ONLY])),
             )
@@ -152,6 +189,43 @@ def evaluate_gates(
     return GateDecision(checks)
 
 
+def evaluate_pathway_gates(
+    candidate: PathwayFigures,
+    champion: PathwayFigures | None,
+    gates: PathwayGateConfig,
+    never_features: tuple[str, ...],
+) -> GateDecision:
+    """Check a pathway model against its gates and the current champion.
+
+    The policy values are the doubly robust estimates each version's run
+    made on its own held-out split.
+    """
+    forbidden = sorted(set(candidate.features) & (set(never_features) | set(candidate.audit_only)))
+    floor = -1.0 if champion is None else champion.policy_value - gates.value_tolerance
+    needed = candidate.rnr_value + gates.min_gain_over_rnr
+    return GateDecision(
+        (
+            GateCheck(
+                "policy_value_not_worse_than_champion",
+                candidate.policy_value >= floor,
+                round(candidate.policy_value, 4),
+                "no champion"
+                if champion is None
+                else f">= {floor:.4f} (champion v{champion.version})",
+            ),
+            GateCheck(
+                "beats_needs_score_rule",
+                candidate.policy_value >= needed,
+                round(candidate.policy_value, 4),
+                f">= {needed:.4f} (RNR rule + {gates.min_gain_over_rnr})",
+            ),
+            GateCheck(
+                "no_audit_only_feature", not forbidden, ",".join(forbidden) or "none", "none"
+            ),
+        )
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class PromotionResult:
     """What ``promote`` decided."""
@@ -189,7 +263,7 @@ def promote(
     tracker: Tracker,
     name: str,
     version: str,
-    gates: GateConfig,
+    gates: GateConfig | PathwayGateConfig,
     never_features: tuple[str, ...],
     *,
     force: bool = False,
@@ -213,12 +287,22 @@ def promote(
         target = client.get_model_version(name, version)
     except MlflowException as err:
         raise RegistryError(f"{name} version {version} does not exist") from err
-    candidate = CandidateFigures.from_version(target)
     current = _champion(tracker, name)
-    incumbent = None
-    if current is not None and str(current.version) != str(version):
-        incumbent = CandidateFigures.from_version(current)
-    decision = evaluate_gates(candidate, incumbent, gates, never_features)
+    rival = current if current is not None and str(current.version) != str(version) else None
+    if isinstance(gates, PathwayGateConfig):
+        decision = evaluate_pathway_gates(
+            PathwayFigures.from_version(target),
+            None if rival is None else PathwayFigures.from_version(rival),
+            gates,
+            never_features,
+        )
+    else:
+        decision = evaluate_gates(
+            CandidateFigures.from_version(target),
+            None if rival is None else CandidateFigures.from_version(rival),
+            gates,
+            never_features,
+        )
     promoted = decision.passed or force
     record = {
         "decision": "promoted" if decision.passed else ("forced" if force else "refused"),

@@ -41,14 +41,18 @@ from models.pathway_rules import (
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel, PathwayEstimates
 from pipeline.config import PathwayTrainConfig
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
-from pipeline.registry import TAG_AUDIT_ONLY, TAG_DIGEST, TAG_FEATURES, TAG_RUN
+from pipeline.registry import (
+    TAG_AUDIT_ONLY,
+    TAG_DIGEST,
+    TAG_FEATURES,
+    TAG_POLICY_VALUE,
+    TAG_RNR_VALUE,
+    TAG_RUN,
+)
 from pipeline.tracking import Tracker, skops_trusted_types
 from pipeline.train_risk import config_params
 
 Progress = Callable[[str], None]
-
-TAG_POLICY_VALUE = "desist.estimated_policy_value"
-TAG_RNR_VALUE = "desist.estimated_rnr_value"
 
 
 def _silent(message: str) -> None:

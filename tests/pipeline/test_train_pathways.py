@@ -4,11 +4,19 @@ from pathlib import Path
 
 import pytest
 
+from data.schema import NEVER_FEATURES
 from data.synthetic import SynthConfig
-from pipeline.config import DatasetConfig, PathwayModelConfig, PathwayTrainConfig
-from pipeline.registry import TAG_DIGEST
+from pipeline.config import DatasetConfig, PathwayGateConfig, PathwayModelConfig, PathwayTrainConfig
+from pipeline.registry import (
+    CHAMPION,
+    TAG_DIGEST,
+    TAG_POLICY_VALUE,
+    PathwayFigures,
+    evaluate_pathway_gates,
+    promote,
+)
 from pipeline.tracking import Tracker
-from pipeline.train_pathways import TAG_POLICY_VALUE, train
+from pipeline.train_pathways import train
 
 
 def test_pathway_job_logs_estimates_plots_and_registers(tracker: Tracker) -> None:
@@ -43,3 +51,35 @@ def test_pathway_job_logs_estimates_plots_and_registers(tracker: Tracker) -> Non
     assert float(version.tags[TAG_POLICY_VALUE]) == pytest.approx(
         result.policy_values["desist top-1"][0], abs=1e-6
     )
+
+    # The first version has no champion to beat; it must still beat the needs-score rule.
+    gates = PathwayGateConfig(min_gain_over_rnr=-1.0)
+    decision = promote(tracker, "desist-pathways", result.version, gates, NEVER_FEATURES, actor="t")
+    assert decision.promoted
+    assert str(client.get_model_version_by_alias("desist-pathways", CHAMPION).version) == "1"
+
+
+def _figures(version: str = "2", **changes: object) -> PathwayFigures:
+    base = {
+        "version": version,
+        "policy_value": 0.12,
+        "rnr_value": 0.08,
+        "features": ("age", "unemployed"),
+        "audit_only": ("ethnicity", "sex"),
+    }
+    return PathwayFigures(**{**base, **changes})  # type: ignore[arg-type]
+
+
+def test_pathway_gates_refuse_worse_than_champion_or_rule_or_audit_only_feature() -> None:
+    gates = PathwayGateConfig(value_tolerance=0.005, min_gain_over_rnr=0.01)
+    assert evaluate_pathway_gates(_figures(), _figures("1"), gates, NEVER_FEATURES).passed
+
+    def failed(candidate: PathwayFigures) -> list[str]:
+        decision = evaluate_pathway_gates(candidate, _figures("1"), gates, NEVER_FEATURES)
+        return [c.name for c in decision.checks if not c.passed]
+
+    assert failed(_figures(policy_value=0.10, rnr_value=0.05)) == [
+        "policy_value_not_worse_than_champion"
+    ]
+    assert failed(_figures(rnr_value=0.115)) == ["beats_needs_score_rule"]
+    assert failed(_figures(features=("age", "ethnicity"))) == ["no_audit_only_feature"]
