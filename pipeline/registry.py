@@ -303,6 +303,12 @@ def promote(
             gates,
             never_features,
         )
+    audit_gate = next(c for c in decision.checks if c.name == "no_audit_only_feature")
+    if force and not audit_gate.passed:
+        raise RegistryError(
+            f"{name} version {version} uses audit-only fields ({audit_gate.figure}); "
+            "no --force can promote it"
+        )
     promoted = decision.passed or force
     record = {
         "decision": "promoted" if decision.passed else ("forced" if force else "refused"),

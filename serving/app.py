@@ -393,20 +393,23 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     async def score_assessments(
         body: request_model,  # type: ignore[valid-type]
         request: Request,
+        client: ClientDep,  # first: no one learns anything about the model before auth
         model: ModelDep,
-        client: ClientDep,
     ) -> Response:
         """Return the calibrated re-offending probability, band and reasons of each assessment.
 
         Every score is written to the audit log before the response is sent.
         """
         state = request.app.state
-        content, bands = _score_response(body, model, client, request.state.request_id, state.audit)
+        # Scoring and the audit commit block; a thread keeps the event loop (and /healthz) free.
+        content, bands = await run_in_threadpool(
+            _score_response, body, model, client, request.state.request_id, state.audit
+        )
         state.metrics.count_scores(model.version, bands)
         return Response(content=content, media_type="application/json")
 
     @app.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["models"])
-    async def list_models(model: ModelDep, client: ClientDep) -> ModelsResponse:
+    async def list_models(client: ClientDep, model: ModelDep) -> ModelsResponse:
         """Describe the model versions served: training data and date, metrics, model card."""
         return ModelsResponse(models=[model.describe()])
 

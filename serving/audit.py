@@ -127,6 +127,13 @@ class AuditLog:
         return out
 
 
+def _spreadsheet_safe(value: object) -> object:
+    """Quote text a spreadsheet would run as a formula (caller-supplied subject_ref)."""
+    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
+        return "'" + value
+    return value
+
+
 def export_audit(engine: Engine, since: datetime | None, out_path: Path) -> int:
     """Write audit rows (from ``since`` on, if given) to a CSV file; return the row count.
 
@@ -156,6 +163,6 @@ def export_audit(engine: Engine, since: datetime | None, out_path: Path) -> int:
                 # SQLite keeps no zone; every time was written in UTC.
                 values[1] = when.replace(tzinfo=UTC)
             values[1] = values[1].isoformat()
-            writer.writerow(values)
+            writer.writerow([_spreadsheet_safe(v) for v in values])
             count += 1
     return count

@@ -27,6 +27,7 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from data.errors import ModelIntegrityError, ModelLoadError, ModelUnavailableError
+from data.schema import NEVER_FEATURES
 from models.bands import RiskBands
 from models.digest import directory_digest
 from serving.scorer import Scorer
@@ -167,10 +168,32 @@ def load_model(settings: Settings) -> LoadedModel:
                 f"cannot deserialise {name} version {number}: {type(err).__name__}"
             ) from err
     scorer = Scorer(model, bands, settings.top_reasons)
+    _check_features(name, number, scorer.features, tags)
     log.info("loaded model", extra={"model": name, "version": number, "digest": found})
     return LoadedModel(
         name=name, version=number, alias=alias, scorer=scorer, digest=found, tags=tags
     )
+
+
+def _check_features(
+    name: str, number: str, features: tuple[str, ...], tags: dict[str, str]
+) -> None:
+    """Refuse a model that uses a forbidden or audit-only field, or disagrees with its tags.
+
+    The registry gates read the tags; this reads the artifact itself, so a
+    version registered with wrong tags, or forced past the gates, still
+    cannot score with ethnicity.
+    """
+    try:
+        audit_only = set(json.loads(tags.get("desist.audit_only", "[]")))
+        declared = json.loads(tags["desist.features"])
+    except (KeyError, ValueError) as err:
+        raise ModelLoadError(f"{name} version {number}: missing or bad feature tags") from err
+    forbidden = sorted(set(features) & (set(NEVER_FEATURES) | audit_only))
+    if forbidden:
+        raise ModelLoadError(f"{name} version {number} uses audit-only fields {forbidden}")
+    if list(features) != list(declared):
+        raise ModelLoadError(f"{name} version {number}: its features differ from its tags")
 
 
 class ModelHolder:
@@ -185,7 +208,10 @@ class ModelHolder:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.current: LoadedModel | None = None
+        # Full text for logs and admins; the public reason names only the kind of failure,
+        # never registry names, digests, hosts or paths.
         self.last_error: str | None = None
+        self.public_reason = "the model is still loading"
         self._reload_lock = threading.Lock()
 
     def get(self) -> LoadedModel:
@@ -198,8 +224,7 @@ class ModelHolder:
         """
         model = self.current
         if model is None:
-            reason = self.last_error or "the model is still loading"
-            raise ModelUnavailableError(f"no model loaded: {reason}")
+            raise ModelUnavailableError(f"no model loaded: {self.public_reason}")
         return model
 
     def reload(self) -> LoadedModel:
@@ -215,6 +240,11 @@ class ModelHolder:
                 loaded = load_model(self.settings)
             except ModelLoadError as err:
                 self.last_error = str(err)
+                self.public_reason = (
+                    "the model failed its integrity check"
+                    if isinstance(err, ModelIntegrityError)
+                    else "the last model load failed (see the service log)"
+                )
                 log.error("model load failed", extra={"error": str(err)})
                 raise
             self.current = loaded

@@ -111,6 +111,18 @@ def test_promotion_flow_records_every_decision(tracker: Tracker) -> None:
     assert str(client.get_model_version_by_alias("desist-risk", CHAMPION).version) == weaker.version
 
 
+def test_force_cannot_promote_a_model_that_uses_an_audit_only_attribute(tracker: Tracker) -> None:
+    result = train(small_config(models=small_config().models[:1]), tracker=tracker)
+    client = tracker.client()
+    client.set_model_version_tag("desist-risk", result.version, "desist.features", '["ethnicity"]')
+    with pytest.raises(RegistryError, match="no --force"):
+        promote(
+            tracker, "desist-risk", result.version, GATES, NEVER_FEATURES, force=True, reason="x"
+        )
+    with pytest.raises(Exception, match="champion"):
+        client.get_model_version_by_alias("desist-risk", CHAMPION)
+
+
 def test_promoting_an_unknown_version_is_a_clear_error(tracker: Tracker) -> None:
     with pytest.raises(RegistryError, match="version 7 does not exist"):
         promote(tracker, "desist-risk", "7", GATES, NEVER_FEATURES)

@@ -374,7 +374,11 @@ def test_digest_mismatch_at_start_is_not_ready_with_the_reason(
     for service in start_service(make_settings(store, tmp_path)):
         ready = service.client.get("/readyz")
         assert ready.status_code == 503
-        assert "does not match the registered sha256:fff" in ready.json()["detail"]
+        # The public reason names the kind of failure, never digests, names or paths.
+        assert ready.json()["detail"] == "no model loaded: the model failed its integrity check"
+        assert "sha256" not in ready.text
+        reload = service.client.post("/admin/reload", headers=service.headers(service.admin_key))
+        assert "does not match the registered sha256:fff" in reload.json()["detail"]
         assert service.client.get("/healthz").status_code == 200
         scored = service.score([assessment()])
         assert scored.status_code == 503 and scored.json()["error"] == "model_unavailable"
@@ -389,3 +393,32 @@ def test_alias_poll_picks_up_a_new_champion(store: Store, tmp_path: Path) -> Non
             threading.Event().wait(0.1)
         else:
             pytest.fail("the poll never loaded version 2")
+
+
+def test_unauthenticated_callers_learn_nothing_about_the_model(
+    store: Store, tmp_path: Path
+) -> None:
+    store.set_champion(store.add_version(**{"desist.artifact_digest": "sha256:" + "f" * 64}))
+    for service in start_service(make_settings(store, tmp_path)):
+        for answer in (
+            service.client.post("/v1/risk-scores", json={"assessments": [assessment()]}),
+            service.client.get("/v1/models"),
+        ):
+            assert answer.status_code == 401
+            assert "desist-risk" not in answer.text and "sha256" not in answer.text
+
+
+@pytest.mark.parametrize(
+    "tags",
+    [
+        {"desist.audit_only": '["ethnicity", "sex", "age"]'},
+        {"desist.features": '["age"]'},
+    ],
+)
+def test_a_model_using_audit_only_fields_or_mislabelled_is_never_served(
+    store: Store, tmp_path: Path, tags: dict[str, str]
+) -> None:
+    store.set_champion(store.add_version(**tags))
+    for service in start_service(make_settings(store, tmp_path)):
+        assert service.client.get("/readyz").status_code == 503
+        assert service.score([assessment()]).status_code == 503

@@ -88,3 +88,17 @@ def test_audit_against_postgresql(
     assert when is not None and when.tzinfo is not None
     out = tmp_path / "pg.csv"
     assert export_command(None, out, settings=settings) == 5
+
+
+def test_export_quotes_text_a_spreadsheet_would_run(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
+    AuditLog(engine).record(
+        client="c",
+        request_id="r",
+        model_name="m",
+        model_version="1",
+        records=[AuditRecord('=HYPERLINK("http://x")', "sha256:0", 0.4, "medium")],
+    )
+    out = tmp_path / "audit.csv"
+    assert export_audit(engine, None, out) == 1
+    assert "'=HYPERLINK" in out.read_text()
