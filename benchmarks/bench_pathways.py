@@ -39,9 +39,8 @@ from models.pathway_rules import (
     random_policy,
     rnr_policy,
 )
-from models.pathways import PathwayEffectModel
 from pipeline.config import load_pathway_config
-from pipeline.train_pathways import top_choice
+from pipeline.train_pathways import build_pathway_model, top_choice
 
 CONFIG = Path(__file__).parents[1] / "configs" / "pathways.toml"
 
@@ -69,14 +68,7 @@ def main() -> None:
 
     started = time.perf_counter()
     settings = config.model
-    model = PathwayEffectModel(
-        features=config.features,
-        overlap=settings.overlap,
-        min_effect=settings.min_effect,
-        n_groups=settings.n_groups,
-        max_iter=settings.max_iter,
-        random_state=settings.random_state,
-    ).fit(train, outcome[train_rows])
+    model = build_pathway_model(config).fit(train, outcome[train_rows])
     fit_seconds = time.perf_counter() - started
     estimates = model.estimate(test)
     desist = top_choice(estimates)

@@ -14,7 +14,6 @@ from __future__ import annotations
 import hashlib
 import json
 import time
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -50,13 +49,7 @@ from pipeline.registry import (
     TAG_RUN,
 )
 from pipeline.tracking import Tracker, skops_trusted_types
-from pipeline.train_risk import config_params
-
-Progress = Callable[[str], None]
-
-
-def _silent(message: str) -> None:
-    """Discard progress messages."""
+from pipeline.train_risk import Progress, config_params, silent
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,6 +85,19 @@ def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
     mean = float(values.mean())
     half = 1.96 * float(values.std(ddof=1)) / np.sqrt(values.size)
     return mean, mean - half, mean + half
+
+
+def build_pathway_model(config: PathwayTrainConfig) -> PathwayEffectModel:
+    """Return the unfitted pathway-effect model a config describes."""
+    settings = config.model
+    return PathwayEffectModel(
+        features=config.features,
+        overlap=settings.overlap,
+        min_effect=settings.min_effect,
+        n_groups=settings.n_groups,
+        max_iter=settings.max_iter,
+        random_state=settings.random_state,
+    )
 
 
 def policy_values(
@@ -140,7 +146,7 @@ def overlap_table(
 
 
 def train(
-    config: PathwayTrainConfig, *, tracker: Tracker, progress: Progress = _silent
+    config: PathwayTrainConfig, *, tracker: Tracker, progress: Progress = silent
 ) -> PathwayTrainResult:
     """Learn, evaluate, log and register a pathway-effect model.
 
@@ -193,15 +199,7 @@ def _train_in_run(
     y_train = train_part[config.target].to_numpy(dtype=int)
     y_test = test[config.target].to_numpy(dtype=int)
     progress(f"Fitting per-programme effects on {len(train_part):,} people (cross-fitted) ...")
-    settings = config.model
-    model = PathwayEffectModel(
-        features=config.features,
-        overlap=settings.overlap,
-        min_effect=settings.min_effect,
-        n_groups=settings.n_groups,
-        max_iter=settings.max_iter,
-        random_state=settings.random_state,
-    ).fit(train_part, y_train)
+    model = build_pathway_model(config).fit(train_part, y_train)
 
     progress(f"Evaluating on {len(test):,} held-out people ...")
     estimates = model.estimate(test)

@@ -66,7 +66,7 @@ Progress = Callable[[str], None]
 EFFECT_SAMPLE = 5_000
 
 
-def _silent(message: str) -> None:
+def silent(message: str) -> None:
     """Discard progress messages (the default for library callers)."""
 
 
@@ -360,9 +360,7 @@ def _register(
     return str(version.version), digest
 
 
-def train(
-    config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = _silent
-) -> TrainResult:
+def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = silent) -> TrainResult:
     """Train, evaluate, log and register a re-offending risk model.
 
     Parameters
