@@ -84,15 +84,37 @@ class EvaluationConfig(_Strict):
     bootstrap_seed: int = 0
 
 
-class RiskTrainConfig(_Strict):
-    """Everything ``desist train risk`` needs."""
+class _JobConfig(_Strict):
+    """What every training job names: its data, outcome, features and audit-only fields."""
 
-    experiment: str = "desist-risk"
-    registered_model: str = "desist-risk"
     dataset: DatasetConfig
     target: str = TARGET_FIELD
     features: tuple[str, ...] = DEFAULT_FEATURES
     audit_only: tuple[str, ...] = AUDIT_ONLY
+
+    @model_validator(mode="after")
+    def _fields_are_allowed(self) -> Self:
+        spec = FIELDS_BY_NAME.get(self.target)
+        if spec is None or spec.role is not Role.TARGET:
+            raise ValueError(f"target {self.target!r} is not an outcome field of the schema")
+        check_feature_names(self.features)
+        overlap = sorted(set(self.features) & set(self.audit_only))
+        if overlap:
+            raise ValueError(f"audit-only attributes may not be features: {overlap}")
+        return self
+
+    @property
+    def audited_attributes(self) -> tuple[str, ...]:
+        """Protected characteristics the audit reports: always all, features or not."""
+        protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
+        return tuple(dict.fromkeys((*self.audit_only, *protected)))
+
+
+class RiskTrainConfig(_JobConfig):
+    """Everything ``desist train risk`` needs."""
+
+    experiment: str = "desist-risk"
+    registered_model: str = "desist-risk"
     models: tuple[ModelSettings, ...] = (ScorecardSettings(), BoostingSettings())
     calibration: CalibrationMethod = Field(
         default="isotonic", description="monotone map from model score to probability"
@@ -103,23 +125,10 @@ class RiskTrainConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
-    def _features_are_allowed(self) -> Self:
-        spec = FIELDS_BY_NAME.get(self.target)
-        if spec is None or spec.role is not Role.TARGET:
-            raise ValueError(f"target {self.target!r} is not an outcome field of the schema")
-        check_feature_names(self.features)
-        overlap = sorted(set(self.features) & set(self.audit_only))
-        if overlap:
-            raise ValueError(f"audit-only attributes may not be features: {overlap}")
+    def _has_models(self) -> Self:
         if not self.models:
             raise ValueError("name at least one model family in [[models]]")
         return self
-
-    @property
-    def audited_attributes(self) -> tuple[str, ...]:
-        """Protected characteristics the audit reports: always all, features or not."""
-        protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
-        return tuple(dict.fromkeys((*self.audit_only, *protected)))
 
 
 class PathwayModelConfig(_Strict):
@@ -152,15 +161,11 @@ class PathwayGateConfig(_Strict):
     )
 
 
-class PathwayTrainConfig(_Strict):
+class PathwayTrainConfig(_JobConfig):
     """Everything ``desist train pathways`` needs."""
 
     experiment: str = "desist-pathways"
     registered_model: str = "desist-pathways"
-    dataset: DatasetConfig
-    target: str = TARGET_FIELD
-    features: tuple[str, ...] = DEFAULT_FEATURES
-    audit_only: tuple[str, ...] = AUDIT_ONLY
     test_fraction: float = Field(default=0.3, gt=0, lt=0.9)
     split_seed: int = 42
     model: PathwayModelConfig = PathwayModelConfig()
@@ -168,20 +173,10 @@ class PathwayTrainConfig(_Strict):
     evaluation: EvaluationConfig = EvaluationConfig()
 
     @model_validator(mode="after")
-    def _features_are_allowed(self) -> Self:
-        check_feature_names(self.features)
+    def _has_age(self) -> Self:
         if "age" not in self.features:
             raise ValueError("pathway learning needs age among the features (eligibility)")
-        overlap = sorted(set(self.features) & set(self.audit_only))
-        if overlap:
-            raise ValueError(f"audit-only attributes may not be features: {overlap}")
         return self
-
-    @property
-    def audited_attributes(self) -> tuple[str, ...]:
-        """Protected characteristics the audit reports: always all, features or not."""
-        protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
-        return tuple(dict.fromkeys((*self.audit_only, *protected)))
 
 
 def _describe(err: ValidationError) -> str:

@@ -11,7 +11,6 @@ goes to its own MLflow experiment and a version of ``desist-pathways``.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from dataclasses import dataclass, replace
@@ -21,14 +20,9 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.data.code_dataset_source import CodeDatasetSource
-from mlflow.data.pandas_dataset import from_pandas
 from sklearn.model_selection import train_test_split
 
-from data.loaders import load_dataset
 from data.schema import PROGRAMMES
-from data.synthetic import generate_cohort
-from data.validation import validate_frame
 from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.pathway_rules import (
@@ -39,6 +33,7 @@ from models.pathway_rules import (
 )
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel, PathwayEstimates
 from pipeline.config import PathwayTrainConfig
+from pipeline.datasets import load_job_data, log_job_data
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
 from pipeline.registry import (
     TAG_AUDIT_ONLY,
@@ -65,20 +60,6 @@ class PathwayTrainResult:
     recommended_share: float
     artifact_digest: str
     seconds: float
-
-
-def _load(config: PathwayTrainConfig) -> tuple[pd.DataFrame, str, str]:
-    require = [config.target, *REFERRAL_COLUMNS]
-    if config.dataset.path is not None:
-        frame = load_dataset(config.dataset.path, require=require)
-        sha = hashlib.sha256(config.dataset.path.read_bytes()).hexdigest()
-        return frame, str(config.dataset.path), f"sha256:{sha}"
-    assert config.dataset.synthetic is not None  # guaranteed by DatasetConfig
-    cohort, _truth = generate_cohort(config.dataset.synthetic)
-    frame = validate_frame(cohort, require=require, source="synthetic cohort")
-    settings = config.dataset.synthetic.model_dump_json()
-    sha = hashlib.sha256(settings.encode()).hexdigest()
-    return frame, f"data.synthetic.generate_cohort({settings})", f"sha256:{sha}"
 
 
 def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
@@ -178,20 +159,15 @@ def _train_in_run(
 ) -> PathwayTrainResult:
     mlflow.log_params(config_params(config))  # type: ignore[arg-type]
     progress(f"Loading and validating {config.dataset.name} ...")
-    frame, source, sha = _load(config)
-    logged = to_model_input(frame, config.features).assign(
-        **{c: frame[c].to_numpy(dtype=np.float64) for c in (config.target, *REFERRAL_COLUMNS)}
+    data = load_job_data(config.dataset, [config.target, *REFERRAL_COLUMNS])
+    log_job_data(
+        data,
+        config.features,
+        config.target,
+        REFERRAL_COLUMNS,
+        is_file=config.dataset.path is not None,
     )
-    dataset_source = (
-        str(config.dataset.path)
-        if config.dataset.path is not None
-        else CodeDatasetSource({"generator": source})
-    )
-    mlflow.log_input(
-        from_pandas(logged, source=dataset_source, name=config.dataset.name, targets=config.target),
-        context="training",
-    )
-    mlflow.set_tag("desist.dataset_sha256", sha)
+    frame = data.frame
     outcome = frame[config.target].to_numpy(dtype=int)
     train_part, test = train_test_split(
         frame, test_size=config.test_fraction, stratify=outcome, random_state=config.split_seed

@@ -10,7 +10,6 @@ with the error and registers nothing.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import time
 from collections.abc import Callable, Iterator
@@ -22,21 +21,17 @@ from pathlib import Path
 import mlflow
 import numpy as np
 import pandas as pd
-from mlflow.data.code_dataset_source import CodeDatasetSource
-from mlflow.data.pandas_dataset import from_pandas
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
-from data.loaders import load_dataset
 from data.schema import FIELDS_BY_NAME
-from data.synthetic import generate_cohort
-from data.validation import validate_frame
 from models.calibration import ScoreCalibratedClassifier
 from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
 from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
 from pipeline.config import RiskTrainConfig
+from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.evaluation import Evaluation, evaluate_scores
 from pipeline.model_card import ModelCard, render_html, render_markdown
 from pipeline.plots import (
@@ -99,34 +94,10 @@ class TrainResult:
 
 
 @dataclass(frozen=True, slots=True)
-class _Data:
-    frame: pd.DataFrame
-    name: str
-    source: str
-    sha256: str
-
-
-@dataclass(frozen=True, slots=True)
 class _Splits:
     train: pd.DataFrame
     calibration: pd.DataFrame
     test: pd.DataFrame
-
-
-def _load_data(config: RiskTrainConfig) -> _Data:
-    dataset = config.dataset
-    if dataset.path is not None:
-        frame = load_dataset(dataset.path, require=[config.target])
-        sha = hashlib.sha256(dataset.path.read_bytes()).hexdigest()
-        return _Data(frame, dataset.name, str(dataset.path), f"sha256:{sha}")
-    assert dataset.synthetic is not None  # guaranteed by DatasetConfig
-    cohort, _truth = generate_cohort(dataset.synthetic)
-    frame = validate_frame(cohort, require=[config.target], source="synthetic cohort")
-    settings = dataset.synthetic.model_dump_json()
-    sha = hashlib.sha256(settings.encode()).hexdigest()
-    return _Data(
-        frame, dataset.name, f"data.synthetic.generate_cohort({settings})", f"sha256:{sha}"
-    )
 
 
 def split_frame(frame: pd.DataFrame, config: RiskTrainConfig) -> _Splits:
@@ -197,7 +168,7 @@ def _evaluate(config: RiskTrainConfig, frame: pd.DataFrame, probability: np.ndar
 
 def _model_card(
     config: RiskTrainConfig,
-    data: _Data,
+    data: JobData,
     splits: _Splits,
     family: str,
     run_id: str,
@@ -237,7 +208,7 @@ def _log_card(card: ModelCard, stem: str = "model_card") -> None:
 def _fit_family(
     config: RiskTrainConfig,
     settings: ScorecardSettings | BoostingSettings,
-    data: _Data,
+    data: JobData,
     splits: _Splits,
     experiment_id: str,
     progress: Progress,
@@ -331,7 +302,7 @@ def _log_model(config: RiskTrainConfig, splits: _Splits, model: ScoreCalibratedC
 
 def _register(
     config: RiskTrainConfig,
-    data: _Data,
+    data: JobData,
     parent_run_id: str,
     chosen: FamilyResult,
     evaluation: Evaluation,
@@ -391,22 +362,8 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
     ):
         mlflow.log_params(config_params(config))
         progress(f"Loading and validating {config.dataset.name} ...")
-        data = _load_data(config)
-        source = (
-            str(config.dataset.path)
-            if config.dataset.path is not None
-            else CodeDatasetSource({"generator": data.source})
-        )
-        dataset = from_pandas(
-            to_model_input(data.frame, config.features).assign(
-                **{config.target: data.frame[config.target].to_numpy(dtype=np.float64)}
-            ),
-            source=source,
-            name=data.name,
-            targets=config.target,
-        )
-        mlflow.log_input(dataset, context="training")
-        mlflow.set_tags({"desist.dataset_sha256": data.sha256, "desist.rows": str(len(data.frame))})
+        data = load_job_data(config.dataset, [config.target])
+        log_job_data(data, config.features, config.target, is_file=config.dataset.path is not None)
         splits = split_frame(data.frame, config)
         progress(
             f"Split {len(data.frame):,} rows: train {len(splits.train):,}, "
