@@ -104,6 +104,10 @@ class PayloadTooLargeError(DesistError):
     """A request body or batch is larger than the service accepts."""
 
 
+class UnsupportedMediaTypeError(DesistError):
+    """A request body is not declared as JSON."""
+
+
 class AuditWriteError(DesistError):
     """Scores could not be recorded in the audit log, so they must not be returned."""
 

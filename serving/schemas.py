@@ -73,6 +73,14 @@ class ErrorBody(_Strict):
     request_id: str | None = None
     violations: list[Violation] | None = None
 
+    def to_content(self) -> dict[str, Any]:
+        """Return the JSON body: optional top-level fields left out when empty.
+
+        Only the top level: a violation's ``assessment_index`` and ``field``
+        are always present, null when they do not apply, as the schema says.
+        """
+        return {key: value for key, value in self.model_dump().items() if value is not None}
+
 
 class ModelsResponse(_Strict):
     """The model versions served."""
@@ -111,6 +119,8 @@ def risk_score_request_model(max_batch: int) -> type[BaseModel]:
         Field(
             min_length=1,
             description=f"1 to {max_batch} assessments; each is scored and audited.",
+            # Documented, but checked by check_size so that the answer is 413, not 422.
+            json_schema_extra={"maxItems": max_batch},
         ),
     ]
     model: type[BaseModel] = create_model(
@@ -120,3 +130,30 @@ def risk_score_request_model(max_batch: int) -> type[BaseModel]:
         assessments=(assessments, ...),
     )
     return model
+
+
+def openapi_request_body(model: type[BaseModel]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Return the OpenAPI ``requestBody`` of a JSON body model and the component schemas it uses.
+
+    For routes that read and validate their raw body themselves (see
+    ``serving.app.read_body``), so that ``/docs`` still documents every
+    field with its range.
+
+    Returns
+    -------
+    tuple[dict, dict]
+        ``openapi_extra`` for the route, and the schemas to add under
+        ``components/schemas``.
+    """
+    schema = model.model_json_schema(ref_template="#/components/schemas/{model}")
+    components: dict[str, Any] = schema.pop("$defs", {})
+    components[model.__name__] = schema
+    body = {
+        "requestBody": {
+            "required": True,
+            "content": {
+                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+            },
+        }
+    }
+    return body, components

@@ -116,6 +116,34 @@ def test_empty_batch_and_bad_json_are_422(service: Service) -> None:
         headers={**service.headers(), "content-type": "application/json"},
     )
     assert broken.status_code == 422
+    assert broken.json()["violations"][0]["assessment_index"] is None
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded", None])
+def test_a_body_not_declared_as_json_is_415_and_scores_nothing(
+    service: Service, content_type: str | None
+) -> None:
+    headers = service.headers()
+    if content_type is not None:
+        headers["content-type"] = content_type
+    response = service.client.post(
+        "/v1/risk-scores",
+        content=json.dumps({"assessments": [assessment()]}),
+        headers=headers,
+    )
+    assert response.status_code == 415
+    assert response.json()["error"] == "unsupported_media_type"
+    assert audit_rows(service.settings) == 0
+
+
+def test_a_json_suffix_media_type_and_charset_are_accepted(service: Service) -> None:
+    for content_type in ("application/json; charset=utf-8", "application/vnd.desist+json"):
+        response = service.client.post(
+            "/v1/risk-scores",
+            content=json.dumps({"assessments": [assessment()]}),
+            headers={**service.headers(), "content-type": content_type},
+        )
+        assert response.status_code == 200, content_type
 
 
 # --- 413 ---
@@ -274,6 +302,11 @@ def test_openapi_documents_every_field_with_its_range(service: Service) -> None:
     assert all("Allowed:" in spec["description"] for spec in fields.values())
     assert fields["age"]["minimum"] == 16 and fields["age"]["maximum"] == 100
     assert "not assessed" in fields["drug_misuse"]["description"]
+    body = schema["paths"]["/v1/risk-scores"]["post"]["requestBody"]
+    ref = body["content"]["application/json"]["schema"]["$ref"]
+    request = schema["components"]["schemas"][ref.rsplit("/", 1)[1]]
+    assert request["properties"]["assessments"]["items"]["$ref"].endswith("/Assessment")
+    assert request["properties"]["assessments"]["maxItems"] == service.settings.max_batch
     assert service.client.get("/docs").status_code == 200
 
 
