@@ -172,8 +172,8 @@ def _audit_export(args: argparse.Namespace) -> int:
     if args.since:
         since = datetime.fromisoformat(args.since)
         since = since if since.tzinfo else since.replace(tzinfo=UTC)
-    rows = export_audit(since, args.out)
-    print(f"wrote {rows:,} audit rows to {args.out}")
+    rows = export_audit(since, args.out, kind=args.kind)
+    print(f"wrote {rows:,} {args.kind} audit rows to {args.out}")
     return 0
 
 
@@ -255,6 +255,12 @@ def build_parser() -> argparse.ArgumentParser:
     export = audit_actions.add_parser("export", help="write audit rows to CSV")
     export.add_argument("--since", help="ISO date or time (UTC if no zone), e.g. 2026-11-01")
     export.add_argument("--out", type=Path, required=True, help="CSV file to write")
+    export.add_argument(
+        "--kind",
+        choices=("scores", "recommendations"),
+        default="scores",
+        help="which audit log: risk scores (default) or pathway recommendations",
+    )
     export.set_defaults(handler=_audit_export)
     return parser
 

@@ -37,21 +37,30 @@ from data.errors import (
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
-from serving.audit import AuditLog, AuditRecord, input_digest
+from serving.audit import AuditLog, AuditRecord, RecommendationRecord, input_digest
 from serving.database import make_engine
 from serving.keys import Client, KeyStore
 from serving.logs import configure_logging
 from serving.metrics import Metrics
-from serving.registry_loader import LoadedModel, ModelHolder, champion_version
+from serving.recommender import audit_summary
+from serving.registry_loader import (
+    LoadedModel,
+    LoadedPathwayModel,
+    ModelHolder,
+    champion_version,
+    load_model,
+    load_pathway_model,
+)
 from serving.schemas import (
     BATCH_TOO_LARGE,
     ErrorBody,
     ModelsResponse,
+    PathwayRecommendationResponse,
     ReloadResponse,
     RiskScoreResponse,
     Violation,
+    assessment_batch_model,
     openapi_request_body,
-    risk_score_request_model,
 )
 from serving.settings import Settings, get_settings
 
@@ -182,7 +191,13 @@ bearer = HTTPBearer(
 
 async def get_model(request: Request) -> LoadedModel:
     """Return the model to score with; read once, so a reload cannot change it mid-request."""
-    holder: ModelHolder = request.app.state.holder
+    holder: ModelHolder[LoadedModel] = request.app.state.holder
+    return holder.get()
+
+
+async def get_pathway_model(request: Request) -> LoadedPathwayModel:
+    """Return the pathway model to recommend with; read once per request."""
+    holder: ModelHolder[LoadedPathwayModel] = request.app.state.pathway_holder
     return holder.get()
 
 
@@ -192,9 +207,15 @@ async def get_metrics(request: Request) -> Metrics:
     return metrics
 
 
-async def get_holder(request: Request) -> ModelHolder:
-    """Return the model holder (for reloads)."""
-    holder: ModelHolder = request.app.state.holder
+async def get_holder(request: Request) -> ModelHolder[LoadedModel]:
+    """Return the risk model's holder (for reloads)."""
+    holder: ModelHolder[LoadedModel] = request.app.state.holder
+    return holder
+
+
+async def get_pathway_holder(request: Request) -> ModelHolder[LoadedPathwayModel]:
+    """Return the pathway model's holder (for reloads)."""
+    holder: ModelHolder[LoadedPathwayModel] = request.app.state.pathway_holder
     return holder
 
 
@@ -239,8 +260,10 @@ def require(scope: str) -> Callable[..., Awaitable[Client]]:
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
+PathwayModelDep = Annotated[LoadedPathwayModel, Depends(get_pathway_model)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
-HolderDep = Annotated[ModelHolder, Depends(get_holder)]
+HolderDep = Annotated[ModelHolder[LoadedModel], Depends(get_holder)]
+PathwayHolderDep = Annotated[ModelHolder[LoadedPathwayModel], Depends(get_pathway_holder)]
 ClientDep = Annotated[Client, Depends(require("score"))]
 AdminDep = Annotated[Client, Depends(require("admin"))]
 
@@ -422,9 +445,46 @@ def _score_response(
     return content, [score["risk_band"] for score in scores]
 
 
+def _recommendation_response(
+    raw: bytes,
+    request_model: type[BaseModel],
+    model: LoadedPathwayModel,
+    client: Client,
+    request_id: str,
+    audit: AuditLog,
+) -> tuple[bytes, list[str]]:
+    """Validate, recommend, audit in one transaction, then serialise."""
+    assessments = parse_body(raw, request_model).assessments
+    answers = model.recommender.recommend(assessments)
+    audit.record_recommendations(
+        client=client.name,
+        request_id=request_id,
+        model_name=model.name,
+        model_version=model.version,
+        records=[
+            RecommendationRecord(
+                subject_ref=answer["subject_ref"],
+                input_digest=input_digest(item),
+                recommended=audit_summary(answer),
+            )
+            for item, answer in zip(assessments, answers, strict=True)
+        ],
+    )
+    content = to_json(
+        {
+            "model_name": model.name,
+            "model_version": model.version,
+            "request_id": request_id,
+            "recommendations": answers,
+        }
+    )
+    tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]
+    return content, tops
+
+
 def add_routes(app: FastAPI, settings: Settings) -> None:
     """Declare the service's endpoints on ``app``."""
-    request_model = risk_score_request_model(settings.max_batch)
+    request_model = assessment_batch_model(settings.max_batch)
     request_body, schemas = openapi_request_body(request_model)
     add_openapi_components(app, schemas)
 
@@ -465,15 +525,62 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         state.metrics.count_scores(model.version, bands)
         return Response(content=content, media_type="application/json")
 
+    @app.post(
+        "/v1/pathway-recommendations",
+        response_model=PathwayRecommendationResponse,
+        responses={
+            **ERRORS,
+            413: {"model": ErrorBody, "description": "Batch or body too large."},
+            415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
+            422: {"model": ErrorBody, "description": "Invalid assessments: see violations."},
+        },
+        tags=["pathways"],
+        summary="Recommend rehabilitation pathways for a batch of assessments",
+        openapi_extra=request_body,
+    )
+    async def recommend_pathways(
+        request: Request,
+        client: ClientDep,
+        model: PathwayModelDep,
+    ) -> Response:
+        """Rank the programmes likely to lower each person's 12-month re-offending risk.
+
+        Each recommended programme comes with its estimated absolute reduction, an
+        interval and the needs items behind it; every other programme with the reason
+        it is left out (not eligible, outside the evidence, not clearly beneficial).
+        Same input, keys and audit as risk scores; the practitioner decides.
+        """
+        state = request.app.state
+        raw = await read_body(request)
+        content, tops = await run_in_threadpool(
+            _recommendation_response,
+            raw,
+            request_model,
+            model,
+            client,
+            request.state.request_id,
+            state.audit,
+        )
+        state.metrics.count_recommendations(model.version, tops)
+        return Response(content=content, media_type="application/json")
+
     @app.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["models"])
-    async def list_models(client: ClientDep, model: ModelDep) -> ModelsResponse:
+    async def list_models(
+        client: ClientDep, model: ModelDep, pathways: PathwayHolderDep
+    ) -> ModelsResponse:
         """Describe the model versions served: training data and date, metrics, model card."""
-        return ModelsResponse(models=[model.describe()])
+        served = [model.describe()]
+        if pathways.current is not None:
+            served.append(pathways.current.describe())
+        return ModelsResponse(models=served)
 
     @app.post("/admin/reload", response_model=ReloadResponse, responses=ERRORS, tags=["admin"])
-    def reload_model(holder: HolderDep, client: AdminDep) -> ReloadResponse:
-        """Load the version the alias points at now; on failure the old model keeps serving."""
+    def reload_model(
+        holder: HolderDep, pathways: PathwayHolderDep, client: AdminDep
+    ) -> ReloadResponse:
+        """Load the versions the aliases point at now; on failure the old models keep serving."""
         previous = holder.current
+        pathway_status = _reload_pathways(pathways)
         try:
             loaded = holder.reload()
         except ModelLoadError as err:
@@ -487,6 +594,8 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
             status="reloaded",
             previous_version=None if previous is None else previous.version,
             model=loaded.describe(),
+            pathway_model=None if pathways.current is None else pathways.current.describe(),
+            pathway_status=pathway_status,
         )
 
     @app.get("/healthz", tags=["operations"])
@@ -499,10 +608,19 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         tags=["operations"],
         responses={503: {"model": ErrorBody, "description": "Not ready, with the reason."}},
     )
-    async def readyz(holder: HolderDep) -> dict[str, str]:
-        """Answer 200 once a model is loaded; 503 with the reason before that."""
+    async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str]:
+        """Answer 200 once the risk model is loaded; 503 with the reason before that.
+
+        The pathway model is optional: its state is reported, not required.
+        """
         model = holder.get()
-        return {"status": "ready", "model": model.name, "version": model.version}
+        pathway = pathways.current
+        return {
+            "status": "ready",
+            "model": model.name,
+            "version": model.version,
+            "pathway_model": "not loaded" if pathway is None else pathway.version,
+        }
 
     @app.get("/metrics", response_class=PlainTextResponse, tags=["operations"])
     async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
@@ -530,19 +648,31 @@ def add_openapi_components(app: FastAPI, schemas: Mapping[str, Any]) -> None:
     app.openapi = openapi  # type: ignore[method-assign]
 
 
-async def _poll_alias(holder: ModelHolder, seconds: float) -> None:
-    """Reload when the alias moves to another version; errors keep the served model."""
+def _reload_pathways(holder: ModelHolder[LoadedPathwayModel]) -> str:
+    """Reload the pathway model; say what happened (a failure keeps the old one serving)."""
+    previous = holder.current
+    try:
+        loaded = holder.reload()
+    except ModelLoadError:
+        kept = f"still serving version {previous.version}" if previous else "none served"
+        return f"not reloaded ({kept}): {holder.public_reason}"
+    return f"serving version {loaded.version}"
+
+
+async def _poll_aliases(holders: tuple[ModelHolder[Any], ...], seconds: float) -> None:
+    """Reload a model when its alias moves to another version; errors keep the served model."""
     while True:
         await asyncio.sleep(seconds)
-        try:
-            version = await run_in_threadpool(champion_version, holder.settings)
-            current = holder.current
-            if current is None or current.version != version:
-                await run_in_threadpool(holder.reload)
-        except ModelLoadError:
-            pass  # already logged and kept for /readyz
-        except Exception:
-            log.exception("alias poll failed")
+        for holder in holders:
+            try:
+                version = await run_in_threadpool(champion_version, holder.settings, holder.name)
+                current = holder.current
+                if current is None or current.version != version:
+                    await run_in_threadpool(holder.reload)
+            except ModelLoadError:
+                pass  # already logged and kept for /readyz
+            except Exception:
+                log.exception("alias poll failed")
 
 
 def create_app(settings: Settings) -> FastAPI:
@@ -558,17 +688,22 @@ def create_app(settings: Settings) -> FastAPI:
         engine = make_engine(settings.resolved_database_url())
         app.state.audit = AuditLog(engine)
         app.state.keys = KeyStore(engine)
-        holder = ModelHolder(settings)
+        holder = ModelHolder(settings, load_model, settings.model_name, "risk")
+        pathway_holder = ModelHolder(
+            settings, load_pathway_model, settings.pathway_model_name, "pathway"
+        )
         app.state.holder = holder
-        with contextlib.suppress(ModelLoadError):
-            await run_in_threadpool(holder.reload)
+        app.state.pathway_holder = pathway_holder
+        for each in (holder, pathway_holder):
+            with contextlib.suppress(ModelLoadError):
+                await run_in_threadpool(each.reload)
         # The model and the libraries are long-lived: moving them out of the
         # garbage collector's view keeps full collections (tens of ms with a
         # loaded model) out of request latency.
         gc.collect()
         gc.freeze()
         poller = (
-            asyncio.create_task(_poll_alias(holder, settings.poll_seconds))
+            asyncio.create_task(_poll_aliases((holder, pathway_holder), settings.poll_seconds))
             if settings.poll_seconds > 0
             else None
         )

@@ -1,9 +1,10 @@
-"""The audit log: one row per score served, written before the response is sent.
+"""The audit logs: one row per score or recommendation served, written before the response.
 
 Each row records when, for which client and request, which subject, which
-model version, a digest of the inputs, and the probability and band. The
-rows of a request go in one transaction; if it fails, the request fails and
-no score leaves the service. The service only inserts: rows are never
+model version, a digest of the inputs, and the probability and band (or the
+programmes recommended, with their estimates). The rows of a request go in
+one transaction; if it fails, the request fails and nothing leaves the
+service unrecorded. The service only inserts: rows are never
 updated or deleted.
 """
 
@@ -18,13 +19,17 @@ from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
 from data.errors import AuditWriteError
-from serving.database import audit_table
+from serving.database import audit_table, recommendation_audit_table
 
-COLUMNS: tuple[str, ...] = tuple(column.name for column in audit_table.columns)
+#: The audit tables ``desist audit export --kind`` can write.
+AUDIT_TABLES: dict[str, Table] = {
+    "scores": audit_table,
+    "recommendations": recommendation_audit_table,
+}
 
 
 def input_digest(assessment: BaseModel) -> str:
@@ -48,8 +53,59 @@ class AuditRecord:
     risk_band: str
 
 
+@dataclass(frozen=True, slots=True)
+class RecommendationRecord:
+    """One person's pathway recommendation as recorded.
+
+    ``recommended`` is the ranked programmes with their estimated reductions,
+    ``programme:reduction`` comma-separated (empty when none is recommended).
+    """
+
+    subject_ref: str
+    input_digest: str
+    recommended: str
+
+
+class _Insert:
+    """One multi-row INSERT into ``table``, compiled once for the engine's driver.
+
+    Executed with driver-level parameters: per-row processing by SQLAlchemy
+    cost 13 ms per 1,000 rows here.
+    """
+
+    def __init__(self, engine: Engine, table: Table) -> None:
+        columns = [c.name for c in table.columns if c.name != "id"]
+        compiled = table.insert().compile(dialect=engine.dialect, column_keys=columns)
+        self.sql = str(compiled)
+        self.positional = bool(compiled.positional)
+        self.order: list[str] = list(compiled.positiontup or columns)
+        # Only the shared values (the time, for SQLite a string) need converting; the
+        # per-row ones are already the driver's str and float.
+        self.processors = {
+            c.name: c.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
+            for c in table.columns
+        }
+
+    def rows(self, shared: dict[str, object], records: Sequence[Any]) -> list[Any]:
+        """Return the driver parameters of ``records`` (dataclasses) plus the ``shared`` values."""
+        converted = {}
+        for name, value in shared.items():
+            process = self.processors.get(name)
+            converted[name] = process(value) if process is not None else value
+        if self.positional:
+            return [
+                tuple(
+                    converted[name] if name in converted else getattr(r, name)
+                    for name in self.order
+                )
+                for r in records
+            ]
+        own = [name for name in self.order if name not in converted]
+        return [{**converted, **{name: getattr(r, name) for name in own}} for r in records]
+
+
 class AuditLog:
-    """Insert-only writer of audit rows.
+    """Insert-only writer of audit rows: scores and pathway recommendations.
 
     Parameters
     ----------
@@ -59,19 +115,8 @@ class AuditLog:
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
-        # One statement compiled for this database's driver, executed with driver-level
-        # parameters: per-row processing by SQLAlchemy cost 13 ms per 1,000 rows here.
-        columns = [c.name for c in audit_table.columns if c.name != "id"]
-        compiled = audit_table.insert().compile(dialect=engine.dialect, column_keys=columns)
-        self._sql = str(compiled)
-        self._positional = bool(compiled.positional)
-        self._order: list[str] = list(compiled.positiontup or columns)
-        # Only the shared values (the time, for SQLite a string) need converting; the
-        # per-row ones are already the driver's str and float.
-        self._processors = {
-            c.name: c.type.dialect_impl(engine.dialect).bind_processor(engine.dialect)
-            for c in audit_table.columns
-        }
+        self._scores = _Insert(engine, audit_table)
+        self._recommendations = _Insert(engine, recommendation_audit_table)
 
     def record(
         self,
@@ -82,49 +127,55 @@ class AuditLog:
         model_version: str,
         records: Sequence[AuditRecord],
     ) -> None:
-        """Insert the rows of one request in a single transaction.
+        """Insert the score rows of one request in a single transaction.
 
         Raises
         ------
         AuditWriteError
             If the rows could not be committed; none of them then exists.
         """
-        shared = self._shared(
-            time=datetime.now(UTC),
-            client=client,
-            request_id=request_id,
-            model_name=model_name,
-            model_version=model_version,
-        )
-        if self._positional:
-            rows: list[Any] = [
-                tuple(shared[name] if name in shared else getattr(r, name) for name in self._order)
-                for r in records
-            ]
-        else:
-            rows = [
-                {
-                    **shared,
-                    "subject_ref": r.subject_ref,
-                    "input_digest": r.input_digest,
-                    "risk_probability": r.risk_probability,
-                    "risk_band": r.risk_band,
-                }
-                for r in records
-            ]
+        self._insert(self._scores, client, request_id, model_name, model_version, records)
+
+    def record_recommendations(
+        self,
+        *,
+        client: str,
+        request_id: str,
+        model_name: str,
+        model_version: str,
+        records: Sequence[RecommendationRecord],
+    ) -> None:
+        """Insert the recommendation rows of one request in a single transaction.
+
+        Raises
+        ------
+        AuditWriteError
+            If the rows could not be committed; none of them then exists.
+        """
+        self._insert(self._recommendations, client, request_id, model_name, model_version, records)
+
+    def _insert(
+        self,
+        insert: _Insert,
+        client: str,
+        request_id: str,
+        model_name: str,
+        model_version: str,
+        records: Sequence[Any],
+    ) -> None:
+        shared: dict[str, object] = {
+            "time": datetime.now(UTC),
+            "client": client,
+            "request_id": request_id,
+            "model_name": model_name,
+            "model_version": model_version,
+        }
+        rows = insert.rows(shared, records)
         try:
             with self.engine.begin() as conn:
-                conn.exec_driver_sql(self._sql, rows)
+                conn.exec_driver_sql(insert.sql, rows)
         except SQLAlchemyError as err:
             raise AuditWriteError("the audit log could not record the scores") from err
-
-    def _shared(self, **values: object) -> dict[str, object]:
-        """Return the values every row of a request shares, converted for the driver once."""
-        out = {}
-        for name, value in values.items():
-            process = self._processors.get(name)
-            out[name] = process(value) if process is not None else value
-        return out
 
 
 def _spreadsheet_safe(value: object) -> object:
@@ -134,7 +185,9 @@ def _spreadsheet_safe(value: object) -> object:
     return value
 
 
-def export_audit(engine: Engine, since: datetime | None, out_path: Path) -> int:
+def export_audit(
+    engine: Engine, since: datetime | None, out_path: Path, table: Table = audit_table
+) -> int:
     """Write audit rows (from ``since`` on, if given) to a CSV file; return the row count.
 
     Parameters
@@ -144,18 +197,20 @@ def export_audit(engine: Engine, since: datetime | None, out_path: Path) -> int:
     since
         Earliest time to export; a naive datetime is read as UTC.
     out_path
-        CSV file to write (header plus one line per score, oldest first).
+        CSV file to write (header plus one line per row, oldest first).
+    table
+        Which audit log: scores (default) or recommendations (see :data:`AUDIT_TABLES`).
     """
-    query = select(audit_table).order_by(audit_table.c.id)
+    query = select(table).order_by(table.c.id)
     if since is not None:
         if since.tzinfo is None:
             since = since.replace(tzinfo=UTC)
-        query = query.where(audit_table.c.time >= since)
+        query = query.where(table.c.time >= since)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with engine.connect() as conn, out_path.open("w", newline="") as handle:
         writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
+        writer.writerow([column.name for column in table.columns])
         for row in conn.execute(query):
             values = list(row)
             when = values[1]

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import uvicorn
 
+from serving.audit import AUDIT_TABLES
 from serving.audit import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
@@ -81,10 +82,19 @@ def revoke_key(
     return _keys(settings).revoke(key_id=key_id, client=client)
 
 
-def export_audit(since: datetime | None, out: Path, settings: Settings | None = None) -> int:
-    """Write the audit log (from ``since`` on, if given) to CSV at ``out``; return the row count."""
+def export_audit(
+    since: datetime | None,
+    out: Path,
+    settings: Settings | None = None,
+    kind: str = "scores",
+) -> int:
+    """Write an audit log (from ``since`` on, if given) to CSV at ``out``; return the row count.
+
+    ``kind`` is ``scores`` or ``recommendations`` (:data:`serving.audit.AUDIT_TABLES`).
+    """
+    table = AUDIT_TABLES[kind]
     engine = make_engine((settings or get_settings()).resolved_database_url())
     try:
-        return _export_audit(engine, since, out)
+        return _export_audit(engine, since, out, table)
     finally:
         engine.dispose()

@@ -1,4 +1,4 @@
-"""The service's own database: the audit log and the API keys.
+"""The service's own database: the audit logs (scores, recommendations) and the API keys.
 
 SQLite under ``DESIST_HOME`` by default (write-ahead log, ``synchronous=NORMAL``:
 a committed row survives a crash of the service, and readers never block the
@@ -40,6 +40,23 @@ audit_table = Table(
     Column("input_digest", String(80), nullable=False),
     Column("risk_probability", Float, nullable=False),
     Column("risk_band", String(16), nullable=False),
+)
+
+#: One row per person in a pathway-recommendation response: the programmes
+#: recommended, in rank order, each with its estimated reduction
+#: (``programme:reduction``, comma-separated; empty when none is recommended).
+recommendation_audit_table = Table(
+    "audit_recommendations",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("client", String(128), nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("subject_ref", String(128), nullable=False),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("input_digest", String(80), nullable=False),
+    Column("recommended", String(512), nullable=False),
 )
 
 api_keys_table = Table(

@@ -38,7 +38,7 @@ def _labels(**labels: str) -> str:
 
 
 class Metrics:
-    """Request counts, latencies, errors and scores by band."""
+    """Request counts, latencies, errors, scores by band and top recommendations."""
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
@@ -48,6 +48,7 @@ class Metrics:
         self._latency_count: dict[str, int] = defaultdict(int)
         self._errors: dict[str, int] = defaultdict(int)
         self._scores: dict[tuple[str, str], int] = defaultdict(int)
+        self._recommended: dict[tuple[str, str], int] = defaultdict(int)
         self._pid = str(os.getpid())
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
@@ -69,6 +70,12 @@ class Metrics:
         with self._lock:
             for band in bands:
                 self._scores[(model_version, band)] += 1
+
+    def count_recommendations(self, model_version: str, programmes: list[str]) -> None:
+        """Count programmes recommended, by programme ("none" for a person with none)."""
+        with self._lock:
+            for programme in programmes:
+                self._recommended[(model_version, programme)] += 1
 
     def render(self) -> str:
         """Return every metric in the Prometheus text format (version 0.0.4)."""
@@ -112,4 +119,12 @@ class Metrics:
             for (version, band), n in sorted(self._scores.items()):
                 labels = _labels(model_version=version, band=band, pid=pid)
                 lines.append(f"desist_scores_total{labels} {n}")
+            lines += [
+                "# HELP desist_recommendations_total Top recommendations by model version and "
+                "programme (none: nothing clearly beneficial).",
+                "# TYPE desist_recommendations_total counter",
+            ]
+            for (version, programme), n in sorted(self._recommended.items()):
+                labels = _labels(model_version=version, programme=programme, pid=pid)
+                lines.append(f"desist_recommendations_total{labels} {n}")
         return "\n".join(lines) + "\n"

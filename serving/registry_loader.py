@@ -5,7 +5,8 @@ downloaded, and their digest is compared with the ``desist.artifact_digest``
 tag written at registration *before* anything is deserialised: a model whose
 files changed since registration is refused.
 
-:class:`ModelHolder` keeps the model being served. A reload builds the new
+:func:`load_model` gives the risk model, :func:`load_pathway_model` the
+pathway model; :class:`ModelHolder` keeps each one being served. A reload builds the new
 model completely and then replaces one reference; a request reads that
 reference once, so requests in flight finish on the model they started with.
 """
@@ -17,10 +18,11 @@ import logging
 import re
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 import mlflow
 from mlflow.exceptions import MlflowException
@@ -30,12 +32,14 @@ from data.errors import ModelIntegrityError, ModelLoadError, ModelUnavailableErr
 from data.schema import NEVER_FEATURES
 from models.bands import RiskBands
 from models.digest import directory_digest
+from serving.recommender import Recommender
 from serving.scorer import Scorer
 from serving.settings import Settings
 
 log = logging.getLogger("desist.serving.models")
 
 TAG_DIGEST = "desist.artifact_digest"
+ModelT = TypeVar("ModelT", "LoadedModel", "LoadedPathwayModel")
 _CREDENTIALS = re.compile(r"(://[^:/@\s]+):[^@\s]+@")
 
 
@@ -44,9 +48,30 @@ def _redact(text: str) -> str:
     return _CREDENTIALS.sub(r"\1:***@", text)
 
 
+def _figure(tags: dict[str, str], name: str) -> float | None:
+    try:
+        return float(tags[name])
+    except (KeyError, ValueError):
+        return None
+
+
+def _provenance(tags: dict[str, str]) -> dict[str, Any]:
+    """Return when, on what data and by which run a version was trained (its tags)."""
+    try:
+        dataset = json.loads(tags.get("desist.dataset", "null"))
+    except ValueError:
+        dataset = None
+    return {
+        "trained_at": tags.get("desist.trained_at"),
+        "dataset": dataset,
+        "model_card": tags.get("desist.model_card"),
+        "run_id": tags.get("desist.run_id"),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
-    """A registered model version, verified and ready to score."""
+    """A registered risk-model version, verified and ready to score."""
 
     name: str
     version: str
@@ -59,34 +84,53 @@ class LoadedModel:
     def describe(self) -> dict[str, Any]:
         """Return what ``GET /v1/models`` says about this version."""
         tags = self.tags
-
-        def figure(name: str) -> float | None:
-            try:
-                return float(tags[name])
-            except (KeyError, ValueError):
-                return None
-
-        try:
-            dataset = json.loads(tags.get("desist.dataset", "null"))
-        except ValueError:
-            dataset = None
         return {
             "name": self.name,
             "version": self.version,
             "alias": self.alias,
+            "kind": "risk",
             "family": tags.get("desist.family"),
             "explanation_method": self.scorer.method,
             "features": list(self.scorer.features),
             "bands": list(self.scorer.bands.cutoffs),
-            "trained_at": tags.get("desist.trained_at"),
-            "dataset": dataset,
+            **_provenance(tags),
             "metrics": {
-                "test_roc_auc": figure("desist.test_roc_auc"),
-                "test_ece": figure("desist.test_ece"),
-                "max_group_calibration_gap": figure("desist.max_group_calibration_gap"),
+                "test_roc_auc": _figure(tags, "desist.test_roc_auc"),
+                "test_ece": _figure(tags, "desist.test_ece"),
+                "max_group_calibration_gap": _figure(tags, "desist.max_group_calibration_gap"),
             },
-            "model_card": tags.get("desist.model_card"),
-            "run_id": tags.get("desist.run_id"),
+            "artifact_digest": self.digest,
+            "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
+        }
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedPathwayModel:
+    """A registered pathway-model version, verified and ready to recommend."""
+
+    name: str
+    version: str
+    alias: str
+    recommender: Recommender
+    digest: str
+    tags: dict[str, str]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+    def describe(self) -> dict[str, Any]:
+        """Return what ``GET /v1/models`` says about this version."""
+        tags = self.tags
+        return {
+            "name": self.name,
+            "version": self.version,
+            "alias": self.alias,
+            "kind": "pathways",
+            "family": "doubly robust per-programme effects",
+            "features": list(self.recommender.features),
+            **_provenance(tags),
+            "metrics": {
+                "estimated_policy_value": _figure(tags, "desist.estimated_policy_value"),
+                "estimated_rnr_value": _figure(tags, "desist.estimated_rnr_value"),
+            },
             "artifact_digest": self.digest,
             "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
         }
@@ -98,28 +142,40 @@ def registry_client(settings: Settings) -> MlflowClient:
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
-def champion_version(settings: Settings) -> str:
-    """Return the version the alias points at now (cheap: no download).
+def champion_version(settings: Settings, name: str | None = None) -> str:
+    """Return the version the alias of ``name`` (default: the risk model) points at now.
+
+    Cheap: no download.
 
     Raises
     ------
     ModelLoadError
         If the registry cannot be read or the alias is not set.
     """
+    name = name or settings.model_name
     try:
-        found = registry_client(settings).get_model_version_by_alias(
-            settings.model_name, settings.model_alias
-        )
+        found = registry_client(settings).get_model_version_by_alias(name, settings.model_alias)
     except MlflowException as err:
         raise ModelLoadError(
-            f"cannot resolve models:/{settings.model_name}@{settings.model_alias}: "
-            f"{_redact(str(err))}"
+            f"cannot resolve models:/{name}@{settings.model_alias}: {_redact(str(err))}"
         ) from err
     return str(found.version)
 
 
-def load_model(settings: Settings) -> LoadedModel:
-    """Resolve, download, verify and deserialise the version behind the alias.
+@dataclass(frozen=True, slots=True)
+class VerifiedVersion:
+    """A registered version's deserialised model, after its files matched their digest."""
+
+    model: Any
+    version: str
+    tags: dict[str, str]
+    digest: str
+
+
+def fetch_verified(settings: Settings, name: str) -> VerifiedVersion:
+    """Resolve, download and verify the version behind ``name``'s alias, then deserialise it.
+
+    The digest is checked before anything is unpickled or loaded by skops.
 
     Raises
     ------
@@ -127,9 +183,9 @@ def load_model(settings: Settings) -> LoadedModel:
         If the files do not match the digest recorded at registration (or
         no digest was recorded).
     ModelLoadError
-        If the alias cannot be resolved or the model cannot be read or scored.
+        If the alias cannot be resolved or the model cannot be read.
     """
-    name, alias = settings.model_name, settings.model_alias
+    alias = settings.model_alias
     client = registry_client(settings)
     try:
         version = client.get_model_version_by_alias(name, alias)
@@ -141,10 +197,6 @@ def load_model(settings: Settings) -> LoadedModel:
     expected = tags.get(TAG_DIGEST)
     if not expected:
         raise ModelIntegrityError(name, number, "(no digest recorded)", "unchecked")
-    try:
-        bands = RiskBands(cutoffs=tuple(json.loads(tags.get("desist.bands", "[0.3, 0.5, 0.7]"))))
-    except ValueError as err:
-        raise ModelLoadError(f"{name} version {number}: bad desist.bands tag") from err
     with tempfile.TemporaryDirectory(prefix="desist-model-") as scratch:
         try:
             local = Path(
@@ -167,11 +219,65 @@ def load_model(settings: Settings) -> LoadedModel:
             raise ModelLoadError(
                 f"cannot deserialise {name} version {number}: {type(err).__name__}"
             ) from err
-    scorer = Scorer(model, bands, settings.top_reasons)
-    _check_features(name, number, scorer.features, tags)
-    log.info("loaded model", extra={"model": name, "version": number, "digest": found})
+    return VerifiedVersion(model=model, version=number, tags=tags, digest=found)
+
+
+def load_model(settings: Settings) -> LoadedModel:
+    """Return the verified risk model behind the alias, ready to score.
+
+    Raises
+    ------
+    ModelIntegrityError
+        If its files do not match the digest recorded at registration.
+    ModelLoadError
+        If it cannot be resolved, read or scored, or uses an audit-only field.
+    """
+    name = settings.model_name
+    fetched = fetch_verified(settings, name)
+    try:
+        cutoffs = tuple(json.loads(fetched.tags.get("desist.bands", "[0.3, 0.5, 0.7]")))
+        bands = RiskBands(cutoffs=cutoffs)
+    except ValueError as err:
+        raise ModelLoadError(f"{name} version {fetched.version}: bad desist.bands tag") from err
+    scorer = Scorer(fetched.model, bands, settings.top_reasons)
+    _check_features(name, fetched.version, scorer.features, fetched.tags)
+    log.info(
+        "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
+    )
     return LoadedModel(
-        name=name, version=number, alias=alias, scorer=scorer, digest=found, tags=tags
+        name=name,
+        version=fetched.version,
+        alias=settings.model_alias,
+        scorer=scorer,
+        digest=fetched.digest,
+        tags=fetched.tags,
+    )
+
+
+def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
+    """Return the verified pathway model behind the alias, ready to recommend.
+
+    Raises
+    ------
+    ModelIntegrityError
+        If its files do not match the digest recorded at registration.
+    ModelLoadError
+        If it cannot be resolved or read, or uses an audit-only field.
+    """
+    name = settings.pathway_model_name
+    fetched = fetch_verified(settings, name)
+    recommender = Recommender(fetched.model)
+    _check_features(name, fetched.version, recommender.features, fetched.tags)
+    log.info(
+        "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
+    )
+    return LoadedPathwayModel(
+        name=name,
+        version=fetched.version,
+        alias=settings.model_alias,
+        recommender=recommender,
+        digest=fetched.digest,
+        tags=fetched.tags,
     )
 
 
@@ -196,25 +302,42 @@ def _check_features(
         raise ModelLoadError(f"{name} version {number}: its features differ from its tags")
 
 
-class ModelHolder:
+class ModelHolder(Generic[ModelT]):
     """The model being served, swapped atomically on reload.
 
     ``current`` is a plain attribute: a reload assigns it once, after the new
     model is fully built, so a request that read it keeps a consistent model.
     A failed load leaves the served model in place and keeps the error for
     ``/readyz`` and the reload response.
+
+    Parameters
+    ----------
+    settings
+        The service settings.
+    load
+        Builds the model (:func:`load_model` or :func:`load_pathway_model`).
+    name
+        The registered model's name, for the alias poll and the service log.
+    kind
+        What the model does ("risk", "pathway"), for answers to clients: they
+        learn no registry names.
     """
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(
+        self, settings: Settings, load: Callable[[Settings], ModelT], name: str, kind: str
+    ) -> None:
         self.settings = settings
-        self.current: LoadedModel | None = None
+        self.name = name
+        self.kind = kind
+        self.current: ModelT | None = None
         # Full text for logs and admins; the public reason names only the kind of failure,
         # never registry names, digests, hosts or paths.
         self.last_error: str | None = None
         self.public_reason = "the model is still loading"
+        self._load: Callable[[Settings], ModelT] = load
         self._reload_lock = threading.Lock()
 
-    def get(self) -> LoadedModel:
+    def get(self) -> ModelT:
         """Return the served model.
 
         Raises
@@ -224,10 +347,10 @@ class ModelHolder:
         """
         model = self.current
         if model is None:
-            raise ModelUnavailableError(f"no model loaded: {self.public_reason}")
+            raise ModelUnavailableError(f"no {self.kind} model loaded: {self.public_reason}")
         return model
 
-    def reload(self) -> LoadedModel:
+    def reload(self) -> ModelT:
         """Load the alias's version and swap it in; on failure keep serving the old one.
 
         Raises
@@ -237,7 +360,7 @@ class ModelHolder:
         """
         with self._reload_lock:
             try:
-                loaded = load_model(self.settings)
+                loaded = self._load(self.settings)
             except ModelLoadError as err:
                 self.last_error = str(err)
                 self.public_reason = (
@@ -245,7 +368,7 @@ class ModelHolder:
                     if isinstance(err, ModelIntegrityError)
                     else "the last model load failed (see the service log)"
                 )
-                log.error("model load failed", extra={"error": str(err)})
+                log.error("model load failed", extra={"model": self.name, "error": str(err)})
                 raise
             self.current = loaded
             self.last_error = None

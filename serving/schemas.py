@@ -55,6 +55,57 @@ class RiskScoreResponse(_Strict):
     scores: list[RiskScore]
 
 
+class RecommendedProgramme(_Strict):
+    """A programme recommended for one person."""
+
+    programme: str = Field(description="The programme (a resettlement pathway or Prince's Trust).")
+    estimated_reduction: float = Field(
+        ge=-1,
+        le=1,
+        description="Estimated absolute reduction in the 12-month re-offending probability "
+        "from a referral to this programme alone (0.05 = five percentage points).",
+    )
+    interval_low: float = Field(
+        description="Lower end of the 95% interval of the mean reduction among people "
+        "with similar estimates."
+    )
+    interval_high: float = Field(description="Upper end of that interval.")
+    needs: list[str] = Field(
+        description="The person's flagged needs items (score above 0) behind this programme."
+    )
+
+
+class NotRecommendedProgramme(_Strict):
+    """A programme left out for one person, and why."""
+
+    programme: str
+    reason: str = Field(
+        description="not_eligible, outside_evidence (people like this were almost never or "
+        "almost always referred) or not_clearly_beneficial."
+    )
+    explanation: str
+
+
+class PathwayRecommendation(_Strict):
+    """One person's recommendations; the practitioner decides."""
+
+    subject_ref: str = Field(description="The caller's reference, echoed.")
+    recommended: list[RecommendedProgramme] = Field(
+        description="Programmes clearly likely to lower this person's risk, largest reduction "
+        "first; empty when none is."
+    )
+    not_recommended: list[NotRecommendedProgramme]
+
+
+class PathwayRecommendationResponse(_Strict):
+    """Recommendations of a batch, in request order, with the model version that gave them."""
+
+    model_name: str
+    model_version: str
+    request_id: str = Field(description="Quote it to find the audit records of these answers.")
+    recommendations: list[PathwayRecommendation]
+
+
 class Violation(_Strict):
     """One reason a request was refused."""
 
@@ -94,11 +145,15 @@ class ReloadResponse(_Strict):
     status: str
     previous_version: str | None
     model: dict[str, Any]
+    pathway_model: dict[str, Any] | None = Field(
+        description="The pathway model served after the reload; null when none is."
+    )
+    pathway_status: str = Field(description="What the reload did to the pathway model.")
 
 
 @cache
-def risk_score_request_model(max_batch: int) -> type[BaseModel]:
-    """Return the body model of ``POST /v1/risk-scores`` for a batch limit.
+def assessment_batch_model(max_batch: int) -> type[BaseModel]:
+    """Return the body model of the scoring and recommendation routes for a batch limit.
 
     An oversized batch fails before its items are validated, with an error of
     type ``batch_too_large`` that the service answers with 413.
@@ -118,15 +173,15 @@ def risk_score_request_model(max_batch: int) -> type[BaseModel]:
         BeforeValidator(check_size),
         Field(
             min_length=1,
-            description=f"1 to {max_batch} assessments; each is scored and audited.",
+            description=f"1 to {max_batch} assessments; each answer is audited.",
             # Documented, but checked by check_size so that the answer is 413, not 422.
             json_schema_extra={"maxItems": max_batch},
         ),
     ]
     model: type[BaseModel] = create_model(
-        "RiskScoreRequest",
+        "AssessmentBatch",
         __config__=ConfigDict(extra="forbid"),
-        __doc__="Assessments to score.",
+        __doc__="Assessments to score or to recommend pathways for.",
         assessments=(assessments, ...),
     )
     return model

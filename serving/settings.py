@@ -32,7 +32,12 @@ class Settings(BaseSettings):
         description="SQLAlchemy URL of the audit and key database; default SQLite under home.",
     )
     model_name: str = Field(default="desist-risk", description="Registered model to serve.")
-    model_alias: str = Field(default="champion", description="Alias of the version to serve.")
+    pathway_model_name: str = Field(
+        default="desist-pathways",
+        description="Registered pathway model to serve beside the risk model; "
+        "POST /v1/pathway-recommendations answers 503 until one has a champion.",
+    )
+    model_alias: str = Field(default="champion", description="Alias of the versions to serve.")
     max_batch: int = Field(default=1000, ge=1, description="Most assessments in one request.")
     max_body_bytes: int = Field(
         default=2_000_000, ge=1024, description="Largest request body accepted, in bytes."

@@ -14,12 +14,19 @@ import pytest
 from fastapi.testclient import TestClient
 from mlflow.tracking import MlflowClient
 
-from data.schema import ASSESSMENT_FIELDS, Kind
+from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
 from data.synthetic import SynthConfig, generate_cohort
 from models.risk import ScorecardSettings
-from pipeline.config import GateConfig
+from pipeline.config import (
+    DatasetConfig,
+    GateConfig,
+    PathwayGateConfig,
+    PathwayModelConfig,
+    PathwayTrainConfig,
+)
 from pipeline.registry import promote
 from pipeline.tracking import Tracker
+from pipeline.train_pathways import train as train_pathways
 from pipeline.train_risk import train
 from serving.app import create_app
 from serving.commands import create_key
@@ -67,6 +74,26 @@ def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     tracker = Tracker.for_home(home)
     result = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
     decision = promote(tracker, MODEL, result.version, LOOSE_GATES, (), actor="tests")
+    assert decision.promoted
+    return Store(home)
+
+
+@pytest.fixture(scope="session")
+def pathway_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
+    """A registry with a risk champion and a desist-pathways champion (small, seeded)."""
+    home = tmp_path_factory.mktemp("serving-pathways-home")
+    tracker = Tracker.for_home(home)
+    risk = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
+    assert promote(tracker, MODEL, risk.version, LOOSE_GATES, (), actor="tests").promoted
+    config = PathwayTrainConfig(
+        dataset=DatasetConfig(name="tiny", synthetic=SynthConfig(rows=12_000, seed=5)),
+        model=PathwayModelConfig(max_iter=60),
+    )
+    pathways = train_pathways(config, tracker=tracker)
+    gates = PathwayGateConfig(min_gain_over_rnr=-1.0)
+    decision = promote(
+        tracker, "desist-pathways", pathways.version, gates, NEVER_FEATURES, actor="tests"
+    )
     assert decision.promoted
     return Store(home)
 

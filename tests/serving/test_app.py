@@ -408,7 +408,9 @@ def test_digest_mismatch_at_start_is_not_ready_with_the_reason(
         ready = service.client.get("/readyz")
         assert ready.status_code == 503
         # The public reason names the kind of failure, never digests, names or paths.
-        assert ready.json()["detail"] == "no model loaded: the model failed its integrity check"
+        assert (
+            ready.json()["detail"] == "no risk model loaded: the model failed its integrity check"
+        )
         assert "sha256" not in ready.text
         reload = service.client.post("/admin/reload", headers=service.headers(service.admin_key))
         assert "does not match the registered sha256:fff" in reload.json()["detail"]

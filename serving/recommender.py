@@ -1,0 +1,151 @@
+"""Recommend rehabilitation pathways for validated assessments with a loaded pathway model.
+
+The registered ``desist-pathways`` model is a
+:class:`models.pathways.PathwayEffectModel`. For each person it estimates,
+per programme, the absolute reduction in 12-month re-offending probability
+from a referral to that programme alone, with a confidence interval; a
+programme is recommended only when the person is eligible, people like them
+were sometimes but not always referred (overlap), and the benefit is
+clearly above zero. The answer lists the recommended programmes, largest
+reduction first, with the needs items behind each, and says for every other
+programme why it is not recommended. The practitioner decides.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TypedDict
+
+import pandas as pd
+from pydantic import BaseModel
+
+from data.errors import ModelLoadError
+from data.schema import ASSESSMENT_FIELDS, PRINCES_TRUST_AGE_RANGE
+from models.encoding import to_model_input
+from models.pathways import PathwayEffectModel, PathwayEstimates, recommendations
+
+_SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
+#: Every assessment field but the identifier: what the effect model and the needs lookup read.
+_INPUT_FIELDS: tuple[str, ...] = tuple(spec.name for spec in ASSESSMENT_FIELDS[1:])
+
+NOT_ELIGIBLE = "not_eligible"
+OUTSIDE_EVIDENCE = "outside_evidence"
+NOT_CLEARLY_BENEFICIAL = "not_clearly_beneficial"
+
+#: Why a programme is not recommended, as the API explains it.
+REASONS: dict[str, str] = {
+    NOT_ELIGIBLE: "not open to this person ({programme} takes ages {low} to {high})",
+    OUTSIDE_EVIDENCE: (
+        "people like this were almost never, or almost always, referred to it: "
+        "the data cannot say what it would do for them"
+    ),
+    NOT_CLEARLY_BENEFICIAL: "its estimated benefit for people like this is not clearly above zero",
+}
+
+
+class RecommendedItem(TypedDict):
+    """One recommended programme."""
+
+    programme: str
+    estimated_reduction: float
+    interval_low: float
+    interval_high: float
+    needs: list[str]
+
+
+class NotRecommendedItem(TypedDict):
+    """A programme left out, and why."""
+
+    programme: str
+    reason: str
+    explanation: str
+
+
+class PersonRecommendation(TypedDict):
+    """One person's ranked recommendations, as the API returns them."""
+
+    subject_ref: str
+    recommended: list[RecommendedItem]
+    not_recommended: list[NotRecommendedItem]
+
+
+class Recommender:
+    """A fitted pathway-effect model ready to answer requests.
+
+    Parameters
+    ----------
+    model
+        A fitted :class:`models.pathways.PathwayEffectModel`.
+
+    Raises
+    ------
+    ModelLoadError
+        If the model is of another kind, unfitted, or needs a field a
+        request cannot carry.
+    """
+
+    def __init__(self, model: PathwayEffectModel) -> None:
+        if not isinstance(model, PathwayEffectModel) or not hasattr(model, "effect_models_"):
+            raise ModelLoadError(f"expected a fitted pathway model, got {type(model).__name__}")
+        unservable = [name for name in model.features if name not in _SERVABLE]
+        if unservable:
+            raise ModelLoadError(f"the model needs fields a request cannot carry: {unservable}")
+        self.model = model
+        self.features: tuple[str, ...] = tuple(model.features)
+
+    def frame(self, assessments: Sequence[BaseModel]) -> pd.DataFrame:
+        """Return validated assessments as the model's input table (missing: NaN / None)."""
+        records = [item.model_dump(include=set(_INPUT_FIELDS)) for item in assessments]
+        table = pd.DataFrame.from_records(records, columns=list(_INPUT_FIELDS))
+        return to_model_input(table, _INPUT_FIELDS)
+
+    def recommend(self, assessments: Sequence[BaseModel]) -> list[PersonRecommendation]:
+        """Return each person's recommendations, in request order."""
+        table = self.frame(assessments)
+        estimates = self.model.estimate(table)
+        ranked = recommendations(estimates, table)
+        out: list[PersonRecommendation] = []
+        for row, (item, picks) in enumerate(zip(assessments, ranked, strict=True)):
+            chosen = {pick.programme for pick in picks}
+            out.append(
+                {
+                    "subject_ref": item.subject_ref,  # type: ignore[attr-defined]
+                    "recommended": [
+                        {
+                            "programme": pick.programme,
+                            "estimated_reduction": pick.estimated_reduction,
+                            "interval_low": pick.interval[0],
+                            "interval_high": pick.interval[1],
+                            "needs": list(pick.needs),
+                        }
+                        for pick in picks
+                    ],
+                    "not_recommended": [
+                        _left_out(estimates, row, j)
+                        for j, programme in enumerate(estimates.programmes)
+                        if programme not in chosen
+                    ],
+                }
+            )
+        return out
+
+
+def _left_out(estimates: PathwayEstimates, row: int, j: int) -> NotRecommendedItem:
+    """Say why programme ``j`` is not recommended for person ``row`` (first reason that holds)."""
+    programme = estimates.programmes[j]
+    if not bool(estimates.eligible[row, j]):
+        reason = NOT_ELIGIBLE
+    elif not bool(estimates.in_overlap[row, j]):
+        reason = OUTSIDE_EVIDENCE
+    else:
+        reason = NOT_CLEARLY_BENEFICIAL
+    low, high = PRINCES_TRUST_AGE_RANGE
+    text = REASONS[reason].format(programme=programme, low=low, high=high)
+    return {"programme": programme, "reason": reason, "explanation": text}
+
+
+def audit_summary(person: PersonRecommendation) -> str:
+    """Return the recommended programmes as ``programme:reduction``, comma-separated."""
+    return ",".join(
+        f"{item['programme']}:{item['estimated_reduction']:.4f}" for item in person["recommended"]
+    )
