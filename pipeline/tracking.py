@@ -18,9 +18,9 @@ import skops.io
 from mlflow.entities import Run
 from mlflow.tracking import MlflowClient
 
+from models.digest import TRUSTED_TYPE_PREFIXES
+
 DEFAULT_HOME = Path(".desist")
-#: Packages whose types a logged model may contain; anything else is refused.
-TRUSTED_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.", "builtins.")
 
 
 def skops_trusted_types(model: object) -> list[str]:
@@ -32,7 +32,7 @@ def skops_trusted_types(model: object) -> list[str]:
         If the model holds a type from any other package.
     """
     found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    refused = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    refused = [t for t in found if not t.startswith(TRUSTED_TYPE_PREFIXES)]
     if refused:
         raise TypeError(f"model holds types outside the trusted packages: {refused}")
     return list(found)

@@ -29,6 +29,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data.errors import (
     AuditWriteError,
     AuthenticationError,
+    DatabaseUnavailableError,
     DesistError,
     ModelLoadError,
     ModelUnavailableError,
@@ -36,10 +37,11 @@ from data.errors import (
     PermissionDeniedError,
 )
 from serving.audit import AuditLog, AuditRecord, input_digest
-from serving.database import make_engine
+from serving.database import make_engine, prepare_tables
 from serving.keys import Client, KeyStore
 from serving.logs import configure_logging
 from serving.metrics import Metrics
+from serving.ratelimit import RateLimitMiddleware
 from serving.registry_loader import LoadedModel, ModelHolder, champion_version
 from serving.schemas import (
     BATCH_TOO_LARGE,
@@ -50,6 +52,7 @@ from serving.schemas import (
     Violation,
     risk_score_request_model,
 )
+from serving.security import install_cors
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger("desist.serving")
@@ -69,11 +72,13 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
     ModelUnavailableError: (503, "model_unavailable"),
     ModelLoadError: (503, "model_load_failed"),
     AuditWriteError: (503, "audit_unavailable"),
+    DatabaseUnavailableError: (503, "database_unavailable"),
 }
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid API key."},
     403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
+    429: {"model": ErrorBody, "description": "Too many requests: wait Retry-After seconds."},
     503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
 }
 
@@ -483,7 +488,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(
+            settings.resolved_database_url(),
+            connect_timeout=settings.database_connect_timeout,
+            create_tables=False,
+        )
+        # The service starts even while its database is away; scoring answers 503 until it is back.
+        tables_retry = await prepare_tables(engine)
         app.state.audit = AuditLog(engine)
         app.state.keys = KeyStore(engine)
         holder = ModelHolder(settings)
@@ -503,10 +514,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            for task in (poller, tables_retry):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             engine.dispose()
 
     app = FastAPI(
@@ -520,11 +532,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app, metrics)
     add_routes(app, settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
     )
+    install_cors(app, settings)
     return app
 
 

@@ -31,6 +31,7 @@ from data.schema import NEVER_FEATURES
 from models.bands import RiskBands
 from models.digest import directory_digest
 from serving.scorer import Scorer
+from serving.security import check_artifact_format
 from serving.settings import Settings
 
 log = logging.getLogger("desist.serving.models")
@@ -161,6 +162,7 @@ def load_model(settings: Settings) -> LoadedModel:
         found = directory_digest(local)
         if found != expected:
             raise ModelIntegrityError(name, number, expected, found)
+        check_artifact_format(local, name, number)  # still before anything is deserialised
         try:
             model = mlflow.sklearn.load_model(str(local))
         except Exception as err:  # deserialisation can fail in many libraries' ways
