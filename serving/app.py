@@ -76,6 +76,7 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
 }
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not text the service can read."},
     401: {"model": ErrorBody, "description": "No valid API key."},
     403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
     429: {"model": ErrorBody, "description": "Too many requests: wait Retry-After seconds."},
@@ -264,7 +265,9 @@ def _error_response(
     body = ErrorBody(
         error=error, detail=detail, request_id=_request_id(request), violations=violations
     )
-    return JSONResponse(body.model_dump(exclude_none=True), status_code=status, headers=headers)
+    # Only top-level nulls are dropped: a violation keeps its documented null index and field.
+    content = {key: value for key, value in body.model_dump().items() if value is not None}
+    return JSONResponse(content, status_code=status, headers=headers)
 
 
 def _violation(error: Any) -> Violation:
@@ -323,9 +326,12 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        error = {
+            400: "malformed_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         return _error_response(
             request, exc.status_code, error, str(exc.detail), headers=exc.headers
         )
