@@ -122,3 +122,7 @@ class UnsafeConfigurationError(DesistError):
 
 class UntrustedArtifactError(ModelLoadError):
     """A model's files would be deserialised in an unsafe way (pickle, untrusted types)."""
+
+
+class TrackingStoreError(DesistError):
+    """The MLflow tracking store or registry failed during a job (unreachable, or refused)."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -144,9 +144,14 @@ class Service:
         )
 
 
-def start_service(settings: Settings) -> Iterator[Service]:
+def start_service(
+    settings: Settings, before_start: Callable[[], object] | None = None
+) -> Iterator[Service]:
+    """Create a key per scope, run ``before_start`` (a fault to inject), then start the app."""
     score_key = create_key("case-system", "score", settings=settings)
     admin_key = create_key("operator", "admin", settings=settings)
+    if before_start is not None:
+        before_start()
     with TestClient(create_app(settings)) as client:
         yield Service(client, settings, score_key, admin_key)
 
