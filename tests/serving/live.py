@@ -11,6 +11,7 @@ Both clean up after themselves: use them as context managers.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import os
 import signal
 import socket
@@ -18,13 +19,23 @@ import subprocess
 import sys
 import threading
 import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
 
 import httpx
+from sqlalchemy import select
 
+from serving.database import audit_table, make_engine
 from serving.settings import Settings
+from tests.serving.conftest import assessment
+
+#: Assessments per request sent by :class:`Load`: a request's audit rows come in this number.
+BATCH = 3
+Sender = Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -213,3 +224,86 @@ def _pump(source: socket.socket, sink: socket.socket) -> None:
     finally:
         with contextlib.suppress(OSError):
             sink.shutdown(socket.SHUT_WR)
+
+
+def audit_groups(settings: Settings) -> Counter[str]:
+    """Rows per request id in the audit log."""
+    engine = make_engine(settings.resolved_database_url())
+    with engine.connect() as conn:
+        ids = conn.execute(select(audit_table.c.request_id)).scalars().all()
+    engine.dispose()
+    return Counter(ids)
+
+
+@dataclass
+class Load:
+    """Client threads scoring batches of ``BATCH`` until stopped; every answer is kept."""
+
+    send: Sender
+    threads: int = 4
+    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
+    transport_errors: int = 0
+    _stop: threading.Event = field(default_factory=threading.Event)
+    _workers: list[threading.Thread] = field(default_factory=list)
+    _counter: Iterator[int] = field(default_factory=itertools.count)
+
+    def __enter__(self) -> Load:
+        for _ in range(self.threads):
+            worker = threading.Thread(target=self._run, daemon=True)
+            worker.start()
+            self._workers.append(worker)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        for worker in self._workers:
+            worker.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            n = next(self._counter)
+            batch = [assessment(subject_ref=f"load-{n}-{i}") for i in range(BATCH)]
+            try:
+                self.answers.append(self.send(batch))
+            except httpx.TransportError:
+                self.transport_errors += 1
+                time.sleep(0.02)
+
+    def wait_for(self, status: int, count: int, timeout: float = 60) -> None:
+        """Block until ``count`` more answers with ``status`` arrived."""
+        target = self.count(status) + count
+        deadline = time.monotonic() + timeout
+        while self.count(status) < target:
+            assert time.monotonic() < deadline, f"{count} x {status} not seen: {self.statuses()}"
+            time.sleep(0.02)
+
+    def count(self, status: int) -> int:
+        return sum(1 for code, _ in list(self.answers) if code == status)
+
+    def statuses(self) -> Counter[int]:
+        return Counter(code for code, _ in list(self.answers))
+
+    def scored_request_ids(self) -> list[str]:
+        return [body["request_id"] for code, body in list(self.answers) if code == 200]
+
+
+def http_sender(url: str, key: str) -> Sender:
+    """Return a sender posting batches to a live service, one keep-alive client per thread."""
+    local = threading.local()
+
+    def send(batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        if not hasattr(local, "client"):
+            local.client = httpx.Client(
+                base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10
+            )
+        response = local.client.post("/v1/risk-scores", json={"assessments": batch})
+        return response.status_code, response.json()
+
+    return send
+
+
+def set_immutable(paths: list[Path], on: bool) -> None:
+    """Make files read-only even for root (``chattr +i``), or writable again."""
+    for path in paths:
+        if path.exists():
+            subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)

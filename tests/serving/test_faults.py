@@ -5,19 +5,15 @@ store lost in the middle of training. ``benchmarks/bench_faults.py`` runs the lo
 
 from __future__ import annotations
 
-import itertools
 import shutil
 import signal
 import subprocess
-import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy import select
@@ -28,7 +24,6 @@ from pipeline.tracking import Tracker
 from pipeline.train_risk import train
 from serving.commands import create_key
 from serving.database import audit_table, make_engine
-from serving.settings import Settings
 from tests.pipeline.conftest import small_config
 from tests.serving.conftest import (
     MODEL,
@@ -38,85 +33,17 @@ from tests.serving.conftest import (
     make_settings,
     start_service,
 )
-from tests.serving.live import LiveService, TcpProxy, free_port
+from tests.serving.live import (
+    BATCH,
+    LiveService,
+    Load,
+    TcpProxy,
+    audit_groups,
+    free_port,
+    http_sender,
+    set_immutable,
+)
 from tests.serving.test_app import audit_rows
-
-BATCH = 3
-
-
-def audit_groups(settings: Settings) -> Counter[str]:
-    """Rows per request id in the audit log."""
-    engine = make_engine(settings.resolved_database_url())
-    with engine.connect() as conn:
-        ids = conn.execute(select(audit_table.c.request_id)).scalars().all()
-    engine.dispose()
-    return Counter(ids)
-
-
-@dataclass
-class Load:
-    """Client threads scoring batches of ``BATCH`` until stopped; every answer is kept."""
-
-    send: Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]
-    threads: int = 4
-    answers: list[tuple[int, dict[str, Any]]] = field(default_factory=list)
-    transport_errors: int = 0
-    _stop: threading.Event = field(default_factory=threading.Event)
-    _workers: list[threading.Thread] = field(default_factory=list)
-    _counter: Iterator[int] = field(default_factory=itertools.count)
-
-    def __enter__(self) -> Load:
-        for _ in range(self.threads):
-            worker = threading.Thread(target=self._run, daemon=True)
-            worker.start()
-            self._workers.append(worker)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for worker in self._workers:
-            worker.join(timeout=30)
-
-    def _run(self) -> None:
-        while not self._stop.is_set():
-            n = next(self._counter)
-            batch = [assessment(subject_ref=f"load-{n}-{i}") for i in range(BATCH)]
-            try:
-                self.answers.append(self.send(batch))
-            except httpx.TransportError:
-                self.transport_errors += 1
-                time.sleep(0.02)
-
-    def wait_for(self, status: int, count: int, timeout: float = 60) -> None:
-        """Block until ``count`` more answers with ``status`` arrived."""
-        target = self.count(status) + count
-        deadline = time.monotonic() + timeout
-        while self.count(status) < target:
-            assert time.monotonic() < deadline, f"{count} x {status} not seen: {self.statuses()}"
-            time.sleep(0.02)
-
-    def count(self, status: int) -> int:
-        return sum(1 for code, _ in list(self.answers) if code == status)
-
-    def statuses(self) -> Counter[int]:
-        return Counter(code for code, _ in list(self.answers))
-
-    def scored_request_ids(self) -> list[str]:
-        return [body["request_id"] for code, body in list(self.answers) if code == 200]
-
-
-def http_sender(url: str, key: str) -> Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]:
-    local = threading.local()
-
-    def send(batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
-        if not hasattr(local, "client"):
-            local.client = httpx.Client(
-                base_url=url, headers={"Authorization": f"Bearer {key}"}, timeout=10
-            )
-        response = local.client.post("/v1/risk-scores", json={"assessments": batch})
-        return response.status_code, response.json()
-
-    return send
 
 
 def in_process_sender(
@@ -152,12 +79,6 @@ def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request
     assert len(groups) - len(answered) <= load.threads
     assert load.statuses().keys() == {200} and load.transport_errors > 0
     assert len(answered) > len(answered_before) >= 40
-
-
-def set_immutable(paths: list[Path], on: bool) -> None:
-    for path in paths:
-        if path.exists():
-            subprocess.run(["chattr", "+i" if on else "-i", str(path)], check=True)
 
 
 @pytest.fixture
