@@ -10,7 +10,9 @@ remembered in memory, under a keyed hash of the key (never the key), for
 that time.
 
 A key whose id is unknown or revoked costs the same hash as a wrong secret,
-so timing tells a guesser nothing about which key ids exist.
+so timing tells a guesser nothing about which key ids exist. When a cached
+key expires under load, one thread checks it again while the others with the
+same key wait for that answer: not one scrypt per waiting request.
 """
 
 from __future__ import annotations
@@ -82,6 +84,7 @@ class KeyStore:
         self._pepper = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
         self._cache: dict[bytes, tuple[Client, float]] = {}
         self._lock = threading.Lock()
+        self._checking: dict[bytes, threading.Lock] = {}  # one check per key at a time
 
     def create_key(self, client: str, scope: str) -> tuple[str, str]:
         """Create a key for ``client`` with ``scope``; return ``(key_id, key)``.
@@ -151,6 +154,17 @@ class KeyStore:
             ).scalar_one()
         return int(count)
 
+    def known(self, key: str) -> Client | None:
+        """Return the client a key was last verified as, even if that has expired.
+
+        For rate limiting only (which bucket a request counts against), never
+        for authentication: a key that fails a check is forgotten.
+        """
+        fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
+        with self._lock:
+            found = self._cache.get(fingerprint)
+        return None if found is None else found[0]
+
     def cached(self, key: str) -> Client | None:
         """Return the client of a key verified in the last ``cache_seconds``, else ``None``."""
         fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
@@ -171,11 +185,26 @@ class KeyStore:
             If the key store cannot be read (the service answers 503, not 401).
         """
         fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
-        now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(fingerprint)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+            checking = self._checking.setdefault(fingerprint, threading.Lock())
+        with checking:
+            now = time.monotonic()
+            with self._lock:
+                cached = self._cache.get(fingerprint)
+            if cached is not None and cached[1] > now:
+                return cached[0]  # checked by another thread while this one waited
+            try:
+                found = self._check(key)
+            except AuthenticationError:
+                with self._lock:
+                    self._cache.pop(fingerprint, None)
+                    self._checking.pop(fingerprint, None)
+                raise
+            with self._lock:
+                self._cache[fingerprint] = (found, now + self._cache_seconds)
+            return found
+
+    def _check(self, key: str) -> Client:
         key_id, secret = _split(key)
         try:
             with self._engine.connect() as conn:
@@ -191,7 +220,4 @@ class KeyStore:
         matches = hmac.compare_digest(_hash(secret, salt), expected)
         if row is None or not usable or not matches:
             raise AuthenticationError("unknown or revoked API key")
-        found = Client(name=row.client, scope=row.scope, key_id=row.key_id)
-        with self._lock:
-            self._cache[fingerprint] = (found, now + self._cache_seconds)
-        return found
+        return Client(name=row.client, scope=row.scope, key_id=row.key_id)

@@ -2,7 +2,7 @@
 
 Two kinds of caller are limited, each with its own buckets:
 
-- a client whose key was verified in the last 30 s (the key cache knows it):
+- a client whose key the service has verified (the key cache knows it):
   ``rate_limit_per_second`` on average, ``rate_limit_burst`` at once, per
   client name (all its keys share one bucket);
 - any other request to the API (no key, a wrong key, a key not yet checked):
@@ -131,7 +131,9 @@ class RateLimitMiddleware:
     def _wait(self, scope: Scope) -> float:
         token = _bearer(scope)
         keys: KeyStore | None = getattr(scope["app"].state, "keys", None)
-        client = keys.cached(token) if token is not None and keys is not None else None
+        # A key verified before counts as its client even once its cache entry expired: the
+        # re-check is on its way, and the client must not meet the guessers' limit meanwhile.
+        client = keys.known(token) if token is not None and keys is not None else None
         if client is not None:
             return 0.0 if self.clients is None else self.clients.take(f"client:{client.name}")
         if self.unverified is None:

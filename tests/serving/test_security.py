@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import pickle
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -180,6 +181,34 @@ def test_an_unknown_key_id_costs_the_same_hash_as_a_wrong_secret(
     with pytest.raises(AuthenticationError):
         keys.verify(key)
     assert len(hashed) == 3  # one scrypt each: known id, unknown id, revoked key
+
+
+def test_concurrent_checks_of_one_key_cost_one_scrypt(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=60)
+    _, key = keys.create_key("c", "score")
+    hashed: list[bytes] = []
+    real = serving.keys._hash
+    monkeypatch.setattr(serving.keys, "_hash", lambda s, salt: hashed.append(salt) or real(s, salt))
+    with ThreadPoolExecutor(8) as pool:
+        clients = list(pool.map(keys.verify, [key] * 8))
+    assert {c.name for c in clients} == {"c"}
+    assert len(hashed) == 1
+
+
+def test_an_expired_key_still_counts_as_its_client_for_rate_limits(tmp_path: Path) -> None:
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=0)
+    key_id, key = keys.create_key("c", "score")
+    assert keys.known(key) is None
+    keys.verify(key)
+    assert keys.cached(key) is None  # expired at once: authentication checks again
+    known = keys.known(key)
+    assert known is not None and known.name == "c"
+    keys.revoke(key_id=key_id)
+    with pytest.raises(AuthenticationError):
+        keys.verify(key)
+    assert keys.known(key) is None  # a key that failed its check is forgotten
 
 
 def test_an_unreadable_key_store_is_unavailable_not_unauthenticated(tmp_path: Path) -> None:
