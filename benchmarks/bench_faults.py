@@ -45,7 +45,8 @@ import httpx
 import psycopg
 from mlflow.tracking import MlflowClient
 
-from benchmarks.bench_serving import MODEL, train_home
+from benchmarks.bench_load import champion_home, service_settings
+from benchmarks.bench_serving import MODEL
 from benchmarks.common import save
 from data.errors import DesistError
 from models.risk import ScorecardSettings
@@ -84,16 +85,6 @@ def postgres_database() -> Iterator[str | None]:
     finally:
         with psycopg.connect(f"{POSTGRES}/postgres", autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-def service_settings(home: Path, scratch: Path, **changes: Any) -> Settings:
-    base: dict[str, Any] = {
-        "home": scratch / "service",
-        "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
-        "database_url": f"sqlite:///{scratch / 'audit.db'}",
-        "rate_limit_per_second": 0,
-    }
-    return Settings(**{**base, **changes})
 
 
 def audit_check(settings: Settings, load: Load) -> dict[str, Any]:
@@ -287,9 +278,7 @@ def main() -> None:
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-faults-"))
-    home = args.home.resolve() if args.home else scratch / "home"
-    if args.home is None:
-        train_home(home)
+    home = champion_home(args.home, scratch)
     results: dict[str, Any] = {}
 
     def run(name: str, scenario: Callable[[Path], Any]) -> None:

@@ -18,17 +18,16 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
 
 import schemathesis
 
-from benchmarks.bench_load import audit_count
-from benchmarks.bench_serving import train_home
+from benchmarks.bench_load import audit_count, champion_home, service_settings
 from benchmarks.common import save
 from serving.commands import create_key
-from serving.settings import Settings
 from tests.serving.fuzzing import fuzz
 from tests.serving.live import LiveService
 
@@ -44,16 +43,8 @@ def main() -> None:
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
-    home = args.home.resolve() if args.home else scratch / "home"
-    if args.home is None:
-        train_home(home)
-    settings = Settings(
-        home=scratch / "service",
-        tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-        database_url=f"sqlite:///{scratch / 'audit.db'}",
-        rate_limit_per_second=0,
-        unverified_per_second=0,
-    )
+    home = champion_home(args.home, scratch)
+    settings = service_settings(home, scratch, unverified_per_second=0)
     keys = {
         "no key": None,
         "score key": create_key("fuzz-score", "score", settings=settings),
@@ -70,6 +61,7 @@ def main() -> None:
         live.stop()
     log_text = (scratch / "service.log").read_text()
     rows = audit_count(settings.resolved_database_url())
+    shutil.rmtree(scratch, ignore_errors=True)
     counts = report.as_dict()
     save(
         "fuzz",

@@ -29,6 +29,7 @@ import argparse
 import asyncio
 import json
 import os
+import shutil
 import tempfile
 import time
 from pathlib import Path
@@ -211,6 +212,28 @@ class CpuMeter:
         return {name: round(value, 2) for name, value in used.items()}
 
 
+def champion_home(given: Path | None, scratch: Path) -> Path:
+    """Return a DESIST_HOME with a champion: ``given``, or the main config trained anew."""
+    if given is not None:
+        return given.resolve()
+    train_home(scratch / "home")
+    return scratch / "home"
+
+
+def service_settings(home: Path, scratch: Path, **changes: Any) -> Settings:
+    """Settings of a benchmarked service: the champion of ``home``, a fresh SQLite audit log.
+
+    The per-client rate limit is off: one client sends all the load.
+    """
+    base: dict[str, Any] = {
+        "home": scratch / "service",
+        "tracking_uri": f"sqlite:///{home / 'mlflow.db'}",
+        "database_url": f"sqlite:///{scratch / 'audit.db'}",
+        "rate_limit_per_second": 0,
+    }
+    return Settings(**{**base, **changes})
+
+
 def audit_count(url: str) -> int:
     engine = make_engine(url)
     with engine.connect() as conn:
@@ -230,15 +253,7 @@ def main() -> None:
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    home = args.home.resolve() if args.home else scratch / "home"
-    if args.home is None:
-        train_home(home)
-    settings = Settings(
-        home=scratch / "service",
-        tracking_uri=f"sqlite:///{home / 'mlflow.db'}",
-        database_url=f"sqlite:///{scratch / 'audit.db'}",
-        rate_limit_per_second=0,
-    )
+    settings = service_settings(champion_home(args.home, scratch), scratch)
     key = create_key("load", "score", settings=settings)
     body = json.dumps({"assessments": assessments(1)}).encode()
     headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
@@ -265,6 +280,7 @@ def main() -> None:
         print(json.dumps(opened), flush=True)
         live.stop()
     rows = audit_count(settings.resolved_database_url())
+    shutil.rmtree(scratch, ignore_errors=True)
     save(
         args.name,
         {

@@ -166,14 +166,20 @@ def test_desist_serve_refuses_an_open_keyless_service(
 # --- keys ---
 
 
+def count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record the salt of every scrypt the key store runs from now on."""
+    hashed: list[bytes] = []
+    real = serving.keys._hash
+    monkeypatch.setattr(serving.keys, "_hash", lambda s, salt: hashed.append(salt) or real(s, salt))
+    return hashed
+
+
 def test_an_unknown_key_id_costs_the_same_hash_as_a_wrong_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=0)
     key_id, key = keys.create_key("c", "score")
-    hashed: list[bytes] = []
-    real = serving.keys._hash
-    monkeypatch.setattr(serving.keys, "_hash", lambda s, salt: hashed.append(salt) or real(s, salt))
+    hashed = count_hashes(monkeypatch)
     for attempt in (f"dsk_{key_id}_wrong", "dsk_ffffffffffff_wrong"):
         with pytest.raises(AuthenticationError, match="unknown or revoked"):
             keys.verify(attempt)
@@ -188,9 +194,7 @@ def test_concurrent_checks_of_one_key_cost_one_scrypt(
 ) -> None:
     keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=60)
     _, key = keys.create_key("c", "score")
-    hashed: list[bytes] = []
-    real = serving.keys._hash
-    monkeypatch.setattr(serving.keys, "_hash", lambda s, salt: hashed.append(salt) or real(s, salt))
+    hashed = count_hashes(monkeypatch)
     with ThreadPoolExecutor(8) as pool:
         clients = list(pool.map(keys.verify, [key] * 8))
     assert {c.name for c in clients} == {"c"}
