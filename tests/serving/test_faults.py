@@ -64,11 +64,11 @@ def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request
     with LiveService(settings, tmp_path / "service.log") as live:
         live.start()
         with Load(http_sender(live.url, key)) as load:
-            load.wait_for(200, 40)
+            load.wait_for(200, 20)
             live.kill(signal.SIGKILL)  # mid-request: some are being scored, some committed
             answered_before = load.scored_request_ids()
             live.start()
-            load.wait_for(200, 20)
+            load.wait_for(200, 10)
         answered = load.scored_request_ids()
     groups = audit_groups(settings)
     # Every score that got a 200 is in the audit log, all of its rows.
@@ -78,7 +78,7 @@ def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request
     # At most the requests in flight at the kill were committed without an answer.
     assert len(groups) - len(answered) <= load.threads
     assert load.statuses().keys() == {200} and load.transport_errors > 0
-    assert len(answered) > len(answered_before) >= 40
+    assert len(answered) > len(answered_before) >= 20
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 Every refusal must be a 4xx with an ``ErrorBody``, never a 5xx, and must
 leave nothing in the audit log. ``DESIST_FUZZ_EXAMPLES`` sets the generated
-requests per operation, mode and key (default 15: about 400 requests in
+requests per operation, mode and key (default 10: about 300 requests in
 total); ``benchmarks/bench_fuzz.py`` sends thousands over HTTP.
 """
 
@@ -27,7 +27,7 @@ from tests.serving.conftest import Service, Store, assessment, make_settings, st
 from tests.serving.fuzzing import fuzz
 from tests.serving.test_app import audit_rows
 
-EXAMPLES = int(os.environ.get("DESIST_FUZZ_EXAMPLES", "15"))
+EXAMPLES = int(os.environ.get("DESIST_FUZZ_EXAMPLES", "10"))
 
 
 def test_generated_requests_get_no_5xx_and_match_the_schema(
