@@ -9,7 +9,7 @@ export DESIST_HOME
 # desist runs on closed networks: no MLflow usage telemetry.
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test lint typecheck unit venv clean
+.PHONY: run test lint typecheck unit venv clean lock audit-deps
 
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -38,6 +38,24 @@ typecheck: venv
 
 unit: venv
 	$(BIN)/pytest
+
+## The runtime dependencies, pinned: a fresh virtualenv with `pip install .` (no extras), frozen.
+lock:
+	rm -rf $(DESIST_HOME)/lock-venv
+	$(PYTHON) -m venv $(DESIST_HOME)/lock-venv
+	$(DESIST_HOME)/lock-venv/bin/python -m pip install --quiet .
+	{ echo "# Runtime dependencies of desist, pinned (pip install . into a fresh virtualenv, frozen)."; \
+	  echo "# Regenerate: make lock. Audit: make audit-deps (docs/reliability.md)."; \
+	  $(DESIST_HOME)/lock-venv/bin/python -m pip freeze --exclude-editable | grep -v '^desist'; \
+	} > requirements/runtime.lock
+	rm -rf $(DESIST_HOME)/lock-venv
+
+## Known vulnerabilities in the locked runtime dependencies. Needs the advisory database
+## (PyPI / OSV) online: run it where that is reachable, never as part of `make test`.
+audit-deps: venv
+	$(BIN)/python -m pip install --quiet -e '.[audit]'
+	$(BIN)/pip-audit --strict --requirement requirements/runtime.lock --no-deps --disable-pip \
+		--progress-spinner off
 
 clean:
 	rm -rf $(VENV) $(DESIST_HOME)

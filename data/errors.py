@@ -114,3 +114,19 @@ class AuditWriteError(DesistError):
 
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
+
+
+class DatabaseUnavailableError(DesistError):
+    """The service database (API keys, audit log) cannot be reached just now."""
+
+
+class UnsafeConfigurationError(DesistError):
+    """The service was asked to run in a way that would expose it (e.g. open and keyless)."""
+
+
+class UntrustedArtifactError(ModelLoadError):
+    """A model's files would be deserialised in an unsafe way (pickle, untrusted types)."""
+
+
+class TrackingStoreError(DesistError):
+    """The MLflow tracking store or registry failed during a job (unreachable, or refused)."""

@@ -416,7 +416,14 @@ def _assessment_annotation(spec: FieldSpec) -> object:
         field = Field(description=text)
     elif spec.kind is Kind.TEXT:
         base = str
-        field = Field(description=text, strict=True, min_length=1, max_length=128)
+        # No control characters: PostgreSQL cannot store NUL, and none belongs in a reference.
+        field = Field(
+            description=text,
+            strict=True,
+            min_length=1,
+            max_length=128,
+            pattern=r"^[^\x00-\x1f\x7f]+$",
+        )
     elif spec.kind is Kind.NUMBER:
         base = float
         # strict: a JSON string such as "12" is refused rather than coerced.

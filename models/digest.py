@@ -11,6 +11,10 @@ from __future__ import annotations
 import hashlib
 from pathlib import Path
 
+#: Packages whose types a logged model may contain: the training job refuses to log, and the
+#: service to load, a model whose skops file asks to trust any other type.
+TRUSTED_TYPE_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.", "builtins.")
+
 #: Files MLflow writes into a model folder after it was logged.
 UNDIGESTED = frozenset({"registered_model_meta"})
 

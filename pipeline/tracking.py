@@ -8,19 +8,27 @@ git-ignored working folder ``DESIST_HOME`` (``./.desist``). A team points
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow
+import requests
 import skops.io
 from mlflow.entities import Run
+from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
+from sqlalchemy.exc import SQLAlchemyError
+
+from data.errors import TrackingStoreError
+from models.digest import TRUSTED_TYPE_PREFIXES
 
 DEFAULT_HOME = Path(".desist")
-#: Packages whose types a logged model may contain; anything else is refused.
-TRUSTED_PREFIXES = ("models.", "sklearn.", "numpy.", "scipy.", "builtins.")
+#: What the store's client raises when the store is unreachable or refuses a call.
+STORE_FAILURES = (MlflowException, SQLAlchemyError, requests.RequestException)
+_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@\s]+@")
 
 
 def skops_trusted_types(model: object) -> list[str]:
@@ -32,7 +40,7 @@ def skops_trusted_types(model: object) -> list[str]:
         If the model holds a type from any other package.
     """
     found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    refused = [t for t in found if not t.startswith(TRUSTED_PREFIXES)]
+    refused = [t for t in found if not t.startswith(TRUSTED_TYPE_PREFIXES)]
     if refused:
         raise TypeError(f"model holds types outside the trusted packages: {refused}")
     return list(found)
@@ -80,13 +88,35 @@ class Tracker:
         return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
 
     def experiment_id(self, name: str) -> str:
-        """Return the id of experiment ``name``, creating it when absent."""
-        client = self.client()
-        found = client.get_experiment_by_name(name)
-        if found is not None:
-            return str(found.experiment_id)
-        location = None if self.artifact_root is None else f"{self.artifact_root}/{name}"
-        return str(client.create_experiment(name, artifact_location=location))
+        """Return the id of experiment ``name``, creating it when absent.
+
+        Raises
+        ------
+        TrackingStoreError
+            If the store cannot be reached.
+        """
+        with self.reporting_failures():
+            client = self.client()
+            found = client.get_experiment_by_name(name)
+            if found is not None:
+                return str(found.experiment_id)
+            location = None if self.artifact_root is None else f"{self.artifact_root}/{name}"
+            return str(client.create_experiment(name, artifact_location=location))
+
+    @contextmanager
+    def reporting_failures(self) -> Iterator[None]:
+        """Turn a failure of the store into a :class:`TrackingStoreError` naming it.
+
+        A job registers its model last, so a job that fails this way has
+        registered nothing; its run may stay RUNNING if the store went away
+        before it could be marked FAILED.
+        """
+        try:
+            yield
+        except STORE_FAILURES as err:
+            reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+            store, reason = (_PASSWORD.sub(r"\1:***@", t) for t in (self.tracking_uri, reason))
+            raise TrackingStoreError(f"the MLflow tracking store {store} failed: {reason}") from err
 
     @contextmanager
     def activate(self) -> Iterator[None]:
@@ -101,7 +131,8 @@ class Tracker:
         mlflow.set_tracking_uri(self.tracking_uri)
         mlflow.set_registry_uri(self.tracking_uri)
         try:
-            yield
+            with self.reporting_failures():
+                yield
         finally:
             mlflow.set_registry_uri(None)  # type: ignore[arg-type]  # None means "unset"
             mlflow.set_tracking_uri(previous)  # type: ignore[arg-type]  # None unsets

@@ -30,6 +30,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data.errors import (
     AuditWriteError,
     AuthenticationError,
+    DatabaseUnavailableError,
     DesistError,
     ModelLoadError,
     ModelUnavailableError,
@@ -38,10 +39,11 @@ from data.errors import (
     UnsupportedMediaTypeError,
 )
 from serving.audit import AuditLog, AuditRecord, RecommendationRecord, input_digest
-from serving.database import make_engine
+from serving.database import make_engine, prepare_tables
 from serving.keys import Client, KeyStore
 from serving.logs import configure_logging
 from serving.metrics import Metrics
+from serving.ratelimit import RateLimitMiddleware
 from serving.recommender import audit_summary
 from serving.registry_loader import (
     LoadedModel,
@@ -62,6 +64,7 @@ from serving.schemas import (
     assessment_batch_model,
     openapi_request_body,
 )
+from serving.security import install_cors
 from serving.settings import Settings, get_settings
 
 log = logging.getLogger("desist.serving")
@@ -82,11 +85,14 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
     ModelUnavailableError: (503, "model_unavailable"),
     ModelLoadError: (503, "model_load_failed"),
     AuditWriteError: (503, "audit_unavailable"),
+    DatabaseUnavailableError: (503, "database_unavailable"),
 }
 
 ERRORS: dict[int | str, dict[str, Any]] = {
+    400: {"model": ErrorBody, "description": "The body is not text the service can read."},
     401: {"model": ErrorBody, "description": "No valid API key."},
     403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
+    429: {"model": ErrorBody, "description": "Too many requests: wait Retry-After seconds."},
     503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
 }
 
@@ -345,9 +351,12 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, StarletteHTTPException)
-        error = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
-            exc.status_code, "http_error"
-        )
+        error = {
+            400: "malformed_request",
+            404: "not_found",
+            405: "method_not_allowed",
+            413: "payload_too_large",
+        }.get(exc.status_code, "http_error")
         return _error_response(
             request, exc.status_code, error, str(exc.detail), headers=exc.headers
         )
@@ -685,7 +694,13 @@ def create_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        engine = make_engine(settings.resolved_database_url())
+        engine = make_engine(
+            settings.resolved_database_url(),
+            connect_timeout=settings.database_connect_timeout,
+            create_tables=False,
+        )
+        # The service starts even while its database is away; scoring answers 503 until it is back.
+        tables_retry = await prepare_tables(engine)
         app.state.audit = AuditLog(engine)
         app.state.keys = KeyStore(engine)
         holder = ModelHolder(settings, load_model, settings.model_name, "risk")
@@ -710,10 +725,11 @@ def create_app(settings: Settings) -> FastAPI:
         try:
             yield
         finally:
-            if poller is not None:
-                poller.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await poller
+            for task in (poller, tables_retry):
+                if task is not None:
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await task
             engine.dispose()
 
     app = FastAPI(
@@ -727,11 +743,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.settings = settings
     install_error_handlers(app, metrics)
     add_routes(app, settings)
+    app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
     )
+    install_cors(app, settings)
     return app
 
 

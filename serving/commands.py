@@ -15,6 +15,7 @@ from serving.audit import AUDIT_TABLES
 from serving.audit import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.security import check_listen_address, is_loopback
 from serving.settings import Settings, get_settings
 
 APP_FACTORY = "serving.app:create_app_from_env"
@@ -29,7 +30,18 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         Where to listen; the default keeps the service on loopback.
     workers
         Worker processes; each loads its own copy of the model.
+
+    Raises
+    ------
+    UnsafeConfigurationError
+        If ``host`` is not a loopback address and no API key exists.
     """
+    if not is_loopback(host):
+        engine = make_engine(get_settings().resolved_database_url())
+        try:
+            check_listen_address(host, KeyStore(engine).active_count())
+        finally:
+            engine.dispose()
     uvicorn.run(
         APP_FACTORY,
         factory=True,

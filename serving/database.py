@@ -4,10 +4,18 @@ SQLite under ``DESIST_HOME`` by default (write-ahead log, ``synchronous=NORMAL``
 a committed row survives a crash of the service, and readers never block the
 writer); PostgreSQL when ``DESIST_DATABASE_URL`` says so. Tables are created
 when missing; the service itself only ever inserts audit rows.
+
+The database may be away for a while (a PostgreSQL restart, a network cut, a
+file system gone read-only). Requests then fail fast (503) rather than hang,
+and the engine drops connections that went bad, so the service recovers by
+itself when the database is back: no restart needed.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import sqlite3
 from pathlib import Path
 from typing import Any
 
@@ -23,7 +31,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import ExceptionContext, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from starlette.concurrency import run_in_threadpool
+
+log = logging.getLogger("desist.serving.database")
 
 metadata = MetaData()
 
@@ -80,14 +92,34 @@ def _sqlite_pragmas(dbapi_connection: Any, _record: object) -> None:
     cursor.close()
 
 
-def make_engine(url: str) -> Engine:
-    """Return an engine for ``url`` with the service's tables created.
+#: SQLite errors after which a connection must not be reused. A connection opened while the
+#: file was read-only stays read-only for good; one that hit an I/O error may be half broken.
+_SQLITE_STALE = ("readonly database", "disk i/o error", "unable to open database")
+
+
+def _drop_stale_sqlite_connection(context: ExceptionContext) -> None:
+    error = context.original_exception
+    if isinstance(error, sqlite3.OperationalError) and any(
+        text in str(error).lower() for text in _SQLITE_STALE
+    ):
+        # Treated as a disconnect: the pool discards the connection and opens a fresh one
+        # next time, which sees the file as it is then.
+        context.is_disconnect = True
+
+
+def make_engine(url: str, *, connect_timeout: float = 5.0, create_tables: bool = True) -> Engine:
+    """Return an engine for ``url``, by default with the service's tables created.
 
     Parameters
     ----------
     url
         SQLAlchemy URL: ``sqlite:///path`` or ``postgresql+psycopg://...``
         (``postgresql://`` also selects psycopg 3 with SQLAlchemy 2.1).
+    connect_timeout
+        Seconds to wait for a connection (PostgreSQL) or a lock (SQLite).
+    create_tables
+        Create missing tables now; the service passes ``False`` and calls
+        :func:`prepare_tables`, so that it can start while the database is away.
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
@@ -95,7 +127,49 @@ def make_engine(url: str) -> Engine:
             Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(url, hide_parameters=True)
         event.listen(engine, "connect", _sqlite_pragmas)
+        event.listen(engine, "handle_error", _drop_stale_sqlite_connection)
     else:
-        engine = create_engine(url, pool_pre_ping=True, hide_parameters=True)
-    metadata.create_all(engine)
+        engine = create_engine(
+            url,
+            pool_pre_ping=True,
+            hide_parameters=True,
+            # libpq counts whole seconds, at least 2.
+            connect_args={"connect_timeout": max(2, round(connect_timeout))},
+            pool_timeout=connect_timeout,
+        )
+    if create_tables:
+        metadata.create_all(engine)
     return engine
+
+
+def ensure_tables(engine: Engine) -> None:
+    """Create the service's tables where missing (no-op when they exist)."""
+    metadata.create_all(engine)
+
+
+async def prepare_tables(engine: Engine, retry_seconds: float = 2.0) -> asyncio.Task[None] | None:
+    """Create the tables now; if the database is away, keep trying in the background.
+
+    Returns
+    -------
+    asyncio.Task or None
+        The retrying task (cancel it at shutdown), or ``None`` if the tables
+        are in place. Until they are, scoring answers 503.
+    """
+    try:
+        await run_in_threadpool(ensure_tables, engine)
+        return None
+    except SQLAlchemyError as err:
+        log.error("service database unavailable at start", extra={"error": type(err).__name__})
+
+    async def retry() -> None:
+        while True:
+            await asyncio.sleep(retry_seconds)
+            try:
+                await run_in_threadpool(ensure_tables, engine)
+            except SQLAlchemyError:
+                continue
+            log.info("service database available again")
+            return
+
+    return asyncio.create_task(retry())

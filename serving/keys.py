@@ -8,6 +8,11 @@ scrypt is deliberately slow (tens of milliseconds), so a verified key is
 remembered in memory, under a keyed hash of the key (never the key), for
 ``cache_seconds``: a revocation takes effect in a running service within
 that time.
+
+A key whose id is unknown or revoked costs the same hash as a wrong secret,
+so timing tells a guesser nothing about which key ids exist. When a cached
+key expires under load, one thread checks it again while the others with the
+same key wait for that answer: not one scrypt per waiting request.
 """
 
 from __future__ import annotations
@@ -21,9 +26,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Literal
 
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine, func, select, update
+from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import AuthenticationError, KeyStoreError
+from data.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 from serving.database import api_keys_table
 
 Scope = Literal["score", "admin"]
@@ -32,6 +38,9 @@ PREFIX = "dsk"
 
 # scrypt cost: 16 MiB and about 60 ms per check on this machine.
 _SCRYPT = {"n": 2**14, "r": 8, "p": 1, "dklen": 32}
+#: Compared against when a key id is unknown, so that the answer takes as long as for a known one.
+_DECOY_SALT = bytes(16)
+_DECOY_HASH = "0" * 64
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,6 +84,7 @@ class KeyStore:
         self._pepper = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
         self._cache: dict[bytes, tuple[Client, float]] = {}
         self._lock = threading.Lock()
+        self._checking: dict[bytes, threading.Lock] = {}  # one check per key at a time
 
     def create_key(self, client: str, scope: str) -> tuple[str, str]:
         """Create a key for ``client`` with ``scope``; return ``(key_id, key)``.
@@ -134,6 +144,27 @@ class KeyStore:
             self._cache.clear()
         return int(result.rowcount)
 
+    def active_count(self) -> int:
+        """Return how many keys are not revoked."""
+        with self._engine.connect() as conn:
+            count = conn.execute(
+                select(func.count())
+                .select_from(api_keys_table)
+                .where(api_keys_table.c.revoked_at.is_(None))
+            ).scalar_one()
+        return int(count)
+
+    def known(self, key: str) -> Client | None:
+        """Return the client a key was last verified as, even if that has expired.
+
+        For rate limiting only (which bucket a request counts against), never
+        for authentication: a key that fails a check is forgotten.
+        """
+        fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
+        with self._lock:
+            found = self._cache.get(fingerprint)
+        return None if found is None else found[0]
+
     def cached(self, key: str) -> Client | None:
         """Return the client of a key verified in the last ``cache_seconds``, else ``None``."""
         fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
@@ -150,23 +181,43 @@ class KeyStore:
         ------
         AuthenticationError
             If the key is malformed, unknown, revoked or wrong.
+        DatabaseUnavailableError
+            If the key store cannot be read (the service answers 503, not 401).
         """
         fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
-        now = time.monotonic()
         with self._lock:
-            cached = self._cache.get(fingerprint)
-        if cached is not None and cached[1] > now:
-            return cached[0]
+            checking = self._checking.setdefault(fingerprint, threading.Lock())
+        with checking:
+            now = time.monotonic()
+            with self._lock:
+                cached = self._cache.get(fingerprint)
+            if cached is not None and cached[1] > now:
+                return cached[0]  # checked by another thread while this one waited
+            try:
+                found = self._check(key)
+            except AuthenticationError:
+                with self._lock:
+                    self._cache.pop(fingerprint, None)
+                    self._checking.pop(fingerprint, None)
+                raise
+            with self._lock:
+                self._cache[fingerprint] = (found, now + self._cache_seconds)
+            return found
+
+    def _check(self, key: str) -> Client:
         key_id, secret = _split(key)
-        with self._engine.connect() as conn:
-            row = conn.execute(
-                select(api_keys_table).where(api_keys_table.c.key_id == key_id)
-            ).first()
-        if row is None or row.revoked_at is not None:
+        try:
+            with self._engine.connect() as conn:
+                row = conn.execute(
+                    select(api_keys_table).where(api_keys_table.c.key_id == key_id)
+                ).first()
+        except SQLAlchemyError as err:
+            raise DatabaseUnavailableError("the key store cannot be read just now") from err
+        usable = row is not None and row.revoked_at is None
+        salt = bytes.fromhex(row.salt) if row is not None and usable else _DECOY_SALT
+        expected = str(row.key_hash) if row is not None and usable else _DECOY_HASH
+        # One scrypt and one constant-time comparison whether the key id exists or not.
+        matches = hmac.compare_digest(_hash(secret, salt), expected)
+        if row is None or not usable or not matches:
             raise AuthenticationError("unknown or revoked API key")
-        if not hmac.compare_digest(_hash(secret, bytes.fromhex(row.salt)), row.key_hash):
-            raise AuthenticationError("unknown or revoked API key")
-        found = Client(name=row.client, scope=row.scope, key_id=row.key_id)
-        with self._lock:
-            self._cache[fingerprint] = (found, now + self._cache_seconds)
-        return found
+        return Client(name=row.client, scope=row.scope, key_id=row.key_id)

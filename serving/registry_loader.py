@@ -34,6 +34,7 @@ from models.bands import RiskBands
 from models.digest import directory_digest
 from serving.recommender import Recommender
 from serving.scorer import Scorer
+from serving.security import check_artifact_format
 from serving.settings import Settings
 
 log = logging.getLogger("desist.serving.models")
@@ -213,6 +214,7 @@ def fetch_verified(settings: Settings, name: str) -> VerifiedVersion:
         found = directory_digest(local)
         if found != expected:
             raise ModelIntegrityError(name, number, expected, found)
+        check_artifact_format(local, name, number)  # still before anything is deserialised
         try:
             model = mlflow.sklearn.load_model(str(local))
         except Exception as err:  # deserialisation can fail in many libraries' ways

@@ -46,6 +46,32 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Seconds between checks of the alias; 0 turns polling off."
     )
     top_reasons: int = Field(default=3, ge=1, le=20, description="Reasons returned per score.")
+    rate_limit_per_second: float = Field(
+        default=50.0,
+        ge=0,
+        description="Requests a client may make per second, on average, per worker; 0 turns "
+        "the limit off.",
+    )
+    rate_limit_burst: int = Field(
+        default=100, ge=1, description="Requests a client may make at once above that rate."
+    )
+    unverified_per_second: float = Field(
+        default=10.0,
+        ge=0,
+        description="Requests per second, per source address, with a key not yet verified "
+        "(no key, a wrong one, or one not checked in the last 30 s); 0 turns the limit off. "
+        "Each costs a slow hash check: the limit keeps key guessing from using up the CPU.",
+    )
+    cors_origins: tuple[str, ...] = Field(
+        default=(),
+        description="Browser origins allowed to call the API (CORS); none by default, so "
+        "browsers refuse cross-origin calls.",
+    )
+    database_connect_timeout: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds to wait for the audit database before a request fails with 503.",
+    )
 
     def resolved_home(self) -> Path:
         """Return ``home`` as an absolute path."""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,6 +16,7 @@ from mlflow.tracking import MlflowClient
 
 from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
 from data.synthetic import SynthConfig, generate_cohort
+from models.digest import directory_digest
 from models.risk import ScorecardSettings
 from pipeline.config import (
     DatasetConfig,
@@ -62,6 +63,30 @@ class Store:
             MODEL, source=location, run_id=current.run_id, tags=tags
         )
         return str(created.version)
+
+    def add_version_from(self, files: Path, *, retag: bool = False) -> str:
+        """Register the model files in ``files`` as a new version with the champion's tags.
+
+        With ``retag`` the digest tag is recomputed for the new files (as if
+        whoever changed them could also write the registry); otherwise it is
+        the champion's, which the changed files no longer match.
+        """
+        client = self.client()
+        current = client.get_model_version(MODEL, "1")
+        tags = dict(current.tags)
+        if retag:
+            tags["desist.artifact_digest"] = directory_digest(files)
+        created = client.create_model_version(
+            MODEL, source=files.as_uri(), run_id=current.run_id, tags=tags
+        )
+        return str(created.version)
+
+    def copy_champion_files(self, to: Path) -> Path:
+        """Copy version 1's model files to ``to`` (to tamper with them)."""
+        location = self.client().get_model_version_download_uri(MODEL, "1")
+        source = Path(location.removeprefix("file://"))
+        shutil.copytree(source, to)
+        return to
 
     def set_champion(self, version: str) -> None:
         self.client().set_registered_model_alias(MODEL, "champion", version)
@@ -116,6 +141,9 @@ def make_settings(store: Store, tmp_path: Path, **changes: Any) -> Settings:
         "home": tmp_path / "service-home",
         "tracking_uri": store.tracking_uri,
         "database_url": f"sqlite:///{tmp_path / 'service.db'}",
+        # Tests hammer the service from one address; the limits have their own tests.
+        "rate_limit_per_second": 0,
+        "unverified_per_second": 0,
     }
     return Settings(**{**base, **changes})
 
@@ -143,9 +171,14 @@ class Service:
         )
 
 
-def start_service(settings: Settings) -> Iterator[Service]:
+def start_service(
+    settings: Settings, before_start: Callable[[], object] | None = None
+) -> Iterator[Service]:
+    """Create a key per scope, run ``before_start`` (a fault to inject), then start the app."""
     score_key = create_key("case-system", "score", settings=settings)
     admin_key = create_key("operator", "admin", settings=settings)
+    if before_start is not None:
+        before_start()
     with TestClient(create_app(settings)) as client:
         yield Service(client, settings, score_key, admin_key)
 

@@ -8,20 +8,24 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Table, func, select, text
 
-from serving.database import audit_table, make_engine
+from serving.database import audit_table, make_engine, recommendation_audit_table
 from serving.schemas import RiskScoreResponse
 from serving.settings import Settings
 from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
 
 
-def audit_rows(settings: Settings) -> int:
+def audit_rows(settings: Settings, table: Table = audit_table) -> int:
     engine = make_engine(settings.resolved_database_url())
     with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
+        count = conn.execute(select(func.count()).select_from(table)).scalar_one()
     engine.dispose()
     return int(count)
+
+
+def recommendation_rows(settings: Settings) -> int:
+    return audit_rows(settings, recommendation_audit_table)
 
 
 # --- scoring ---

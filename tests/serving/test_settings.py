@@ -27,3 +27,14 @@ def test_mlflow_tracking_uri_is_honoured(monkeypatch: pytest.MonkeyPatch) -> Non
 
 def test_get_settings_is_cached() -> None:
     assert get_settings() is get_settings()
+
+
+def test_security_settings_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    defaults = Settings()
+    assert defaults.cors_origins == () and defaults.rate_limit_per_second > 0
+    monkeypatch.setenv("DESIST_CORS_ORIGINS", '["https://case.example"]')
+    monkeypatch.setenv("DESIST_RATE_LIMIT_PER_SECOND", "0")
+    monkeypatch.setenv("DESIST_UNVERIFIED_PER_SECOND", "2.5")
+    settings = Settings()
+    assert settings.cors_origins == ("https://case.example",)
+    assert settings.rate_limit_per_second == 0 and settings.unverified_per_second == 2.5

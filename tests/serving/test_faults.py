@@ -1,0 +1,317 @@
+"""Faults, fast variants: a killed server, an audit database that goes away, a registry that
+cannot be read or a model that cannot be trusted, a broken reload under load, a tracking
+store lost in the middle of training. ``benchmarks/bench_faults.py`` runs the long ones.
+"""
+
+from __future__ import annotations
+
+import shutil
+import signal
+import subprocess
+import time
+from collections import Counter
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from mlflow.tracking import MlflowClient
+from sqlalchemy import select
+
+from data.errors import DesistError
+from models.risk import ScorecardSettings
+from pipeline.tracking import Tracker
+from pipeline.train_risk import train
+from serving.commands import create_key
+from serving.database import audit_table, make_engine
+from tests.pipeline.conftest import small_config
+from tests.serving.conftest import (
+    MODEL,
+    Service,
+    Store,
+    assessment,
+    make_settings,
+    start_service,
+)
+from tests.serving.live import (
+    BATCH,
+    LiveService,
+    Load,
+    TcpProxy,
+    audit_groups,
+    free_port,
+    http_sender,
+    set_immutable,
+)
+from tests.serving.test_app import audit_rows
+
+
+def in_process_sender(
+    service: Service,
+) -> Callable[[list[dict[str, Any]]], tuple[int, dict[str, Any]]]:
+    def send(batch: list[dict[str, Any]]) -> tuple[int, dict[str, Any]]:
+        response = service.score(batch)
+        return response.status_code, response.json()
+
+    return send
+
+
+def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request(
+    trained_store: Store, tmp_path: Path
+) -> None:
+    settings = make_settings(trained_store, tmp_path)
+    key = create_key("load", "score", settings=settings)
+    with LiveService(settings, tmp_path / "service.log") as live:
+        live.start()
+        with Load(http_sender(live.url, key)) as load:
+            load.wait_for(200, 20)
+            live.kill(signal.SIGKILL)  # mid-request: some are being scored, some committed
+            answered_before = load.scored_request_ids()
+            live.start()
+            load.wait_for(200, 10)
+        answered = load.scored_request_ids()
+    groups = audit_groups(settings)
+    # Every score that got a 200 is in the audit log, all of its rows.
+    assert all(groups[request_id] == BATCH for request_id in answered)
+    # No partial request: a request's rows are all there or none are.
+    assert set(groups.values()) == {BATCH}
+    # At most the requests in flight at the kill were committed without an answer.
+    assert len(groups) - len(answered) <= load.threads
+    assert load.statuses().keys() == {200} and load.transport_errors > 0
+    assert len(answered) > len(answered_before) >= 20
+
+
+@pytest.fixture
+def immutable_files() -> Iterator[list[Path]]:
+    """Files a test makes read-only (chattr +i: even root cannot write); released after."""
+    if shutil.which("chattr") is None:
+        pytest.skip("chattr is not installed: cannot make a file read-only for root")
+    paths: list[Path] = []
+    try:
+        yield paths
+    finally:
+        set_immutable(paths, False)
+
+
+def score_until(service: Service, status: int, seconds: float = 20) -> list[int]:
+    """Score until an answer has ``status``; return every status seen."""
+    seen = []
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        seen.append(service.score([assessment()]).status_code)
+        if seen[-1] == status:
+            return seen
+        time.sleep(0.05)
+    pytest.fail(f"no {status} within {seconds} s: {Counter(seen)}")
+
+
+def test_sqlite_read_only_answers_503_records_nothing_and_recovers(
+    trained_store: Store, tmp_path: Path, immutable_files: list[Path]
+) -> None:
+    settings = make_settings(trained_store, tmp_path)
+    database = Path(settings.resolved_database_url().removeprefix("sqlite:///"))
+    for service in start_service(settings):
+        assert service.score([assessment()]).status_code == 200
+        immutable_files += [database, database.with_name(database.name + "-wal")]
+        # A failed attempt to make the file read-only would leave the test meaningless.
+        try:
+            set_immutable(immutable_files, True)
+        except subprocess.CalledProcessError:
+            pytest.skip("chattr +i refused (needs root and a file system that supports it)")
+        refusals = [service.score([assessment(subject_ref="unrecorded")]) for _ in range(5)]
+        assert {r.status_code for r in refusals} == {503}
+        assert {r.json()["error"] for r in refusals} == {"audit_unavailable"}
+        assert all("scores" not in r.json() for r in refusals)
+        assert service.client.get("/healthz").status_code == 200
+        set_immutable(immutable_files, False)
+        seen = score_until(service, 200)
+        assert set(seen) <= {200, 503}
+    assert audit_rows(settings) == 2  # the two answered 200; none of the refused
+
+
+def test_sqlite_read_only_at_start_recovers_without_a_restart(
+    trained_store: Store, tmp_path: Path, immutable_files: list[Path]
+) -> None:
+    settings = make_settings(trained_store, tmp_path)
+    database = Path(settings.resolved_database_url().removeprefix("sqlite:///"))
+    immutable_files.append(database)
+    # Start on a read-only file: the pool's first connections open read-only for good.
+    for service in start_service(settings, lambda: set_immutable(immutable_files, True)):
+        assert service.score([assessment()]).status_code == 503
+        set_immutable(immutable_files, False)
+        score_until(service, 200)
+    assert audit_rows(settings) == 1
+
+
+@pytest.mark.postgres
+def test_postgresql_unreachable_answers_503_and_recovers(
+    trained_store: Store, tmp_path: Path, postgres_database: str
+) -> None:
+    with TcpProxy(5432) as proxy:
+        url = postgres_database.replace(":5432/", f":{proxy.port}/")
+        settings = make_settings(trained_store, tmp_path, database_url=url)
+        for service in start_service(settings):
+            assert service.score([assessment()]).status_code == 200
+            proxy.cut()
+            started = time.monotonic()
+            refusals = [service.score([assessment(subject_ref="lost")]) for _ in range(3)]
+            assert time.monotonic() - started < 10  # fails fast, no hang
+            assert {r.status_code for r in refusals} == {503}
+            assert all("scores" not in r.json() for r in refusals)
+            proxy.restore()
+            score_until(service, 200)
+    engine = make_engine(postgres_database)
+    with engine.connect() as conn:
+        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
+    engine.dispose()
+    assert "lost" not in refs and len(refs) == 2
+
+
+@pytest.mark.postgres
+def test_postgresql_down_at_start_then_back(
+    trained_store: Store, tmp_path: Path, postgres_database: str
+) -> None:
+    with TcpProxy(5432) as proxy:
+        url = postgres_database.replace(":5432/", f":{proxy.port}/")
+        settings = make_settings(trained_store, tmp_path, database_url=url)
+        # Keys are created while the link is up; the app starts after the cut.
+        for service in start_service(settings, proxy.cut):
+            assert service.client.get("/healthz").status_code == 200
+            answer = service.score([assessment()])
+            assert answer.status_code == 503
+            assert answer.json()["error"] in ("database_unavailable", "audit_unavailable")
+            proxy.restore()
+            score_until(service, 200)
+
+
+# --- the registry and the model at start ---
+
+
+def test_registry_unreachable_at_start_is_not_ready_with_a_reason(
+    trained_store: Store, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    for service in start_service(make_settings(trained_store, tmp_path, tracking_uri=unreachable)):
+        ready = service.client.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["detail"] == (
+            "no risk model loaded: the last model load failed (see the service log)"
+        )
+        assert service.score([assessment()]).status_code == 503
+        holder = service.client.app.state.holder  # type: ignore[attr-defined]
+        assert "cannot resolve models:/desist-risk@champion" in holder.last_error
+        assert holder.current is None
+
+
+@pytest.mark.parametrize("damage", ["flip-a-byte", "truncate", "add-a-file", "remove-a-file"])
+def test_a_corrupted_champion_is_never_served(store: Store, tmp_path: Path, damage: str) -> None:
+    files = store.copy_champion_files(tmp_path / "corrupted")
+    model = files / "model.skops"
+    if damage == "flip-a-byte":
+        data = bytearray(model.read_bytes())
+        data[len(data) // 2] ^= 0xFF
+        model.write_bytes(bytes(data))
+    elif damage == "truncate":
+        model.write_bytes(model.read_bytes()[:-100])
+    elif damage == "add-a-file":
+        (files / "extra.py").write_text("print('hello')\n")
+    else:
+        (files / "input_example.json").unlink()
+    store.set_champion(store.add_version_from(files))
+    for service in start_service(make_settings(store, tmp_path)):
+        ready = service.client.get("/readyz")
+        assert ready.status_code == 503
+        assert (
+            ready.json()["detail"] == "no risk model loaded: the model failed its integrity check"
+        )
+        assert service.score([assessment()]).status_code == 503
+
+
+def test_a_truncated_model_with_a_matching_digest_fails_to_load_cleanly(
+    store: Store, tmp_path: Path
+) -> None:
+    files = store.copy_champion_files(tmp_path / "broken")
+    (files / "model.skops").write_bytes(b"PK\x03\x04 not really a zip")
+    store.set_champion(store.add_version_from(files, retag=True))
+    for service in start_service(make_settings(store, tmp_path)):
+        assert service.client.get("/readyz").status_code == 503
+        holder = service.client.app.state.holder  # type: ignore[attr-defined]
+        assert "cannot deserialise" in holder.last_error
+
+
+# --- a broken reload under load ---
+
+
+@pytest.mark.parametrize("how", ["admin-reload", "alias-poll"])
+def test_a_broken_reload_under_load_fails_no_request(
+    store: Store, tmp_path: Path, how: str
+) -> None:
+    settings = make_settings(store, tmp_path, poll_seconds=0.2 if how == "alias-poll" else 0)
+    for service in start_service(settings):
+        with Load(in_process_sender(service), threads=3) as load:
+            load.wait_for(200, 15)
+            broken = store.add_version(**{"desist.artifact_digest": "sha256:" + "0" * 64})
+            store.set_champion(broken)
+            if how == "admin-reload":
+                reload = service.client.post(
+                    "/admin/reload", headers=service.headers(service.admin_key)
+                )
+                assert reload.status_code == 503
+                assert "still serving version 1" in reload.json()["detail"]
+            else:
+                time.sleep(1.0)  # five polls, each failing to load the broken version
+            load.wait_for(200, 15)
+        assert load.statuses() == Counter({200: len(load.answers)})
+        assert {body["model_version"] for _, body in load.answers} == {"1"}
+        assert service.client.get("/readyz").json()["version"] == "1"
+    assert audit_rows(settings) == BATCH * len(load.answers)
+
+
+# --- training while the tracking store goes away ---
+
+
+def test_training_against_an_unreachable_tracking_server_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from pipeline.cli import main
+
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    config = Path(__file__).resolve().parents[2] / "configs" / "synthetic.toml"
+    started = time.monotonic()
+    assert main(["train", "risk", "--config", str(config)]) == 2
+    assert time.monotonic() - started < 60
+    err = capsys.readouterr().err
+    assert "tracking store" in err and "127.0.0.1" in err
+    assert "Traceback" not in err
+
+
+@pytest.mark.postgres
+def test_tracking_store_lost_mid_training_registers_nothing(
+    tmp_path: Path, postgres_database: str
+) -> None:
+    with TcpProxy(5432) as proxy:
+        uri = postgres_database.replace("postgresql://", "postgresql+psycopg://").replace(
+            ":5432/", f":{proxy.port}/"
+        )
+        tracker = Tracker(tracking_uri=uri, artifact_root=(tmp_path / "artifacts").as_uri())
+
+        def cut_once_training_started(message: str) -> None:
+            if message.startswith("Split"):  # the run exists, its data are logged
+                proxy.cut()
+
+        with pytest.raises(DesistError, match="tracking store"):
+            train(
+                small_config(models=(ScorecardSettings(),)),
+                tracker=tracker,
+                progress=cut_once_training_started,
+            )
+        proxy.restore()
+    direct = uri.replace(f":{proxy.port}/", ":5432/")
+    client = MlflowClient(tracking_uri=direct, registry_uri=direct)
+    assert client.search_model_versions(f"name='{MODEL}'") == []
+    runs = client.search_runs([Tracker(tracking_uri=direct).experiment_id("desist-risk")])
+    assert runs and {run.data.tags.get("desist.registered_version") for run in runs} == {None}
