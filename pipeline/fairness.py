@@ -432,9 +432,11 @@ def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
         ax.set_yticks(ticks, groups if column == 0 else [""] * len(groups))
         ax.set(xlim=(0, 1), title=METRIC_LABELS[metric])
         ax.invert_yaxis()
-    fig.axes[0].legend(loc="upper center", bbox_to_anchor=(1.7, -0.12), ncol=2, fontsize="small")
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
     fig.suptitle(f"Error rates by {attribute} at each operating cut-off (95% intervals)")
-    fig.tight_layout()
+    # Room below the panels for the legend: one row per two series.
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(series) + 1) // 2), 1, 0.95))
     return fig
 
 
