@@ -7,13 +7,18 @@ no job's dependencies load for another job.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from data.errors import DesistError
+
+if TYPE_CHECKING:
+    from pipeline.train_risk import TrainResult
 
 
 def _synth(args: argparse.Namespace) -> int:
@@ -42,6 +47,26 @@ def _progress(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
 
+def _comparison_lines(result: TrainResult) -> str:
+    """Incumbent and baselines on the same test rows, the ECE noise floor, fairness figures."""
+    lines = []
+    for name, auc in result.comparisons.items():
+        if name not in result.auc_gains:
+            continue  # desist's own families, printed above
+        gain, low, high = result.auc_gains[name]
+        lines.append(
+            f"  {name:<28} test AUC {auc:.4f}; desist gain {gain:+.4f} "
+            f"(95% CI {low:+.4f} to {high:+.4f})"
+        )
+    if math.isfinite(result.ece_noise_floor):
+        lines.append(
+            f"  ECE of a perfectly calibrated score on these rows: ~{result.ece_noise_floor:.3f}"
+        )
+    # The last summary line is the impossibility note; the report says it in full.
+    lines += [f"  fairness: {line}" for line in result.fairness_summary[:-1]]
+    return "".join(f"{line}\n" for line in lines)
+
+
 def _train_risk(args: argparse.Namespace) -> int:
     from pipeline.config import load_risk_config
     from pipeline.tracking import Tracker
@@ -66,9 +91,31 @@ def _train_risk(args: argparse.Namespace) -> int:
             f"fit {f.fit_seconds:.1f} s\n"
             for f in result.families
         )
+        + _comparison_lines(result)
         + f"  promote:    desist promote risk --version {result.version}\n"
         f"  browse:     {tracker.ui_command()}"
     )
+    return 0
+
+
+def _cv_risk(args: argparse.Namespace) -> int:
+    from pipeline.config import load_risk_config
+    from pipeline.cross_validation import study_features
+
+    config = load_risk_config(args.config, data=args.data)
+    study = study_features(config, extra=tuple(args.extra), folds=args.folds, progress=_progress)
+    print(
+        f"\n{args.folds}-fold cross-validation on {study.rows:,} rows (test split set aside)\n"
+        "  features added in config order; AUC mean (sd) over folds:"
+    )
+    for row in study.steps.itertuples():
+        print(f"  {row.family:<10} + {row.added:<32} {row.roc_auc_mean:.4f} ({row.roc_auc_sd:.4f})")
+    print(f"  with the config's features and {config.calibration} calibration:")
+    for row in study.calibrated.itertuples():
+        print(
+            f"  {row.family:<10} AUC {row.roc_auc_mean:.4f}, ECE {row.ece_mean:.4f} "
+            f"(sd {row.ece_sd:.4f}; a perfectly calibrated score: ~{row.ece_noise_floor:.4f})"
+        )
     return 0
 
 
@@ -217,6 +264,17 @@ def build_parser() -> argparse.ArgumentParser:
     )
     pathways.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
     pathways.set_defaults(handler=_train_pathways)
+
+    cv = commands.add_parser("cv", help="cross-validate feature choices without the test split")
+    cv_kinds = cv.add_subparsers(dest="kind", required=True, metavar="KIND")
+    cv_risk = cv_kinds.add_parser("risk", help="nested feature sets of a risk config")
+    cv_risk.add_argument("--config", type=Path, required=True, help="TOML risk config")
+    cv_risk.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
+    cv_risk.add_argument("--folds", type=int, default=5, help="folds (default 5)")
+    cv_risk.add_argument(
+        "--extra", nargs="*", default=[], help="candidate features tried after the config's"
+    )
+    cv_risk.set_defaults(handler=_cv_risk)
 
     promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")
     promote_kinds = promote.add_subparsers(dest="kind", required=True, metavar="KIND")

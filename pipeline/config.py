@@ -13,12 +13,14 @@ from typing import Any, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from data.errors import DesistError
+from data.adapters import SourceAdapter
+from data.errors import DesistError, LeakageError
 from data.schema import (
     AUDIT_ONLY,
     DEFAULT_FEATURES,
     FIELDS_BY_NAME,
     TARGET_FIELD,
+    Kind,
     Role,
     check_feature_names,
 )
@@ -84,6 +86,42 @@ class EvaluationConfig(_Strict):
     bootstrap_seed: int = 0
 
 
+def check_leakage(
+    features: tuple[str, ...], audit_only: tuple[str, ...], adapter: SourceAdapter | None
+) -> None:
+    """Refuse a feature that is post-outcome, another tool's output, or audit-only.
+
+    Raises
+    ------
+    LeakageError
+        Naming the first such feature and why.
+    """
+    made_from_never = {} if adapter is None else _never_sources(adapter)
+    for name in features:
+        spec = FIELDS_BY_NAME.get(name)
+        if name in made_from_never:
+            raise LeakageError(
+                name,
+                f"made from {made_from_never[name]}, listed in the adapter's never_features "
+                "(recorded after the outcome, derived from it, or another tool's output)",
+            )
+        if name in audit_only:
+            raise LeakageError(name, "listed as audit-only: it is used to audit, never to score")
+        if spec is not None and spec.role is Role.TARGET:
+            raise LeakageError(name, "it is an outcome, recorded after the assessment")
+        if spec is not None and spec.role is Role.COMPARISON:
+            raise LeakageError(name, "it is another tool's score, kept only to compare against")
+
+
+def _never_sources(adapter: SourceAdapter) -> dict[str, str]:
+    never = set(adapter.never_features)
+    return {
+        name: ", ".join(sorted(never & set(rule.sources())))
+        for name, rule in adapter.fields.items()
+        if never & set(rule.sources())
+    }
+
+
 class _JobConfig(_Strict):
     """What every training job names: its data, outcome, features and audit-only fields."""
 
@@ -91,12 +129,16 @@ class _JobConfig(_Strict):
     target: str = TARGET_FIELD
     features: tuple[str, ...] = DEFAULT_FEATURES
     audit_only: tuple[str, ...] = AUDIT_ONLY
+    adapter: SourceAdapter | None = Field(
+        default=None, description="how a source's own columns become schema columns"
+    )
 
     @model_validator(mode="after")
     def _fields_are_allowed(self) -> Self:
         spec = FIELDS_BY_NAME.get(self.target)
         if spec is None or spec.role is not Role.TARGET:
             raise ValueError(f"target {self.target!r} is not an outcome field of the schema")
+        check_leakage(self.features, self.audit_only, self.adapter)
         check_feature_names(self.features)
         overlap = sorted(set(self.features) & set(self.audit_only))
         if overlap:
@@ -108,6 +150,48 @@ class _JobConfig(_Strict):
         """Protected characteristics the audit reports: always all, features or not."""
         protected = tuple(n for n, s in FIELDS_BY_NAME.items() if s.role is Role.PROTECTED)
         return tuple(dict.fromkeys((*self.audit_only, *protected)))
+
+
+class IncumbentConfig(_Strict):
+    """A score the source already holds (e.g. COMPAS's decile), compared on the same test rows."""
+
+    name: str = Field(description="shown in tables and the model card, e.g. 'COMPAS decile'")
+    field: str = Field(description="schema field of role comparison holding the score")
+    cutoff: float = Field(description="scores at or above this are flagged (COMPAS: decile 5)")
+
+    @model_validator(mode="after")
+    def _is_comparison(self) -> Self:
+        spec = FIELDS_BY_NAME.get(self.field)
+        if spec is None or spec.role is not Role.COMPARISON:
+            raise ValueError(f"incumbent.field {self.field!r} is not a comparison field")
+        return self
+
+
+class BaselineConfig(_Strict):
+    """A plain logistic regression on a few features, fitted on the training split."""
+
+    name: str
+    features: tuple[str, ...] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _numeric_features(self) -> Self:
+        check_feature_names(self.features)
+        for name in self.features:
+            if FIELDS_BY_NAME[name].kind is Kind.CATEGORY:
+                raise ValueError(f"baseline feature {name!r} must be numeric")
+        return self
+
+
+class FairnessConfig(_Strict):
+    """The fairness audit: which group pair the headline error-rate ratio compares."""
+
+    attribute: str = Field(default="race", description="audited attribute of the ratio")
+    group: str = Field(default="african_american", description="numerator group")
+    reference: str = Field(default="caucasian", description="denominator group")
+    min_group_size: int = Field(
+        default=50, ge=1, description="smaller groups are listed without intervals or ratios"
+    )
+    n_bootstrap: int = Field(default=200, ge=20, le=5000)
 
 
 class RiskTrainConfig(_JobConfig):
@@ -123,6 +207,15 @@ class RiskTrainConfig(_JobConfig):
     bands: RiskBands = RiskBands()
     gates: GateConfig = GateConfig()
     evaluation: EvaluationConfig = EvaluationConfig()
+    incumbent: IncumbentConfig | None = None
+    baselines: tuple[BaselineConfig, ...] = ()
+    fairness: FairnessConfig = FairnessConfig()
+    single_feature_auc_limit: float = Field(
+        default=0.9,
+        gt=0.5,
+        le=1,
+        description="warn when one feature alone separates the outcome better than this",
+    )
 
     @model_validator(mode="after")
     def _has_models(self) -> Self:

@@ -17,7 +17,8 @@ import pandas as pd
 from mlflow.data.code_dataset_source import CodeDatasetSource
 from mlflow.data.pandas_dataset import from_pandas
 
-from data.loaders import load_dataset
+from data.adapters import SourceAdapter
+from data.loaders import load_dataset, read_table
 from data.synthetic import generate_cohort
 from data.validation import validate_frame
 from models.encoding import to_model_input
@@ -34,16 +35,27 @@ class JobData:
     sha256: str
 
 
-def load_job_data(dataset: DatasetConfig, require: Sequence[str]) -> JobData:
+def load_job_data(
+    dataset: DatasetConfig, require: Sequence[str], adapter: SourceAdapter | None = None
+) -> JobData:
     """Load the config's dataset and validate it against the schema.
+
+    With an ``adapter``, the file is in the source's own columns: the adapter
+    maps them onto the schema first.
 
     Raises
     ------
     SchemaValidationError
         With every violation, when the data breaks the schema.
+    SourceAdapterError
+        When the adapter cannot map the file's columns.
     """
     if dataset.path is not None:
-        frame = load_dataset(dataset.path, require=require)
+        if adapter is None:
+            frame = load_dataset(dataset.path, require=require)
+        else:
+            mapped = adapter.apply(read_table(dataset.path))
+            frame = validate_frame(mapped, require=require, source=str(dataset.path))
         sha = hashlib.sha256(dataset.path.read_bytes()).hexdigest()
         return JobData(frame, dataset.name, str(dataset.path), f"sha256:{sha}")
     assert dataset.synthetic is not None  # guaranteed by DatasetConfig

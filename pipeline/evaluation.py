@@ -578,3 +578,19 @@ def _percentile_interval(samples: FloatArray) -> tuple[float, float]:
 def _slug(text: str) -> str:
     """Lower-case ``text`` with every run of other characters as one ``_``."""
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "blank"
+
+
+def ece_noise_floor(p: npt.ArrayLike, *, n_draws: int = 200, seed: int = 0) -> float:
+    """Return the mean ECE of a perfectly calibrated score with these probabilities.
+
+    Outcomes are drawn as Bernoulli(``p``) ``n_draws`` times; each draw's ECE
+    is pure sampling noise. On a few thousand rows it is far from zero, so an
+    observed ECE should be read against it.
+    """
+    _, p_arr = check_scores(np.zeros(len(np.asarray(p)), dtype=int), p)
+    rng = np.random.default_rng([seed, 3])
+    draws = [
+        expected_calibration_error((rng.random(p_arr.size) < p_arr).astype(int), p_arr)
+        for _ in range(n_draws)
+    ]
+    return float(np.mean(draws))

@@ -159,7 +159,7 @@ def _train_in_run(
 ) -> PathwayTrainResult:
     mlflow.log_params(config_params(config))  # type: ignore[arg-type]
     progress(f"Loading and validating {config.dataset.name} ...")
-    data = load_job_data(config.dataset, [config.target, *REFERRAL_COLUMNS])
+    data = load_job_data(config.dataset, [config.target, *REFERRAL_COLUMNS], config.adapter)
     log_job_data(
         data,
         config.features,

@@ -11,10 +11,12 @@ with the error and registers nothing.
 from __future__ import annotations
 
 import json
+import re
 import time
+import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -24,15 +26,32 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import train_test_split
 
+from data.errors import LeakageError
 from data.schema import FIELDS_BY_NAME
 from models.calibration import ScoreCalibratedClassifier
 from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
 from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
-from pipeline.config import RiskTrainConfig
+from pipeline.comparison import (
+    OperatingPoint,
+    ScoredTest,
+    build_baseline,
+    level_rates,
+    matched_threshold,
+    paired_auc_difference,
+    single_feature_aucs,
+)
+from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
-from pipeline.evaluation import Evaluation, evaluate_scores
+from pipeline.evaluation import Evaluation, ece_noise_floor, evaluate_scores
+from pipeline.fairness import (
+    FairnessAudit,
+    audit_fairness,
+    plot_calibration_by_decile,
+    plot_error_rates,
+    render_report,
+)
 from pipeline.model_card import ModelCard, render_html, render_markdown
 from pipeline.plots import (
     plot_band_table,
@@ -40,6 +59,7 @@ from pipeline.plots import (
     plot_group_calibration,
     plot_reliability,
     plot_roc,
+    plot_roc_comparison,
     plot_score_distribution,
 )
 from pipeline.registry import (
@@ -59,6 +79,14 @@ Progress = Callable[[str], None]
 
 #: Rows explained to draw the feature-effects plot (enough for stable means).
 EFFECT_SAMPLE = 5_000
+#: The model this job trains, as named in comparison and fairness tables.
+DESIST = "desist"
+#: desist's own operating cut-off: flagged when re-offending is more likely than not.
+MORE_LIKELY_THAN_NOT = 0.5
+
+
+class LeakageWarning(UserWarning):
+    """A single feature separates the outcome implausibly well on its own."""
 
 
 def silent(message: str) -> None:
@@ -91,6 +119,11 @@ class TrainResult:
     max_group_calibration_gap: float
     artifact_digest: str
     seconds: float
+    ece_noise_floor: float = float("nan")
+    comparisons: dict[str, float] = field(default_factory=dict)
+    auc_gains: dict[str, tuple[float, float, float]] = field(default_factory=dict)
+    fairness_summary: tuple[str, ...] = ()
+    single_feature_auc: dict[str, float] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -152,7 +185,12 @@ def _recording_failure() -> Iterator[None]:
 
 
 def _groups(frame: pd.DataFrame, config: RiskTrainConfig) -> dict[str, pd.Series]:
-    return {name: frame[name].astype(object) for name in config.audited_attributes}
+    """Audited attributes the data records (an attribute nobody recorded has nothing to audit)."""
+    return {
+        name: frame[name].astype(object)
+        for name in config.audited_attributes
+        if frame[name].notna().any()
+    }
 
 
 def _evaluate(config: RiskTrainConfig, frame: pd.DataFrame, probability: np.ndarray) -> Evaluation:
@@ -175,6 +213,8 @@ def _model_card(
     evaluation: Evaluation,
     version: str | None,
     comparisons: pd.DataFrame | None,
+    notes: list[str] | None = None,
+    fairness_summary: list[str] | None = None,
 ) -> ModelCard:
     return ModelCard(
         model_name=config.registered_model,
@@ -195,8 +235,8 @@ def _model_card(
         bands=config.bands,
         evaluation=evaluation,
         comparisons=comparisons,
-        notes=[],
-        fairness_summary=[],
+        notes=notes or [],
+        fairness_summary=fairness_summary or [],
     )
 
 
@@ -331,6 +371,221 @@ def _register(
     return str(version.version), digest
 
 
+def screen_single_features(
+    config: RiskTrainConfig, train_rows: pd.DataFrame, progress: Progress
+) -> pd.DataFrame:
+    """Warn (and record in the run) when one feature alone predicts the outcome too well.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Each feature's AUC on its own, on the training split.
+    """
+    table = single_feature_aucs(train_rows, config.features, config.target)
+    mlflow.log_table(table, "tables/single_feature_auc.json")
+    suspects = table[table["auc"] > config.single_feature_auc_limit]
+    if len(suspects):
+        text = "; ".join(
+            f"{r.feature} alone reaches AUC {r.auc:.3f}" for r in suspects.itertuples()
+        )
+        message = (
+            f"possible leakage: {text} (limit {config.single_feature_auc_limit}); "
+            "check that it is known at the assessment date"
+        )
+        warnings.warn(message, LeakageWarning, stacklevel=2)
+        mlflow.set_tag("desist.leakage_warning", message[:5000])
+        progress(f"WARNING {message}")
+    return table
+
+
+@dataclass(frozen=True, eq=False)
+class _Compared:
+    """desist and the scores it is compared with, on the same test rows."""
+
+    scored: tuple[ScoredTest, ...]
+    evaluations: dict[str, Evaluation]
+    table: pd.DataFrame
+    gains: dict[str, tuple[float, float, float]]
+
+
+def _slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def _compare(
+    config: RiskTrainConfig,
+    splits: _Splits,
+    model: ScoreCalibratedClassifier,
+    evaluation: Evaluation,
+    family_rows: list[dict[str, object]],
+) -> _Compared:
+    """Score the incumbent and the baselines on desist's test rows, and set operating points."""
+    y_train = splits.train[config.target].to_numpy(dtype=int)
+    y_test = splits.test[config.target].to_numpy(dtype=int)
+    p_test = model.predict_proba(splits.test)[:, 1]
+    p_calibration = model.predict_proba(splits.calibration)[:, 1]
+    desist_points = [OperatingPoint(f"p >= {MORE_LIKELY_THAN_NOT:g}", MORE_LIKELY_THAN_NOT)]
+    scored: list[ScoredTest] = []
+    evaluations: dict[str, Evaluation] = {DESIST: evaluation}
+    rows = list(family_rows)
+    incumbent = config.incumbent
+    if incumbent is not None:
+        score = splits.test[incumbent.field].to_numpy(dtype=float, na_value=np.nan)
+        if np.isnan(score).any():
+            raise LeakageError(incumbent.field, "the incumbent's score is missing on test rows")
+        train_score = splits.train[incumbent.field].to_numpy(dtype=float, na_value=np.nan)
+        probability = level_rates(train_score, y_train, score)
+        cut = OperatingPoint(f"{incumbent.name} >= {incumbent.cutoff:g}", incumbent.cutoff)
+        scored.append(ScoredTest(incumbent.name, score, probability, (cut,)))
+        # Comparable cut-off: flag as many people as the incumbent does, found on the
+        # calibration split so the test split stays untouched by the choice.
+        calibration_score = splits.calibration[incumbent.field].to_numpy(dtype=float)
+        rate = float(np.mean(calibration_score >= incumbent.cutoff))
+        threshold = matched_threshold(p_calibration, rate)
+        desist_points.insert(
+            0, OperatingPoint(f"p >= {threshold:.3f} (flags as many as {cut.label})", threshold)
+        )
+        evaluations[incumbent.name] = _evaluate(config, splits.test, probability)
+    for baseline in config.baselines:
+        fitted = build_baseline(baseline.features).fit(splits.train, y_train)
+        probability = fitted.predict_proba(splits.test)[:, 1]
+        points = (OperatingPoint(f"p >= {MORE_LIKELY_THAN_NOT:g}", MORE_LIKELY_THAN_NOT),)
+        scored.append(ScoredTest(baseline.name, probability, probability, points))
+        evaluations[baseline.name] = _evaluate(config, splits.test, probability)
+    scored.insert(0, ScoredTest(DESIST, p_test, p_test, tuple(desist_points)))
+    gains: dict[str, tuple[float, float, float]] = {}
+    for other in scored[1:]:
+        head = evaluations[other.name].headline
+        # The incumbent's AUC is that of its own score (deciles), not of the rate map.
+        auc = float(roc_auc_score(y_test, other.score))
+        rows.append(
+            {
+                "model": other.name,
+                "roc_auc": auc,
+                "roc_auc_ci_low": head["roc_auc_ci_low"],
+                "roc_auc_ci_high": head["roc_auc_ci_high"],
+                "ece": head["ece"],
+                "brier": head["brier"],
+            }
+        )
+        gains[other.name] = paired_auc_difference(
+            y_test,
+            p_test,
+            other.score,
+            n_bootstrap=config.evaluation.n_bootstrap,
+            seed=config.evaluation.bootstrap_seed,
+        )
+    return _Compared(tuple(scored), evaluations, pd.DataFrame(rows), gains)
+
+
+def _log_comparison(compared: _Compared, y_test: np.ndarray) -> None:
+    metrics: dict[str, float] = {}
+    for other in compared.scored[1:]:
+        stem = f"test_{_slug(other.name)}"
+        row = compared.table[compared.table["model"] == other.name].iloc[0]
+        metrics[f"{stem}_roc_auc"] = float(row["roc_auc"])
+        metrics[f"{stem}_ece"] = float(row["ece"])
+        gain, low, high = compared.gains[other.name]
+        metrics[f"test_auc_gain_over_{_slug(other.name)}"] = gain
+        metrics[f"test_auc_gain_over_{_slug(other.name)}_ci_low"] = low
+        metrics[f"test_auc_gain_over_{_slug(other.name)}_ci_high"] = high
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    mlflow.log_table(compared.table, "tables/comparison.json")
+    mlflow.log_text(compared.table.to_csv(index=False), "tables/comparison.csv")
+    # The incumbent's curve is drawn on its level rates, a monotone map of its deciles.
+    curves = {s.name: s.probability for s in compared.scored}
+    _log_figure(plot_roc_comparison(y_test, curves), "roc_comparison")
+
+
+def _fairness_summary(
+    audit: FairnessAudit, compared: _Compared, config: RiskTrainConfig
+) -> list[str]:
+    """Return the audit's key figures in words, for the model card and the report."""
+    fair = config.fairness
+    lines = []
+    for model in compared.scored:
+        for point in model.operating_points:
+            ratio = audit.ratio(model.name, point.label)
+            if ratio is None:
+                continue
+            a = audit.value(model.name, fair.attribute, fair.group, "fpr", point.label)
+            b = audit.value(model.name, fair.attribute, fair.reference, "fpr", point.label)
+            lines.append(
+                f"False positive rate ratio {fair.group} / {fair.reference}, {model.name} at "
+                f"{point.label}: {ratio['value']:.2f} (95% CI {ratio['ci_low']:.2f} to "
+                f"{ratio['ci_high']:.2f}); FPR {a:.1%} vs {b:.1%}."
+            )
+    for attribute in dict.fromkeys(audit.by_group["attribute"]):
+        for model in compared.scored[:2]:
+            rows = audit.by_group[
+                (audit.by_group["model"] == model.name)
+                & (audit.by_group["attribute"] == attribute)
+                & (audit.by_group["metric"] == "calibration_gap")
+                & audit.by_group["ci_low"].notna()
+            ]
+            gaps = ", ".join(
+                f"{r.group} {100 * r.value:+.1f} ({100 * r.ci_low:+.1f} to {100 * r.ci_high:+.1f})"
+                for r in rows.itertuples()
+            )
+            if gaps:
+                lines.append(
+                    f"Calibration gap by {attribute}, {model.name} (predicted minus observed, "
+                    f"points, 95% CI): {gaps}."
+                )
+    lines.append(
+        "Impossibility: with different base rates, calibration within groups and equal "
+        "error rates cannot both hold (Chouldechova 2017; Kleinberg et al. 2016); race is "
+        "never used to equalise them. See fairness/report.html."
+    )
+    return lines
+
+
+def _run_fairness_audit(
+    config: RiskTrainConfig, splits: _Splits, compared: _Compared
+) -> tuple[FairnessAudit, list[str]] | None:
+    groups = _groups(splits.test, config)
+    if not groups:
+        return None
+    audit = audit_fairness(
+        splits.test[config.target].to_numpy(dtype=int),
+        compared.scored,
+        groups,
+        bands=config.bands,
+        banded=[DESIST],
+        config=config.fairness,
+        seed=config.evaluation.bootstrap_seed,
+    )
+    summary = _fairness_summary(audit, compared, config)
+    figures = {}
+    for attribute in groups:
+        figures[f"Error rates by {attribute}"] = plot_error_rates(audit, attribute)
+        figures[f"Calibration within groups of {attribute}"] = plot_calibration_by_decile(
+            audit, attribute, config.fairness.min_group_size
+        )
+    for name, figure in figures.items():
+        _log_figure(figure, f"fairness_{_slug(name)}")
+    for name in (
+        "by_group",
+        "calibration_by_decile",
+        "calibration_by_band",
+        "ratios",
+        "base_rates",
+    ):
+        table: pd.DataFrame = getattr(audit, name)
+        mlflow.log_text(table.to_csv(index=False), f"fairness/{name}.csv")
+    mlflow.log_text(
+        render_report(audit, figures, summary, f"Fairness audit: {config.registered_model}"),
+        "fairness/report.html",
+    )
+    metrics = {
+        f"test_fpr_ratio_{_slug(r.model)}_{i}": float(r.value)
+        for i, r in enumerate(audit.ratios[audit.ratios["metric"] == "fpr"].itertuples())
+        if np.isfinite(r.value)
+    }
+    mlflow.log_metrics(metrics)
+    return audit, summary
+
+
 def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = silent) -> TrainResult:
     """Train, evaluate, log and register a re-offending risk model.
 
@@ -360,20 +615,27 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         mlflow.start_run(experiment_id=experiment_id, run_name="train-risk") as parent,
         _recording_failure(),
     ):
+        # Refused before anything is read or fitted (the config check, again, for
+        # configs built in code with model_construct).
+        check_leakage(config.features, config.audit_only, config.adapter)
         mlflow.log_params(config_params(config))
         progress(f"Loading and validating {config.dataset.name} ...")
-        data = load_job_data(config.dataset, [config.target])
+        require = [config.target]
+        if config.incumbent is not None:
+            require.append(config.incumbent.field)
+        data = load_job_data(config.dataset, require, config.adapter)
         log_job_data(data, config.features, config.target, is_file=config.dataset.path is not None)
         splits = split_frame(data.frame, config)
         progress(
             f"Split {len(data.frame):,} rows: train {len(splits.train):,}, "
             f"calibration {len(splits.calibration):,}, test {len(splits.test):,}"
         )
+        screened = screen_single_features(config, splits.train, progress)
         fitted = [
             _fit_family(config, s, data, splits, experiment_id, progress) for s in config.models
         ]
         best = max(fitted, key=lambda f: f[0].calibration_roc_auc)
-        chosen, _model, evaluation, model_uri = best
+        chosen, model, evaluation, model_uri = best
         comparison = pd.DataFrame(
             [
                 {
@@ -391,7 +653,30 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         mlflow.log_metrics(evaluation.metrics("test_"))
         gap = evaluation.max_calibration_gap(config.gates.min_group_size)
         mlflow.log_metric("test_max_group_calibration_gap", gap)
+        p_test = model.predict_proba(splits.test)[:, 1]
+        noise_floor = ece_noise_floor(p_test, seed=config.evaluation.bootstrap_seed)
+        mlflow.log_metric("test_ece_noise_floor", noise_floor)
         mlflow.set_tag("desist.selected_family", chosen.family)
+        family_rows = [
+            {
+                "model": f"{DESIST} {f.family}" + (" (selected)" if f is chosen else ""),
+                **{k: f.test[k] for k in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high")},
+                "ece": f.test["ece"],
+                "brier": f.test["brier"],
+            }
+            for f, *_ in fitted
+        ]
+        progress("Comparing with the incumbent and baselines on the same test rows ...")
+        compared = _compare(config, splits, model, evaluation, family_rows)
+        _log_comparison(compared, splits.test[config.target].to_numpy(dtype=int))
+        progress("Auditing fairness ...")
+        audited = _run_fairness_audit(config, splits, compared)
+        summary = [] if audited is None else audited[1]
+        notes = [
+            f"Expected calibration error of a perfectly calibrated score on these "
+            f"{len(splits.test):,} test people is about {noise_floor:.3f} (sampling noise "
+            f"alone); read the ECE of {evaluation.headline['ece']:.3f} against it."
+        ]
         card = _model_card(
             config,
             data,
@@ -400,7 +685,9 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
             parent.info.run_id,
             evaluation,
             None,
-            comparison[["model", "roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "ece", "brier"]],
+            compared.table,
+            notes,
+            summary,
         )
         _log_card(card)
         # Registration is the run's last step: a run that fails earlier registers nothing.
@@ -419,4 +706,9 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         max_group_calibration_gap=gap,
         artifact_digest=digest,
         seconds=time.perf_counter() - started,
+        ece_noise_floor=noise_floor,
+        comparisons={str(r.model): float(r.roc_auc) for r in compared.table.itertuples()},
+        auc_gains=compared.gains,
+        fairness_summary=tuple(summary),
+        single_feature_auc=dict(zip(screened["feature"], screened["auc"], strict=True)),
     )

@@ -8,7 +8,7 @@ import pytest
 
 from data.synthetic import SynthConfig
 from models.risk import BoostingSettings, ScorecardSettings
-from pipeline.config import DatasetConfig, EvaluationConfig, RiskTrainConfig
+from pipeline.config import DatasetConfig, EvaluationConfig, FairnessConfig, RiskTrainConfig
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
 
@@ -31,6 +31,9 @@ def small_config(**changes: object) -> RiskTrainConfig:
         audit_only=("ethnicity",),
         models=(ScorecardSettings(), BoostingSettings(max_iter=40)),
         evaluation=EvaluationConfig(n_bootstrap=30),
+        fairness=FairnessConfig(
+            attribute="ethnicity", group="black", reference="white", n_bootstrap=20
+        ),
     )
     return base.model_copy(update=changes)
 

@@ -1,0 +1,136 @@
+"""Choose features by cross-validation on the rows the job trains on, never its test split.
+
+``desist cv risk`` takes a risk config, sets its test split aside exactly as
+training will, and cross-validates each model family on the rest, adding the
+config's features one at a time in the order listed (then any ``extra``
+candidates, e.g. ``sex``): how much does each screening-time fact add? The
+last step also calibrates inside every fold as the job does, so the expected
+calibration error of the chosen setup is estimated without the test split.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold, train_test_split
+
+from data.schema import check_feature_names
+from models.risk import build_risk_model, calibrate
+from pipeline.config import RiskTrainConfig, check_leakage
+from pipeline.datasets import load_job_data
+from pipeline.evaluation import ece_noise_floor, expected_calibration_error
+from pipeline.train_risk import split_frame
+
+Progress = Callable[[str], None]
+
+
+def _silent(message: str) -> None:
+    """Discard progress messages."""
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureStudy:
+    """Cross-validated figures of nested feature sets.
+
+    Attributes
+    ----------
+    steps
+        One row per (family, step): ``family, step, added, n_features,
+        roc_auc_mean, roc_auc_sd``.
+    calibrated
+        One row per family, for the config's own features with its calibration
+        method: ``family, roc_auc_mean, ece_mean, ece_sd, ece_noise_floor``.
+    rows
+        People cross-validated (the test split excluded).
+    """
+
+    steps: pd.DataFrame
+    calibrated: pd.DataFrame
+    rows: int
+
+
+def study_features(
+    config: RiskTrainConfig,
+    *,
+    extra: Sequence[str] = (),
+    folds: int = 5,
+    seed: int = 0,
+    progress: Progress = _silent,
+) -> FeatureStudy:
+    """Cross-validate nested feature sets of ``config`` on its non-test rows.
+
+    ``extra`` may name an audit-only attribute that the schema allows as a
+    feature (sex), to measure what it would add; never race, an outcome or
+    anything made from a never-feature column.
+
+    Raises
+    ------
+    LeakageError, ForbiddenFeatureError, UnknownFieldError
+        If an ``extra`` candidate may not be a feature.
+    """
+    candidates = tuple(dict.fromkeys((*config.features, *extra)))
+    # An extra candidate may be an audit-only attribute the schema allows as a
+    # feature (sex), to measure what using it would add; never a leaking one.
+    audit_only = tuple(name for name in config.audit_only if name not in extra)
+    check_leakage(candidates, audit_only, config.adapter)
+    check_feature_names(candidates)
+    data = load_job_data(config.dataset, [config.target], config.adapter)
+    splits = split_frame(data.frame, config)
+    rest = pd.concat([splits.train, splits.calibration]).reset_index(drop=True)
+    y = rest[config.target].to_numpy(dtype=int)
+    folder = StratifiedKFold(folds, shuffle=True, random_state=seed)
+    fold_rows = list(folder.split(rest, y))
+    steps = []
+    for settings in config.models:
+        for size in range(1, len(candidates) + 1):
+            features = candidates[:size]
+            aucs = []
+            for fit_rows, held_rows in fold_rows:
+                model = build_risk_model(features, settings).fit(rest.iloc[fit_rows], y[fit_rows])
+                aucs.append(
+                    roc_auc_score(y[held_rows], model.decision_function(rest.iloc[held_rows]))
+                )
+            steps.append(
+                {
+                    "family": settings.family,
+                    "step": size,
+                    "added": features[-1],
+                    "n_features": size,
+                    "roc_auc_mean": float(np.mean(aucs)),
+                    "roc_auc_sd": float(np.std(aucs)),
+                }
+            )
+            progress(f"  {settings.family:<10} + {features[-1]:<32} AUC {np.mean(aucs):.4f}")
+    share = config.split.calibration_fraction / (1 - config.split.test_fraction)
+    calibrated = []
+    for settings in config.models:
+        aucs, eces, floors = [], [], []
+        for fit_rows, held_rows in fold_rows:
+            fit = rest.iloc[fit_rows]
+            train, calibration = train_test_split(
+                fit, test_size=share, stratify=y[fit_rows], random_state=seed
+            )
+            model = build_risk_model(config.features, settings).fit(
+                train, train[config.target].to_numpy(dtype=int)
+            )
+            calibrated_model = calibrate(
+                model, calibration, calibration[config.target], config.calibration
+            )
+            p = calibrated_model.predict_proba(rest.iloc[held_rows])[:, 1]
+            aucs.append(roc_auc_score(y[held_rows], p))
+            eces.append(expected_calibration_error(y[held_rows], p))
+            floors.append(ece_noise_floor(p, n_draws=50, seed=seed))
+        calibrated.append(
+            {
+                "family": settings.family,
+                "roc_auc_mean": float(np.mean(aucs)),
+                "ece_mean": float(np.mean(eces)),
+                "ece_sd": float(np.std(eces)),
+                "ece_noise_floor": float(np.mean(floors)),
+            }
+        )
+    return FeatureStudy(pd.DataFrame(steps), pd.DataFrame(calibrated), len(rest))

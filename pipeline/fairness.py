@@ -1,0 +1,552 @@
+"""Fairness audit of desist and the incumbent, side by side, with fairlearn's ``MetricFrame``.
+
+For every audited attribute (race, sex) and every model, on the same test
+rows: ROC AUC, calibration within groups (mean predicted against observed,
+overall and by decile of score), and at each operating cut-off the selection
+rate, false positive rate and false negative rate, each with a bootstrap
+interval; plus the ratio of error rates between two named groups (e.g.
+African-American against Caucasian defendants) with its own interval.
+
+Reading these figures needs the impossibility results (see
+:data:`IMPOSSIBILITY`): when groups re-offend at different rates, no score
+can be calibrated within groups and have equal error rates across them.
+Nothing here "fixes" a disparity by using race; the audit only reports.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd
+from fairlearn.metrics import MetricFrame
+from matplotlib.figure import Figure
+from sklearn.metrics import roc_auc_score
+
+from models.bands import BAND_NAMES, RiskBands
+from pipeline.comparison import ScoredTest
+from pipeline.config import FairnessConfig
+from pipeline.evaluation import NOT_RECORDED
+
+IMPOSSIBILITY = (
+    "These figures cannot all be equal across groups at once. Where groups re-offend at "
+    "different base rates (here African-American defendants were re-arrested more often "
+    "than Caucasian defendants), a score that is calibrated within each group (a given "
+    "score means the same risk whoever holds it) must give the higher-base-rate group a "
+    "higher false positive rate and a lower false negative rate at any single cut-off "
+    "(Chouldechova 2017; Kleinberg, Mullainathan and Raghavan 2016). Equal error rates "
+    "could only be bought by scoring groups differently, which means using race, or by "
+    "giving up calibration. desist does neither: race is never a feature and no "
+    "group-specific cut-off is used. Read the error-rate ratios as a consequence of "
+    "different base rates meeting one cut-off, and judge a score first on whether it "
+    "means the same thing in every group (calibration within groups) and on how well it "
+    "ranks within each group (AUC). The outcome itself is a new arrest or charge, which "
+    "also measures policing: base rates recorded this way may overstate differences "
+    "in actual offending."
+)
+
+#: Quantiles of the bootstrap intervals.
+CI = (0.025, 0.975)
+METRIC_LABELS = {
+    "roc_auc": "ROC AUC",
+    "mean_predicted": "mean predicted",
+    "observed_rate": "observed rate",
+    "calibration_gap": "calibration gap (predicted - observed)",
+    "selection_rate": "selection rate (flagged)",
+    "fpr": "false positive rate",
+    "fnr": "false negative rate",
+}
+
+Metric = Callable[..., float]
+
+
+@dataclass(frozen=True, eq=False)
+class FairnessAudit:
+    """What the audit found.
+
+    Attributes
+    ----------
+    by_group
+        Long table: ``model, operating_point, attribute, group, n, metric,
+        value, ci_low, ci_high``; threshold-free metrics have operating point
+        ``"-"``.
+    calibration_by_decile
+        ``model, attribute, group, decile, n, mean_predicted, observed_rate``:
+        deciles of each model's score over all test rows.
+    calibration_by_band
+        ``model, attribute, group, band, n, mean_predicted, observed_rate``
+        for the models scored in risk bands (desist).
+    ratios
+        ``model, operating_point, metric, attribute, group, reference,
+        value, ci_low, ci_high``: group's rate over the reference group's.
+    base_rates
+        ``attribute, group, n, observed_rate``.
+    """
+
+    by_group: pd.DataFrame
+    calibration_by_decile: pd.DataFrame
+    calibration_by_band: pd.DataFrame
+    ratios: pd.DataFrame
+    base_rates: pd.DataFrame
+
+    def ratio(self, model: str, operating_point: str, metric: str = "fpr") -> pd.Series | None:
+        """Return one row of :attr:`ratios`, or None."""
+        rows = self.ratios[
+            (self.ratios["model"] == model)
+            & (self.ratios["operating_point"] == operating_point)
+            & (self.ratios["metric"] == metric)
+        ]
+        return None if rows.empty else rows.iloc[0]
+
+    def value(self, model: str, attribute: str, group: str, metric: str, point: str = "-") -> float:
+        """Return one figure of :attr:`by_group` (NaN when absent)."""
+        table = self.by_group
+        rows = table[
+            (table["model"] == model)
+            & (table["attribute"] == attribute)
+            & (table["group"] == group)
+            & (table["metric"] == metric)
+            & (table["operating_point"] == point)
+        ]
+        return math.nan if rows.empty else float(rows["value"].iloc[0])
+
+
+def _auc(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64], **_: object) -> float:
+    y = np.asarray(y)
+    return math.nan if y.min() == y.max() else float(roc_auc_score(y, score))
+
+
+def _mean_predicted(
+    y: npt.NDArray[np.int64], score: object, *, p: npt.NDArray[np.float64]
+) -> float:
+    return float(np.mean(p))
+
+
+def _observed_rate(y: npt.NDArray[np.int64], score: object, **_: object) -> float:
+    return float(np.mean(y))
+
+
+def _calibration_gap(
+    y: npt.NDArray[np.int64], score: object, *, p: npt.NDArray[np.float64]
+) -> float:
+    return float(np.mean(p) - np.mean(y))
+
+
+def _flag_rate(threshold: float, outcome: int | None) -> Metric:
+    """Share flagged (score >= threshold), among all or among those with ``outcome``."""
+
+    def rate(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64], **_: object) -> float:
+        y, score = np.asarray(y), np.asarray(score)
+        flagged = score >= threshold
+        if outcome is None:
+            return float(flagged.mean()) if len(y) else math.nan
+        members = y == outcome
+        if not members.any():
+            return math.nan
+        share = flagged[members].mean()
+        return float(share if outcome == 0 else 1 - share)
+
+    return rate
+
+
+def _labels(values: pd.Series) -> pd.Series:
+    series = values.reset_index(drop=True).astype(object)
+    return series.where(series.notna(), NOT_RECORDED).map(str)
+
+
+def audit_fairness(
+    y: npt.ArrayLike,
+    models: Sequence[ScoredTest],
+    groups: Mapping[str, pd.Series],
+    *,
+    bands: RiskBands,
+    banded: Sequence[str],
+    config: FairnessConfig,
+    seed: int,
+) -> FairnessAudit:
+    """Audit ``models`` on the same rows, by every attribute in ``groups``.
+
+    Parameters
+    ----------
+    y
+        Observed outcomes of the test rows.
+    models
+        Each model's scores of those rows and its operating cut-offs.
+    groups
+        Audited attribute name to its values, aligned with ``y``.
+    bands
+        Risk bands, for the models named in ``banded``.
+    banded
+        Models whose probabilities are reported in risk bands.
+    config
+        Group sizes, bootstrap size and the groups of the headline ratio.
+    seed
+        Seeds every bootstrap.
+    """
+    y_arr = np.asarray(y, dtype=np.int64)
+    rows: list[dict[str, object]] = []
+    decile_rows: list[dict[str, object]] = []
+    band_rows: list[dict[str, object]] = []
+    base_rows: list[dict[str, object]] = []
+    ratio_rows: list[dict[str, object]] = []
+    for attribute, raw in groups.items():
+        labels = _labels(raw)
+        counts = labels.value_counts()
+        for group, n in counts.items():
+            base_rows.append(
+                {
+                    "attribute": attribute,
+                    "group": group,
+                    "n": int(n),
+                    "observed_rate": float(y_arr[(labels == group).to_numpy()].mean()),
+                }
+            )
+        large = labels.isin(counts[counts >= config.min_group_size].index).to_numpy()
+        for model in models:
+            rows += _metric_rows(y_arr, model, labels, large, attribute, config, seed)
+            decile_rows += _calibration_rows(y_arr, model, labels, attribute, "decile", None)
+            if model.name in banded:
+                band_rows += _calibration_rows(y_arr, model, labels, attribute, "band", bands)
+            if attribute == config.attribute:
+                ratio_rows += _ratio_rows(y_arr, model, labels, attribute, config, seed)
+    return FairnessAudit(
+        by_group=pd.DataFrame(rows),
+        calibration_by_decile=pd.DataFrame(decile_rows),
+        calibration_by_band=pd.DataFrame(band_rows),
+        ratios=pd.DataFrame(
+            ratio_rows,
+            columns=[
+                "model",
+                "operating_point",
+                "metric",
+                "attribute",
+                "group",
+                "reference",
+                "value",
+                "ci_low",
+                "ci_high",
+            ],
+        ),
+        base_rates=pd.DataFrame(base_rows),
+    )
+
+
+def _metrics_of(model: ScoredTest) -> dict[str, tuple[str, str, Metric]]:
+    """Metric key -> (operating point, metric name, function of (y, score, p=probability))."""
+    metrics: dict[str, tuple[str, str, Metric]] = {
+        "roc_auc": ("-", "roc_auc", _auc),
+        "mean_predicted": ("-", "mean_predicted", _mean_predicted),
+        "observed_rate": ("-", "observed_rate", _observed_rate),
+        "calibration_gap": ("-", "calibration_gap", _calibration_gap),
+    }
+    for i, point in enumerate(model.operating_points):
+        for name, outcome in (("selection_rate", None), ("fpr", 0), ("fnr", 1)):
+            metrics[f"{name}@{i}"] = (point.label, name, _flag_rate(point.threshold, outcome))
+    return metrics
+
+
+def _metric_rows(
+    y: npt.NDArray[np.int64],
+    model: ScoredTest,
+    labels: pd.Series,
+    large: npt.NDArray[np.bool_],
+    attribute: str,
+    config: FairnessConfig,
+    seed: int,
+) -> list[dict[str, object]]:
+    metrics = _metrics_of(model)
+    out: list[dict[str, object]] = []
+    # Intervals only where a group is large enough to resample meaningfully.
+    for subset, n_boot in ((large, config.n_bootstrap), (~large, None)):
+        if not subset.any():
+            continue
+        probability = model.probability[subset]
+        frame = MetricFrame(
+            metrics={key: function for key, (_, _, function) in metrics.items()},
+            y_true=y[subset],
+            y_pred=model.score[subset],
+            sensitive_features=labels[subset].to_numpy(),
+            # Every metric receives the probability too; calibration metrics use it.
+            sample_params={key: {"p": probability} for key in metrics},
+            n_boot=n_boot,
+            ci_quantiles=list(CI) if n_boot else None,
+            random_state=seed if n_boot else None,
+        )
+        by_group = frame.by_group
+        low = frame.by_group_ci[0] if n_boot else None
+        high = frame.by_group_ci[1] if n_boot else None
+        sizes = labels[subset].value_counts()
+        for group in by_group.index:
+            for key, (point, name, _) in metrics.items():
+                out.append(
+                    {
+                        "model": model.name,
+                        "operating_point": point,
+                        "attribute": attribute,
+                        "group": str(group),
+                        "n": int(sizes[group]),
+                        "metric": name,
+                        "value": float(by_group.loc[group, key]),
+                        "ci_low": math.nan if low is None else float(low.loc[group, key]),
+                        "ci_high": math.nan if high is None else float(high.loc[group, key]),
+                    }
+                )
+    return out
+
+
+def _calibration_rows(
+    y: npt.NDArray[np.int64],
+    model: ScoredTest,
+    labels: pd.Series,
+    attribute: str,
+    kind: str,
+    bands: RiskBands | None,
+) -> list[dict[str, object]]:
+    if bands is not None:
+        level = np.asarray(BAND_NAMES, dtype=object)[bands.band_index(model.probability)]
+        order = list(BAND_NAMES)
+    else:
+        distinct = np.unique(model.score)
+        if distinct.size <= 10:  # already a decile (or coarser) score
+            level = model.score.astype(int).astype(object)
+        else:
+            edges = np.quantile(model.score, np.linspace(0, 1, 11)[1:-1])
+            level = (np.searchsorted(edges, model.score, side="right") + 1).astype(object)
+        order = sorted(set(level))
+    frame = pd.DataFrame({"group": labels, "level": level, "p": model.probability, "y": y})
+    out = []
+    for (group, value), part in frame.groupby(["group", "level"], sort=False):
+        out.append(
+            {
+                "model": model.name,
+                "attribute": attribute,
+                "group": group,
+                kind: value,
+                "n": len(part),
+                "mean_predicted": float(part["p"].mean()),
+                "observed_rate": float(part["y"].mean()),
+            }
+        )
+    return sorted(out, key=lambda r: (str(r["group"]), order.index(r[kind])))
+
+
+def _ratio_rows(
+    y: npt.NDArray[np.int64],
+    model: ScoredTest,
+    labels: pd.Series,
+    attribute: str,
+    config: FairnessConfig,
+    seed: int,
+) -> list[dict[str, object]]:
+    members = (labels == config.group).to_numpy()
+    reference = (labels == config.reference).to_numpy()
+    if members.sum() < config.min_group_size or reference.sum() < config.min_group_size:
+        return []
+    rng = np.random.default_rng([seed, 11])
+    a_rows, b_rows = np.flatnonzero(members), np.flatnonzero(reference)
+    draws = [
+        (rng.choice(a_rows, a_rows.size), rng.choice(b_rows, b_rows.size))
+        for _ in range(config.n_bootstrap)
+    ]
+    out = []
+    for point in model.operating_points:
+        for name, outcome in (("fpr", 0), ("fnr", 1), ("selection_rate", None)):
+            rate = _flag_rate(point.threshold, outcome)
+            value = _safe_ratio(
+                rate(y[a_rows], model.score[a_rows]), rate(y[b_rows], model.score[b_rows])
+            )
+            samples = np.array(
+                [
+                    _safe_ratio(rate(y[a], model.score[a]), rate(y[b], model.score[b]))
+                    for a, b in draws
+                ]
+            )
+            finite = samples[np.isfinite(samples)]
+            low, high = np.percentile(finite, [2.5, 97.5]) if finite.size > 1 else (math.nan,) * 2
+            out.append(
+                {
+                    "model": model.name,
+                    "operating_point": point.label,
+                    "metric": name,
+                    "attribute": attribute,
+                    "group": config.group,
+                    "reference": config.reference,
+                    "value": value,
+                    "ci_low": float(low),
+                    "ci_high": float(high),
+                }
+            )
+    return out
+
+
+def _safe_ratio(top: float, bottom: float) -> float:
+    return math.nan if not bottom or math.isnan(bottom) else top / bottom
+
+
+# --- figures -----------------------------------------------------------------
+
+_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
+
+
+def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
+    """Plot FPR, FNR and selection rate by group for every model and cut-off, with intervals."""
+    table = audit.by_group[
+        (audit.by_group["attribute"] == attribute)
+        & audit.by_group["metric"].isin(["fpr", "fnr", "selection_rate"])
+    ]
+    series = list(dict.fromkeys(zip(table["model"], table["operating_point"], strict=True)))
+    groups = list(dict.fromkeys(table["group"]))
+    fig = Figure(figsize=(12, 1.5 + 0.45 * len(groups) * max(len(series), 1) / 2))
+    for column, metric in enumerate(("fpr", "fnr", "selection_rate")):
+        ax = fig.add_subplot(1, 3, column + 1)
+        for i, (model, point) in enumerate(series):
+            part = table[
+                (table["model"] == model)
+                & (table["operating_point"] == point)
+                & (table["metric"] == metric)
+            ].set_index("group")
+            y_pos = np.arange(len(groups)) * (len(series) + 1) + i
+            values = part.reindex(groups)
+            err = np.vstack(
+                [
+                    np.nan_to_num(values["value"] - values["ci_low"]),
+                    np.nan_to_num(values["ci_high"] - values["value"]),
+                ]
+            )
+            ax.errorbar(
+                values["value"],
+                y_pos,
+                xerr=err,
+                fmt="o",
+                color=_COLOURS[i % len(_COLOURS)],
+                capsize=2,
+                label=f"{model} ({point})",
+            )
+        ticks = np.arange(len(groups)) * (len(series) + 1) + (len(series) - 1) / 2
+        ax.set_yticks(ticks, groups if column == 0 else [""] * len(groups))
+        ax.set(xlim=(0, 1), title=METRIC_LABELS[metric])
+        ax.invert_yaxis()
+    handles, labels = fig.axes[0].get_legend_handles_labels()
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
+    fig.suptitle(f"Error rates by {attribute} at each operating cut-off (95% intervals)")
+    # Room below the panels for the legend: one row per two series.
+    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(series) + 1) // 2), 1, 0.95))
+    return fig
+
+
+def plot_calibration_by_decile(audit: FairnessAudit, attribute: str, min_n: int) -> Figure:
+    """Plot observed rate against mean predicted, per decile of score, per group and model."""
+    table = audit.calibration_by_decile[audit.calibration_by_decile["attribute"] == attribute]
+    models = list(dict.fromkeys(table["model"]))
+    fig = Figure(figsize=(5 * max(len(models), 1), 4.8))
+    for i, model in enumerate(models):
+        ax = fig.add_subplot(1, max(len(models), 1), i + 1)
+        part = table[table["model"] == model]
+        for j, group in enumerate(dict.fromkeys(part["group"])):
+            rows = part[(part["group"] == group) & (part["n"] >= 1)]
+            if rows["n"].sum() < min_n:
+                continue
+            ax.plot(
+                rows["mean_predicted"],
+                rows["observed_rate"],
+                marker="o",
+                color=_COLOURS[j % len(_COLOURS)],
+                label=f"{group} (n = {int(rows['n'].sum()):,})",
+            )
+        ax.plot([0, 1], [0, 1], linestyle="--", color="#999999")
+        ax.set(
+            xlim=(0, 1),
+            ylim=(0, 1),
+            xlabel="Mean predicted (per decile of score)",
+            ylabel="Observed rate",
+            title=model,
+        )
+        ax.legend(loc="upper left", fontsize="small")
+    fig.suptitle(f"Calibration within groups of {attribute}")
+    fig.tight_layout()
+    return fig
+
+
+# --- report ------------------------------------------------------------------
+
+
+def _png(fig: Figure) -> str:
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format="png", dpi=90)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def _fmt(value: object) -> str:
+    if isinstance(value, float):
+        return "n/a" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def _html_table(frame: pd.DataFrame) -> str:
+    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
+        for row in frame.itertuples(index=False)
+    )
+    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+
+
+def wide_table(audit: FairnessAudit) -> pd.DataFrame:
+    """Return :attr:`FairnessAudit.by_group` one row per figure, value with interval."""
+    table = audit.by_group.copy()
+    table["value (95% CI)"] = [
+        _fmt(v) if math.isnan(lo) else f"{v:.3f} ({lo:.3f} to {hi:.3f})"
+        for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+    ]
+    table["metric"] = table["metric"].map(METRIC_LABELS)
+    columns = ["attribute", "group", "n", "metric", "operating_point", "model", "value (95% CI)"]
+    return table[columns]
+
+
+def render_report(
+    audit: FairnessAudit, figures: Mapping[str, Figure], summary: Sequence[str], title: str
+) -> str:
+    """Render the audit as one self-contained HTML page (figures inline)."""
+    parts = [
+        "<!DOCTYPE html>",
+        '<html lang="en"><head><meta charset="utf-8">',
+        f"<title>{html.escape(title)}</title>",
+        "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;"
+        "padding:0 1rem;line-height:1.5;color:#222}table{border-collapse:collapse;"
+        "margin:.5rem 0 1rem;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}"
+        "th{background:#f2f2f2}h2{color:#0072B2}img{max-width:100%}</style>",
+        "</head><body>",
+        f"<h1>{html.escape(title)}</h1>",
+        "<h2>Key figures</h2><ul>",
+        *(f"<li>{html.escape(line)}</li>" for line in summary),
+        "</ul>",
+        "<h2>How to read these figures</h2>",
+        f"<p>{html.escape(IMPOSSIBILITY)}</p>",
+        "<h2>Base rates</h2>",
+        _html_table(audit.base_rates),
+        "<h2>Error-rate ratios</h2>",
+        _html_table(audit.ratios),
+    ]
+    for name, fig in figures.items():
+        parts.append(f"<h2>{html.escape(name)}</h2>")
+        parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{_png(fig)}">')
+    parts += [
+        "<h2>By group</h2>",
+        "<p>Groups smaller than the configured minimum have no intervals.</p>",
+        _html_table(wide_table(audit)),
+        "<h2>Calibration within groups, by decile of score</h2>",
+        _html_table(audit.calibration_by_decile),
+    ]
+    if len(audit.calibration_by_band):
+        parts += [
+            "<h2>Calibration within groups, by risk band</h2>",
+            _html_table(audit.calibration_by_band),
+        ]
+    parts.append("</body></html>")
+    return "\n".join(parts)

@@ -1,0 +1,63 @@
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from models.bands import RiskBands
+from pipeline.comparison import OperatingPoint, ScoredTest
+from pipeline.config import FairnessConfig
+from pipeline.fairness import IMPOSSIBILITY, audit_fairness, plot_error_rates, render_report
+
+CONFIG = FairnessConfig(group="b", reference="a", attribute="group", n_bootstrap=20)
+
+
+def _calibrated_two_groups() -> tuple[np.ndarray, np.ndarray, pd.Series]:
+    """A calibrated score where group b re-offends more often than group a."""
+    rng = np.random.default_rng(5)
+    group = np.where(rng.random(4_000) < 0.5, "a", "b").astype(object)
+    group[:30] = "tiny"
+    risk = np.clip(rng.beta(2, 3, 4_000) + np.where(group == "b", 0.15, 0.0), 0.01, 0.99)
+    y = (rng.random(4_000) < risk).astype(int)
+    return y, risk, pd.Series(group)
+
+
+def test_a_calibrated_score_has_unequal_error_rates_when_base_rates_differ() -> None:
+    y, risk, group = _calibrated_two_groups()
+    model = ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),))
+    audit = audit_fairness(
+        y, [model], {"group": group}, bands=RiskBands(), banded=["model"], config=CONFIG, seed=0
+    )
+    gap_a = audit.value("model", "group", "a", "calibration_gap")
+    gap_b = audit.value("model", "group", "b", "calibration_gap")
+    assert abs(gap_a) < 0.03 and abs(gap_b) < 0.03
+    ratio = audit.ratio("model", "p >= 0.5")
+    assert ratio is not None
+    # The impossibility results in miniature: calibrated in both groups, yet b's FPR is higher.
+    assert ratio["value"] > 1.3 and ratio["ci_low"] > 1.0
+    assert ratio["ci_low"] <= ratio["value"] <= ratio["ci_high"]
+    fpr = audit.by_group[(audit.by_group["metric"] == "fpr") & (audit.by_group["group"] == "a")]
+    assert fpr["ci_low"].iloc[0] <= fpr["value"].iloc[0] <= fpr["ci_high"].iloc[0]
+    # Groups below the minimum size are listed, without intervals.
+    tiny = audit.by_group[audit.by_group["group"] == "tiny"]
+    assert len(tiny) and tiny["ci_low"].isna().all() and (tiny["n"] == 30).all()
+    assert set(audit.calibration_by_band["band"]) <= {"low", "medium", "high", "very high"}
+    assert audit.calibration_by_decile.groupby("group")["n"].sum()["a"] == (group == "a").sum()
+
+
+def test_report_states_the_impossibility_results_and_embeds_figures() -> None:
+    y, risk, group = _calibrated_two_groups()
+    decile = np.ceil(risk * 10)
+    models = [
+        ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),)),
+        ScoredTest("tool", decile, risk, (OperatingPoint("tool >= 5", 5),)),
+    ]
+    audit = audit_fairness(
+        y, models, {"group": group}, bands=RiskBands(), banded=[], config=CONFIG, seed=0
+    )
+    assert set(audit.ratios["model"]) == {"model", "tool"}
+    assert not math.isnan(audit.value("tool", "group", "a", "fpr", "tool >= 5"))
+    page = render_report(audit, {"Error rates": plot_error_rates(audit, "group")}, ["x"], "T")
+    assert "Chouldechova" in page and IMPOSSIBILITY[:40] in page
+    assert "data:image/png;base64," in page and "<table>" in page
