@@ -110,3 +110,27 @@ class AuditWriteError(DesistError):
 
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
+
+
+class SourceAdapterError(DesistError):
+    """A source's adapter config is invalid, or cannot map a source's columns.
+
+    ``column`` names the source column (or adapter key) at fault, ``rows`` the
+    first 1-based data rows concerned, if any.
+    """
+
+    def __init__(self, column: str, reason: str, rows: tuple[int, ...] = ()) -> None:
+        self.column = column
+        self.reason = reason
+        self.rows = rows
+        where = f" (rows {', '.join(map(str, rows))})" if rows else ""
+        super().__init__(f"{column}: {reason}{where}")
+
+
+class LeakageError(DesistError):
+    """A config asks for a feature that leaks the outcome or is audit-only."""
+
+    def __init__(self, name: str, reason: str) -> None:
+        self.name = name
+        self.reason = reason
+        super().__init__(f"{name!r} may not be a feature: {reason}")

@@ -46,6 +46,7 @@ class Role(StrEnum):
     PROTECTED = "protected"
     TARGET = "target"
     REFERRAL = "referral"
+    COMPARISON = "comparison"  # another tool's score, kept to compare against
 
 
 class Pathway(StrEnum):
@@ -167,10 +168,22 @@ OFFENCE_CATEGORIES: tuple[str, ...] = (
 )
 
 ETHNICITIES: tuple[str, ...] = ("asian", "black", "mixed", "white", "other")
+#: Race as US sources record it (e.g. Broward County); audited, never a feature.
+RACES: tuple[str, ...] = (
+    "african_american",
+    "asian",
+    "caucasian",
+    "hispanic",
+    "native_american",
+    "other",
+)
 SEXES: tuple[str, ...] = ("male", "female")
+CHARGE_DEGREES: tuple[str, ...] = ("felony", "misdemeanour")
 
 ID_FIELD = "subject_ref"
 TARGET_FIELD = "reoffended_12m"
+TARGET_24M_FIELD = "reoffended_24m"
+INCUMBENT_FIELD = "incumbent_decile"
 
 FIELDS: tuple[FieldSpec, ...] = (
     FieldSpec(
@@ -259,6 +272,49 @@ FIELDS: tuple[FieldSpec, ...] = (
         feature_allowed=True,
         risk_direction=-1,
     ),
+    # --- screening-time facts of the current case (sources with court records) ---
+    # Not default features: the synthetic cohort lacks them; a source's config
+    # asks for them. Each is known on the assessment date (docs/real-data.md).
+    FieldSpec(
+        "charge_degree",
+        Kind.CATEGORY,
+        Role.STATIC,
+        "Degree of the current charge: felony or misdemeanour.",
+        categories=CHARGE_DEGREES,
+        nullable=True,
+        feature_allowed=True,
+    ),
+    FieldSpec(
+        "days_in_custody_at_assessment",
+        Kind.NUMBER,
+        Role.STATIC,
+        "Days from entering custody on the current charge to the assessment date "
+        "(0: jailed that day); missing when not jailed on this charge.",
+        minimum=0,
+        maximum=3650,
+        nullable=True,
+        feature_allowed=True,
+    ),
+    FieldSpec(
+        "in_custody_at_assessment",
+        Kind.BINARY,
+        Role.STATIC,
+        "1 if the person was held in custody on the current charge on the assessment date.",
+        minimum=0,
+        maximum=1,
+        nullable=True,
+        feature_allowed=True,
+    ),
+    FieldSpec(
+        "days_offence_to_assessment",
+        Kind.NUMBER,
+        Role.STATIC,
+        "Days from the current offence (or arrest) to the assessment date.",
+        minimum=0,
+        maximum=36500,
+        nullable=True,
+        feature_allowed=True,
+    ),
     # --- needs items, two per pathway ---
     _need("drug_misuse", Pathway.DRUGS_ALCOHOL, "Current illegal drug misuse."),
     _need("alcohol_misuse", Pathway.DRUGS_ALCOHOL, "Current alcohol misuse."),
@@ -313,6 +369,15 @@ FIELDS: tuple[FieldSpec, ...] = (
         feature_allowed=False,
     ),
     FieldSpec(
+        "race",
+        Kind.CATEGORY,
+        Role.PROTECTED,
+        "Race as a US source records it. Audit only: never a model feature.",
+        categories=RACES,
+        nullable=True,
+        feature_allowed=False,
+    ),
+    FieldSpec(
         "sex",
         Kind.CATEGORY,
         Role.PROTECTED,
@@ -329,6 +394,24 @@ FIELDS: tuple[FieldSpec, ...] = (
         "1 if the person received a new sanction within 12 months of the assessment.",
         minimum=0,
         maximum=1,
+    ),
+    FieldSpec(
+        TARGET_24M_FIELD,
+        Kind.BINARY,
+        Role.TARGET,
+        "1 if the person was charged with a new offence within two years of the assessment.",
+        minimum=0,
+        maximum=1,
+    ),
+    FieldSpec(
+        INCUMBENT_FIELD,
+        Kind.INTEGER,
+        Role.COMPARISON,
+        "Decile (1-10) of the risk tool the source was already scored with, e.g. COMPAS; "
+        "compared against, never a feature.",
+        minimum=1,
+        maximum=10,
+        nullable=True,
     ),
     *(
         FieldSpec(

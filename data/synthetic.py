@@ -41,7 +41,9 @@ from scipy.special import expit, ndtri
 
 from data.loaders import write_table
 from data.schema import (
+    ASSESSMENT_FIELDS,
     ETHNICITIES,
+    FIELDS,
     ID_FIELD,
     NEED_FIELDS,
     OFFENCE_CATEGORIES,
@@ -52,6 +54,7 @@ from data.schema import (
     TARGET_FIELD,
     Pathway,
 )
+from data.validation import pandas_dtype
 
 
 class SynthConfig(BaseModel):
@@ -372,6 +375,15 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
             },
         }
     )
+    # Assessment fields this cohort does not model (court-record facts, US race)
+    # are present as "not assessed", in schema order, as validation returns them.
+    absent = {
+        spec.name: pd.Series(index=cohort.index, dtype=pandas_dtype(spec))
+        for spec in ASSESSMENT_FIELDS
+        if spec.name not in cohort.columns
+    }
+    order = [spec.name for spec in FIELDS if spec.name in cohort.columns or spec.name in absent]
+    cohort = cohort.assign(**absent)[order]
     truth = pd.DataFrame(
         {
             ID_FIELD: refs,

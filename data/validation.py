@@ -24,9 +24,9 @@ from data.schema import (
     FIELDS,
     FIELDS_BY_NAME,
     ID_FIELD,
-    TARGET_FIELD,
     FieldSpec,
     Kind,
+    Role,
 )
 
 #: Rows listed per (column, reason) before the rest are summarised, so that a
@@ -251,7 +251,7 @@ def _check_table(
             if spec.name in required or (is_assessment_field and not spec.nullable):
                 out.add(spec.name, "missing required column")
             elif is_assessment_field:
-                clean[spec.name] = pd.Series(pd.NA, index=index, dtype=pandas_dtype(spec))
+                clean[spec.name] = pd.Series(index=index, dtype=pandas_dtype(spec))
             continue
         raw = frame[spec.name].reset_index(drop=True)
         if spec.is_numeric:
@@ -318,10 +318,11 @@ def validate_frame(
     n_rows = len(frame)
     out = _Collector(n_rows)
     clean = _check_table(frame, require, out)
-    if TARGET_FIELD in clean and n_rows > 0:
-        classes = pd.unique(clean[TARGET_FIELD].dropna())
-        if len(classes) < 2:
-            out.add(TARGET_FIELD, f"target has a single class ({classes.tolist()}); need 0 and 1")
+    for target in (spec.name for spec in FIELDS if spec.role is Role.TARGET):
+        if target in clean and n_rows > 0:
+            classes = pd.unique(clean[target].dropna())
+            if len(classes) < 2:
+                out.add(target, f"target has a single class ({classes.tolist()}); need 0 and 1")
     if n_rows == 0:
         out.add("*", "dataset has no rows")
 

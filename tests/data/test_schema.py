@@ -39,13 +39,25 @@ def test_every_field_is_typed_with_a_range_or_categories() -> None:
 
 
 def test_protected_characteristics_are_never_default_features() -> None:
-    assert set(AUDIT_ONLY) == {"ethnicity", "sex"}
+    assert set(AUDIT_ONLY) == {"ethnicity", "race", "sex"}
     assert not set(AUDIT_ONLY) & set(DEFAULT_FEATURES)
     assert not FIELDS_BY_NAME["ethnicity"].feature_allowed
+    assert not FIELDS_BY_NAME["race"].feature_allowed
     assert FIELDS_BY_NAME["sex"].feature_allowed  # only when a config asks deliberately
 
 
-@pytest.mark.parametrize("name", ["ethnicity", "reoffended_12m", "subject_ref", "referred_health"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "ethnicity",
+        "race",
+        "reoffended_12m",
+        "reoffended_24m",
+        "incumbent_decile",
+        "subject_ref",
+        "referred_health",
+    ],
+)
 def test_forbidden_features_are_refused(name: str) -> None:
     with pytest.raises(ForbiddenFeatureError, match=name):
         check_feature_names([*DEFAULT_FEATURES, name])

@@ -13,7 +13,7 @@ def test_the_shipped_synthetic_config_loads() -> None:
     config = load_risk_config(CONFIGS / "synthetic.toml")
     assert config.dataset.synthetic is not None
     assert "ethnicity" not in config.features and "sex" in config.features
-    assert config.audited_attributes == ("ethnicity", "sex")
+    assert config.audited_attributes == ("ethnicity", "race", "sex")
     assert [m.family for m in config.models] == ["scorecard", "boosting"]
 
 
