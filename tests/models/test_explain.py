@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from models.calibration import ScoreCalibratedClassifier
-from models.explain import EXACT, TREE_PATH, explain, feature_effects, risk_pipeline, top_reasons
+from models.explain import (
+    EXACT,
+    TREE_PATH,
+    FastExplainer,
+    explain,
+    feature_effects,
+    risk_pipeline,
+    top_contributions,
+    top_reasons,
+)
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
@@ -86,3 +95,31 @@ def test_batch_and_single_row_tree_paths_agree(
     np.testing.assert_allclose(
         trees.base_value + batch.sum(axis=1), pipeline.decision_function(people), atol=1e-9
     )
+
+
+@pytest.mark.parametrize("family", ["scorecard", "booster"])
+def test_fast_explainer_matches_the_model_and_explain(
+    family: str, risk_data: Data, request: pytest.FixtureRequest
+) -> None:
+    model = request.getfixturevalue(family)
+    people = risk_data[2].head(1_000)
+    fast = FastExplainer(model, threads=2).explain(people)
+    slow = explain(model, people)
+    np.testing.assert_allclose(fast.probability, model.predict_proba(people)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(fast.contributions, slow.contributions, atol=1e-12)
+    np.testing.assert_allclose(fast.base_value, slow.base_value)
+    assert fast.method == slow.method
+
+
+def test_top_contributions_orders_by_size_and_keeps_signs() -> None:
+    contributions = np.array([[0.1, -0.5, 0.3, 0.0], [0.2, 0.2, -0.2, 0.05]])
+    order, picked = top_contributions(contributions, 3)
+    assert order.tolist() == [[1, 2, 0], [0, 1, 2]]
+    assert picked.tolist() == [[-0.5, 0.3, 0.1], [0.2, 0.2, -0.2]]
+
+
+def test_fast_explainer_refuses_an_uncalibrated_pipeline(
+    scorecard: ScoreCalibratedClassifier,
+) -> None:
+    with pytest.raises(TypeError, match="calibrated risk pipeline"):
+        FastExplainer(risk_pipeline(scorecard))  # type: ignore[arg-type]
