@@ -56,46 +56,35 @@ class SeenIds:
     """Identifiers met in earlier chunks of one file, to find duplicates across chunks.
 
     Keeps a 64-bit hash and the row number of each identifier (16 bytes a
-    row, never the text), in sorted blocks. Two different identifiers share a
+    row, never the text), sorted by hash. Two different identifiers share a
     hash with a probability of about n²/2⁶⁵ (3e-8 for a million rows); a
     collision would reject a row as a duplicate, never let a duplicate pass.
     """
 
-    #: Blocks kept before they are merged into one, so a lookup searches few arrays.
-    MAX_BLOCKS = 8
-
     def __init__(self) -> None:
-        self._blocks: list[tuple[np.ndarray, np.ndarray]] = []
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._rows = np.empty(0, dtype=np.int64)
 
     @staticmethod
     def hashes(ids: pd.Series) -> np.ndarray:
         """Return the 64-bit hash of each identifier."""
-        return pd.util.hash_array(ids.to_numpy(dtype=object))
+        return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
 
     def first_rows(self, hashes: np.ndarray) -> np.ndarray:
         """Return the row where each hash was first seen, 0 where it is new."""
-        found = np.zeros(hashes.size, dtype=np.int64)
-        for keys, rows in self._blocks:
-            at = np.minimum(np.searchsorted(keys, hashes), keys.size - 1)
-            hit = (keys[at] == hashes) & (found == 0)
-            found[hit] = rows[at[hit]]
-        return found
+        if self._keys.size == 0:
+            return np.zeros(hashes.size, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._keys, hashes), self._keys.size - 1)
+        return np.where(self._keys[at] == hashes, self._rows[at], 0)
 
     def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
         """Remember new identifiers' hashes and row numbers."""
-        if hashes.size == 0:
-            return
-        self._blocks.append((hashes, rows.astype(np.int64)))
-        if len(self._blocks) > self.MAX_BLOCKS:
-            self._blocks = [
-                (
-                    np.concatenate([k for k, _ in self._blocks]),
-                    np.concatenate([r for _, r in self._blocks]),
-                )
-            ]
-        keys, rows = self._blocks[-1]
+        keys = np.concatenate([self._keys, hashes])
+        # The kept keys are one sorted run: the stable (merge) sort sorts only the new
+        # ones and merges, instead of sorting everything again.
         order = np.argsort(keys, kind="stable")
-        self._blocks[-1] = (keys[order], rows[order])
+        self._keys = keys[order]
+        self._rows = np.concatenate([self._rows, rows.astype(np.int64)])[order]
 
 
 class _Collector:
