@@ -171,7 +171,9 @@ def load_risk_model(
     uri
         ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``.
     tracking_uri
-        The MLflow tracking store and registry.
+        The MLflow tracking store and registry. MLflow resolves a ``runs:/``
+        model's files through the active store, so callers also make it
+        active (``pipeline.tracking.Tracker.activate``).
     allow_unverified
         Score with a ``runs:/`` model that was never registered (no digest to
         check); its files' digest is still computed and reported.

@@ -112,43 +112,65 @@ class BatchScoreResult:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
 
-def _read_chunks(
+def _open_chunks(
     path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
-) -> Iterator[pd.DataFrame]:
-    """Yield the file's rows in chunks of at most ``chunk_rows``, only ``columns`` if given.
+) -> tuple[int | None, Iterator[pd.DataFrame]]:
+    """Open the input: its row count when known (Parquet), and its chunks of ``chunk_rows``.
+
+    Only ``columns`` are read, when given.
 
     Raises
     ------
     DatasetFormatError
-        If the file is missing or cannot be parsed (naming the rows reached).
+        If the file is missing or cannot be parsed (naming the rows reached),
+        here or while iterating.
     """
     if not path.is_file():
         raise DatasetFormatError(f"{path}: no such file")
-    kind = file_format(path)
+    if file_format(path) == "csv":
+        return None, _csv_chunks(path, chunk_rows, columns, id_column)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetFormatError(f"{path}: cannot be read as parquet ({err})") from err
+    return parquet.metadata.num_rows, _parquet_chunks(path, parquet, chunk_rows, columns)
+
+
+def _csv_chunks(
+    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
+) -> Iterator[pd.DataFrame]:
     rows = 0
     try:
-        if kind == "csv":
-            reader = pd.read_csv(
-                path,
-                # Identifiers stay text even when they look like numbers.
-                dtype={id_column: "string"},
-                usecols=None if columns is None else (lambda name: name in columns),
-                chunksize=chunk_rows,
-            )
-            with reader:
-                for chunk in reader:
-                    rows += len(chunk)
-                    yield chunk
-            return
-        parquet = pq.ParquetFile(path)
-        names = parquet.schema_arrow.names
-        wanted = names if columns is None else [n for n in names if n in columns]
+        reader = pd.read_csv(
+            path,
+            # Identifiers stay text even when they look like numbers.
+            dtype={id_column: "string"},
+            usecols=None if columns is None else (lambda name: name in columns),
+            chunksize=chunk_rows,
+        )
+        with reader:
+            for chunk in reader:
+                rows += len(chunk)
+                yield chunk
+    except (ValueError, OSError) as err:
+        raise DatasetFormatError(
+            f"{path}: cannot be read as csv after data row {rows:,} ({err})"
+        ) from err
+
+
+def _parquet_chunks(
+    path: Path, parquet: pq.ParquetFile, chunk_rows: int, columns: frozenset[str] | None
+) -> Iterator[pd.DataFrame]:
+    names = parquet.schema_arrow.names
+    wanted = names if columns is None else [n for n in names if n in columns]
+    rows = 0
+    try:
         for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
             rows += batch.num_rows
             yield batch.to_pandas()
-    except (ValueError, OSError, pa.ArrowException) as err:
+    except (OSError, pa.ArrowException) as err:
         raise DatasetFormatError(
-            f"{path}: cannot be read as {kind} after data row {rows:,}: {err}"
+            f"{path}: cannot be read as parquet after data row {rows:,} ({err})"
         ) from err
 
 
@@ -333,19 +355,21 @@ def score_file(
     adapter = load_adapter(config.dataset_config) if config.dataset_config else None
     id_column = adapter.id_column if adapter else ID_FIELD
     columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
-    loaded = load_risk_model(
-        config.model_uri,
-        tracking_uri=tracker.tracking_uri,
-        allow_unverified=config.allow_unverified,
-    )
+    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
+    with tracker.activate():
+        loaded = load_risk_model(
+            config.model_uri,
+            tracking_uri=tracker.tracking_uri,
+            allow_unverified=config.allow_unverified,
+        )
     scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
     rejects_schema = _rejects_schema(id_column)
     seen = SeenIds()
-    total = pq.ParquetFile(config.input).metadata.num_rows if _is_parquet(config.input) else None
+    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
     band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
     rows_read = rows_scored = rows_rejected = violations = 0
     with _Outputs(config, scorer.schema, rejects_schema) as outputs:
-        for raw in _read_chunks(config.input, config.chunk_rows, columns, id_column):
+        for raw in chunks:
             first_row = rows_read + 1
             canonical = _adapt(adapter, raw, first_row)
             checked = check_rows(
@@ -387,7 +411,3 @@ def score_file(
         band_counts={name: int(n) for name, n in zip(BAND_NAMES, band_counts, strict=True)},
         seconds=time.perf_counter() - started,
     )
-
-
-def _is_parquet(path: Path) -> bool:
-    return path.is_file() and file_format(path) == "parquet"
