@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 import scipy.sparse as sp
 from sklearn.ensemble import HistGradientBoostingClassifier
+from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_raw_data
 from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.pipeline import Pipeline
 
@@ -79,6 +80,12 @@ class CompiledTrees:
     (missing values go left where ``missing_left[i]``); ``value[i]`` is the
     node's contribution to the log-odds so far (inner node values scaled by
     the learning rate, as the leaves already are).
+
+    For batches, the trees are taken in small groups: ``leaf_table`` has a
+    row for every combination of leaves of a group's trees (the sum of their
+    leaves' attributions), and the finders of a group, whose leaves hold
+    their share of that row's number, add up to it. One lookup then stands
+    for a whole group of trees.
     """
 
     feature: np.ndarray
@@ -92,13 +99,18 @@ class CompiledTrees:
     base_value: float
     depth: int
     leaf_table: np.ndarray
-    leaf_finders: tuple[TreePredictor, ...]
+    leaf_finders: tuple[tuple[TreePredictor, ...], ...]
     known_categories: tuple[np.ndarray, np.ndarray]
 
 
 #: From this many rows on, find leaves with scikit-learn's compiled tree walk
 #: and add up precomputed per-leaf attributions; below it the array walk wins.
 BATCH_ROWS = 200
+
+#: Most trees per group, and most leaf combinations a group's table may hold: three
+#: 8-leaf trees make 512 rows of attributions, and the whole table stays in cache.
+TREES_PER_GROUP = 3
+MAX_GROUP_ROWS = 512
 
 
 def _leaf_paths(
@@ -133,17 +145,27 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
     # Leaves are stored already shrunk by the learning rate, inner nodes not.
     value = np.where(is_leaf, nodes["value"], nodes["value"] * booster.learning_rate)
     n_features = int(booster.n_features_in_)
-    tables, finders, start = [], [], 0
+    leaf_tables = []
     for tree_nodes, tree_offset in zip(parts, offsets, strict=True):
         tree_value = value[tree_offset : tree_offset + len(tree_nodes)]
-        table, row_of = _leaf_paths(tree_nodes, tree_value, n_features)
-        # A copy of the tree whose leaves "predict" their row in the leaf table.
-        finder_nodes = tree_nodes.copy()
-        for node, row in row_of.items():
-            finder_nodes["value"][node] = start + row
-        finders.append(TreePredictor(finder_nodes, *_empty_bitsets(tree_nodes)))
-        tables.append(table)
-        start += len(table)
+        leaf_tables.append((tree_nodes, *_leaf_paths(tree_nodes, tree_value, n_features)))
+    tables, finders, start = [], [], 0
+    for group in _groups([len(table) for _, table, _ in leaf_tables]):
+        combined = np.zeros((1, n_features))
+        group_finders = []
+        multiplier = int(np.prod([len(leaf_tables[t][1]) for t in group]))
+        for position, t in enumerate(group):
+            tree_nodes, table, row_of = leaf_tables[t]
+            multiplier //= len(table)
+            combined = (combined[:, None, :] + table[None, :, :]).reshape(-1, n_features)
+            # A copy of the tree whose leaves "predict" their share of the group's row.
+            finder_nodes = tree_nodes.copy()
+            for node, row in row_of.items():
+                finder_nodes["value"][node] = row * multiplier + (start if position == 0 else 0)
+            group_finders.append(TreePredictor(finder_nodes, *_empty_bitsets(tree_nodes)))
+        tables.append(combined)
+        finders.append(tuple(group_finders))
+        start += len(combined)
     return CompiledTrees(
         feature=nodes["feature_idx"].astype(np.intp),
         threshold=nodes["num_threshold"].astype(np.float64),
@@ -159,6 +181,20 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
         leaf_finders=tuple(finders),
         known_categories=booster._bin_mapper.make_known_categories_bitsets(),
     )
+
+
+def _groups(leaf_counts: list[int]) -> list[list[int]]:
+    """Cut consecutive trees into groups of at most TREES_PER_GROUP and MAX_GROUP_ROWS."""
+    groups: list[list[int]] = []
+    rows = 0
+    for tree, count in enumerate(leaf_counts):
+        if groups and len(groups[-1]) < TREES_PER_GROUP and rows * count <= MAX_GROUP_ROWS:
+            groups[-1].append(tree)
+            rows *= count
+        else:
+            groups.append([tree])
+            rows = count
+    return groups
 
 
 def _empty_bitsets(nodes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -215,21 +251,41 @@ def _threaded_batch_contributions(trees: CompiledTrees, X: np.ndarray, threads: 
 
 
 def _batch_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
-    """Find each row's leaf in every tree (compiled walk), then sum the leaves' attributions."""
+    """Find each row's leaf combination in every group (compiled walk), then sum their rows."""
     known, feature_map = trees.known_categories
     rows = np.ascontiguousarray(X, dtype=np.float64)
-    leaves = np.column_stack(
-        [finder.predict(rows, known, feature_map, 1) for finder in trees.leaf_finders]
-    ).astype(np.intp)
+    n_rows, n_groups = rows.shape[0], len(trees.leaf_finders)
+    found = np.empty((n_groups, n_rows))
+    share = np.empty(n_rows)
+    for group, finders in enumerate(trees.leaf_finders):
+        # The finders write into preallocated rows: no array per tree to stack and copy.
+        _leaf_values(finders[0], rows, known, feature_map, found[group])
+        for finder in finders[1:]:
+            _leaf_values(finder, rows, known, feature_map, share)
+            found[group] += share
+    leaves = found.T.astype(np.int32)
     indicator = sp.csr_matrix(
         (
             np.ones(leaves.size),
             leaves.ravel(),
-            np.arange(0, leaves.size + 1, leaves.shape[1]),
+            np.arange(0, leaves.size + 1, n_groups, dtype=np.int32),
         ),
-        shape=(X.shape[0], trees.leaf_table.shape[0]),
+        shape=(n_rows, trees.leaf_table.shape[0]),
     )
     return np.asarray(indicator @ trees.leaf_table)
+
+
+def _leaf_values(
+    finder: TreePredictor,
+    rows: np.ndarray,
+    known: np.ndarray,
+    feature_map: np.ndarray,
+    out: np.ndarray,
+) -> None:
+    """Write a finder's leaf values for ``rows`` into ``out``, on this thread only."""
+    _predict_from_raw_data(
+        finder.nodes, rows, finder.raw_left_cat_bitsets, known, feature_map, 1, out
+    )
 
 
 class FastExplainer:

@@ -93,7 +93,11 @@ class BatchScoreConfig(BaseModel):
 
 @dataclass(frozen=True, slots=True)
 class BatchScoreResult:
-    """What a batch scoring run did."""
+    """What a batch scoring run did.
+
+    ``seconds`` runs from the start to the rename of the output;
+    ``load_seconds`` of it went to resolving, verifying and loading the model.
+    """
 
     input: Path
     output: Path
@@ -105,6 +109,7 @@ class BatchScoreResult:
     violations: int
     band_counts: dict[str, int]
     seconds: float
+    load_seconds: float
 
     @property
     def rows_per_second(self) -> float:
@@ -363,6 +368,7 @@ def score_file(
             allow_unverified=config.allow_unverified,
         )
     scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
+    load_seconds = time.perf_counter() - started
     rejects_schema = _rejects_schema(id_column)
     seen = SeenIds()
     total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
@@ -410,4 +416,5 @@ def score_file(
         violations=violations,
         band_counts={name: int(n) for name, n in zip(BAND_NAMES, band_counts, strict=True)},
         seconds=time.perf_counter() - started,
+        load_seconds=load_seconds,
     )
