@@ -83,9 +83,9 @@ class CompiledTrees:
 
     For batches, the trees are taken in small groups: ``leaf_table`` has a
     row for every combination of leaves of a group's trees (the sum of their
-    leaves' attributions), and the finders of a group, whose leaves hold
-    their share of that row's number, add up to it. One lookup then stands
-    for a whole group of trees.
+    leaves' attributions), and each group has one finder: its trees grafted
+    one under every leaf of the other, whose leaves hold their row of
+    ``leaf_table``. One walk and one lookup then stand for a group of trees.
     """
 
     feature: np.ndarray
@@ -99,7 +99,7 @@ class CompiledTrees:
     base_value: float
     depth: int
     leaf_table: np.ndarray
-    leaf_finders: tuple[tuple[TreePredictor, ...], ...]
+    leaf_finders: tuple[TreePredictor, ...]
     known_categories: tuple[np.ndarray, np.ndarray]
 
 
@@ -152,19 +152,13 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
     tables, finders, start = [], [], 0
     for group in _groups([len(table) for _, table, _ in leaf_tables]):
         combined = np.zeros((1, n_features))
-        group_finders = []
-        multiplier = int(np.prod([len(leaf_tables[t][1]) for t in group]))
-        for position, t in enumerate(group):
-            tree_nodes, table, row_of = leaf_tables[t]
-            multiplier //= len(table)
-            combined = (combined[:, None, :] + table[None, :, :]).reshape(-1, n_features)
-            # A copy of the tree whose leaves "predict" their share of the group's row.
-            finder_nodes = tree_nodes.copy()
-            for node, row in row_of.items():
-                finder_nodes["value"][node] = row * multiplier + (start if position == 0 else 0)
-            group_finders.append(TreePredictor(finder_nodes, *_empty_bitsets(tree_nodes)))
+        for t in group:
+            combined = (combined[:, None, :] + leaf_tables[t][1][None, :, :]).reshape(
+                -1, n_features
+            )
+        grafted = _graft([leaf_tables[t] for t in group], start)
+        finders.append(TreePredictor(grafted, *_empty_bitsets(grafted)))
         tables.append(combined)
-        finders.append(tuple(group_finders))
         start += len(combined)
     return CompiledTrees(
         feature=nodes["feature_idx"].astype(np.intp),
@@ -181,6 +175,44 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
         leaf_finders=tuple(finders),
         known_categories=booster._bin_mapper.make_known_categories_bitsets(),
     )
+
+
+def _graft(trees: list[tuple[np.ndarray, np.ndarray, dict[int, int]]], start: int) -> np.ndarray:
+    """Return one tree that walks ``trees`` in turn, each next one hung under every leaf.
+
+    ``trees`` holds each tree's nodes, leaf table and leaves' rows in it. The
+    grafted tree's leaves hold ``start`` plus the row, in C order, of the
+    combination of leaves reached: its row in the group's combined table.
+    """
+    first, _, first_rows = trees[0]
+    merged = first.copy()
+    remaining = int(np.prod([len(table) for _, table, _ in trees[1:]]))
+    reached = {leaf: start + row * remaining for leaf, row in first_rows.items()}
+    for leaf, value in reached.items():
+        merged["value"][leaf] = value
+    for nodes, table, rows in trees[1:]:
+        remaining //= len(table)
+        copies, roots, following = [], [], {}
+        size = len(merged)
+        inner = ~nodes["is_leaf"].astype(bool)
+        for leaf, value in reached.items():
+            # The copy's root takes the leaf's place; its other nodes go at the end.
+            where = np.arange(len(nodes)) + size - 1
+            where[0] = leaf
+            copy = nodes.copy()
+            copy["left"][inner] = where[nodes["left"][inner]]
+            copy["right"][inner] = where[nodes["right"][inner]]
+            for node, row in rows.items():
+                copy["value"][node] = value + row * remaining
+                following[int(where[node])] = copy["value"][node]
+            roots.append((leaf, copy[0]))
+            copies.append(copy[1:])
+            size += len(nodes) - 1
+        merged = np.concatenate([merged, *copies])
+        for leaf, root in roots:
+            merged[leaf] = root
+        reached = following
+    return merged
 
 
 def _groups(leaf_counts: list[int]) -> list[list[int]]:
@@ -256,13 +288,9 @@ def _batch_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     rows = np.ascontiguousarray(X, dtype=np.float64)
     n_rows, n_groups = rows.shape[0], len(trees.leaf_finders)
     found = np.empty((n_groups, n_rows))
-    share = np.empty(n_rows)
-    for group, finders in enumerate(trees.leaf_finders):
-        # The finders write into preallocated rows: no array per tree to stack and copy.
-        _leaf_values(finders[0], rows, known, feature_map, found[group])
-        for finder in finders[1:]:
-            _leaf_values(finder, rows, known, feature_map, share)
-            found[group] += share
+    for group, finder in enumerate(trees.leaf_finders):
+        # Written into preallocated rows: no array per group to stack and copy.
+        _leaf_values(finder, rows, known, feature_map, found[group])
     leaves = found.T.astype(np.int32)
     indicator = sp.csr_matrix(
         (

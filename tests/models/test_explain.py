@@ -123,3 +123,26 @@ def test_fast_explainer_refuses_an_uncalibrated_pipeline(
 ) -> None:
     with pytest.raises(TypeError, match="calibrated risk pipeline"):
         FastExplainer(risk_pipeline(scorecard))  # type: ignore[arg-type]
+
+
+def test_grouped_tree_lookup_matches_the_walk_of_each_tree(risk_data: Data) -> None:
+    from data.schema import TARGET_FIELD
+    from models.explain import _batch_contributions, compile_trees, tree_path_contributions
+    from models.risk import BoostingSettings, build_risk_model
+
+    from .conftest import FEATURES
+
+    train, _, test = risk_data
+    settings = BoostingSettings(max_iter=30, max_leaf_nodes=6)
+    pipeline = build_risk_model(tuple(FEATURES), settings).fit(
+        train.head(5_000), train[TARGET_FIELD].head(5_000).astype(int)
+    )
+    booster = pipeline.named_steps["model"]
+    trees = compile_trees(booster)
+    assert len(trees.leaf_finders) < len(booster._predictors)  # trees really were grouped
+    X = pipeline.named_steps["encode"].transform(test.head(600))
+    walked = np.vstack([tree_path_contributions(trees, X[i : i + 100]) for i in range(0, 600, 100)])
+    np.testing.assert_allclose(_batch_contributions(trees, X), walked, atol=1e-12)
+    np.testing.assert_allclose(
+        trees.base_value + walked.sum(axis=1), booster.decision_function(X), atol=1e-9
+    )
