@@ -165,22 +165,34 @@ def _check_numeric(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Serie
 
 
 def _check_category(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Series:
-    text = raw.astype("string")
-    present = text.notna().to_numpy()
-    known = text.isin(spec.categories).to_numpy(dtype=bool, na_value=False)
-    unknown = present & ~known
+    is_coded = isinstance(raw.dtype, pd.CategoricalDtype)
+    names = np.array([str(c) for c in raw.cat.categories] if is_coded else [], dtype=object)
+    if is_coded and len(set(names)) == names.size:
+        # Parquet and pandas hand categories over as codes: check the few distinct
+        # values, not every row's text, and keep the codes (no round trip through text).
+        codes = raw.cat.codes.to_numpy()
+        present = codes >= 0
+        allowed = np.append(np.isin(names, spec.categories), True)  # code -1: missing
+        unknown = ~allowed[codes]
+        values = names[codes[unknown]]
+        checked = raw.cat.rename_categories(names.tolist()).cat.set_categories(
+            list(spec.categories)
+        )
+    else:
+        text = raw.astype("string")
+        present = text.notna().to_numpy()
+        unknown = present & ~text.isin(spec.categories).to_numpy(dtype=bool, na_value=False)
+        values = text.to_numpy()[unknown]
+        checked = text
     if unknown.any():
         out.add_rows(
             spec.name,
             unknown,
-            [
-                f"unknown category {v!r} (expected {spec.allowed_text})"
-                for v in text.to_numpy()[unknown]
-            ],
+            [f"unknown category {v!r} (expected {spec.allowed_text})" for v in values],
         )
     if not spec.nullable:
         out.add_rows(spec.name, ~present, "missing value (this field is required)")
-    return text
+    return checked
 
 
 def _check_text(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Series:

@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from data.errors import SchemaValidationError, Violation
-from data.schema import NEED_FIELDS, TARGET_FIELD
+from data.schema import NEED_FIELDS, OFFENCE_CATEGORIES, TARGET_FIELD
 from data.validation import MAX_ROWS_PER_CHECK, SeenIds, check_rows, validate_frame
 
 
@@ -194,3 +194,16 @@ def test_duplicate_ids_are_found_across_chunks(raw: pd.DataFrame) -> None:
     ]
     whole = check_rows(raw)
     assert whole.violations == second.violations
+
+
+def test_coded_categories_are_checked_like_text(raw: pd.DataFrame) -> None:
+    coded = raw.copy()
+    coded["offence_category"] = pd.Categorical(raw["offence_category"].astype(str))
+    coded["offence_category"] = coded["offence_category"].cat.add_categories(["arson"])
+    coded.loc[2, "offence_category"] = "arson"
+    raw.loc[2, "offence_category"] = "arson"
+    checked, as_text = check_rows(coded), check_rows(raw)
+    assert checked.violations == as_text.violations
+    assert [v.row for v in checked.violations] == [3]
+    pd.testing.assert_frame_equal(checked.valid, as_text.valid)
+    assert list(checked.valid["offence_category"].cat.categories) == list(OFFENCE_CATEGORIES)
