@@ -96,7 +96,8 @@ class BatchScoreResult:
     """What a batch scoring run did.
 
     ``seconds`` runs from the start to the rename of the output;
-    ``load_seconds`` of it went to resolving, verifying and loading the model.
+    ``load_seconds`` of it went to opening the input and to resolving, verifying
+    and loading the model.
     """
 
     input: Path
@@ -360,6 +361,7 @@ def score_file(
     adapter = load_adapter(config.dataset_config) if config.dataset_config else None
     id_column = adapter.id_column if adapter else ID_FIELD
     columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
+    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
     # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
     with tracker.activate():
         loaded = load_risk_model(
@@ -371,7 +373,6 @@ def score_file(
     load_seconds = time.perf_counter() - started
     rejects_schema = _rejects_schema(id_column)
     seen = SeenIds()
-    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
     band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
     rows_read = rows_scored = rows_rejected = violations = 0
     with _Outputs(config, scorer.schema, rejects_schema) as outputs:

@@ -314,3 +314,12 @@ def test_the_score_command_prints_a_summary(
     assert "rejected: 0 rows" in printed.out and "40 of 40 rows: 40 scored" in printed.err
     assert main([*args, "--output", str(source)]) == 2
     assert "must not overwrite the input" in capsys.readouterr().err
+
+
+def test_a_file_without_rows_is_refused(
+    trained: Trained, cohort: pd.DataFrame, tmp_path: Path
+) -> None:
+    source = write(cohort.head(0), tmp_path / "cases.csv")
+    with pytest.raises(SchemaValidationError, match="dataset has no rows"):
+        run(trained, source, tmp_path / "scores.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv"]
