@@ -40,7 +40,13 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
-from data.errors import DatasetFormatError, SchemaValidationError, SourceAdapterError, Violation
+from data.errors import (
+    DatasetFormatError,
+    ModelLoadError,
+    SchemaValidationError,
+    SourceAdapterError,
+    Violation,
+)
 from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
 from data.validation import SeenIds, check_rows
@@ -240,7 +246,10 @@ class _ChunkScorer:
 
     def __init__(self, loaded: LoadedRiskModel, id_column: str, top: int, threads: int) -> None:
         self.loaded = loaded
-        self.explainer = FastExplainer(loaded.model, threads=threads)
+        try:
+            self.explainer = FastExplainer(loaded.model, threads=threads)
+        except TypeError as err:
+            raise ModelLoadError(f"{loaded.label} cannot be scored in batches: {err}") from err
         self.top = min(top, len(self.explainer.features))
         self.id_column = id_column
         self._bands = pa.array(BAND_NAMES, pa.string())

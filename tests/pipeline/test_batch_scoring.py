@@ -323,3 +323,18 @@ def test_a_file_without_rows_is_refused(
     with pytest.raises(SchemaValidationError, match="dataset has no rows"):
         run(trained, source, tmp_path / "scores.csv")
     assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv"]
+
+
+def test_a_model_without_a_batch_explanation_is_a_clear_error(
+    trained: Trained, cohort: pd.DataFrame, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pipeline.batch_scoring as job
+
+    def refuse(model: object, *, threads: int) -> None:
+        raise TypeError("no explanation method for SVC")
+
+    monkeypatch.setattr(job, "FastExplainer", refuse)
+    source = write(cohort.head(20), tmp_path / "cases.csv")
+    with pytest.raises(ModelLoadError, match="cannot be scored in batches: no explanation"):
+        run(trained, source, tmp_path / "scores.csv")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["cases.csv"]
