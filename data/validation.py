@@ -3,11 +3,17 @@
 Every check is vectorised, so a million-row cohort validates in about a
 second, and every violation is collected (column, row and reason) before the
 table is refused: a user fixes a file once, not once per error.
+
+The same checks serve two callers: :func:`validate_frame` refuses a table
+with any violation (training: a model is never fitted on part of a file);
+:func:`check_rows` keeps the valid rows and names every rejected one (batch
+scoring: a bad row is reported, and does not stop a million good ones).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -46,26 +52,77 @@ def pandas_dtype(spec: FieldSpec) -> str | pd.CategoricalDtype:
     return "string"
 
 
-def _rows(mask: np.ndarray) -> np.ndarray:
-    """1-based data row numbers where ``mask`` is true."""
-    return np.flatnonzero(mask) + 1
+class SeenIds:
+    """Identifiers met in earlier chunks of one file, to find duplicates across chunks.
+
+    Keeps a 64-bit hash and the row number of each identifier (16 bytes a
+    row, never the text), sorted by hash. Two different identifiers share a
+    hash with a probability of about n²/2⁶⁵ (3e-8 for a million rows); a
+    collision would reject a row as a duplicate, never let a duplicate pass.
+    """
+
+    def __init__(self) -> None:
+        self._keys = np.empty(0, dtype=np.uint64)
+        self._rows = np.empty(0, dtype=np.int64)
+
+    @staticmethod
+    def hashes(ids: pd.Series) -> np.ndarray:
+        """Return the 64-bit hash of each identifier."""
+        return pd.util.hash_array(ids.to_numpy(dtype=object), categorize=False)
+
+    def first_rows(self, hashes: np.ndarray) -> np.ndarray:
+        """Return the row where each hash was first seen, 0 where it is new."""
+        if self._keys.size == 0:
+            return np.zeros(hashes.size, dtype=np.int64)
+        at = np.minimum(np.searchsorted(self._keys, hashes), self._keys.size - 1)
+        return np.where(self._keys[at] == hashes, self._rows[at], 0)
+
+    def add(self, hashes: np.ndarray, rows: np.ndarray) -> None:
+        """Remember new identifiers' hashes and row numbers."""
+        keys = np.concatenate([self._keys, hashes])
+        # The kept keys are one sorted run: the stable (merge) sort sorts only the new
+        # ones and merges, instead of sorting everything again.
+        order = np.argsort(keys, kind="stable")
+        self._keys = keys[order]
+        self._rows = np.concatenate([self._rows, rows.astype(np.int64)])[order]
 
 
 class _Collector:
-    def __init__(self) -> None:
+    """Violations found so far, and the rows they reject.
+
+    ``first_row`` is the data row number of the table's first row (a chunk
+    of a file starts further down); ``limit`` caps the rows listed per check
+    (``None`` lists every one); ``seen_ids`` carries identifiers across chunks.
+    """
+
+    def __init__(
+        self,
+        n_rows: int,
+        *,
+        first_row: int = 1,
+        limit: int | None = MAX_ROWS_PER_CHECK,
+        seen_ids: SeenIds | None = None,
+    ) -> None:
         self.violations: list[Violation] = []
+        self.first_row = first_row
+        self.limit = limit
+        self.seen_ids = seen_ids
+        self.rejected = np.zeros(n_rows, dtype=bool)
 
     def add_rows(self, column: str, mask: np.ndarray, reason_of_row: list[str] | str) -> None:
-        rows = _rows(mask)
-        if rows.size == 0:
+        positions = np.flatnonzero(mask)
+        if positions.size == 0:
             return
+        self.rejected[positions] = True
+        rows = positions + self.first_row
         reasons = [reason_of_row] * rows.size if isinstance(reason_of_row, str) else reason_of_row
-        for row, reason in zip(rows[:MAX_ROWS_PER_CHECK], reasons, strict=False):
-            self.violations.append(Violation(column, int(row), reason))
-        if rows.size > MAX_ROWS_PER_CHECK:
+        shown = rows.size if self.limit is None else self.limit
+        for row, reason in zip(rows[:shown].tolist(), reasons, strict=False):
+            self.violations.append(Violation(column, row, reason))
+        if rows.size > shown:
             first = reasons[0].split(":")[0]
             self.violations.append(
-                Violation(column, None, f"{rows.size - MAX_ROWS_PER_CHECK} more rows: {first}")
+                Violation(column, None, f"{rows.size - shown} more rows: {first}")
             )
 
     def add(self, column: str, reason: str) -> None:
@@ -108,22 +165,34 @@ def _check_numeric(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Serie
 
 
 def _check_category(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Series:
-    text = raw.astype("string")
-    present = text.notna().to_numpy()
-    known = text.isin(spec.categories).to_numpy(dtype=bool, na_value=False)
-    unknown = present & ~known
+    is_coded = isinstance(raw.dtype, pd.CategoricalDtype)
+    names = np.array([str(c) for c in raw.cat.categories] if is_coded else [], dtype=object)
+    if is_coded and len(set(names)) == names.size:
+        # Parquet and pandas hand categories over as codes: check the few distinct
+        # values, not every row's text, and keep the codes (no round trip through text).
+        codes = raw.cat.codes.to_numpy()
+        present = codes >= 0
+        allowed = np.append(np.isin(names, spec.categories), True)  # code -1: missing
+        unknown = ~allowed[codes]
+        values = names[codes[unknown]]
+        checked = raw.cat.rename_categories(names.tolist()).cat.set_categories(
+            list(spec.categories)
+        )
+    else:
+        text = raw.astype("string")
+        present = text.notna().to_numpy()
+        unknown = present & ~text.isin(spec.categories).to_numpy(dtype=bool, na_value=False)
+        values = text.to_numpy()[unknown]
+        checked = text
     if unknown.any():
         out.add_rows(
             spec.name,
             unknown,
-            [
-                f"unknown category {v!r} (expected {spec.allowed_text})"
-                for v in text.to_numpy()[unknown]
-            ],
+            [f"unknown category {v!r} (expected {spec.allowed_text})" for v in values],
         )
     if not spec.nullable:
         out.add_rows(spec.name, ~present, "missing value (this field is required)")
-    return text
+    return checked
 
 
 def _check_text(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Series:
@@ -131,18 +200,90 @@ def _check_text(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Series:
     present = text.notna().to_numpy()
     out.add_rows(spec.name, ~present, "missing value (this field is required)")
     if spec.name == ID_FIELD:
-        duplicated = (text.duplicated(keep="first") & text.notna()).to_numpy()
-        if duplicated.any():
-            first_row = {v: i + 1 for i, v in reversed(list(enumerate(text.to_numpy())))}
+        _check_duplicates(spec, text, present, out)
+    return text
+
+
+def _check_duplicates(
+    spec: FieldSpec, text: pd.Series, present: np.ndarray, out: _Collector
+) -> None:
+    repeated = text.duplicated(keep="first").to_numpy() & present
+    values = text.to_numpy(dtype=object)
+    if repeated.any():
+        codes, _ = pd.factorize(text)
+        known, first_position = np.unique(codes, return_index=True)
+        first = first_position[np.searchsorted(known, codes[repeated])] + out.first_row
+        out.add_rows(
+            spec.name,
+            repeated,
+            [
+                f"duplicate id {v!r} (first seen in row {row})"
+                for v, row in zip(values[repeated], first.tolist(), strict=True)
+            ],
+        )
+    if out.seen_ids is None:
+        return
+    new = present & ~repeated
+    hashes = SeenIds.hashes(text[new])
+    earlier = out.seen_ids.first_rows(hashes)
+    again = np.zeros(len(text), dtype=bool)
+    again[np.flatnonzero(new)[earlier > 0]] = True
+    out.add_rows(
+        spec.name,
+        again,
+        [
+            f"duplicate id {v!r} (first seen in row {row})"
+            for v, row in zip(values[again], earlier[earlier > 0].tolist(), strict=True)
+        ],
+    )
+    out.seen_ids.add(hashes[earlier == 0], np.flatnonzero(new)[earlier == 0] + out.first_row)
+
+
+def _check_table(
+    frame: pd.DataFrame, require: Iterable[str], out: _Collector
+) -> dict[str, pd.Series]:
+    """Run every column and cross-field check; return each schema column as checked."""
+    required = set(require)
+    clean: dict[str, pd.Series] = {}
+    index = pd.RangeIndex(len(frame))
+    for spec in FIELDS:
+        if spec.name not in frame.columns:
+            is_assessment_field = spec.role.value in ("id", "static", "need", "protected")
+            if spec.name in required or (is_assessment_field and not spec.nullable):
+                out.add(spec.name, "missing required column")
+            elif is_assessment_field:
+                clean[spec.name] = pd.Series(index=index, dtype=pandas_dtype(spec))
+            continue
+        raw = frame[spec.name].reset_index(drop=True)
+        if spec.is_numeric:
+            checked = _check_numeric(spec, raw, out)
+        elif spec.kind is Kind.CATEGORY:
+            checked = _check_category(spec, raw, out)
+        else:
+            checked = _check_text(spec, raw, out)
+        clean[spec.name] = checked
+
+    for rule in CROSS_FIELD_RULES:
+        if rule.lower in clean and rule.upper in clean:
+            lower = clean[rule.lower].to_numpy(dtype="float64", na_value=np.nan)
+            upper = clean[rule.upper].to_numpy(dtype="float64", na_value=np.nan)
+            with np.errstate(invalid="ignore"):
+                broken = lower > upper
             out.add_rows(
-                spec.name,
-                duplicated,
+                rule.lower,
+                broken,
                 [
-                    f"duplicate id {v!r} (first seen in row {first_row[v]})"
-                    for v in text.to_numpy()[duplicated]
+                    f"{rule.reason} ({rule.lower} {lo:g} > {rule.upper} {hi:g})"
+                    for lo, hi in zip(lower[broken], upper[broken], strict=True)
                 ],
             )
-    return text
+    return clean
+
+
+def _canonical(clean: dict[str, pd.Series]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {name: values.astype(pandas_dtype(FIELDS_BY_NAME[name])) for name, values in clean.items()}
+    )
 
 
 def validate_frame(
@@ -175,43 +316,9 @@ def validate_frame(
     SchemaValidationError
         With every violation found, when there is at least one.
     """
-    out = _Collector()
-    required = set(require)
-    clean: dict[str, pd.Series] = {}
     n_rows = len(frame)
-    index = pd.RangeIndex(n_rows)
-    for spec in FIELDS:
-        if spec.name not in frame.columns:
-            is_assessment_field = spec.role.value in ("id", "static", "need", "protected")
-            if spec.name in required or (is_assessment_field and not spec.nullable):
-                out.add(spec.name, "missing required column")
-            elif is_assessment_field:
-                clean[spec.name] = pd.Series(index=index, dtype=pandas_dtype(spec))
-            continue
-        raw = frame[spec.name].reset_index(drop=True)
-        if spec.is_numeric:
-            checked = _check_numeric(spec, raw, out)
-        elif spec.kind is Kind.CATEGORY:
-            checked = _check_category(spec, raw, out)
-        else:
-            checked = _check_text(spec, raw, out)
-        clean[spec.name] = checked
-
-    for rule in CROSS_FIELD_RULES:
-        if rule.lower in clean and rule.upper in clean:
-            lower = clean[rule.lower].to_numpy(dtype="float64", na_value=np.nan)
-            upper = clean[rule.upper].to_numpy(dtype="float64", na_value=np.nan)
-            with np.errstate(invalid="ignore"):
-                broken = lower > upper
-            out.add_rows(
-                rule.lower,
-                broken,
-                [
-                    f"{rule.reason} ({rule.lower} {lo:g} > {rule.upper} {hi:g})"
-                    for lo, hi in zip(lower[broken], upper[broken], strict=True)
-                ],
-            )
-
+    out = _Collector(n_rows)
+    clean = _check_table(frame, require, out)
     for target in (spec.name for spec in FIELDS if spec.role is Role.TARGET):
         if target in clean and n_rows > 0:
             classes = pd.unique(clean[target].dropna())
@@ -222,7 +329,69 @@ def validate_frame(
 
     if out.violations:
         raise SchemaValidationError(out.violations, source=source)
+    return _canonical(clean)
 
-    return pd.DataFrame(
-        {name: values.astype(pandas_dtype(FIELDS_BY_NAME[name])) for name, values in clean.items()}
+
+@dataclass(frozen=True, slots=True)
+class RowCheck:
+    """A table split into the rows that pass the schema and the rows that do not.
+
+    Attributes
+    ----------
+    valid
+        The passing rows with canonical types (as :func:`validate_frame`
+        returns them), indexed by their data row numbers.
+    violations
+        Every violation of every rejected row, none summarised; a rejected
+        row has at least one.
+    rejected_rows
+        Data row numbers of the rejected rows, ascending.
+    """
+
+    valid: pd.DataFrame
+    violations: list[Violation]
+    rejected_rows: np.ndarray
+
+
+def check_rows(
+    frame: pd.DataFrame,
+    *,
+    first_row: int = 1,
+    seen_ids: SeenIds | None = None,
+    source: str = "dataset",
+) -> RowCheck:
+    """Check every row of ``frame``; keep the valid ones and name every rejected one.
+
+    Parameters
+    ----------
+    frame
+        The table (or one chunk of a file) as read.
+    first_row
+        Data row number of ``frame``'s first row in its file (from 1 after
+        the header), so that violations name rows of the file, not the chunk.
+    seen_ids
+        Identifiers of earlier chunks of the same file: a repeat of one is a
+        duplicate, as it is within a chunk. ``frame``'s identifiers are added.
+    source
+        Name used in the error message (usually the file path).
+
+    Raises
+    ------
+    SchemaValidationError
+        When a problem is not a row's but the table's (a required column is
+        absent): no row can then be scored.
+    """
+    out = _Collector(len(frame), first_row=first_row, limit=None, seen_ids=seen_ids)
+    clean = _check_table(frame, (), out)
+    whole_table = [v for v in out.violations if v.row is None]
+    if whole_table:
+        raise SchemaValidationError(whole_table, source=source)
+    keep = ~out.rejected
+    valid = _canonical({name: values[keep] for name, values in clean.items()})
+    rows = np.arange(first_row, first_row + len(frame))
+    valid.index = pd.Index(rows[keep], name="row")
+    return RowCheck(
+        valid=valid,
+        violations=sorted(out.violations, key=lambda v: v.row or 0),
+        rejected_rows=rows[out.rejected],
     )

@@ -186,6 +186,43 @@ def _promote(args: argparse.Namespace) -> int:
     return 1
 
 
+def _score(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from pipeline.batch_scoring import BatchScoreConfig, score_file
+    from pipeline.config import ConfigError
+    from pipeline.tracking import Tracker
+
+    options = {"chunk_rows": args.chunk_rows, "threads": args.threads}
+    try:
+        config = BatchScoreConfig(
+            model_uri=args.model,
+            input=args.input,
+            output=args.output,
+            dataset_config=args.config,
+            top_reasons=args.top_reasons,
+            allow_unverified=args.allow_unverified,
+            **{name: value for name, value in options.items() if value is not None},
+        )
+    except ValidationError as err:
+        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
+        raise ConfigError(f"desist score: {problems}") from err
+    result = score_file(config, tracker=Tracker.from_environment(), progress=_progress)
+    model = result.model
+    check = "digest verified" if model.verified else "UNVERIFIED: never registered, no digest"
+    bands = ", ".join(f"{name} {count:,}" for name, count in result.band_counts.items())
+    print(
+        f"Scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
+        f"({result.rows_per_second:,.0f} rows/s)\n"
+        f"  model:    {model.label} ({check}: {model.digest})\n"
+        f"  bands:    {bands} (cut-offs {', '.join(f'{c:.0%}' for c in model.bands.cutoffs)})\n"
+        f"  output:   {result.output}\n"
+        f"  rejected: {result.rows_rejected:,} rows ({result.violations:,} violations) "
+        f"in {result.rejects}"
+    )
+    return 0
+
+
 def _serve(args: argparse.Namespace) -> int:
     from serving.commands import serve
 
@@ -289,6 +326,30 @@ def build_parser() -> argparse.ArgumentParser:
             "--reason", help="why the gates are overridden (needed with --force)"
         )
         promote_kind.set_defaults(handler=_promote)
+
+    score = commands.add_parser(
+        "score", help="score a CSV or Parquet file: probability, band and reasons per row"
+    )
+    score.add_argument(
+        "--model",
+        default="models:/desist-risk@champion",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH "
+        "(default models:/desist-risk@champion)",
+    )
+    score.add_argument("--input", type=Path, required=True, help="assessments, .csv or .parquet")
+    score.add_argument("--output", type=Path, required=True, help="scores, .csv or .parquet")
+    score.add_argument(
+        "--config", type=Path, help="dataset config whose [adapter] table maps the source columns"
+    )
+    score.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100,000)")
+    score.add_argument("--top-reasons", type=int, default=3, help="reasons per row (default 3)")
+    score.add_argument("--threads", type=int, help="threads sharing the rows (default: CPUs)")
+    score.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="score with a runs:/ model that was never registered (no digest to check)",
+    )
+    score.set_defaults(handler=_score)
 
     serve = commands.add_parser("serve", help="run the HTTP scoring service")
     serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")

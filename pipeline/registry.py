@@ -17,20 +17,23 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from data.errors import DesistError
+
+# Re-exported: the pipeline's jobs and tests take every tag name from here.
+from models.registered import TAG_AUDIT_ONLY, TAG_FEATURES
+from models.registered import TAG_BANDS as TAG_BANDS
+from models.registered import TAG_DIGEST as TAG_DIGEST
 from pipeline.config import GateConfig, PathwayGateConfig
 from pipeline.tracking import Tracker
 
 CHAMPION = "champion"
 
-# Tags written on every registered version (figures on the test split).
+# Tags written on every registered version (figures on the test split); the digest,
+# bands and feature tags that loading a model reads are defined in models/registered.py.
 TAG_RUN = "desist.run_id"
 TAG_FAMILY = "desist.family"
-TAG_FEATURES = "desist.features"
-TAG_AUDIT_ONLY = "desist.audit_only"
 TAG_AUC = "desist.test_roc_auc"
 TAG_ECE = "desist.test_ece"
 TAG_GROUP_GAP = "desist.max_group_calibration_gap"
-TAG_DIGEST = "desist.artifact_digest"
 TAG_DATASET = "desist.dataset"
 TAG_GATES = "desist.gates"
 # Pathway models: estimated (doubly robust) policy values on their test split.

@@ -65,6 +65,7 @@ from pipeline.plots import (
 from pipeline.registry import (
     TAG_AUC,
     TAG_AUDIT_ONLY,
+    TAG_BANDS,
     TAG_DATASET,
     TAG_DIGEST,
     TAG_ECE,
@@ -363,7 +364,7 @@ def _register(
         TAG_GROUP_GAP: f"{gap:.6f}",
         TAG_DIGEST: digest,
         TAG_DATASET: json.dumps({"name": data.name, "source": data.source, "sha256": data.sha256}),
-        "desist.bands": json.dumps(list(config.bands.cutoffs)),
+        TAG_BANDS: json.dumps(list(config.bands.cutoffs)),
         "desist.trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "desist.model_card": f"runs:/{chosen.run_id}/model_card.html",
     }

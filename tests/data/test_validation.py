@@ -5,8 +5,8 @@ import pandas as pd
 import pytest
 
 from data.errors import SchemaValidationError, Violation
-from data.schema import NEED_FIELDS, TARGET_FIELD
-from data.validation import MAX_ROWS_PER_CHECK, validate_frame
+from data.schema import NEED_FIELDS, OFFENCE_CATEGORIES, TARGET_FIELD
+from data.validation import MAX_ROWS_PER_CHECK, SeenIds, check_rows, validate_frame
 
 
 @pytest.fixture
@@ -143,3 +143,67 @@ def test_error_message_names_source_and_count(raw: pd.DataFrame) -> None:
 
 def test_empty_dataset_is_refused(raw: pd.DataFrame) -> None:
     assert any("no rows" in v.reason for v in violations(raw.head(0)))
+
+
+def test_check_rows_keeps_valid_rows_and_names_every_rejected_one(raw: pd.DataFrame) -> None:
+    raw.loc[3, "age"] = 12
+    raw.loc[3, "sex"] = "x"
+    raw.loc[10, "total_sanctions"] = "lots"
+    checked = check_rows(raw, first_row=101)
+    assert checked.rejected_rows.tolist() == [104, 111]
+    assert {(v.column, v.row) for v in checked.violations} == {
+        ("age", 104),
+        ("sex", 104),
+        ("total_sanctions", 111),
+    }
+    assert len(checked.valid) == len(raw) - 2
+    assert 104 not in checked.valid.index and checked.valid.index[0] == 101
+    assert str(checked.valid["age"].dtype) == "Int16"
+    expected = validate_frame(raw.drop(index=[3, 10]))
+    pd.testing.assert_frame_equal(
+        checked.valid.reset_index(drop=True), expected.reset_index(drop=True)
+    )
+
+
+def test_check_rows_lists_a_wholly_broken_column_row_by_row(
+    small_cohort: tuple[pd.DataFrame, pd.DataFrame],
+) -> None:
+    frame = small_cohort[0].copy()
+    frame["age"] = np.full(len(frame), 200)
+    checked = check_rows(frame)
+    assert len(checked.violations) == len(frame) and checked.valid.empty
+    assert all(v.row is not None for v in checked.violations)
+
+
+def test_check_rows_refuses_a_table_without_a_required_column(raw: pd.DataFrame) -> None:
+    with pytest.raises(SchemaValidationError) as info:
+        check_rows(raw.drop(columns=["age"]), source="cases.csv")
+    assert info.value.violations == [Violation("age", None, "missing required column")]
+
+
+def test_duplicate_ids_are_found_across_chunks(raw: pd.DataFrame) -> None:
+    raw.loc[30, "subject_ref"] = raw.loc[2, "subject_ref"]
+    raw.loc[40, "subject_ref"] = raw.loc[35, "subject_ref"]
+    seen = SeenIds()
+    first = check_rows(raw.iloc[:25], first_row=1, seen_ids=seen)
+    second = check_rows(raw.iloc[25:], first_row=26, seen_ids=seen)
+    assert first.violations == []
+    assert [(v.row, v.reason.split("(")[-1]) for v in second.violations] == [
+        (31, "first seen in row 3)"),
+        (41, "first seen in row 36)"),
+    ]
+    whole = check_rows(raw)
+    assert whole.violations == second.violations
+
+
+def test_coded_categories_are_checked_like_text(raw: pd.DataFrame) -> None:
+    coded = raw.copy()
+    coded["offence_category"] = pd.Categorical(raw["offence_category"].astype(str))
+    coded["offence_category"] = coded["offence_category"].cat.add_categories(["arson"])
+    coded.loc[2, "offence_category"] = "arson"
+    raw.loc[2, "offence_category"] = "arson"
+    checked, as_text = check_rows(coded), check_rows(raw)
+    assert checked.violations == as_text.violations
+    assert [v.row for v in checked.violations] == [3]
+    pd.testing.assert_frame_equal(checked.valid, as_text.valid)
+    assert list(checked.valid["offence_category"].cat.categories) == list(OFFENCE_CATEGORIES)

@@ -5,7 +5,16 @@ import pandas as pd
 import pytest
 
 from models.calibration import ScoreCalibratedClassifier
-from models.explain import EXACT, TREE_PATH, explain, feature_effects, risk_pipeline, top_reasons
+from models.explain import (
+    EXACT,
+    TREE_PATH,
+    FastExplainer,
+    explain,
+    feature_effects,
+    risk_pipeline,
+    top_contributions,
+    top_reasons,
+)
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
@@ -85,4 +94,55 @@ def test_batch_and_single_row_tree_paths_agree(
     np.testing.assert_allclose(batch, one_by_one, atol=1e-12)
     np.testing.assert_allclose(
         trees.base_value + batch.sum(axis=1), pipeline.decision_function(people), atol=1e-9
+    )
+
+
+@pytest.mark.parametrize("family", ["scorecard", "booster"])
+def test_fast_explainer_matches_the_model_and_explain(
+    family: str, risk_data: Data, request: pytest.FixtureRequest
+) -> None:
+    model = request.getfixturevalue(family)
+    people = risk_data[2].head(1_000)
+    fast = FastExplainer(model, threads=2).explain(people)
+    slow = explain(model, people)
+    np.testing.assert_allclose(fast.probability, model.predict_proba(people)[:, 1], atol=1e-12)
+    np.testing.assert_allclose(fast.contributions, slow.contributions, atol=1e-12)
+    np.testing.assert_allclose(fast.base_value, slow.base_value)
+    assert fast.method == slow.method
+
+
+def test_top_contributions_orders_by_size_and_keeps_signs() -> None:
+    contributions = np.array([[0.1, -0.5, 0.3, 0.0], [0.2, 0.2, -0.2, 0.05]])
+    order, picked = top_contributions(contributions, 3)
+    assert order.tolist() == [[1, 2, 0], [0, 1, 2]]
+    assert picked.tolist() == [[-0.5, 0.3, 0.1], [0.2, 0.2, -0.2]]
+
+
+def test_fast_explainer_refuses_an_uncalibrated_pipeline(
+    scorecard: ScoreCalibratedClassifier,
+) -> None:
+    with pytest.raises(TypeError, match="calibrated risk pipeline"):
+        FastExplainer(risk_pipeline(scorecard))  # type: ignore[arg-type]
+
+
+def test_grouped_tree_lookup_matches_the_walk_of_each_tree(risk_data: Data) -> None:
+    from data.schema import TARGET_FIELD
+    from models.explain import _batch_contributions, compile_trees, tree_path_contributions
+    from models.risk import BoostingSettings, build_risk_model
+
+    from .conftest import FEATURES
+
+    train, _, test = risk_data
+    settings = BoostingSettings(max_iter=30, max_leaf_nodes=6)
+    pipeline = build_risk_model(tuple(FEATURES), settings).fit(
+        train.head(5_000), train[TARGET_FIELD].head(5_000).astype(int)
+    )
+    booster = pipeline.named_steps["model"]
+    trees = compile_trees(booster)
+    assert len(trees.leaf_finders) < len(booster._predictors)  # trees really were grouped
+    X = pipeline.named_steps["encode"].transform(test.head(600))
+    walked = np.vstack([tree_path_contributions(trees, X[i : i + 100]) for i in range(0, 600, 100)])
+    np.testing.assert_allclose(_batch_contributions(trees, X), walked, atol=1e-12)
+    np.testing.assert_allclose(
+        trees.base_value + walked.sum(axis=1), booster.decision_function(X), atol=1e-9
     )

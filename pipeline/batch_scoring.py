@@ -1,0 +1,430 @@
+"""Batch scoring: a CSV or Parquet file of assessments in, probability, band and reasons out.
+
+``score_file`` streams the input in chunks (pandas ``read_csv`` chunks, or
+Parquet record batches), so memory follows the chunk size, not the file
+size. Each chunk goes through the source adapter (when the dataset config
+has one) and the schema's row checks; the valid rows are scored and written
+at once, the rejected ones go to a rejects file with their row, column and
+reason. Nothing is dropped silently: every input row is in exactly one of
+the two files, and the summary counts both.
+
+The output and the rejects file are written beside their destination and
+renamed into place only when the whole input has been read: a failure
+(unreadable file, missing column, a model that fails its integrity check)
+leaves no half-written output and does not touch an existing one.
+
+Output columns: the input's id column (its own name), ``risk_probability``,
+``risk_band``, then for each of the top reasons ``reason_<i>`` (a feature)
+and ``reason_<i>_contribution`` (its log-odds contribution: positive raises
+the risk, negative lowers it). Parquet outputs also record the model URI,
+version and digest in the file's metadata.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import TracebackType
+from typing import Self
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.csv as pa_csv
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from data.adapters import SourceAdapter, load_adapter
+from data.errors import (
+    DatasetFormatError,
+    ModelLoadError,
+    SchemaValidationError,
+    SourceAdapterError,
+    Violation,
+)
+from data.loaders import file_format
+from data.schema import ASSESSMENT_FIELDS, ID_FIELD
+from data.validation import SeenIds, check_rows
+from models.bands import BAND_NAMES
+from models.explain import FastExplainer, top_contributions
+from models.registered import LoadedRiskModel, load_risk_model
+from pipeline.tracking import Tracker
+from pipeline.train_risk import Progress, silent
+
+CHAMPION_URI = "models:/desist-risk@champion"
+_ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)
+
+
+class BatchScoreConfig(BaseModel):
+    """What ``desist score`` needs."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    model_uri: str = Field(
+        default=CHAMPION_URI,
+        description="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH",
+    )
+    input: Path = Field(description="CSV or Parquet file of assessments")
+    output: Path = Field(description="CSV or Parquet file to write, by extension")
+    dataset_config: Path | None = Field(
+        default=None, description="TOML config whose [adapter] table maps the source's columns"
+    )
+    chunk_rows: int = Field(default=100_000, ge=1, le=10_000_000)
+    top_reasons: int = Field(default=3, ge=1, le=10)
+    allow_unverified: bool = Field(
+        default=False, description="score with a never-registered runs:/ model (no digest)"
+    )
+    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
+
+    @model_validator(mode="after")
+    def _distinct_files(self) -> Self:
+        file_format(self.input)
+        file_format(self.output)
+        if self.output.resolve() in (self.input.resolve(), self.rejects.resolve()):
+            raise ValueError("the output must not overwrite the input or the rejects file")
+        if self.rejects.resolve() == self.input.resolve():
+            raise ValueError("the rejects file would overwrite the input")
+        return self
+
+    @property
+    def rejects(self) -> Path:
+        """Where rejected rows go: ``<output stem>.rejected.csv`` beside the output."""
+        return self.output.with_name(f"{self.output.stem}.rejected.csv")
+
+
+@dataclass(frozen=True, slots=True)
+class BatchScoreResult:
+    """What a batch scoring run did.
+
+    ``seconds`` runs from the start to the rename of the output;
+    ``load_seconds`` of it went to opening the input and to resolving, verifying
+    and loading the model.
+    """
+
+    input: Path
+    output: Path
+    rejects: Path
+    model: LoadedRiskModel
+    rows_read: int
+    rows_scored: int
+    rows_rejected: int
+    violations: int
+    band_counts: dict[str, int]
+    seconds: float
+    load_seconds: float
+
+    @property
+    def rows_per_second(self) -> float:
+        """Input rows handled per second, end to end (model load included)."""
+        return self.rows_read / self.seconds if self.seconds > 0 else 0.0
+
+
+def _open_chunks(
+    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
+) -> tuple[int | None, Iterator[pd.DataFrame]]:
+    """Open the input: its row count when known (Parquet), and its chunks of ``chunk_rows``.
+
+    Only ``columns`` are read, when given.
+
+    Raises
+    ------
+    DatasetFormatError
+        If the file is missing or cannot be parsed (naming the rows reached),
+        here or while iterating.
+    """
+    if not path.is_file():
+        raise DatasetFormatError(f"{path}: no such file")
+    if file_format(path) == "csv":
+        return None, _csv_chunks(path, chunk_rows, columns, id_column)
+    try:
+        parquet = pq.ParquetFile(path)
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetFormatError(f"{path}: cannot be read as parquet ({err})") from err
+    return parquet.metadata.num_rows, _parquet_chunks(path, parquet, chunk_rows, columns)
+
+
+def _csv_chunks(
+    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
+) -> Iterator[pd.DataFrame]:
+    rows = 0
+    try:
+        reader = pd.read_csv(
+            path,
+            # Identifiers stay text even when they look like numbers.
+            dtype={id_column: "string"},
+            usecols=None if columns is None else (lambda name: name in columns),
+            chunksize=chunk_rows,
+        )
+        with reader:
+            for chunk in reader:
+                rows += len(chunk)
+                yield chunk
+    except (ValueError, OSError) as err:
+        raise DatasetFormatError(
+            f"{path}: cannot be read as csv after data row {rows:,} ({err})"
+        ) from err
+
+
+def _parquet_chunks(
+    path: Path, parquet: pq.ParquetFile, chunk_rows: int, columns: frozenset[str] | None
+) -> Iterator[pd.DataFrame]:
+    names = parquet.schema_arrow.names
+    wanted = names if columns is None else [n for n in names if n in columns]
+    rows = 0
+    try:
+        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
+            rows += batch.num_rows
+            yield batch.to_pandas()
+    except (OSError, pa.ArrowException) as err:
+        raise DatasetFormatError(
+            f"{path}: cannot be read as parquet after data row {rows:,} ({err})"
+        ) from err
+
+
+class _TableSink:
+    """Arrow tables appended to a CSV or Parquet file that appears only on ``commit``."""
+
+    def __init__(self, path: Path, schema: pa.Schema) -> None:
+        self.path = path
+        self.partial = path.with_name(f".{path.name}.partial")
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._writer: pq.ParquetWriter | pa_csv.CSVWriter
+        if file_format(path) == "parquet":
+            self._writer = pq.ParquetWriter(self.partial, schema)
+        else:
+            options = pa_csv.WriteOptions(quoting_style="needed")
+            self._writer = pa_csv.CSVWriter(self.partial, schema, write_options=options)
+
+    def write(self, table: pa.Table) -> None:
+        if table.num_rows:
+            self._writer.write_table(table)
+
+    def commit(self) -> None:
+        self._writer.close()
+        self.partial.replace(self.path)
+
+    def discard(self) -> None:
+        self._writer.close()
+        self.partial.unlink(missing_ok=True)
+
+
+class _Outputs:
+    """The scores file and the rejects file, both committed or both discarded."""
+
+    def __init__(self, config: BatchScoreConfig, scores: pa.Schema, rejects: pa.Schema) -> None:
+        self.scores = _TableSink(config.output, scores)
+        try:
+            self.rejects = _TableSink(config.rejects, rejects)
+        except BaseException:
+            self.scores.discard()
+            raise
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        if kind is None:
+            self.rejects.commit()
+            self.scores.commit()
+        else:
+            self.rejects.discard()
+            self.scores.discard()
+
+
+class _ChunkScorer:
+    """Turns one validated chunk into output columns with the loaded model."""
+
+    def __init__(self, loaded: LoadedRiskModel, id_column: str, top: int, threads: int) -> None:
+        self.loaded = loaded
+        try:
+            self.explainer = FastExplainer(loaded.model, threads=threads)
+        except TypeError as err:
+            raise ModelLoadError(f"{loaded.label} cannot be scored in batches: {err}") from err
+        self.top = min(top, len(self.explainer.features))
+        self.id_column = id_column
+        self._bands = pa.array(BAND_NAMES, pa.string())
+        self._features = pa.array(self.explainer.features, pa.string())
+        fields = [
+            pa.field(id_column, pa.string()),
+            pa.field("risk_probability", pa.float64()),
+            pa.field("risk_band", pa.dictionary(pa.int8(), pa.string())),
+        ]
+        for i in range(1, self.top + 1):
+            fields.append(pa.field(f"reason_{i}", pa.dictionary(pa.int16(), pa.string())))
+            fields.append(pa.field(f"reason_{i}_contribution", pa.float64()))
+        self.schema = pa.schema(fields).with_metadata(
+            {
+                "desist.model_uri": loaded.uri,
+                "desist.model": loaded.label,
+                "desist.artifact_digest": loaded.digest,
+                "desist.verified": json.dumps(loaded.verified),
+                "desist.bands": json.dumps(list(loaded.bands.cutoffs)),
+                "desist.explanation_method": self.explainer.method,
+                "desist.scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+            }
+        )
+
+    def score(self, valid: pd.DataFrame) -> tuple[pa.Table, np.ndarray]:
+        """Return the output rows of ``valid`` and each row's band index."""
+        X = self.explainer.encoder.transform(valid)
+        logit, contributions = self.explainer.logit_and_contributions(X)
+        probability = self.loaded.model.calibrate_scores(logit)
+        band = self.loaded.bands.band_index(probability).astype(np.int8)
+        order, picked = top_contributions(contributions, self.top)
+        columns: list[pa.Array] = [
+            pa.array(valid[ID_FIELD], pa.string()),
+            pa.array(probability, pa.float64()),
+            pa.DictionaryArray.from_arrays(band, self._bands),
+        ]
+        for i in range(self.top):
+            columns.append(
+                pa.DictionaryArray.from_arrays(order[:, i].astype(np.int16), self._features)
+            )
+            columns.append(pa.array(picked[:, i], pa.float64()))
+        return pa.Table.from_arrays(columns, schema=self.schema), band
+
+
+def _rejects_schema(id_column: str) -> pa.Schema:
+    return pa.schema(
+        [
+            pa.field("row", pa.int64()),
+            pa.field(id_column, pa.string()),
+            pa.field("column", pa.string()),
+            pa.field("reason", pa.string()),
+        ]
+    )
+
+
+def _rejects_table(
+    violations: list[Violation], ids: pd.Series, first_row: int, schema: pa.Schema
+) -> pa.Table:
+    rows = np.array([v.row for v in violations], dtype=np.int64)
+    id_values = ids.to_numpy(dtype=object, na_value=None)[rows - first_row]
+    return pa.Table.from_arrays(
+        [
+            pa.array(rows, pa.int64()),
+            pa.array(id_values, pa.string()),
+            pa.array([v.column for v in violations], pa.string()),
+            pa.array([v.reason for v in violations], pa.string()),
+        ],
+        schema=schema,
+    )
+
+
+def _adapt(adapter: SourceAdapter | None, chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
+    """Return the chunk in canonical columns (only the assessment's), via the adapter if any."""
+    if adapter is not None:
+        try:
+            chunk = adapter.apply(chunk)
+        except SourceAdapterError as err:
+            # The adapter counts rows within the chunk; the user needs rows of the file.
+            rows = tuple(row + first_row - 1 for row in err.rows)
+            raise SourceAdapterError(err.column, err.reason, rows) from err
+    return chunk[[c for c in chunk.columns if c in _ASSESSMENT_COLUMNS]]
+
+
+def score_file(
+    config: BatchScoreConfig, *, tracker: Tracker, progress: Progress = silent
+) -> BatchScoreResult:
+    """Score every valid row of a file; report every rejected one.
+
+    Parameters
+    ----------
+    config
+        Model, input, output and chunking (see :class:`BatchScoreConfig`).
+    tracker
+        Where the model registry lives.
+    progress
+        Receives one line per chunk (rows done, rejected, rate).
+
+    Returns
+    -------
+    BatchScoreResult
+        Row counts, band counts, the model used and the time taken.
+
+    Raises
+    ------
+    ModelIntegrityError
+        If the model's files do not match the digest recorded at registration.
+    ModelLoadError
+        If the model cannot be resolved or loaded (or is unregistered and
+        unverified models are not allowed).
+    SchemaValidationError
+        If the input lacks a required column, or has no rows.
+    SourceAdapterError
+        If the adapter cannot map a source value (naming column and rows).
+    DatasetFormatError
+        If the input cannot be read.
+    """
+    started = time.perf_counter()
+    adapter = load_adapter(config.dataset_config) if config.dataset_config else None
+    id_column = adapter.id_column if adapter else ID_FIELD
+    columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
+    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
+    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
+    with tracker.activate():
+        loaded = load_risk_model(
+            config.model_uri,
+            tracking_uri=tracker.tracking_uri,
+            allow_unverified=config.allow_unverified,
+        )
+    scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
+    load_seconds = time.perf_counter() - started
+    rejects_schema = _rejects_schema(id_column)
+    seen = SeenIds()
+    band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
+    rows_read = rows_scored = rows_rejected = violations = 0
+    with _Outputs(config, scorer.schema, rejects_schema) as outputs:
+        for raw in chunks:
+            first_row = rows_read + 1
+            canonical = _adapt(adapter, raw, first_row)
+            checked = check_rows(
+                canonical, first_row=first_row, seen_ids=seen, source=str(config.input)
+            )
+            if len(checked.valid):
+                table, band = scorer.score(checked.valid)
+                outputs.scores.write(table)
+                band_counts += np.bincount(band, minlength=len(BAND_NAMES))
+            if checked.violations:
+                outputs.rejects.write(
+                    _rejects_table(
+                        checked.violations, canonical[ID_FIELD], first_row, rejects_schema
+                    )
+                )
+            rows_read += len(raw)
+            rows_scored += len(checked.valid)
+            rows_rejected += checked.rejected_rows.size
+            violations += len(checked.violations)
+            rate = rows_read / (time.perf_counter() - started)
+            of_total = f" of {total:,}" if total else ""
+            progress(
+                f"  {rows_read:,}{of_total} rows: {rows_scored:,} scored, "
+                f"{rows_rejected:,} rejected ({rate:,.0f} rows/s)"
+            )
+        if rows_read == 0:
+            raise SchemaValidationError(
+                [Violation("*", None, "dataset has no rows")], source=str(config.input)
+            )
+    return BatchScoreResult(
+        input=config.input,
+        output=config.output,
+        rejects=config.rejects,
+        model=loaded,
+        rows_read=rows_read,
+        rows_scored=rows_scored,
+        rows_rejected=rows_rejected,
+        violations=violations,
+        band_counts={name: int(n) for name, n in zip(BAND_NAMES, band_counts, strict=True)},
+        seconds=time.perf_counter() - started,
+        load_seconds=load_seconds,
+    )
