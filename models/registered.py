@@ -24,17 +24,19 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import yaml
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.errors import ModelIntegrityError, ModelLoadError
+from data.errors import ModelIntegrityError, ModelLoadError, UntrustedArtifactError
 from data.schema import NEVER_FEATURES
 from models.bands import RiskBands
 from models.calibration import ScoreCalibratedClassifier
-from models.digest import directory_digest
+from models.digest import TRUSTED_TYPE_PREFIXES, directory_digest
 
 # Tags written on every registered version (pipeline/registry.py writes them).
 TAG_DIGEST = "desist.artifact_digest"
@@ -161,6 +163,43 @@ def check_model_features(label: str, features: tuple[str, ...], tags: dict[str, 
         raise ModelLoadError(f"{label}: its features differ from its tags")
 
 
+def check_artifact_format(model_dir: Path, name: str, version: str) -> None:
+    """Refuse model files that would be deserialised unsafely.
+
+    Reads only the ``MLmodel`` description (YAML, safe loader), never the
+    model itself.
+
+    Raises
+    ------
+    UntrustedArtifactError
+        If the model is not an sklearn flavor saved with skops, bundles code
+        (which MLflow would put on ``sys.path``), or lets skops trust a type
+        outside :data:`models.digest.TRUSTED_TYPE_PREFIXES`.
+    """
+    where = f"{name} version {version}"
+    try:
+        description: Any = yaml.safe_load((model_dir / "MLmodel").read_text())
+        flavor = description["flavors"]["sklearn"]
+    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
+        raise UntrustedArtifactError(f"{where}: no readable sklearn flavor in MLmodel") from err
+    if not isinstance(flavor, dict):
+        raise UntrustedArtifactError(f"{where}: malformed sklearn flavor in MLmodel")
+    serialization = flavor.get("serialization_format")
+    if serialization != "skops":
+        raise UntrustedArtifactError(
+            f"{where}: serialised as {serialization!r}; only skops is loaded "
+            "(pickle runs the file's code on load)"
+        )
+    if flavor.get("code"):
+        raise UntrustedArtifactError(f"{where}: bundles code, which would run on load")
+    trusted = flavor.get("skops_trusted_types") or []
+    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
+        raise UntrustedArtifactError(f"{where}: malformed skops_trusted_types")
+    refused = sorted(t for t in trusted if not t.startswith(TRUSTED_TYPE_PREFIXES))
+    if refused:
+        raise UntrustedArtifactError(f"{where}: asks skops to trust {refused}")
+
+
 def load_risk_model(
     uri: str, *, tracking_uri: str, allow_unverified: bool = False
 ) -> LoadedRiskModel:
@@ -200,6 +239,12 @@ def load_risk_model(
             raise ModelLoadError(f"cannot download {uri}: {err}") from err
         found = directory_digest(local)
         voucher = _voucher(uri, found, versions, allow_unverified)
+        # Still before anything is deserialised: skops reads its allow-list from the files.
+        check_artifact_format(
+            local,
+            uri if voucher is None else voucher.name,
+            "?" if voucher is None else voucher.version,
+        )
         try:
             model = mlflow.sklearn.load_model(str(local))
         except Exception as err:  # deserialisation can fail in many libraries' ways

@@ -96,6 +96,14 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
 }
 
+#: The answers of the routes that take a batch of assessments.
+BATCH_ERRORS: dict[int | str, dict[str, Any]] = {
+    **ERRORS,
+    413: {"model": ErrorBody, "description": "Batch or body too large."},
+    415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
+    422: {"model": ErrorBody, "description": "Invalid assessments: see violations."},
+}
+
 
 # --- request context: id, body limit, one log line and metrics per request ---
 
@@ -497,15 +505,32 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     request_body, schemas = openapi_request_body(request_model)
     add_openapi_components(app, schemas)
 
+    async def answer(
+        request: Request,
+        build: Callable[..., tuple[bytes, list[str]]],
+        model: LoadedModel | LoadedPathwayModel,
+        client: Client,
+    ) -> tuple[Response, list[str]]:
+        """Read the body, then validate, answer and audit it in a worker thread.
+
+        Those steps block (the audit commit above all); the thread keeps the event loop free.
+        """
+        raw = await read_body(request)
+        content, labels = await run_in_threadpool(
+            build,
+            raw,
+            request_model,
+            model,
+            client,
+            request.state.request_id,
+            request.app.state.audit,
+        )
+        return Response(content=content, media_type="application/json"), labels
+
     @app.post(
         "/v1/risk-scores",
         response_model=RiskScoreResponse,
-        responses={
-            **ERRORS,
-            413: {"model": ErrorBody, "description": "Batch or body too large."},
-            415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
-            422: {"model": ErrorBody, "description": "Invalid assessments: see violations."},
-        },
+        responses=BATCH_ERRORS,
         tags=["scores"],
         summary="Score a batch of assessments",
         openapi_extra=request_body,
@@ -519,30 +544,14 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
         Every score is written to the audit log before the response is sent.
         """
-        state = request.app.state
-        raw = await read_body(request)
-        # Validation, scoring and the audit commit block; a thread keeps the event loop free.
-        content, bands = await run_in_threadpool(
-            _score_response,
-            raw,
-            request_model,
-            model,
-            client,
-            request.state.request_id,
-            state.audit,
-        )
-        state.metrics.count_scores(model.version, bands)
-        return Response(content=content, media_type="application/json")
+        response, bands = await answer(request, _score_response, model, client)
+        request.app.state.metrics.count_scores(model.version, bands)
+        return response
 
     @app.post(
         "/v1/pathway-recommendations",
         response_model=PathwayRecommendationResponse,
-        responses={
-            **ERRORS,
-            413: {"model": ErrorBody, "description": "Batch or body too large."},
-            415: {"model": ErrorBody, "description": "The body is not declared as JSON."},
-            422: {"model": ErrorBody, "description": "Invalid assessments: see violations."},
-        },
+        responses=BATCH_ERRORS,
         tags=["pathways"],
         summary="Recommend rehabilitation pathways for a batch of assessments",
         openapi_extra=request_body,
@@ -559,19 +568,9 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
         it is left out (not eligible, outside the evidence, not clearly beneficial).
         Same input, keys and audit as risk scores; the practitioner decides.
         """
-        state = request.app.state
-        raw = await read_body(request)
-        content, tops = await run_in_threadpool(
-            _recommendation_response,
-            raw,
-            request_model,
-            model,
-            client,
-            request.state.request_id,
-            state.audit,
-        )
-        state.metrics.count_recommendations(model.version, tops)
-        return Response(content=content, media_type="application/json")
+        response, tops = await answer(request, _recommendation_response, model, client)
+        request.app.state.metrics.count_recommendations(model.version, tops)
+        return response
 
     @app.get("/v1/models", response_model=ModelsResponse, responses=ERRORS, tags=["models"])
     async def list_models(

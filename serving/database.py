@@ -39,17 +39,26 @@ log = logging.getLogger("desist.serving.database")
 
 metadata = MetaData()
 
+
+def _audit_columns() -> list[Column[Any]]:
+    """Return what every audit row records: when, who asked, for whom, which model, which inputs."""
+    return [
+        Column("id", Integer, primary_key=True, autoincrement=True),
+        Column("time", DateTime(timezone=True), nullable=False, index=True),
+        Column("client", String(128), nullable=False),
+        Column("request_id", String(64), nullable=False, index=True),
+        Column("subject_ref", String(128), nullable=False),
+        Column("model_name", String(128), nullable=False),
+        Column("model_version", String(32), nullable=False),
+        Column("input_digest", String(80), nullable=False),
+    ]
+
+
+#: One row per score served.
 audit_table = Table(
     "audit_scores",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", DateTime(timezone=True), nullable=False, index=True),
-    Column("client", String(128), nullable=False),
-    Column("request_id", String(64), nullable=False, index=True),
-    Column("subject_ref", String(128), nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(32), nullable=False),
-    Column("input_digest", String(80), nullable=False),
+    *_audit_columns(),
     Column("risk_probability", Float, nullable=False),
     Column("risk_band", String(16), nullable=False),
 )
@@ -60,14 +69,7 @@ audit_table = Table(
 recommendation_audit_table = Table(
     "audit_recommendations",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", DateTime(timezone=True), nullable=False, index=True),
-    Column("client", String(128), nullable=False),
-    Column("request_id", String(64), nullable=False, index=True),
-    Column("subject_ref", String(128), nullable=False),
-    Column("model_name", String(128), nullable=False),
-    Column("model_version", String(32), nullable=False),
-    Column("input_digest", String(80), nullable=False),
+    *_audit_columns(),
     Column("recommended", String(512), nullable=False),
 )
 

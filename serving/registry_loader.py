@@ -29,17 +29,19 @@ from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
 from data.errors import ModelIntegrityError, ModelLoadError, ModelUnavailableError
-from data.schema import NEVER_FEATURES
-from models.bands import RiskBands
 from models.digest import directory_digest
+from models.registered import (
+    TAG_DIGEST,
+    bands_from_tags,
+    check_artifact_format,
+    check_model_features,
+)
 from serving.recommender import Recommender
 from serving.scorer import Scorer
-from serving.security import check_artifact_format
 from serving.settings import Settings
 
 log = logging.getLogger("desist.serving.models")
 
-TAG_DIGEST = "desist.artifact_digest"
 ModelT = TypeVar("ModelT", "LoadedModel", "LoadedPathwayModel")
 _CREDENTIALS = re.compile(r"(://[^:/@\s]+):[^@\s]+@")
 
@@ -236,13 +238,9 @@ def load_model(settings: Settings) -> LoadedModel:
     """
     name = settings.model_name
     fetched = fetch_verified(settings, name)
-    try:
-        cutoffs = tuple(json.loads(fetched.tags.get("desist.bands", "[0.3, 0.5, 0.7]")))
-        bands = RiskBands(cutoffs=cutoffs)
-    except ValueError as err:
-        raise ModelLoadError(f"{name} version {fetched.version}: bad desist.bands tag") from err
-    scorer = Scorer(fetched.model, bands, settings.top_reasons)
-    _check_features(name, fetched.version, scorer.features, fetched.tags)
+    label = f"{name} version {fetched.version}"
+    scorer = Scorer(fetched.model, bands_from_tags(fetched.tags, label), settings.top_reasons)
+    check_model_features(label, scorer.features, fetched.tags)
     log.info(
         "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
     )
@@ -269,7 +267,7 @@ def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
     name = settings.pathway_model_name
     fetched = fetch_verified(settings, name)
     recommender = Recommender(fetched.model)
-    _check_features(name, fetched.version, recommender.features, fetched.tags)
+    check_model_features(f"{name} version {fetched.version}", recommender.features, fetched.tags)
     log.info(
         "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
     )
@@ -281,27 +279,6 @@ def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
         digest=fetched.digest,
         tags=fetched.tags,
     )
-
-
-def _check_features(
-    name: str, number: str, features: tuple[str, ...], tags: dict[str, str]
-) -> None:
-    """Refuse a model that uses a forbidden or audit-only field, or disagrees with its tags.
-
-    The registry gates read the tags; this reads the artifact itself, so a
-    version registered with wrong tags, or forced past the gates, still
-    cannot score with ethnicity.
-    """
-    try:
-        audit_only = set(json.loads(tags.get("desist.audit_only", "[]")))
-        declared = json.loads(tags["desist.features"])
-    except (KeyError, ValueError) as err:
-        raise ModelLoadError(f"{name} version {number}: missing or bad feature tags") from err
-    forbidden = sorted(set(features) & (set(NEVER_FEATURES) | audit_only))
-    if forbidden:
-        raise ModelLoadError(f"{name} version {number} uses audit-only fields {forbidden}")
-    if list(features) != list(declared):
-        raise ModelLoadError(f"{name} version {number}: its features differ from its tags")
 
 
 class ModelHolder(Generic[ModelT]):

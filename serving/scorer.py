@@ -20,16 +20,12 @@ from typing import TypedDict
 
 import numpy as np
 from pydantic import BaseModel
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.pipeline import Pipeline
 
 from data.errors import ModelLoadError
 from data.schema import ASSESSMENT_FIELDS
 from models.bands import RiskBands
 from models.calibration import ScoreCalibratedClassifier
-from models.encoding import AssessmentEncoder
-from models.explain import EXACT, TREE_PATH, compile_trees, tree_path_contributions
-from models.scorecard import BinnedLogisticScorecard
+from models.explain import FastExplainer, top_contributions
 
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
 
@@ -79,30 +75,22 @@ class Scorer:
     def __init__(
         self, model: ScoreCalibratedClassifier, bands: RiskBands, top_reasons: int = 3
     ) -> None:
-        pipeline = getattr(model, "estimator", None)
-        if not isinstance(model, ScoreCalibratedClassifier) or not isinstance(pipeline, Pipeline):
-            raise ModelLoadError(f"expected a calibrated risk pipeline, got {type(model).__name__}")
-        encoder = pipeline.named_steps.get("encode")
-        estimator = pipeline.named_steps.get("model")
-        if not isinstance(encoder, AssessmentEncoder):
-            raise ModelLoadError("the risk pipeline has no AssessmentEncoder 'encode' step")
-        if not isinstance(estimator, BinnedLogisticScorecard | HistGradientBoostingClassifier):
-            raise ModelLoadError(f"no fast scoring path for {type(estimator).__name__}")
-        unservable = [name for name in encoder.features_ if name not in _SERVABLE]
+        try:
+            explainer = FastExplainer(model)
+        except TypeError as err:
+            raise ModelLoadError(str(err)) from err
+        unservable = [name for name in explainer.features if name not in _SERVABLE]
         if unservable:
             raise ModelLoadError(f"the model needs fields a request cannot carry: {unservable}")
         self.model = model
         self.bands = bands
         self.top_reasons = top_reasons
-        self.features: tuple[str, ...] = tuple(encoder.features_)
-        self.method = EXACT if isinstance(estimator, BinnedLogisticScorecard) else TREE_PATH
-        self._estimator = estimator
-        # Flattened once per loaded model: attribution then costs a few array operations.
-        self._trees = (
-            compile_trees(estimator)
-            if isinstance(estimator, HistGradientBoostingClassifier)
-            else None
-        )
+        self.features: tuple[str, ...] = explainer.features
+        self.method = explainer.method
+        # Trees compiled once per loaded model: attribution then costs a few array
+        # operations, and the score is the attributions' sum (one walk, not two).
+        self._explainer = explainer
+        encoder = explainer.encoder
         # Per feature: category -> schema code (as the encoder does), or None for numbers.
         self._codes: list[dict[str, float] | None] = [
             {c: float(code) for code, c in enumerate(encoder.categories_[name])}
@@ -124,19 +112,6 @@ class Scorer:
                 out[:, j] = [codes.get(v, nan) for v in values]
         return out
 
-    def _logit_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        estimator = self._estimator
-        if isinstance(estimator, BinnedLogisticScorecard):
-            contributions = estimator.contributions(X)
-            # The same sum the scorecard's decision_function computes.
-            return estimator.base_value_ + contributions.sum(axis=1), contributions
-        assert self._trees is not None
-        contributions = tree_path_contributions(self._trees, X)
-        # The attributions sum to the booster's raw score (to float rounding: about 1e-15);
-        # the booster's own decision_function walks its trees one by one in Python and costs
-        # ~3 ms for a single row here, ten times the vectorised walk.
-        return self._trees.base_value + contributions.sum(axis=1), contributions
-
     def score(self, assessments: Sequence[BaseModel]) -> list[Score]:
         """Score validated assessments, in order.
 
@@ -146,12 +121,10 @@ class Scorer:
             Instances of :func:`data.schema.make_assessment_model`.
         """
         X = self.matrix(assessments)
-        logit, contributions = self._logit_and_contributions(X)
+        logit, contributions = self._explainer.logit_and_contributions(X)
         probability = self.model.calibrate_scores(logit)
         bands = self.bands.band_names(probability)
-        limit = min(self.top_reasons, len(self.features))
-        order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :limit]
-        picked = np.take_along_axis(contributions, order, axis=1)
+        order, picked = top_contributions(contributions, min(self.top_reasons, len(self.features)))
         # Plain Python values from here on: indexing numpy scalars one by one is slow.
         names = [[self.features[j] for j in row] for row in order.tolist()]
         scores: list[Score] = []

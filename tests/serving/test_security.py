@@ -19,11 +19,12 @@ from data.errors import (
     UnsafeConfigurationError,
     UntrustedArtifactError,
 )
+from models.registered import check_artifact_format
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.logs import JsonFormatter, describe_exception
 from serving.ratelimit import TokenBuckets
-from serving.security import check_artifact_format, check_listen_address, is_loopback
+from serving.security import check_listen_address, is_loopback
 from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
 
 # --- rate limits ---
