@@ -85,7 +85,8 @@ class Recommender:
     """
 
     def __init__(self, model: PathwayEffectModel) -> None:
-        if not isinstance(model, PathwayEffectModel) or not hasattr(model, "effect_models_"):
+        fitted = all(hasattr(model, name) for name in ("effect_models_", "outcome_models_"))
+        if not isinstance(model, PathwayEffectModel) or not fitted:
             raise ModelLoadError(f"expected a fitted pathway model, got {type(model).__name__}")
         unservable = [name for name in model.features if name not in _SERVABLE]
         if unservable:

@@ -169,3 +169,14 @@ def test_without_a_pathway_champion_recommendations_are_503_and_scores_still_ser
         assert reload.status_code == 200
         assert reload.json()["pathway_model"] is None
         assert reload.json()["pathway_status"].startswith("not reloaded (none served)")
+
+
+def test_a_model_that_is_not_a_fitted_pathway_model_is_refused() -> None:
+    from data.errors import ModelLoadError
+    from models.pathways import PathwayEffectModel
+    from serving.recommender import Recommender
+
+    with pytest.raises(ModelLoadError, match="fitted pathway model"):
+        Recommender(PathwayEffectModel(features=("age",)))
+    with pytest.raises(ModelLoadError, match="fitted pathway model"):
+        Recommender(object())  # type: ignore[arg-type]
