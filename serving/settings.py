@@ -46,6 +46,13 @@ class Settings(BaseSettings):
         default=0.0, ge=0, description="Seconds between checks of the alias; 0 turns polling off."
     )
     top_reasons: int = Field(default=3, ge=1, le=20, description="Reasons returned per score.")
+    scoring_threads: int = Field(
+        default=1,
+        ge=1,
+        le=32,
+        description="Threads that validate, score and audit requests (per worker). The work "
+        "holds the GIL and SQLite takes one writer at a time: more threads only add switching.",
+    )
     rate_limit_per_second: float = Field(
         default=50.0,
         ge=0,

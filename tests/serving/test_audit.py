@@ -102,3 +102,28 @@ def test_export_quotes_text_a_spreadsheet_would_run(tmp_path: Path) -> None:
     out = tmp_path / "audit.csv"
     assert export_audit(engine, None, out) == 1
     assert "'=HYPERLINK" in out.read_text()
+
+
+def test_service_commits_leave_wal_checkpoints_to_the_background(tmp_path: Path) -> None:
+    from serving.database import checkpoint_wal
+
+    path = tmp_path / "a.db"
+    engine = make_engine(f"sqlite:///{path}", background_checkpoints=True)
+    log = AuditLog(engine)
+    record = AuditRecord("s" * 100, "sha256:x", 0.5, "medium")
+    with engine.connect() as conn:
+        assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
+    empty = path.stat().st_size
+    for i in range(600):
+        log.record(
+            client="c", request_id=str(i), model_name="m", model_version="1", records=[record]
+        )
+    # ~1,900 log frames, past SQLite's default of a checkpoint every 1,000: none ran, the
+    # database file has not grown.
+    assert path.stat().st_size == empty
+    assert Path(f"{path}-wal").stat().st_size > 600 * 100
+    checkpoint_wal(engine)
+    assert path.stat().st_size > empty + 600 * 100
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 600
+    engine.dispose()
