@@ -6,6 +6,8 @@ The CLI parses arguments and prints; these do the work, reading the same
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -57,8 +59,19 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     )
 
 
-def _keys(settings: Settings | None) -> KeyStore:
-    return KeyStore(make_engine((settings or get_settings()).resolved_database_url()))
+@contextmanager
+def _keys(settings: Settings | None) -> Iterator[KeyStore]:
+    """Yield the key store, closing its connections after: a command leaves no file open.
+
+    An SQLite connection left to the garbage collector can close at any later moment,
+    and SQLite may hand its still-writable descriptor to the next connection to the
+    same file in this process, even one meant to find the file read-only.
+    """
+    engine = make_engine((settings or get_settings()).resolved_database_url())
+    try:
+        yield KeyStore(engine)
+    finally:
+        engine.dispose()
 
 
 def create_key(client: str, scope: str, settings: Settings | None = None) -> str:
@@ -71,7 +84,8 @@ def create_key(client: str, scope: str, settings: Settings | None = None) -> str
     KeyStoreError
         If the scope is unknown or the client name is invalid.
     """
-    _key_id, key = _keys(settings).create_key(client, scope)
+    with _keys(settings) as keys:
+        _key_id, key = keys.create_key(client, scope)
     return key
 
 
@@ -91,7 +105,8 @@ def revoke_key(
     KeyStoreError
         If neither or both are given, or no active key matches.
     """
-    return _keys(settings).revoke(key_id=key_id, client=client)
+    with _keys(settings) as keys:
+        return keys.revoke(key_id=key_id, client=client)
 
 
 def export_audit(

@@ -174,8 +174,6 @@ def assessment_batch_model(max_batch: int) -> type[BaseModel]:
         Field(
             min_length=1,
             description=f"1 to {max_batch} assessments; each answer is audited.",
-            # Documented, but checked by check_size so that the answer is 413, not 422.
-            json_schema_extra={"maxItems": max_batch},
         ),
     ]
     model: type[BaseModel] = create_model(
