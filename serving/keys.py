@@ -7,7 +7,8 @@ per-key salt, in constant time. The key itself is shown once, when created.
 scrypt is deliberately slow (tens of milliseconds), so a verified key is
 remembered in memory, under a keyed hash of the key (never the key), for
 ``cache_seconds``: a revocation takes effect in a running service within
-that time.
+that time. A key in use is checked again in the background shortly before
+that time runs out, so its requests never wait for scrypt.
 
 A key whose id is unknown or revoked costs the same hash as a wrong secret,
 so timing tells a guesser nothing about which key ids exist. When a cached
@@ -76,11 +77,22 @@ class KeyStore:
         The service database (see :func:`serving.database.make_engine`).
     cache_seconds
         How long a verified key is trusted without checking the database again.
+    refresh_seconds
+        In the last ``refresh_seconds`` of that time, the first request that
+        uses the key starts a check in the background and is answered from
+        the cache; the check renews the key, or forgets it if it was revoked.
+        A key in steady use is then never checked on a request's path (its
+        ~50 ms scrypt held every request of the client at each expiry), and a
+        revocation still takes effect within ``cache_seconds``.
     """
 
-    def __init__(self, engine: Engine, cache_seconds: float = 30.0) -> None:
+    def __init__(
+        self, engine: Engine, cache_seconds: float = 30.0, refresh_seconds: float = 5.0
+    ) -> None:
         self._engine = engine
         self._cache_seconds = cache_seconds
+        self._refresh_seconds = min(refresh_seconds, cache_seconds)
+        self._refreshing: set[bytes] = set()
         self._pepper = secrets.token_bytes(32)  # per process: cache keys mean nothing elsewhere
         self._cache: dict[bytes, tuple[Client, float]] = {}
         self._lock = threading.Lock()
@@ -168,14 +180,35 @@ class KeyStore:
     def cached(self, key: str) -> Client | None:
         """Return the client of a key verified in the last ``cache_seconds``, else ``None``."""
         fingerprint = hmac.digest(self._pepper, key.encode(), "sha256")
+        now = time.monotonic()
         with self._lock:
             found = self._cache.get(fingerprint)
-        if found is None or found[1] <= time.monotonic():
-            return None
+            if found is None or found[1] <= now:
+                return None
+            renew = found[1] - now < self._refresh_seconds and fingerprint not in self._refreshing
+            if renew:
+                self._refreshing.add(fingerprint)
+        if renew:
+            threading.Thread(
+                target=self._refresh,
+                args=(key, fingerprint),
+                name="desist-key-refresh",
+                daemon=True,
+            ).start()
         return found[0]
 
-    def verify(self, key: str) -> Client:
-        """Return the client a key belongs to.
+    def _refresh(self, key: str, fingerprint: bytes) -> None:
+        """Check a cached key again (background); a revoked key is forgotten by ``verify``."""
+        try:
+            self.verify(key, force=True)
+        except (AuthenticationError, DatabaseUnavailableError):
+            pass  # forgotten, or left to expire and be checked on the next request
+        finally:
+            with self._lock:
+                self._refreshing.discard(fingerprint)
+
+    def verify(self, key: str, *, force: bool = False) -> Client:
+        """Return the client a key belongs to; ``force`` checks it even while cached.
 
         Raises
         ------
@@ -191,7 +224,7 @@ class KeyStore:
             now = time.monotonic()
             with self._lock:
                 cached = self._cache.get(fingerprint)
-            if cached is not None and cached[1] > now:
+            if not force and cached is not None and cached[1] > now:
                 return cached[0]  # checked by another thread while this one waited
             try:
                 found = self._check(key)

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -62,6 +63,40 @@ def test_a_verified_key_is_cached_for_a_while(tmp_path: Path) -> None:
     assert keys.cached(key) is None
     keys.verify(key)
     assert keys.cached(key) is not None and keys.cached(key + "x") is None
+
+
+def _wait_for_refresh(keys: KeyStore) -> None:
+    deadline = time.monotonic() + 10
+    while keys._refreshing and time.monotonic() < deadline:
+        time.sleep(0.01)
+    assert not keys._refreshing
+
+
+def test_a_key_in_use_is_renewed_in_the_background_before_it_expires(tmp_path: Path) -> None:
+    keys = KeyStore(
+        make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=1.0, refresh_seconds=1.0
+    )
+    _, key = keys.create_key("c", "score")
+    keys.verify(key)
+    time.sleep(0.3)
+    assert keys.cached(key) is not None  # answered from the cache, check started
+    _wait_for_refresh(keys)
+    time.sleep(0.8)  # past the first check's expiry
+    assert keys.cached(key) is not None
+
+
+def test_a_key_revoked_elsewhere_is_forgotten_by_the_background_check(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'k.db'}"
+    keys = KeyStore(make_engine(url), cache_seconds=60, refresh_seconds=60)
+    key_id, key = keys.create_key("c", "score")
+    keys.verify(key)
+    # Another process (desist keys revoke): this store's cache is not cleared.
+    assert KeyStore(make_engine(url)).revoke(key_id=key_id) == 1
+    assert keys.cached(key) is not None  # the last answer from the cache
+    _wait_for_refresh(keys)
+    assert keys.cached(key) is None
+    with pytest.raises(AuthenticationError):
+        keys.verify(key)
 
 
 def test_commands_create_and_revoke(tmp_path: Path) -> None:
