@@ -27,6 +27,7 @@ from models.pathways import PathwayEffectModel, PathwayEstimates, recommendation
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
 #: Every assessment field but the identifier: what the effect model and the needs lookup read.
 _INPUT_FIELDS: tuple[str, ...] = tuple(spec.name for spec in ASSESSMENT_FIELDS[1:])
+_INPUT_SET = frozenset(_INPUT_FIELDS)
 
 NOT_ELIGIBLE = "not_eligible"
 OUTSIDE_EVIDENCE = "outside_evidence"
@@ -96,7 +97,7 @@ class Recommender:
 
     def frame(self, assessments: Sequence[BaseModel]) -> pd.DataFrame:
         """Return validated assessments as the model's input table (missing: NaN / None)."""
-        records = [item.model_dump(include=set(_INPUT_FIELDS)) for item in assessments]
+        records = [item.model_dump(include=_INPUT_SET) for item in assessments]
         table = pd.DataFrame.from_records(records, columns=list(_INPUT_FIELDS))
         return to_model_input(table, _INPUT_FIELDS)
 

@@ -72,6 +72,26 @@ def _provenance(tags: dict[str, str]) -> dict[str, Any]:
     }
 
 
+def _describe(
+    model: LoadedModel | LoadedPathwayModel,
+    kind: str,
+    details: dict[str, Any],
+    metrics: dict[str, float | None],
+) -> dict[str, Any]:
+    """Return what ``GET /v1/models`` says of a served version: who it is, then its own facts."""
+    return {
+        "name": model.name,
+        "version": model.version,
+        "alias": model.alias,
+        "kind": kind,
+        **details,
+        **_provenance(model.tags),
+        "metrics": metrics,
+        "artifact_digest": model.digest,
+        "loaded_at": model.loaded_at.isoformat(timespec="seconds"),
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedModel:
     """A registered risk-model version, verified and ready to score."""
@@ -86,25 +106,20 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         """Return what ``GET /v1/models`` says about this version."""
-        tags = self.tags
-        return {
-            "name": self.name,
-            "version": self.version,
-            "alias": self.alias,
-            "kind": "risk",
-            "family": tags.get("desist.family"),
-            "explanation_method": self.scorer.method,
-            "features": list(self.scorer.features),
-            "bands": list(self.scorer.bands.cutoffs),
-            **_provenance(tags),
-            "metrics": {
-                "test_roc_auc": _figure(tags, "desist.test_roc_auc"),
-                "test_ece": _figure(tags, "desist.test_ece"),
-                "max_group_calibration_gap": _figure(tags, "desist.max_group_calibration_gap"),
+        return _describe(
+            self,
+            "risk",
+            {
+                "family": self.tags.get("desist.family"),
+                "explanation_method": self.scorer.method,
+                "features": list(self.scorer.features),
+                "bands": list(self.scorer.bands.cutoffs),
             },
-            "artifact_digest": self.digest,
-            "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
-        }
+            {
+                name: _figure(self.tags, f"desist.{name}")
+                for name in ("test_roc_auc", "test_ece", "max_group_calibration_gap")
+            },
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,22 +136,18 @@ class LoadedPathwayModel:
 
     def describe(self) -> dict[str, Any]:
         """Return what ``GET /v1/models`` says about this version."""
-        tags = self.tags
-        return {
-            "name": self.name,
-            "version": self.version,
-            "alias": self.alias,
-            "kind": "pathways",
-            "family": "doubly robust per-programme effects",
-            "features": list(self.recommender.features),
-            **_provenance(tags),
-            "metrics": {
-                "estimated_policy_value": _figure(tags, "desist.estimated_policy_value"),
-                "estimated_rnr_value": _figure(tags, "desist.estimated_rnr_value"),
+        return _describe(
+            self,
+            "pathways",
+            {
+                "family": "doubly robust per-programme effects",
+                "features": list(self.recommender.features),
             },
-            "artifact_digest": self.digest,
-            "loaded_at": self.loaded_at.isoformat(timespec="seconds"),
-        }
+            {
+                name: _figure(self.tags, f"desist.{name}")
+                for name in ("estimated_policy_value", "estimated_rnr_value")
+            },
+        )
 
 
 def registry_client(settings: Settings) -> MlflowClient:
