@@ -27,7 +27,7 @@ from models.pathways import PathwayEffectModel, PathwayEstimates, recommendation
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
 #: Every assessment field but the identifier: what the effect model and the needs lookup read.
 _INPUT_FIELDS: tuple[str, ...] = tuple(spec.name for spec in ASSESSMENT_FIELDS[1:])
-_INPUT_SET = frozenset(_INPUT_FIELDS)
+_INPUT_SET: set[str] = set(_INPUT_FIELDS)  # pydantic wants a set, not a frozenset
 
 NOT_ELIGIBLE = "not_eligible"
 OUTSIDE_EVIDENCE = "outside_evidence"
