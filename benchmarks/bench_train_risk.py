@@ -83,7 +83,7 @@ def main() -> None:
                 round(f.test["roc_auc_ci_high"], 4),
             ],
             "test_ece": round(f.test["ece"], 4),
-            "calibration_split_roc_auc": round(f.calibration_roc_auc, 4),
+            "selection_roc_auc": round(f.selection_roc_auc, 4),
             "fit_seconds": round(f.fit_seconds, 2),
             "gap_to_ceiling": round(ceiling - f.test["roc_auc"], 4),
         }

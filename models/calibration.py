@@ -12,6 +12,10 @@ observed re-offending rate:
   extreme scores happened to share one outcome.
 - ``"sigmoid"``: Platt scaling, a straight line on the log-odds.
 
+The map is learned either from the fitted estimator's scores on a held-out
+split (``fit``) or from out-of-fold scores of the same specification
+(``fit_scores``, used by cross-fitting in :func:`models.risk.cross_fit`).
+
 Both maps are non-decreasing in the score, so a reason that raises the score
 never lowers the probability.
 """
@@ -68,13 +72,41 @@ class ScoreCalibratedClassifier(ClassifierMixin, BaseEstimator):
 
     def fit(self, X: object, y: np.ndarray) -> ScoreCalibratedClassifier:
         """Learn the map from the estimator's score on ``X`` to the outcome ``y``."""
+        check_is_fitted(self.estimator)
+        score = np.asarray(self.estimator.decision_function(X), dtype=np.float64)  # type: ignore[attr-defined]
+        return self.fit_scores(score, np.asarray(y))
+
+    def fit_scores(self, score: np.ndarray, y: np.ndarray) -> ScoreCalibratedClassifier:
+        """Learn the map from given scores of the estimator's kind to the outcome ``y``.
+
+        For cross-fitting: ``score`` are out-of-fold scores of models of the
+        same specification as ``estimator`` (each scored on rows it did not
+        learn from), so the map is learned from every row without being
+        learned on the estimator's own in-sample scores.
+
+        Parameters
+        ----------
+        score
+            Log-odds scores, one per row.
+        y
+            Observed outcomes, 0 or 1.
+
+        Returns
+        -------
+        ScoreCalibratedClassifier
+            ``self``, fitted.
+        """
         if self.method not in ("isotonic", "sigmoid"):
             raise ValueError(f"method must be 'isotonic' or 'sigmoid', got {self.method!r}")
         check_is_fitted(self.estimator)
+        score = np.asarray(score, dtype=np.float64)
         outcome = np.asarray(y, dtype=np.float64)
+        if score.shape != outcome.shape or score.ndim != 1:
+            raise ValueError("score and y must be one-dimensional and of the same length")
+        if not np.isfinite(score).all():
+            raise ValueError("calibration scores must be finite")
         if not np.isin(outcome, (0.0, 1.0)).all() or np.unique(outcome).size < 2:
             raise ValueError("calibration needs a binary outcome with both classes present")
-        score = np.asarray(self.estimator.decision_function(X), dtype=np.float64)  # type: ignore[attr-defined]
         self.classes_ = self.estimator.classes_  # type: ignore[attr-defined]
         if self.method == "sigmoid":
             platt = LogisticRegression(C=np.inf).fit(score.reshape(-1, 1), outcome)

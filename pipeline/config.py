@@ -203,6 +203,15 @@ class RiskTrainConfig(_JobConfig):
     calibration: CalibrationMethod = Field(
         default="isotonic", description="monotone map from model score to probability"
     )
+    calibration_folds: int = Field(
+        default=0,
+        ge=0,
+        le=20,
+        description=(
+            "0: learn on the train split, calibrate on the calibration split; k >= 2: learn "
+            "on both and calibrate on k-fold out-of-fold scores (cross-fitting, for small data)"
+        ),
+    )
     split: SplitConfig = SplitConfig()
     bands: RiskBands = RiskBands()
     gates: GateConfig = GateConfig()
@@ -221,7 +230,14 @@ class RiskTrainConfig(_JobConfig):
     def _has_models(self) -> Self:
         if not self.models:
             raise ValueError("name at least one model family in [[models]]")
+        if self.calibration_folds == 1:
+            raise ValueError("calibration_folds must be 0 (a calibration split) or at least 2")
         return self
+
+    @property
+    def cross_fitted(self) -> bool:
+        """Whether calibration is learned from out-of-fold scores instead of its own split."""
+        return self.calibration_folds >= 2
 
 
 class PathwayModelConfig(_Strict):

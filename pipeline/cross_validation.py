@@ -19,10 +19,15 @@ from sklearn.metrics import roc_auc_score
 from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from data.schema import check_feature_names
-from models.risk import build_risk_model, calibrate
+from models.calibration import ScoreCalibratedClassifier
+from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate, cross_fit
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import load_job_data
-from pipeline.evaluation import ece_noise_floor, expected_calibration_error
+from pipeline.evaluation import (
+    debiased_calibration_error,
+    ece_noise_floor,
+    expected_calibration_error,
+)
 from pipeline.train_risk import split_frame
 
 Progress = Callable[[str], None]
@@ -43,7 +48,9 @@ class FeatureStudy:
         roc_auc_mean, roc_auc_sd``.
     calibrated
         One row per family, for the config's own features with its calibration
-        method: ``family, roc_auc_mean, ece_mean, ece_sd, ece_noise_floor``.
+        method (cross-fitted inside each fold when the config cross-fits):
+        ``family, roc_auc_mean, ece_mean, ece_sd, ece_debiased_mean,
+        ece_noise_floor``.
     rows
         People cross-validated (the test split excluded).
     """
@@ -51,6 +58,34 @@ class FeatureStudy:
     steps: pd.DataFrame
     calibrated: pd.DataFrame
     rows: int
+
+
+def _calibrated_on(
+    config: RiskTrainConfig,
+    settings: ScorecardSettings | BoostingSettings,
+    rows: pd.DataFrame,
+    share: float,
+    seed: int,
+) -> ScoreCalibratedClassifier:
+    """Fit and calibrate on ``rows`` as the training job would: cross-fitted, or split."""
+    outcome = rows[config.target]
+    if config.cross_fitted:
+        return cross_fit(
+            config.features,
+            settings,
+            rows,
+            outcome,
+            method=config.calibration,
+            folds=config.calibration_folds,
+            seed=seed,
+        ).model
+    train, calibration = train_test_split(
+        rows, test_size=share, stratify=outcome.to_numpy(dtype=int), random_state=seed
+    )
+    model = build_risk_model(config.features, settings).fit(
+        train, train[config.target].to_numpy(dtype=int)
+    )
+    return calibrate(model, calibration, calibration[config.target], config.calibration)
 
 
 def study_features(
@@ -108,21 +143,13 @@ def study_features(
     share = config.split.calibration_fraction / (1 - config.split.test_fraction)
     calibrated = []
     for settings in config.models:
-        aucs, eces, floors = [], [], []
+        aucs, eces, debiased, floors = [], [], [], []
         for fit_rows, held_rows in fold_rows:
-            fit = rest.iloc[fit_rows]
-            train, calibration = train_test_split(
-                fit, test_size=share, stratify=y[fit_rows], random_state=seed
-            )
-            model = build_risk_model(config.features, settings).fit(
-                train, train[config.target].to_numpy(dtype=int)
-            )
-            calibrated_model = calibrate(
-                model, calibration, calibration[config.target], config.calibration
-            )
+            calibrated_model = _calibrated_on(config, settings, rest.iloc[fit_rows], share, seed)
             p = calibrated_model.predict_proba(rest.iloc[held_rows])[:, 1]
             aucs.append(roc_auc_score(y[held_rows], p))
             eces.append(expected_calibration_error(y[held_rows], p))
+            debiased.append(debiased_calibration_error(y[held_rows], p))
             floors.append(ece_noise_floor(p, n_draws=50, seed=seed))
         calibrated.append(
             {
@@ -130,6 +157,7 @@ def study_features(
                 "roc_auc_mean": float(np.mean(aucs)),
                 "ece_mean": float(np.mean(eces)),
                 "ece_sd": float(np.std(eces)),
+                "ece_debiased_mean": float(np.mean(debiased)),
                 "ece_noise_floor": float(np.mean(floors)),
             }
         )

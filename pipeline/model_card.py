@@ -72,6 +72,9 @@ class ModelCard:
         Limits and warnings specific to this model.
     fairness_summary
         Findings of the fairness audit, one line each; may be empty.
+    calibration
+        How probabilities were calibrated, in words; empty for "on the
+        calibration split" without further detail.
 
     Raises
     ------
@@ -101,6 +104,7 @@ class ModelCard:
     comparisons: pd.DataFrame | None
     notes: list[str]
     fairness_summary: list[str]
+    calibration: str = ""
 
     def __post_init__(self) -> None:
         """Refuse a card whose statements about features would be false."""
@@ -262,7 +266,12 @@ def _data(card: ModelCard) -> _Section:
                     ("source", card.dataset_source),
                     ("digest", card.dataset_digest),
                     ("training people", f"{card.n_train:,}"),
-                    ("calibration people", f"{card.n_calibration:,}"),
+                    *(
+                        [("calibration people", f"{card.n_calibration:,}")]
+                        if card.n_calibration
+                        else []
+                    ),
+                    *([("calibration", card.calibration)] if card.calibration else []),
                     ("test people", f"{card.n_test:,}"),
                     ("total", f"{total:,}"),
                     ("target", f"{card.target}: {card.target_description}"),

@@ -4,8 +4,10 @@ One parent run per job holds the config, the dataset and the comparison of
 families; one child run per model family holds that family's metrics, plots,
 model card and model. The family with the best AUC on the *calibration*
 split (never the test split, which stays an honest estimate) is registered as
-a new version of the registered model. Any failure marks the runs FAILED
-with the error and registers nothing.
+a new version of the registered model. With ``calibration_folds`` set (small
+data), there is no calibration split: each family is cross-fitted on every
+non-test row and chosen on its out-of-fold AUC. Any failure marks the runs
+FAILED with the error and registers nothing.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from models.calibration import ScoreCalibratedClassifier
 from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
-from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
+from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate, cross_fit
 from pipeline.comparison import (
     OperatingPoint,
     ScoredTest,
@@ -44,7 +46,14 @@ from pipeline.comparison import (
 )
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
-from pipeline.evaluation import Evaluation, ece_noise_floor, evaluate_scores
+from pipeline.evaluation import (
+    Evaluation,
+    debiased_calibration_error,
+    ece_noise_floor,
+    ece_noise_test,
+    evaluate_scores,
+    expected_calibration_error,
+)
 from pipeline.fairness import (
     FairnessAudit,
     audit_fairness,
@@ -100,7 +109,9 @@ class FamilyResult:
 
     family: str
     run_id: str
-    calibration_roc_auc: float
+    #: AUC on the rows families are chosen on: the calibration split, or
+    #: out-of-fold over the training rows when cross-fitted. Never the test split.
+    selection_roc_auc: float
     test: dict[str, float]
     fit_seconds: float
 
@@ -121,6 +132,8 @@ class TrainResult:
     artifact_digest: str
     seconds: float
     ece_noise_floor: float = float("nan")
+    #: Share of perfectly calibrated draws whose test ECE reaches the observed one.
+    ece_noise_p: float = float("nan")
     comparisons: dict[str, float] = field(default_factory=dict)
     auc_gains: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     fairness_summary: tuple[str, ...] = ()
@@ -129,13 +142,20 @@ class TrainResult:
 
 @dataclass(frozen=True, slots=True)
 class _Splits:
+    """Rows models learn from, a calibration split (empty when cross-fitted), test rows."""
+
     train: pd.DataFrame
     calibration: pd.DataFrame
     test: pd.DataFrame
 
 
 def split_frame(frame: pd.DataFrame, config: RiskTrainConfig) -> _Splits:
-    """Split into train / calibration / test, stratified by outcome, reproducibly."""
+    """Split into train / calibration / test, stratified by outcome, reproducibly.
+
+    When the config cross-fits its calibration, the rows that would have
+    been the calibration split are training rows too and the calibration
+    split is empty; the test split is the same either way.
+    """
     outcome = frame[config.target].to_numpy(dtype=int)
     rest, test = train_test_split(
         frame,
@@ -143,6 +163,8 @@ def split_frame(frame: pd.DataFrame, config: RiskTrainConfig) -> _Splits:
         stratify=outcome,
         random_state=config.split.seed,
     )
+    if config.cross_fitted:
+        return _Splits(rest, rest.iloc[:0], test)
     share = config.split.calibration_fraction / (1 - config.split.test_fraction)
     train, calibration = train_test_split(
         rest,
@@ -238,12 +260,94 @@ def _model_card(
         comparisons=comparisons,
         notes=notes or [],
         fairness_summary=fairness_summary or [],
+        calibration=_calibration_words(config, splits),
     )
+
+
+def _calibration_words(config: RiskTrainConfig, splits: _Splits) -> str:
+    """How the job calibrated its probabilities, for the model card."""
+    method = "Platt scaling" if config.calibration == "sigmoid" else "smoothed isotonic map"
+    if config.cross_fitted:
+        return (
+            f"{method} learned from {config.calibration_folds}-fold out-of-fold scores of all "
+            f"{len(splits.train):,} training people (cross-fitting); the model itself is "
+            "fitted on all of them"
+        )
+    return f"{method} learned on the {len(splits.calibration):,} calibration people"
 
 
 def _log_card(card: ModelCard, stem: str = "model_card") -> None:
     mlflow.log_text(render_markdown(card), f"{stem}.md")
     mlflow.log_text(render_html(card), f"{stem}.html")
+
+
+def choice_rows(config: RiskTrainConfig, splits: _Splits) -> pd.DataFrame:
+    """Rows on which the job makes its choices (family, comparable cut-off), never the test split.
+
+    The calibration split; or, when cross-fitted, the training rows, each
+    scored out-of-fold.
+    """
+    return splits.train if config.cross_fitted else splits.calibration
+
+
+@dataclass(frozen=True, eq=False)
+class _FamilyFit:
+    """One family fitted, calibrated, evaluated and logged."""
+
+    result: FamilyResult
+    model: ScoreCalibratedClassifier
+    evaluation: Evaluation
+    model_uri: str
+    #: Out-of-sample probabilities on :func:`choice_rows`, in their order.
+    choice_probability: np.ndarray
+
+
+def _fit_and_calibrate(
+    config: RiskTrainConfig, settings: ScorecardSettings | BoostingSettings, splits: _Splits
+) -> tuple[ScoreCalibratedClassifier, np.ndarray]:
+    """Return the calibrated model and its out-of-sample probabilities on the choice rows."""
+    y_train = splits.train[config.target]
+    if config.cross_fitted:
+        crossed = cross_fit(
+            config.features,
+            settings,
+            splits.train,
+            y_train,
+            method=config.calibration,
+            folds=config.calibration_folds,
+            seed=config.split.seed,
+        )
+        return crossed.model, crossed.out_of_fold_probability
+    fitted = build_risk_model(config.features, settings).fit(
+        splits.train, y_train.to_numpy(dtype=int)
+    )
+    model = calibrate(
+        fitted, splits.calibration, splits.calibration[config.target], config.calibration
+    )
+    return model, model.predict_proba(splits.calibration)[:, 1]
+
+
+def _choice_metrics(
+    config: RiskTrainConfig, splits: _Splits, probability: np.ndarray
+) -> tuple[float, dict[str, float]]:
+    """Return the selection AUC on the choice rows, and the metrics to log about them.
+
+    Out-of-fold scores cover every training row, so their ECE is logged too: a
+    calibration check on about four times the test split's rows, with a much
+    lower sampling-noise floor.
+    """
+    y = choice_rows(config, splits)[config.target].to_numpy(dtype=int)
+    auc = float(roc_auc_score(y, probability))
+    if not config.cross_fitted:
+        return auc, {"calibration_split_roc_auc": auc}
+    return auc, {
+        "out_of_fold_roc_auc": auc,
+        "out_of_fold_ece": expected_calibration_error(y, probability),
+        "out_of_fold_ece_debiased": debiased_calibration_error(y, probability),
+        "out_of_fold_ece_noise_floor": ece_noise_floor(
+            probability, seed=config.evaluation.bootstrap_seed
+        ),
+    }
 
 
 def _fit_family(
@@ -253,35 +357,31 @@ def _fit_family(
     splits: _Splits,
     experiment_id: str,
     progress: Progress,
-) -> tuple[FamilyResult, ScoreCalibratedClassifier, Evaluation, str]:
+) -> _FamilyFit:
     """Fit, calibrate, evaluate and log one family in a child run."""
-    y_train = splits.train[config.target].to_numpy(dtype=int)
     with (
         mlflow.start_run(experiment_id=experiment_id, run_name=settings.family, nested=True) as run,
         _recording_failure(),
     ):
         mlflow.set_tag(TAG_FAMILY, settings.family)
         mlflow.log_params({f"model.{k}": v for k, v in settings.model_dump().items()})
-        progress(f"  {settings.family}: fitting on {len(splits.train):,} rows ...")
+        how = (
+            f" ({config.calibration_folds}-fold cross-fitted calibration)"
+            if config.cross_fitted
+            else ""
+        )
+        progress(f"  {settings.family}: fitting on {len(splits.train):,} rows{how} ...")
         started = time.perf_counter()
-        fitted = build_risk_model(config.features, settings).fit(splits.train, y_train)
-        model = calibrate(
-            fitted, splits.calibration, splits.calibration[config.target], config.calibration
-        )
+        model, choice_probability = _fit_and_calibrate(config, settings, splits)
         fit_seconds = time.perf_counter() - started
-        calibration_auc = float(
-            roc_auc_score(
-                splits.calibration[config.target].to_numpy(dtype=int),
-                model.predict_proba(splits.calibration)[:, 1],
-            )
-        )
+        selection_auc, choice = _choice_metrics(config, splits, choice_probability)
         progress(f"  {settings.family}: fitted in {fit_seconds:.1f} s; evaluating on test ...")
         probability = model.predict_proba(splits.test)[:, 1]
         evaluation = _evaluate(config, splits.test, probability)
         mlflow.log_metrics(
             {
                 **evaluation.metrics("test_"),
-                "calibration_split_roc_auc": calibration_auc,
+                **choice,
                 "fit_seconds": fit_seconds,
                 "test_max_group_calibration_gap": evaluation.max_calibration_gap(
                     config.gates.min_group_size
@@ -297,11 +397,11 @@ def _fit_family(
     result = FamilyResult(
         family=settings.family,
         run_id=run.info.run_id,
-        calibration_roc_auc=calibration_auc,
+        selection_roc_auc=selection_auc,
         test=evaluation.headline,
         fit_seconds=fit_seconds,
     )
-    return result, model, evaluation, uri
+    return _FamilyFit(result, model, evaluation, uri, choice_probability)
 
 
 def _log_artifacts(
@@ -416,18 +516,16 @@ def _slug(text: str) -> str:
 def _compare(
     config: RiskTrainConfig,
     splits: _Splits,
-    model: ScoreCalibratedClassifier,
-    evaluation: Evaluation,
+    chosen: _FamilyFit,
     family_rows: list[dict[str, object]],
 ) -> _Compared:
     """Score the incumbent and the baselines on desist's test rows, and set operating points."""
     y_train = splits.train[config.target].to_numpy(dtype=int)
     y_test = splits.test[config.target].to_numpy(dtype=int)
-    p_test = model.predict_proba(splits.test)[:, 1]
-    p_calibration = model.predict_proba(splits.calibration)[:, 1]
+    p_test = chosen.model.predict_proba(splits.test)[:, 1]
     desist_points = [OperatingPoint(f"p >= {MORE_LIKELY_THAN_NOT:g}", MORE_LIKELY_THAN_NOT)]
     scored: list[ScoredTest] = []
-    evaluations: dict[str, Evaluation] = {DESIST: evaluation}
+    evaluations: dict[str, Evaluation] = {DESIST: chosen.evaluation}
     rows = list(family_rows)
     incumbent = config.incumbent
     if incumbent is not None:
@@ -439,10 +537,10 @@ def _compare(
         cut = OperatingPoint(f"{incumbent.name} >= {incumbent.cutoff:g}", incumbent.cutoff)
         scored.append(ScoredTest(incumbent.name, score, probability, (cut,)))
         # Comparable cut-off: flag as many people as the incumbent does, found on the
-        # calibration split so the test split stays untouched by the choice.
-        calibration_score = splits.calibration[incumbent.field].to_numpy(dtype=float)
-        rate = float(np.mean(calibration_score >= incumbent.cutoff))
-        threshold = matched_threshold(p_calibration, rate)
+        # choice rows (out-of-sample probabilities) so the test split stays untouched.
+        choice_score = choice_rows(config, splits)[incumbent.field].to_numpy(dtype=float)
+        rate = float(np.mean(choice_score >= incumbent.cutoff))
+        threshold = matched_threshold(chosen.choice_probability, rate)
         desist_points.insert(
             0, OperatingPoint(f"p >= {threshold:.3f} (flags as many as {cut.label})", threshold)
         )
@@ -629,25 +727,30 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         splits = split_frame(data.frame, config)
         progress(
             f"Split {len(data.frame):,} rows: train {len(splits.train):,}, "
-            f"calibration {len(splits.calibration):,}, test {len(splits.test):,}"
+            + (
+                f"calibrated on {config.calibration_folds}-fold out-of-fold scores, "
+                if config.cross_fitted
+                else f"calibration {len(splits.calibration):,}, "
+            )
+            + f"test {len(splits.test):,}"
         )
         screened = screen_single_features(config, splits.train, progress)
         fitted = [
             _fit_family(config, s, data, splits, experiment_id, progress) for s in config.models
         ]
-        best = max(fitted, key=lambda f: f[0].calibration_roc_auc)
-        chosen, model, evaluation, model_uri = best
+        best = max(fitted, key=lambda f: f.result.selection_roc_auc)
+        chosen, model, evaluation = best.result, best.model, best.evaluation
         comparison = pd.DataFrame(
             [
                 {
                     "model": f.family,
-                    "calibration_split_roc_auc": f.calibration_roc_auc,
+                    "selection_roc_auc": f.selection_roc_auc,
                     **{k: f.test[k] for k in ("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high")},
                     "ece": f.test["ece"],
                     "brier": f.test["brier"],
                     "fit_seconds": f.fit_seconds,
                 }
-                for f, *_ in fitted
+                for f in (fit.result for fit in fitted)
             ]
         )
         mlflow.log_table(comparison, "tables/family_comparison.json")
@@ -655,8 +758,12 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         gap = evaluation.max_calibration_gap(config.gates.min_group_size)
         mlflow.log_metric("test_max_group_calibration_gap", gap)
         p_test = model.predict_proba(splits.test)[:, 1]
-        noise_floor = ece_noise_floor(p_test, seed=config.evaluation.bootstrap_seed)
-        mlflow.log_metric("test_ece_noise_floor", noise_floor)
+        noise_floor, noise_p = ece_noise_test(
+            splits.test[config.target].to_numpy(dtype=int),
+            p_test,
+            seed=config.evaluation.bootstrap_seed,
+        )
+        mlflow.log_metrics({"test_ece_noise_floor": noise_floor, "test_ece_noise_p": noise_p})
         mlflow.set_tag("desist.selected_family", chosen.family)
         family_rows = [
             {
@@ -665,10 +772,10 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
                 "ece": f.test["ece"],
                 "brier": f.test["brier"],
             }
-            for f, *_ in fitted
+            for f in (fit.result for fit in fitted)
         ]
         progress("Comparing with the incumbent and baselines on the same test rows ...")
-        compared = _compare(config, splits, model, evaluation, family_rows)
+        compared = _compare(config, splits, best, family_rows)
         _log_comparison(compared, splits.test[config.target].to_numpy(dtype=int))
         progress("Auditing fairness ...")
         audited = _run_fairness_audit(config, splits, compared)
@@ -676,7 +783,10 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         notes = [
             f"Expected calibration error of a perfectly calibrated score on these "
             f"{len(splits.test):,} test people is about {noise_floor:.3f} (sampling noise "
-            f"alone); read the ECE of {evaluation.headline['ece']:.3f} against it."
+            f"alone); read the ECE of {evaluation.headline['ece']:.3f} against it: noise "
+            f"alone reaches it in {noise_p:.0%} of draws. With the noise taken out "
+            f"(debiased, root-mean-square) the calibration error is "
+            f"{evaluation.headline['ece_debiased']:.3f}."
         ]
         card = _model_card(
             config,
@@ -692,8 +802,11 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         )
         _log_card(card)
         # Registration is the run's last step: a run that fails earlier registers nothing.
-        progress(f"Selected {chosen.family} (best calibration-split AUC); registering ...")
-        version, digest = _register(config, data, parent.info.run_id, chosen, evaluation, model_uri)
+        where = "out-of-fold" if config.cross_fitted else "calibration-split"
+        progress(f"Selected {chosen.family} (best {where} AUC); registering ...")
+        version, digest = _register(
+            config, data, parent.info.run_id, chosen, evaluation, best.model_uri
+        )
         mlflow.set_tag("desist.registered_version", version)
     return TrainResult(
         run_id=parent.info.run_id,
@@ -702,12 +815,13 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         version=version,
         model_uri=f"models:/{config.registered_model}/{version}",
         selected_family=chosen.family,
-        families=tuple(f for f, *_ in fitted),
+        families=tuple(fit.result for fit in fitted),
         test=evaluation.headline,
         max_group_calibration_gap=gap,
         artifact_digest=digest,
         seconds=time.perf_counter() - started,
         ece_noise_floor=noise_floor,
+        ece_noise_p=noise_p,
         comparisons={str(r.model): float(r.roc_auc) for r in compared.table.itertuples()},
         auc_gains=compared.gains,
         fairness_summary=tuple(summary),

@@ -54,3 +54,25 @@ def test_bad_inputs_are_refused() -> None:
         ScoreCalibratedClassifier(model).fit(x, np.zeros_like(y))
     with pytest.raises(ValueError, match="method"):
         ScoreCalibratedClassifier(model, "beta").fit(x, y)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_fit_scores_learns_the_same_map_as_fit_on_those_scores(method: str) -> None:
+    x, y, model = _s_shaped(4_000, 5)
+    from_rows = ScoreCalibratedClassifier(model, method).fit(x, y)  # type: ignore[arg-type]
+    from_scores = ScoreCalibratedClassifier(model, method).fit_scores(  # type: ignore[arg-type]
+        model.decision_function(x), y
+    )
+    grid = np.linspace(-4, 4, 50).reshape(-1, 1)
+    np.testing.assert_allclose(from_scores.predict_proba(grid), from_rows.predict_proba(grid))
+
+
+def test_fit_scores_refuses_scores_that_do_not_fit_the_outcome() -> None:
+    x, y, model = _s_shaped(300, 6)
+    score = model.decision_function(x)
+    with pytest.raises(ValueError, match="same length"):
+        ScoreCalibratedClassifier(model).fit_scores(score[:-1], y)
+    with pytest.raises(ValueError, match="finite"):
+        ScoreCalibratedClassifier(model).fit_scores(np.where(y == 1, np.nan, score), y)
+    with pytest.raises(ValueError, match="both classes"):
+        ScoreCalibratedClassifier(model).fit_scores(score, np.ones_like(y))

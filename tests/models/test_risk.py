@@ -6,11 +6,13 @@ import numpy as np
 import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
+from sklearn.model_selection import StratifiedKFold
 
 from data.schema import TARGET_FIELD
 from models.calibration import ScoreCalibratedClassifier
 from models.encoding import AssessmentEncoder, to_model_input
 from models.explain import risk_pipeline
+from models.risk import CrossFitted, ScorecardSettings, build_risk_model, cross_fit
 from tests.models.conftest import FEATURES
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
@@ -111,3 +113,59 @@ def test_encoder_uses_schema_category_codes(risk_data: Data) -> None:
     encoded = AssessmentEncoder(("offence_category",)).fit(frame).transform(frame)
     assert encoded[0, 0] == 3 and encoded[2, 0] == 0
     assert np.isnan(encoded[1, 0]) and np.isnan(encoded[3, 0])
+
+
+def _cross_fitted(rows: pd.DataFrame, folds: int = 3) -> CrossFitted:
+    return cross_fit(
+        FEATURES, ScorecardSettings(max_bins=16), rows, rows[TARGET_FIELD], folds=folds, seed=4
+    )
+
+
+@pytest.fixture(scope="module")
+def cross_fitted(risk_data: Data) -> CrossFitted:
+    train, calibration, _ = risk_data
+    return _cross_fitted(pd.concat([train, calibration]))
+
+
+def test_cross_fitting_learns_from_every_row_and_scores_each_out_of_fold(
+    cross_fitted: CrossFitted, risk_data: Data
+) -> None:
+    rows = pd.concat(risk_data[:2])
+    y = rows[TARGET_FIELD].to_numpy(dtype=int)
+    # The served pipeline is the one fitted on all rows ...
+    everyone = build_risk_model(FEATURES, ScorecardSettings(max_bins=16)).fit(rows, y)
+    served = risk_pipeline(cross_fitted.model)
+    np.testing.assert_allclose(served.decision_function(rows), everyone.decision_function(rows))
+    # ... while each row's calibration score comes from a model that never saw it.
+    folds = StratifiedKFold(n_splits=3, shuffle=True, random_state=4)
+    learn, held = next(folds.split(np.zeros((len(y), 1)), y))
+    fold_model = build_risk_model(FEATURES, ScorecardSettings(max_bins=16)).fit(
+        rows.iloc[learn], y[learn]
+    )
+    np.testing.assert_allclose(
+        cross_fitted.out_of_fold_score[held], fold_model.decision_function(rows.iloc[held])
+    )
+    assert not np.allclose(cross_fitted.out_of_fold_score, everyone.decision_function(rows))
+    np.testing.assert_allclose(
+        cross_fitted.out_of_fold_probability,
+        cross_fitted.model.calibrate_scores(cross_fitted.out_of_fold_score),
+    )
+
+
+def test_cross_fitted_probabilities_are_calibrated_on_new_people(
+    cross_fitted: CrossFitted, risk_data: Data
+) -> None:
+    test = risk_data[2]
+    y = test[TARGET_FIELD].to_numpy(dtype=int)
+    p = _risk(cross_fitted.model, test)
+    assert roc_auc_score(y, p) > 0.68
+    # 10 equal-mass bins of 600 people: noise alone gives about 0.015.
+    order = np.argsort(p)
+    ece = sum(abs(p[b].mean() - y[b].mean()) * b.size for b in np.array_split(order, 10)) / y.size
+    assert ece < 0.03
+    assert p.mean() == pytest.approx(y.mean(), abs=0.02)
+
+
+def test_cross_fitting_needs_two_folds(risk_data: Data) -> None:
+    with pytest.raises(ValueError, match="at least 2 folds"):
+        _cross_fitted(risk_data[0].head(500), folds=1)

@@ -46,6 +46,7 @@ def _write(tmp_path: Path, text: str) -> Path:
         ),
         ('[dataset]\nname="x"\nsynthetic={rows=10}\n[[models]]\nfamily="forest"', "models.0"),
         ("this is not toml", "cannot read config"),
+        ('calibration_folds = 1\n[dataset]\nname="x"\nsynthetic={rows=10}', "calibration_folds"),
     ],
 )
 def test_bad_configs_name_the_field(tmp_path: Path, body: str, message: str) -> None:

@@ -14,6 +14,9 @@ from pipeline.evaluation import (
     HEADLINE_KEYS,
     NOT_RECORDED,
     calibration_slope_intercept,
+    debiased_calibration_error,
+    ece_noise_floor,
+    ece_noise_test,
     evaluate_scores,
     expected_calibration_error,
     reliability_bins,
@@ -252,3 +255,30 @@ def test_reliability_bins_have_equal_mass() -> None:
     assert set(table["n"]) == {100, 101}
     assert table["mean_predicted"].is_monotonic_increasing
     assert len(reliability_bins([0, 1, 1], [0.2, 0.5, 0.9])) == 3
+
+
+def test_debiased_error_removes_the_noise_a_calibrated_score_shows() -> None:
+    plain, debiased = [], []
+    for seed in range(20):
+        y, p = calibrated(1_200, seed=100 + seed)
+        plain.append(expected_calibration_error(y, p))
+        debiased.append(debiased_calibration_error(y, p))
+    # ~1,200 people: the plain ECE of a perfect score sits near 0.03, the debiased near 0.
+    assert np.mean(plain) > 0.02
+    assert np.mean(debiased) < 0.5 * np.mean(plain)
+
+
+def test_debiased_error_still_sees_a_real_gap() -> None:
+    y, p = calibrated(50_000, seed=4)
+    shifted = np.clip(p + 0.08, 0, 1)
+    assert debiased_calibration_error(y, shifted) == pytest.approx(0.08, abs=0.01)
+    assert math.isnan(debiased_calibration_error([0, 1, 1], [0.2, 0.5, 0.7], bins=3))
+
+
+def test_noise_test_tells_a_calibrated_score_from_a_shifted_one() -> None:
+    y, p = calibrated(2_000, seed=5)
+    floor, share = ece_noise_test(y, p, n_draws=100, seed=1)
+    assert floor == pytest.approx(ece_noise_floor(p, n_draws=100, seed=1))
+    assert share > 0.05
+    _, shifted_share = ece_noise_test(y, np.clip(p + 0.06, 0, 1), n_draws=100, seed=1)
+    assert shifted_share < 0.01

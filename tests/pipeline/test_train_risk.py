@@ -32,6 +32,35 @@ def test_split_is_stratified_disjoint_and_reproducible() -> None:
     assert len(first.test) == 1_000 and len(first.calibration) == 1_000
 
 
+def test_a_cross_fitted_split_has_no_calibration_rows_and_the_same_test_rows() -> None:
+    frame, _ = generate_cohort(SynthConfig(rows=5_000, seed=1))
+    split = split_frame(frame, small_config())
+    crossed = split_frame(frame, small_config(calibration_folds=3))
+    assert crossed.test["subject_ref"].tolist() == split.test["subject_ref"].tolist()
+    assert crossed.calibration.empty and len(crossed.train) == 4_000
+    assert set(crossed.train["subject_ref"]) == set(split.train["subject_ref"]) | set(
+        split.calibration["subject_ref"]
+    )
+
+
+def test_a_cross_fitted_job_chooses_and_checks_on_out_of_fold_scores(tracker: Tracker) -> None:
+    result = train(small_config(calibration_folds=3), tracker=tracker)
+    client = tracker.client()
+    for family in result.families:
+        metrics = client.get_run(family.run_id).data.metrics
+        assert "calibration_split_roc_auc" not in metrics
+        assert metrics["out_of_fold_roc_auc"] == pytest.approx(family.selection_roc_auc)
+        assert 0 < metrics["out_of_fold_ece_noise_floor"] < 0.1
+        assert 0 <= metrics["out_of_fold_ece_debiased"] < 0.1
+    chosen = max(result.families, key=lambda f: f.selection_roc_auc)
+    assert result.selected_family == chosen.family
+    parent = client.get_run(result.run_id).data.metrics
+    assert 0 <= parent["test_ece_noise_p"] <= 1
+    card = Path(client.download_artifacts(result.run_id, "model_card.md")).read_text()
+    assert "3-fold out-of-fold scores of all 3,200 training people" in card
+    assert "calibration people" not in card
+
+
 def test_config_is_logged_whole() -> None:
     params = config_params(small_config())
     assert params["dataset.synthetic.rows"] == "4000"
