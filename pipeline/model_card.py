@@ -322,6 +322,11 @@ _HEADLINE_ROWS: tuple[tuple[str, str, str], ...] = (
         "mean gap between predicted and observed rates over 10 equal-size groups",
     ),
     (
+        "ece_debiased",
+        "calibration error, noise removed",
+        "the same groups with their sampling noise subtracted (root-mean-square, debiased)",
+    ),
+    (
         "calibration_slope",
         "calibration slope",
         "1 is ideal; above 1 scores are too timid, below 1 too extreme",

@@ -86,6 +86,13 @@ def test_markdown_has_the_sections_in_order(evaluation: Evaluation) -> None:
     assert "| static only | 0.650 (0.630 to 0.670) | 0.020 | 0.200 |" in markdown
 
 
+def test_a_cross_fitted_card_says_how_it_was_calibrated(evaluation: Evaluation) -> None:
+    words = "Platt scaling learned from 5-fold out-of-fold scores"
+    markdown = render_markdown(make_card(evaluation, n_calibration=0, calibration=words))
+    assert f"| calibration | {words} |" in markdown
+    assert "calibration people" not in markdown
+
+
 def test_comparisons_section_only_when_there_are_comparisons(evaluation: Evaluation) -> None:
     assert "Comparisons" not in headings(render_markdown(make_card(evaluation)))
     empty = pd.DataFrame(columns=["model", "roc_auc", "roc_auc_ci_low", "roc_auc_ci_high"])
@@ -120,6 +127,8 @@ def test_markdown_reports_data_bands_and_performance(evaluation: Evaluation) -> 
         f"{head['roc_auc']:.3f} ({head['roc_auc_ci_low']:.3f} to {head['roc_auc_ci_high']:.3f})"
     )
     assert f"| ROC AUC | {interval} |" in markdown
+    assert f"| calibration error, noise removed | {head['ece_debiased']:.3f} |" in markdown
+    assert "| calibration people | 3,000 |" in markdown
     for band in ("low", "medium", "high", "very high"):
         assert re.search(rf"^\| {band} \| [\d,]+ \|", markdown, flags=re.MULTILINE)
 
