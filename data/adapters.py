@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import re
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Self
 
@@ -39,11 +39,15 @@ import numpy as np
 import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from data.errors import SourceAdapterError
+from data.errors import SourceAdapterError, SourceValueProblem
 from data.schema import FIELDS_BY_NAME, ID_FIELD, Kind
 
 #: Rows named in an error message before the rest are left out.
 ROWS_SHOWN = 5
+
+#: Where unreadable or unmappable source values go: ``None`` raises at the
+#: first column with one; a list collects every one, row by row.
+Problems = list[SourceValueProblem] | None
 
 
 class _Rule(BaseModel):
@@ -53,13 +57,38 @@ class _Rule(BaseModel):
         """Return the source columns the rule reads."""
         raise NotImplementedError
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
-        """Return the canonical field ``name`` made from ``frame`` (source columns checked)."""
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
+        """Return the canonical field ``name`` made from ``frame`` (source columns checked).
+
+        A value that cannot be read or mapped raises :class:`SourceAdapterError`,
+        or, when ``problems`` is a list, is recorded there and left missing.
+        """
         raise NotImplementedError
 
 
 def _rows(mask: np.ndarray) -> tuple[int, ...]:
     return tuple(int(i) + 1 for i in np.flatnonzero(mask)[:ROWS_SHOWN])
+
+
+def _refuse(
+    problems: Problems,
+    column: str,
+    name: str,
+    mask: np.ndarray,
+    values: np.ndarray,
+    describe: Callable[[object], str],
+) -> None:
+    """Raise for the first bad value in ``column``, or record every one in ``problems``."""
+    if problems is None:
+        raise SourceAdapterError(column, describe(values[0]), _rows(mask))
+    problems.append(
+        SourceValueProblem(
+            column,
+            name,
+            tuple(int(i) for i in np.flatnonzero(mask)),
+            tuple(describe(v) for v in values),
+        )
+    )
 
 
 class ColumnRule(_Rule):
@@ -107,7 +136,7 @@ class ColumnRule(_Rule):
         """Return the source column."""
         return (self.column,)
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
         """Return the column, recoded when the rule says so."""
         raw = frame[self.column]
         if self.values is None and self.keywords is None:
@@ -125,12 +154,18 @@ class ColumnRule(_Rule):
         unmatched = present & recoded.isna().to_numpy()
         if unmatched.any():
             if self.default is None:
-                first = text.to_numpy()[unmatched][0]
-                raise SourceAdapterError(
+                _refuse(
+                    problems,
                     self.column,
-                    f"value {first!r} has no mapping to {name} (add it to values, or a default)",
-                    _rows(unmatched),
+                    name,
+                    unmatched,
+                    text.to_numpy()[unmatched],
+                    lambda v: (
+                        f"value {v!r} has no mapping to {name} (add it to values, or a default)"
+                    ),
                 )
+                # Collected: the row is rejected, so its cell must not become `missing`.
+                return recoded
             recoded = recoded.mask(pd.Series(unmatched, index=text.index), self.default)
         return recoded if self.missing is None else recoded.fillna(self.missing)
 
@@ -144,33 +179,31 @@ class SumRule(_Rule):
         """Return the summed columns."""
         return self.sum
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
         """Return the row sums; missing if any term is missing."""
         total = pd.Series(0.0, index=frame.index)
         for column in self.sum:
-            total = total + _numbers(frame, column)
+            total = total + _numbers(frame, column, name, problems)
         return total
 
 
-def _numbers(frame: pd.DataFrame, column: str) -> pd.Series:
+def _numbers(frame: pd.DataFrame, column: str, name: str, problems: Problems) -> pd.Series:
     raw = frame[column]
     values = pd.to_numeric(raw, errors="coerce").astype("float64")
     bad = (raw.notna() & values.isna()).to_numpy()
     if bad.any():
-        first = raw.to_numpy()[bad][0]
-        raise SourceAdapterError(column, f"not a number: {first!r}", _rows(bad))
+        _refuse(problems, column, name, bad, raw.to_numpy()[bad], lambda v: f"not a number: {v!r}")
     return values
 
 
-def _dates(frame: pd.DataFrame, column: str) -> pd.Series:
+def _dates(frame: pd.DataFrame, column: str, name: str, problems: Problems) -> pd.Series:
     """Parse a date or date-time column to whole days; missing stays missing."""
     raw = frame[column]
     text = raw.astype("string").str.strip()
     parsed = pd.to_datetime(text, errors="coerce", format="mixed")
     bad = (text.notna() & (text != "") & parsed.isna()).to_numpy()
     if bad.any():
-        first = raw.to_numpy()[bad][0]
-        raise SourceAdapterError(column, f"not a date: {first!r}", _rows(bad))
+        _refuse(problems, column, name, bad, raw.to_numpy()[bad], lambda v: f"not a date: {v!r}")
     return parsed.dt.normalize()
 
 
@@ -189,9 +222,10 @@ class DaysRule(_Rule):
         """Return the two date columns."""
         return (self.days_from, self.days_to)
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
         """Return whole days between the dates; missing if either date is."""
-        days = (_dates(frame, self.days_to) - _dates(frame, self.days_from)).dt.days
+        end = _dates(frame, self.days_to, name, problems)
+        days = (end - _dates(frame, self.days_from, name, problems)).dt.days
         return days.astype("float64").clip(lower=self.min, upper=self.max)
 
 
@@ -205,9 +239,10 @@ class YearsRule(_Rule):
         """Return the two date columns."""
         return (self.years_from, self.years_to)
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
         """Return completed years (birthdays counted on the day); missing if either date is."""
-        start, end = _dates(frame, self.years_from), _dates(frame, self.years_to)
+        start = _dates(frame, self.years_from, name, problems)
+        end = _dates(frame, self.years_to, name, problems)
         years = end.dt.year - start.dt.year
         before_anniversary = (end.dt.month < start.dt.month) | (
             (end.dt.month == start.dt.month) & (end.dt.day < start.dt.day)
@@ -232,9 +267,10 @@ class AfterRule(_Rule):
         """Return the event date and the reference date."""
         return (self.date, self.after)
 
-    def derive(self, frame: pd.DataFrame, name: str) -> pd.Series:
+    def derive(self, frame: pd.DataFrame, name: str, problems: Problems = None) -> pd.Series:
         """Return 1 / 0, or ``missing`` where the event date is empty."""
-        event, reference = _dates(frame, self.date), _dates(frame, self.after)
+        event = _dates(frame, self.date, name, problems)
+        reference = _dates(frame, self.after, name, problems)
         later = (event > reference).astype("float64")
         fill = np.nan if self.missing is None else float(self.missing)
         return later.where(event.notna(), fill).where(reference.notna(), np.nan)
@@ -306,17 +342,30 @@ class SourceAdapter(BaseModel):
             columns += rule.sources()
         return tuple(dict.fromkeys(columns))
 
-    def apply(self, frame: pd.DataFrame) -> pd.DataFrame:
+    def apply(self, frame: pd.DataFrame, *, problems: Problems = None) -> pd.DataFrame:
         """Return ``frame`` as canonical columns: the id, then each field in config order.
 
         The result is not validated: pass it to
-        :func:`data.validation.validate_frame`.
+        :func:`data.validation.validate_frame` (or, for a chunk of a file
+        scored in batches, :func:`data.validation.check_rows` with the
+        ``problems`` collected here).
+
+        Parameters
+        ----------
+        frame
+            The source table in its own columns.
+        problems
+            ``None`` (training: one bad value stops the job, naming it) or a
+            list that receives every value that cannot be read or mapped,
+            row by row; those cells are left missing and the rows must be
+            rejected.
 
         Raises
         ------
         SourceAdapterError
-            Naming the column when a source column is missing, or a value
-            cannot be read or mapped (with the first rows concerned).
+            Naming the column when a source column is missing, or, unless
+            collected, a value cannot be read or mapped (with the first rows
+            concerned).
         """
         missing = [c for c in self.source_columns() if c not in frame.columns]
         if missing:
@@ -326,7 +375,7 @@ class SourceAdapter(BaseModel):
         source = frame.reset_index(drop=True)
         out: dict[str, pd.Series] = {ID_FIELD: source[self.id_column].astype("string")}
         for name, rule in self.fields.items():
-            out[name] = rule.derive(source, name)
+            out[name] = rule.derive(source, name, problems)
         return pd.DataFrame(out)
 
 

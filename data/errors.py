@@ -31,6 +31,31 @@ class Violation:
         return f"{self.column}, {where}: {self.reason}"
 
 
+@dataclass(frozen=True, slots=True, eq=False)
+class SourceValueProblem:
+    """Values of one source column that an adapter could not read or map, row by row.
+
+    Collected instead of raised when a file is scored in batches, so that only
+    the rows concerned are rejected (see :meth:`data.adapters.SourceAdapter.apply`).
+
+    Attributes
+    ----------
+    column
+        The source column.
+    field
+        The canonical field the value was to make.
+    positions
+        0-based positions of the rows concerned in the adapted frame.
+    reasons
+        One reason per position, naming the value.
+    """
+
+    column: str
+    field: str
+    positions: tuple[int, ...]
+    reasons: tuple[str, ...]
+
+
 class SchemaValidationError(DesistError):
     """A dataset failed validation; holds every violation found."""
 

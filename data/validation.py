@@ -12,13 +12,13 @@ scoring: a bad row is reported, and does not stop a million good ones).
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from data.errors import SchemaValidationError, Violation
+from data.errors import SchemaValidationError, SourceValueProblem, Violation
 from data.schema import (
     CROSS_FIELD_RULES,
     FIELDS,
@@ -359,6 +359,7 @@ def check_rows(
     first_row: int = 1,
     seen_ids: SeenIds | None = None,
     source: str = "dataset",
+    source_problems: Sequence[SourceValueProblem] = (),
 ) -> RowCheck:
     """Check every row of ``frame``; keep the valid ones and name every rejected one.
 
@@ -374,6 +375,11 @@ def check_rows(
         duplicate, as it is within a chunk. ``frame``'s identifiers are added.
     source
         Name used in the error message (usually the file path).
+    source_problems
+        Values the source adapter could not read or map in ``frame``
+        (:meth:`data.adapters.SourceAdapter.apply` with ``problems``): their
+        rows are rejected with the adapter's reason, which replaces the
+        schema's complaint about the cell it left missing.
 
     Raises
     ------
@@ -386,6 +392,18 @@ def check_rows(
     whole_table = [v for v in out.violations if v.row is None]
     if whole_table:
         raise SchemaValidationError(whole_table, source=source)
+    if source_problems:
+        # A cell the adapter could not map is empty now; "required" would misstate why.
+        emptied = {
+            (position + first_row, problem.field)
+            for problem in source_problems
+            for position in problem.positions
+        }
+        out.violations = [v for v in out.violations if (v.row, v.column) not in emptied]
+        for problem in source_problems:
+            mask = np.zeros(len(frame), dtype=bool)
+            mask[list(problem.positions)] = True
+            out.add_rows(problem.column, mask, list(problem.reasons))
     keep = ~out.rejected
     valid = _canonical({name: values[keep] for name, values in clean.items()})
     rows = np.arange(first_row, first_row + len(frame))

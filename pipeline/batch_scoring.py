@@ -44,7 +44,7 @@ from data.errors import (
     DatasetFormatError,
     ModelLoadError,
     SchemaValidationError,
-    SourceAdapterError,
+    SourceValueProblem,
     Violation,
 )
 from data.loaders import file_format
@@ -321,16 +321,18 @@ def _rejects_table(
     )
 
 
-def _adapt(adapter: SourceAdapter | None, chunk: pd.DataFrame, first_row: int) -> pd.DataFrame:
-    """Return the chunk in canonical columns (only the assessment's), via the adapter if any."""
+def _adapt(
+    adapter: SourceAdapter | None, chunk: pd.DataFrame
+) -> tuple[pd.DataFrame, list[SourceValueProblem]]:
+    """Return the chunk in canonical columns (only the assessment's), via the adapter if any.
+
+    Values the adapter cannot read or map are returned as problems, so that
+    their rows are rejected and the rest of the file is still scored.
+    """
+    problems: list[SourceValueProblem] = []
     if adapter is not None:
-        try:
-            chunk = adapter.apply(chunk)
-        except SourceAdapterError as err:
-            # The adapter counts rows within the chunk; the user needs rows of the file.
-            rows = tuple(row + first_row - 1 for row in err.rows)
-            raise SourceAdapterError(err.column, err.reason, rows) from err
-    return chunk[[c for c in chunk.columns if c in _ASSESSMENT_COLUMNS]]
+        chunk = adapter.apply(chunk, problems=problems)
+    return chunk[[c for c in chunk.columns if c in _ASSESSMENT_COLUMNS]], problems
 
 
 def score_file(
@@ -362,7 +364,8 @@ def score_file(
     SchemaValidationError
         If the input lacks a required column, or has no rows.
     SourceAdapterError
-        If the adapter cannot map a source value (naming column and rows).
+        If the input lacks a column the adapter reads. A value it cannot
+        read or map rejects only its row (in the rejects file).
     DatasetFormatError
         If the input cannot be read.
     """
@@ -387,9 +390,13 @@ def score_file(
     with _Outputs(config, scorer.schema, rejects_schema) as outputs:
         for raw in chunks:
             first_row = rows_read + 1
-            canonical = _adapt(adapter, raw, first_row)
+            canonical, problems = _adapt(adapter, raw)
             checked = check_rows(
-                canonical, first_row=first_row, seen_ids=seen, source=str(config.input)
+                canonical,
+                first_row=first_row,
+                seen_ids=seen,
+                source=str(config.input),
+                source_problems=problems,
             )
             if len(checked.valid):
                 table, band = scorer.score(checked.valid)

@@ -8,10 +8,10 @@ import pandas as pd
 import pytest
 
 from data.adapters import SourceAdapter, load_adapter, make_adapter
-from data.errors import SourceAdapterError
+from data.errors import SourceAdapterError, SourceValueProblem
 from data.loaders import read_table
 from data.schema import ID_FIELD
-from data.validation import validate_frame
+from data.validation import check_rows, validate_frame
 
 REPO = Path(__file__).parents[2]
 COMPAS_CONFIG = REPO / "configs" / "compas.toml"
@@ -112,6 +112,50 @@ def test_an_unreadable_date_names_column_and_row() -> None:
     frame.loc[2, "screened"] = "yesterday"
     with pytest.raises(SourceAdapterError, match=r"screened: not a date: 'yesterday' \(rows 3\)"):
         make_adapter(table()).apply(frame)
+
+
+def test_collected_problems_name_every_bad_value_and_leave_the_cells_missing() -> None:
+    frame = source()
+    frame.loc[1, "gender"] = "Unknown"
+    frame.loc[2, "screened"] = "yesterday"
+    frame["juv_b"] = frame["juv_b"].astype(object)
+    frame.loc[0, "juv_b"] = "two"
+    problems: list[SourceValueProblem] = []
+    out = make_adapter(table()).apply(frame, problems=problems)
+    found = {(p.column, p.field, p.positions, p.reasons) for p in problems}
+    # "screened" feeds three fields, so each names the row for its own field.
+    assert found == {
+        (
+            "gender",
+            "sex",
+            (1,),
+            ("value 'Unknown' has no mapping to sex (add it to values, or a default)",),
+        ),
+        ("juv_b", "total_sanctions", (0,), ("not a number: 'two'",)),
+        ("juv_b", "juvenile_sanctions", (0,), ("not a number: 'two'",)),
+        ("screened", "age", (2,), ("not a date: 'yesterday'",)),
+        ("screened", "days_in_custody_at_assessment", (2,), ("not a date: 'yesterday'",)),
+        ("screened", "in_custody_at_assessment", (2,), ("not a date: 'yesterday'",)),
+    }
+    assert pd.isna(out.loc[1, "sex"]) and pd.isna(out.loc[0, "total_sanctions"])
+    assert pd.isna(out.loc[2, "age"])
+    # The good rows are mapped as ever.
+    assert out.loc[0, "sex"] == "male" and out.loc[1, "total_sanctions"] == 0
+
+
+def test_check_rows_rejects_the_rows_an_adapter_could_not_map() -> None:
+    frame = source()
+    frame.loc[1, "charge"] = "Robbery"
+    rule = {"column": "charge", "values": {"Grand Theft in the 3rd Degree": "theft"}}
+    adapter = make_adapter(table(fields={**table()["fields"], "offence_category": rule}))  # type: ignore[dict-item]
+    problems: list[SourceValueProblem] = []
+    adapted = adapter.apply(frame, problems=problems)
+    checked = check_rows(adapted, first_row=11, source_problems=problems)
+    assert checked.valid.index.tolist() == [11]  # row 13's charge is empty: required
+    assert checked.rejected_rows.tolist() == [12, 13]
+    row_12 = [v for v in checked.violations if v.row == 12]
+    # The adapter's reason, not "required" for the cell it left empty.
+    assert [(v.column, v.reason[:16]) for v in row_12] == [("charge", "value 'Robbery' ")]
 
 
 def test_a_never_feature_column_cannot_feed_a_feature_field() -> None:

@@ -290,10 +290,48 @@ def test_a_dataset_config_adapts_the_source_and_keeps_its_id_column(
     assert rejects[["row", "person", "column"]].values.tolist() == [[18, "P017", "age"]]
     assert result.rows_scored == 39  # type: ignore[attr-defined]
 
-    source.loc[21, "offence"] = "ARSON"
-    write(source, path)
-    with pytest.raises(SourceAdapterError, match=r"offence: value 'ARSON'.*\(rows 22\)"):
-        run(trained, path, tmp_path / "again.csv", dataset_config=config, chunk_rows=8)
+
+def test_a_value_the_adapter_cannot_map_rejects_only_its_row(
+    trained: Trained, tmp_path: Path
+) -> None:
+    config = tmp_path / "source.toml"
+    config.write_text(ADAPTER)
+    source = pd.DataFrame(
+        {
+            "person": [f"P{i:03d}" for i in range(30)],
+            "Age": [30 + i for i in range(30)],
+            "priors": ["2"] * 30,
+            "offence": ["THEFT", "ASSAULT"] * 15,
+            "gender": ["M", "F", "F"] * 10,
+            "reoffended": [0, 1] * 15,
+        }
+    )
+    source.loc[21, "offence"] = "ARSON"  # no mapping, in the third chunk
+    source.loc[3, "priors"] = "lots"  # copied as it is: the schema refuses it
+    path = write(source, tmp_path / "source.csv")
+    result = run(trained, path, tmp_path / "scores.csv", dataset_config=config, chunk_rows=8)
+    scores = read(tmp_path / "scores.csv")
+    assert scores["person"].tolist() == [
+        p for i, p in enumerate(source["person"]) if i not in (3, 21)
+    ]
+    rejects = pd.read_csv(tmp_path / "scores.rejected.csv")
+    assert rejects[["row", "person", "column"]].values.tolist() == [
+        [4, "P003", "total_sanctions"],
+        [22, "P021", "offence"],
+    ]
+    assert rejects["reason"].tolist() == [
+        "not a number: 'lots'",
+        "value 'ARSON' has no mapping to offence_category (add it to values, or a default)",
+    ]
+    assert (result.rows_scored, result.rows_rejected) == (28, 2)  # type: ignore[attr-defined]
+
+    with pytest.raises(SourceAdapterError, match="gender: missing from the source"):
+        run(
+            trained,
+            write(source.drop(columns=["gender"]), tmp_path / "no-gender.csv"),
+            tmp_path / "again.csv",
+            dataset_config=config,
+        )
     assert not (tmp_path / "again.csv").exists()
 
 
