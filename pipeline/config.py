@@ -225,6 +225,13 @@ class RiskTrainConfig(_JobConfig):
         le=1,
         description="warn when one feature alone separates the outcome better than this",
     )
+    intended_use: str = Field(
+        default="",
+        description=(
+            "the model card's statement of purpose, when not desist's own (offender "
+            "management), e.g. for a benchmark on another jurisdiction's records"
+        ),
+    )
 
     @model_validator(mode="after")
     def _has_models(self) -> Self:

@@ -75,6 +75,10 @@ class ModelCard:
     calibration
         How probabilities were calibrated, in words; empty for "on the
         calibration split" without further detail.
+    intended_use
+        What this model is for, when not desist's own purpose (e.g. a
+        benchmark on another country's records); the limits on sentencing
+        and on the practitioner's judgement are stated either way.
 
     Raises
     ------
@@ -105,6 +109,7 @@ class ModelCard:
     notes: list[str]
     fairness_summary: list[str]
     calibration: str = ""
+    intended_use: str = ""
 
     def __post_init__(self) -> None:
         """Refuse a card whose statements about features would be false."""
@@ -226,7 +231,7 @@ def _title(card: ModelCard) -> str:
 
 def _sections(card: ModelCard) -> list[_Section]:
     sections = [
-        _intended_use(),
+        _intended_use(card),
         _data(card),
         _features(card),
         _Section("Risk bands", [_Bullets(card.bands.describe())]),
@@ -239,14 +244,17 @@ def _sections(card: ModelCard) -> list[_Section]:
     return sections
 
 
-def _intended_use() -> _Section:
+def _intended_use(card: ModelCard) -> _Section:
+    purpose = card.intended_use or (
+        "This model estimates the probability that a person re-offends, with the outcome "
+        "defined under Data. It supports offender-management practitioners (police, "
+        "probation and partners in Integrated Offender Management) in deciding how "
+        "intensive supervision should be and which support to offer."
+    )
     return _Section(
         "Intended use",
         [
-            "This model estimates the probability that a person re-offends, with the outcome "
-            "defined under Data. It supports offender-management practitioners (police, "
-            "probation and partners in Integrated Offender Management) in deciding how "
-            "intensive supervision should be and which support to offer.",
+            purpose,
             "It is not for sentencing, bail or remand decisions, nor for any decision made "
             "without a practitioner.",
             JUDGEMENT_SENTENCE,

@@ -261,6 +261,7 @@ def _model_card(
         notes=notes or [],
         fairness_summary=fairness_summary or [],
         calibration=_calibration_words(config, splits),
+        intended_use=config.intended_use,
     )
 
 

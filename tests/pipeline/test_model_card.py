@@ -93,6 +93,16 @@ def test_a_cross_fitted_card_says_how_it_was_calibrated(evaluation: Evaluation) 
     assert "calibration people" not in markdown
 
 
+def test_a_benchmark_card_states_its_own_purpose_and_the_same_limits(
+    evaluation: Evaluation,
+) -> None:
+    purpose = "A benchmark on Broward County records; not for scoring anyone today."
+    markdown = render_markdown(make_card(evaluation, intended_use=purpose))
+    assert purpose in markdown and "Integrated Offender Management" not in markdown
+    assert "It is not for sentencing, bail or remand decisions" in markdown
+    assert "Integrated Offender Management" in render_markdown(make_card(evaluation))
+
+
 def test_comparisons_section_only_when_there_are_comparisons(evaluation: Evaluation) -> None:
     assert "Comparisons" not in headings(render_markdown(make_card(evaluation)))
     empty = pd.DataFrame(columns=["model", "roc_auc", "roc_auc_ci_low", "roc_auc_ci_high"])

@@ -172,4 +172,5 @@ def test_the_compas_config_loads_with_its_adapter_and_comparisons() -> None:
     assert config.incumbent is not None and config.incumbent.cutoff == 5
     assert config.audited_attributes[:2] == ("race", "sex")
     assert config.cross_fitted and config.calibration == "sigmoid"
+    assert config.intended_use.startswith("A benchmark") and "\\" not in config.intended_use
     assert OperatingPoint("x", 0.5).threshold == 0.5
