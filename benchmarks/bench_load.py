@@ -276,6 +276,9 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.7, help="open-loop rate / peak")
     parser.add_argument("--connections", type=int, default=32, help="open-loop connection cap")
     parser.add_argument("--name", default="load", help="results file name")
+    parser.add_argument(
+        "--keep-log", type=Path, help="copy the service's JSON log (latency_ms per request) here"
+    )
     args = parser.parse_args()
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
@@ -309,6 +312,8 @@ def main() -> None:
         print(json.dumps(opened), flush=True)
         live.stop()
     rows = audit_count(settings.resolved_database_url())
+    if args.keep_log is not None:
+        shutil.copyfile(scratch / "service.log", args.keep_log)
     shutil.rmtree(scratch, ignore_errors=True)
     save(
         args.name,
