@@ -50,8 +50,9 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=32,
-        description="Threads that validate, score and audit requests (per worker). The work "
-        "holds the GIL and SQLite takes one writer at a time: more threads only add switching.",
+        description="Threads that validate, score and audit requests (per worker); each commits "
+        "the audit rows of the requests waiting together in one transaction. The work holds the "
+        "GIL and SQLite takes one writer at a time: more threads only add switching.",
     )
     rate_limit_per_second: float = Field(
         default=50.0,
