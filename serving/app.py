@@ -10,12 +10,13 @@ the model are opened in the app's lifespan.
 
 import asyncio
 import contextlib
+import functools
 import gc
 import logging
+import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, MutableMapping
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -40,7 +41,7 @@ from data.errors import (
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
-from serving.audit import AuditLog, AuditRecord, RecommendationRecord, input_digest
+from serving.audit import AuditEntry, AuditLog, AuditRecord, RecommendationRecord, input_digest
 from serving.database import checkpoint_wal, is_sqlite, make_engine, prepare_tables
 from serving.keys import Client, KeyStore
 from serving.logs import configure_logging
@@ -68,6 +69,7 @@ from serving.schemas import (
 )
 from serving.security import install_cors
 from serving.settings import Settings, get_settings
+from serving.worker import ScoringWorker
 
 log = logging.getLogger("desist.serving")
 request_log = logging.getLogger("desist.serving.requests")
@@ -426,18 +428,26 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
         raise RequestValidationError(err.errors(include_url=False, include_input=False)) from err
 
 
+#: An answer's body and its labels for the metrics (bands, or top programmes).
+Answer = tuple[bytes, list[str]]
+
+
 def _score_response(
     raw: bytes,
     request_model: type[BaseModel],
     model: LoadedModel,
     client: Client,
     request_id: str,
-    audit: AuditLog,
-) -> tuple[bytes, list[str]]:
-    """Validate, score, audit in one transaction, then serialise; nothing leaves unaudited."""
+) -> tuple[Answer, AuditEntry]:
+    """Validate, score and serialise; return the answer with the audit rows it must commit first.
+
+    The scoring worker commits the rows (with those of other requests waiting) before
+    the answer is released: nothing leaves unaudited.
+    """
     assessments = parse_body(raw, request_model).assessments
     scores = model.scorer.score(assessments)
-    audit.record(
+    entry = AuditEntry(
+        "scores",
         client=client.name,
         request_id=request_id,
         model_name=model.name,
@@ -461,7 +471,7 @@ def _score_response(
             "scores": scores,
         }
     )
-    return content, [score["risk_band"] for score in scores]
+    return (content, [score["risk_band"] for score in scores]), entry
 
 
 def _recommendation_response(
@@ -470,12 +480,12 @@ def _recommendation_response(
     model: LoadedPathwayModel,
     client: Client,
     request_id: str,
-    audit: AuditLog,
-) -> tuple[bytes, list[str]]:
-    """Validate, recommend, audit in one transaction, then serialise."""
+) -> tuple[Answer, AuditEntry]:
+    """Validate, recommend and serialise; return the answer with its audit rows (as scores)."""
     assessments = parse_body(raw, request_model).assessments
     answers = model.recommender.recommend(assessments)
-    audit.record_recommendations(
+    entry = AuditEntry(
+        "recommendations",
         client=client.name,
         request_id=request_id,
         model_name=model.name,
@@ -498,7 +508,7 @@ def _recommendation_response(
         }
     )
     tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]
-    return content, tops
+    return (content, tops), entry
 
 
 def add_routes(app: FastAPI, settings: Settings) -> None:
@@ -509,27 +519,21 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
 
     async def answer(
         request: Request,
-        build: Callable[..., tuple[bytes, list[str]]],
+        build: Callable[..., tuple[Answer, AuditEntry]],
         model: LoadedModel | LoadedPathwayModel,
         client: Client,
     ) -> tuple[Response, list[str]]:
-        """Read the body, then validate, answer and audit it in a worker thread.
+        """Read the body, then validate, answer and audit it in the scoring worker.
 
-        Those steps block (the audit commit above all); the thread keeps the event loop free.
-        A small dedicated pool, not Starlette's 40-thread one: under a burst, forty threads
+        Those steps block (the audit commit above all); the worker's thread keeps the
+        event loop free, and the answer comes back once its rows are committed. A small
+        dedicated worker, not Starlette's 40-thread pool: under a burst, forty threads
         taking turns at the GIL cost more than the scoring itself.
         """
         raw = await read_body(request)
-        executor: ThreadPoolExecutor = request.app.state.scoring_executor
-        content, labels = await asyncio.get_running_loop().run_in_executor(
-            executor,
-            build,
-            raw,
-            request_model,
-            model,
-            client,
-            request.state.request_id,
-            request.app.state.audit,
+        worker: ScoringWorker = request.app.state.scoring
+        content, labels = await worker.submit(
+            functools.partial(build, raw, request_model, model, client, request.state.request_id)
         )
         return Response(content=content, media_type="application/json"), labels
 
@@ -714,10 +718,7 @@ def create_app(settings: Settings) -> FastAPI:
         )
         # The service starts even while its database is away; scoring answers 503 until it is back.
         tables_retry = await prepare_tables(engine)
-        app.state.audit = AuditLog(engine)
-        app.state.scoring_executor = ThreadPoolExecutor(
-            max_workers=settings.scoring_threads, thread_name_prefix="desist-scoring"
-        )
+        app.state.scoring = ScoringWorker(AuditLog(engine), threads=settings.scoring_threads)
         app.state.keys = KeyStore(engine)
         holder = ModelHolder(settings, load_model, settings.model_name, "risk")
         pathway_holder = ModelHolder(
@@ -733,6 +734,13 @@ def create_app(settings: Settings) -> FastAPI:
         # loaded model) out of request latency.
         gc.collect()
         gc.freeze()
+        # The event loop and the scoring thread share the GIL, and each request hands it
+        # over several times (every SQLite call and most numpy ones release it). With
+        # CPython's 5 ms switch interval a thread asking for it back could wait 5 ms per
+        # hand-over whenever the other was busy: a 0.7 ms request took 3-7 ms, a queue
+        # formed and fed itself (bursts of 50-250 ms at 70 % of the peak rate).
+        switch_interval = sys.getswitchinterval()
+        sys.setswitchinterval(settings.gil_switch_interval_ms / 1000)
         poller = (
             asyncio.create_task(_poll_aliases((holder, pathway_holder), settings.poll_seconds))
             if settings.poll_seconds > 0
@@ -750,8 +758,9 @@ def create_app(settings: Settings) -> FastAPI:
                     with contextlib.suppress(asyncio.CancelledError):
                         await task
             # Requests in flight finish their audit commit before the engine goes.
-            app.state.scoring_executor.shutdown(wait=True)
+            await run_in_threadpool(app.state.scoring.close)
             engine.dispose()
+            sys.setswitchinterval(switch_interval)
 
     app = FastAPI(
         title="desist scoring service",

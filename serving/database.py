@@ -114,7 +114,11 @@ def checkpoint_wal(engine: Engine) -> None:
     """
     try:
         with engine.connect() as conn:
-            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            # The pragma answers a row; read it, so its statement is finished before the
+            # connection goes back to the pool. Left to the garbage collector, a result kept
+            # alive (by a stack sampler, seen here) made every commit on that connection fail
+            # with "SQL statements in progress": hundreds of 503s in a burst.
+            conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)").all()
     except SQLAlchemyError as err:
         log.debug("WAL checkpoint skipped: %s", type(err).__name__)
 

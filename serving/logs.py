@@ -8,16 +8,24 @@ An error's log line names the exception types and where they were raised
 errors and of database and network errors: other messages (a pydantic
 validation error, a ``KeyError``) may quote the assessment being scored.
 uvicorn's own loggers go through the same formatter.
+
+Lines are formatted where they are logged and written by a background
+thread (:class:`BackgroundHandler`): the request log is written from the
+event loop, and a ``write`` to a file can block for milliseconds while the
+file system commits its journal, holding every request meanwhile.
 """
 
 from __future__ import annotations
 
+import atexit
 import json
 import logging
 import sys
+import threading
 import traceback
 from datetime import UTC, datetime
 from types import TracebackType
+from typing import TextIO
 
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -76,13 +84,71 @@ class JsonFormatter(logging.Formatter):
         return describe_exception(ei[1]) if ei[1] is not None else ""
 
 
+class BackgroundHandler(logging.Handler):
+    """Format each record at once; write the lines from a background thread.
+
+    Lines are written in order, every ``interval`` seconds, and at once
+    after a warning or an error; a process killed with SIGKILL loses at most
+    the last ``interval`` of info lines. Flushed at normal exit.
+
+    Parameters
+    ----------
+    stream
+        Where the lines go (standard error for the service).
+    interval
+        Seconds between writes.
+    """
+
+    def __init__(self, stream: TextIO, interval: float = 0.05) -> None:
+        super().__init__()
+        self.stream = stream
+        self.interval = interval
+        self._pending: list[str] = []
+        self._queued = threading.Lock()  # guards _pending; held only to append or swap
+        self._writing = threading.Lock()  # one writer at a time, so lines stay in order
+        self._urgent = threading.Event()
+        threading.Thread(target=self._run, name="desist-log-writer", daemon=True).start()
+        atexit.register(self.flush)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Queue the record's line (``handle`` holds the handler's lock)."""
+        try:
+            line = self.format(record) + "\n"
+        except Exception:
+            self.handleError(record)
+            return
+        with self._queued:
+            self._pending.append(line)
+        if record.levelno >= logging.WARNING:
+            self._urgent.set()
+
+    def flush(self) -> None:
+        """Write every line queued so far."""
+        # Never the handler's own lock here: logging.shutdown holds it while calling flush.
+        with self._writing:
+            with self._queued:
+                lines, self._pending = self._pending, []
+            if lines:
+                try:
+                    self.stream.write("".join(lines))
+                    self.stream.flush()
+                except (OSError, ValueError):
+                    pass  # standard error gone (closed pipe): nothing left to tell
+
+    def _run(self) -> None:
+        while True:
+            self._urgent.wait(self.interval)
+            self._urgent.clear()
+            self.flush()
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send the service's logs (``desist.*``) and uvicorn's to standard error as JSON lines.
 
     uvicorn logs an exception that escapes the app with its traceback and
     message; through this formatter the message is withheld too.
     """
-    handler = logging.StreamHandler(sys.stderr)
+    handler = BackgroundHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
     logger = logging.getLogger("desist")
     logger.handlers[:] = [handler]

@@ -50,8 +50,18 @@ class Settings(BaseSettings):
         default=1,
         ge=1,
         le=32,
-        description="Threads that validate, score and audit requests (per worker). The work "
-        "holds the GIL and SQLite takes one writer at a time: more threads only add switching.",
+        description="Threads that validate, score and audit requests (per worker); each commits "
+        "the audit rows of the requests waiting together in one transaction. The work holds the "
+        "GIL and SQLite takes one writer at a time: more threads only add switching.",
+    )
+    gil_switch_interval_ms: float = Field(
+        default=0.5,
+        gt=0,
+        le=100,
+        description="Python's thread switch interval while the service runs "
+        "(sys.setswitchinterval), in ms. The event loop and the scoring thread hand the GIL "
+        "to each other several times per request; with Python's default of 5 ms, each "
+        "hand-over could wait that long.",
     )
     rate_limit_per_second: float = Field(
         default=50.0,

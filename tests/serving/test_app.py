@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import json
 import logging
+import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -284,6 +285,17 @@ def test_health_and_readiness(service: Service) -> None:
     assert service.client.get("/healthz").json() == {"status": "alive"}
     ready = service.client.get("/readyz")
     assert ready.status_code == 200 and ready.json()["version"] == "1"
+
+
+def test_the_gil_switch_interval_is_the_setting_while_serving_and_restored_after(
+    trained_store: Store, tmp_path: Path
+) -> None:
+    before = sys.getswitchinterval()
+    settings = make_settings(trained_store, tmp_path, gil_switch_interval_ms=0.25)
+    for service in start_service(settings):
+        assert service.score([assessment()]).status_code == 200
+        assert sys.getswitchinterval() == pytest.approx(0.00025)
+    assert sys.getswitchinterval() == before
 
 
 def test_metrics_count_requests_latency_errors_and_bands(service: Service) -> None:

@@ -127,3 +127,38 @@ def test_service_commits_leave_wal_checkpoints_to_the_background(tmp_path: Path)
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 600
     engine.dispose()
+
+
+def test_a_checkpoint_leaves_no_statement_open_on_its_pooled_connection(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import Connection
+
+    from serving.database import checkpoint_wal
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}", background_checkpoints=True)
+    log = AuditLog(engine)
+    log.record(
+        client="c", request_id="r0", model_name="m", model_version="1", records=[record("a")]
+    )
+    # Something may keep the checkpoint's result alive after the call (a profiler or a
+    # traceback holding its frame; seen under a stack sampler): its statement must be done
+    # by then, or every commit on that pooled connection fails ("SQL statements in progress").
+    kept: list[object] = []
+    execute = Connection.exec_driver_sql
+
+    def keeping(self: Connection, *args: object, **kwargs: object) -> object:
+        result = execute(self, *args, **kwargs)  # type: ignore[arg-type]
+        kept.append(result)
+        return result
+
+    monkeypatch.setattr(Connection, "exec_driver_sql", keeping)
+    checkpoint_wal(engine)
+    monkeypatch.undo()
+    assert kept
+    log.record(
+        client="c", request_id="r1", model_name="m", model_version="1", records=[record("b")]
+    )
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 2
+    engine.dispose()

@@ -3,8 +3,11 @@ what it logs."""
 
 from __future__ import annotations
 
+import io
+import json
 import logging
 import pickle
+import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -22,7 +25,7 @@ from data.errors import (
 from models.registered import check_artifact_format
 from serving.database import make_engine
 from serving.keys import KeyStore
-from serving.logs import JsonFormatter, describe_exception
+from serving.logs import BackgroundHandler, JsonFormatter, describe_exception
 from serving.ratelimit import TokenBuckets
 from serving.security import check_listen_address, is_loopback
 from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
@@ -307,3 +310,27 @@ def test_logged_errors_keep_frames_but_not_messages_that_may_quote_inputs() -> N
     assert "refusing to listen on 0.0.0.0" in safe
     record = logging.makeLogRecord({"msg": "boom", "exc_info": (ValueError, raised, None)})
     assert "case-77" not in JsonFormatter().format(record)
+
+
+def test_log_lines_are_written_in_order_off_the_caller_and_warnings_at_once() -> None:
+    stream = io.StringIO()
+    handler = BackgroundHandler(stream, interval=60)  # no timed write during the test
+    handler.setFormatter(JsonFormatter())
+    logger = logging.getLogger("desist.test.background")
+    logger.handlers[:] = [handler]
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    for i in range(3):
+        logger.info("line", extra={"n": i})
+    assert stream.getvalue() == ""  # the caller did not write
+    logger.warning("now")
+    deadline = time.monotonic() + 5
+    while stream.getvalue().count("\n") < 4 and time.monotonic() < deadline:
+        time.sleep(0.01)
+    lines = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [line.get("n") for line in lines] == [0, 1, 2, None]
+    assert lines[-1]["message"] == "now"
+    logger.info("last")
+    handler.flush()
+    assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "last"
+    logger.handlers[:] = []
