@@ -282,7 +282,7 @@ def _log_card(card: ModelCard, stem: str = "model_card") -> None:
     mlflow.log_text(render_html(card), f"{stem}.html")
 
 
-def choice_rows(config: RiskTrainConfig, splits: _Splits) -> pd.DataFrame:
+def _choice_rows(config: RiskTrainConfig, splits: _Splits) -> pd.DataFrame:
     """Rows on which the job makes its choices (family, comparable cut-off), never the test split.
 
     The calibration split; or, when cross-fitted, the training rows, each
@@ -299,7 +299,7 @@ class _FamilyFit:
     model: ScoreCalibratedClassifier
     evaluation: Evaluation
     model_uri: str
-    #: Out-of-sample probabilities on :func:`choice_rows`, in their order.
+    #: Out-of-sample probabilities on :func:`_choice_rows`, in their order.
     choice_probability: np.ndarray
 
 
@@ -337,7 +337,7 @@ def _choice_metrics(
     calibration check on about four times the test split's rows, with a much
     lower sampling-noise floor.
     """
-    y = choice_rows(config, splits)[config.target].to_numpy(dtype=int)
+    y = _choice_rows(config, splits)[config.target].to_numpy(dtype=int)
     auc = float(roc_auc_score(y, probability))
     if not config.cross_fitted:
         return auc, {"calibration_split_roc_auc": auc}
@@ -539,7 +539,7 @@ def _compare(
         scored.append(ScoredTest(incumbent.name, score, probability, (cut,)))
         # Comparable cut-off: flag as many people as the incumbent does, found on the
         # choice rows (out-of-sample probabilities) so the test split stays untouched.
-        choice_score = choice_rows(config, splits)[incumbent.field].to_numpy(dtype=float)
+        choice_score = _choice_rows(config, splits)[incumbent.field].to_numpy(dtype=float)
         rate = float(np.mean(choice_score >= incumbent.cutoff))
         threshold = matched_threshold(chosen.choice_probability, rate)
         desist_points.insert(
