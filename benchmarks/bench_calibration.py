@@ -9,7 +9,9 @@ a calibration choice helps. This study re-draws the 80/20 split many times
 - with a held-out calibration split (15 % of all rows, as before) and
 - cross-fitted (``calibration_folds`` of the config, 5),
 
-then scores the 20 % the fit never saw. Per setup it reports the mean and
+then scores the 20 % the fit never saw. The families are the config's:
+scorecard, boosting and their blend (mean log-odds); pairs of families are
+also compared draw by draw. Per setup it reports the mean and
 sd over draws of test AUC, plain ECE (10 equal-mass bins), debiased
 calibration error, calibration slope, the ECE a perfectly calibrated score
 shows on the same rows (noise floor), and the share of draws with ECE at or
@@ -19,7 +21,7 @@ Figures: ``benchmarks/results/calibration.json``.
 
 Run: ``.venv/bin/python -m benchmarks.bench_calibration [--draws 25] [--data PATH]``
 (``DESIST_COMPAS_PATH`` or ``../shared/data/compas/compas-scores-two-years.csv``
-beside the repository; about 2 minutes).
+beside the repository; about 5 minutes).
 """
 
 from __future__ import annotations
@@ -30,7 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 from sklearn.model_selection import train_test_split
 
 from benchmarks.common import save
@@ -84,6 +86,24 @@ def _perfect_draws(p: np.ndarray, rng: np.random.Generator, n: int = 40) -> np.n
     )
 
 
+def _paired(table: pd.DataFrame, setup: str) -> dict[str, dict[str, float]]:
+    """Per pair of families, on the same draws: mean difference and share of draws won."""
+    part = table[table.setup == setup].set_index(["draw", "family"])
+    families = list(dict.fromkeys(table.family))
+    out = {}
+    for i, first in enumerate(families):
+        for second in families[i + 1 :]:
+            a, b = part.xs(first, level="family"), part.xs(second, level="family")
+            out[f"{first} - {second}"] = {
+                "roc_auc_difference": round(float((a.roc_auc - b.roc_auc).mean()), 4),
+                "share_higher_auc": round(float((a.roc_auc > b.roc_auc).mean()), 3),
+                "log_loss_difference": round(float((a.log_loss - b.log_loss).mean()), 4),
+                "share_lower_log_loss": round(float((a.log_loss < b.log_loss).mean()), 3),
+                "ece_difference": round(float((a.ece - b.ece).mean()), 4),
+            }
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--draws", type=int, default=25)
@@ -113,7 +133,9 @@ def main() -> None:
                     {
                         "family": settings.family,
                         "setup": setup,
+                        "draw": draw,
                         "roc_auc": roc_auc_score(y, p),
+                        "log_loss": log_loss(y, p),
                         "ece": ece,
                         "ece_debiased": debiased_calibration_error(y, p),
                         "calibration_slope": calibration_slope_intercept(y, p)[0],
@@ -126,7 +148,7 @@ def main() -> None:
     table = pd.DataFrame(rows)
     summary = {}
     for (family, setup), part in table.groupby(["family", "setup"], sort=False):
-        numbers = part.drop(columns=["family", "setup"])
+        numbers = part.drop(columns=["family", "setup", "draw"])
         summary[f"{family} {setup}"] = {
             column: {
                 "mean": round(float(numbers[column].mean()), 4),
@@ -134,6 +156,9 @@ def main() -> None:
             }
             for column in numbers.columns
         }
+    paired = _paired(table, "cross_fitted")
+    for line in paired.values():
+        print(line)
     save(
         "calibration",
         {
@@ -143,6 +168,7 @@ def main() -> None:
             "target_ece": TARGET_ECE,
             "config": str(CONFIG.relative_to(REPO)),
             "setups": summary,
+            "paired_cross_fitted": paired,
         },
     )
 

@@ -5,7 +5,10 @@ value. For gradient boosting they are path attributions (Saabas): walking
 each tree from root to leaf, the change in the node value at each split is
 credited to the split's feature. They also sum exactly to the log-odds, but
 unlike Shapley values they depend on the order of splits, so they are
-labelled ``"tree-path (approximate attribution)"``.
+labelled ``"tree-path (approximate attribution)"``. For a blend
+(:class:`models.average.LogOddsAverage`) they are the same weighted mean of
+its members' contributions as its score is of theirs, so they too sum to its
+log-odds exactly; the label names the members' methods.
 
 The contributions sum to the model's log-odds score (its
 ``decision_function``). The served probability is the calibrated, monotone
@@ -15,6 +18,7 @@ probability.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
@@ -26,12 +30,14 @@ from sklearn.ensemble._hist_gradient_boosting._predictor import _predict_from_ra
 from sklearn.ensemble._hist_gradient_boosting.predictor import TreePredictor
 from sklearn.pipeline import Pipeline
 
+from models.average import LogOddsAverage
 from models.calibration import ScoreCalibratedClassifier
 from models.encoding import AssessmentEncoder
 from models.scorecard import BinnedLogisticScorecard
 
 EXACT = "exact (additive scorecard)"
 TREE_PATH = "tree-path (approximate attribution)"
+AVERAGE = "weighted mean of the members' attributions"
 
 
 @dataclass(frozen=True, slots=True)
@@ -316,6 +322,40 @@ def _leaf_values(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class _Attribution:
+    """How one fitted estimator splits its log-odds score among the features."""
+
+    base_value: float
+    contributions: Callable[[np.ndarray], np.ndarray]
+    method: str
+
+
+def _attribution(estimator: object, threads: int = 1) -> _Attribution:
+    """Prepare the attribution of a scorecard, a booster or a blend of them, once."""
+    if isinstance(estimator, BinnedLogisticScorecard):
+        return _Attribution(float(estimator.base_value_), estimator.contributions, EXACT)
+    if isinstance(estimator, HistGradientBoostingClassifier):
+        trees = compile_trees(estimator)
+        return _Attribution(
+            trees.base_value, lambda X: tree_path_contributions(trees, X, threads), TREE_PATH
+        )
+    if isinstance(estimator, LogOddsAverage):
+        parts = [_attribution(member, threads) for member in estimator.estimators_]
+        weights = estimator.weights_
+
+        def blended(X: np.ndarray) -> np.ndarray:
+            total = np.zeros((X.shape[0], X.shape[1]))
+            for weight, part in zip(weights, parts, strict=True):
+                total += weight * part.contributions(X)
+            return total
+
+        base = float(sum(w * part.base_value for w, part in zip(weights, parts, strict=True)))
+        methods = sorted({part.method for part in parts})
+        return _Attribution(base, blended, f"{AVERAGE}: " + ", ".join(methods))
+    raise TypeError(f"no explanation method for {type(estimator).__name__}")
+
+
 class FastExplainer:
     """A calibrated risk model prepared once to score and explain many rows.
 
@@ -328,7 +368,7 @@ class FastExplainer:
     ----------
     model
         A fitted ``ScoreCalibratedClassifier`` around an ``encode`` +
-        ``model`` pipeline (scorecard or gradient boosting).
+        ``model`` pipeline (scorecard, gradient boosting or their blend).
     threads
         Threads that share the rows of a large batch (gradient boosting).
 
@@ -344,41 +384,29 @@ class FastExplainer:
         if not isinstance(model, ScoreCalibratedClassifier) or not isinstance(pipeline, Pipeline):
             raise TypeError(f"expected a calibrated risk pipeline, got {type(model).__name__}")
         encoder = pipeline.named_steps.get("encode")
-        estimator = pipeline.named_steps.get("model")
         if not isinstance(encoder, AssessmentEncoder):
             raise TypeError("the risk pipeline has no AssessmentEncoder 'encode' step")
-        if not isinstance(estimator, BinnedLogisticScorecard | HistGradientBoostingClassifier):
-            raise TypeError(f"no explanation method for {type(estimator).__name__}")
         self.model = model
         self.encoder = encoder
-        self.estimator = estimator
+        self.estimator = pipeline.named_steps.get("model")
         self.threads = threads
         self.features: tuple[str, ...] = tuple(encoder.features_)
-        self.method = EXACT if isinstance(estimator, BinnedLogisticScorecard) else TREE_PATH
-        self.trees = (
-            compile_trees(estimator)
-            if isinstance(estimator, HistGradientBoostingClassifier)
-            else None
-        )
+        self._attribution = _attribution(self.estimator, threads)
+        self.method = self._attribution.method
 
     @property
     def base_value(self) -> float:
         """The log-odds score before any feature's contribution."""
-        if isinstance(self.estimator, BinnedLogisticScorecard):
-            return float(self.estimator.base_value_)
-        assert self.trees is not None
-        return self.trees.base_value
+        return self._attribution.base_value
 
     def logit_and_contributions(self, X: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Return the log-odds score and each feature's contribution to it, for encoded rows."""
-        if isinstance(self.estimator, BinnedLogisticScorecard):
-            contributions = self.estimator.contributions(X)
-            # The same sum the scorecard's decision_function computes.
-            return self.estimator.base_value_ + contributions.sum(axis=1), contributions
-        assert self.trees is not None
-        contributions = tree_path_contributions(self.trees, X, self.threads)
-        # Equal to the booster's decision_function to float rounding (about 1e-15).
-        return self.trees.base_value + contributions.sum(axis=1), contributions
+        """Return the log-odds score and each feature's contribution to it, for encoded rows.
+
+        The sum equals the estimator's ``decision_function`` to float rounding
+        (exactly for the scorecard, about 1e-15 for the trees).
+        """
+        contributions = self._attribution.contributions(X)
+        return self._attribution.base_value + contributions.sum(axis=1), contributions
 
     def explain(self, assessments: pd.DataFrame) -> Explanation:
         """Return the calibrated probability and contributions of each assessment."""
@@ -415,24 +443,15 @@ def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFra
     """
     pipeline = risk_pipeline(model)
     encoder = pipeline.named_steps["encode"]
-    estimator = pipeline.named_steps["model"]
-    X = encoder.transform(assessments)
-    if isinstance(estimator, BinnedLogisticScorecard):
-        raw_base, raw = float(estimator.base_value_), estimator.contributions(X)
-        method = EXACT
-    elif isinstance(estimator, HistGradientBoostingClassifier):
-        trees = compile_trees(estimator)
-        raw_base, raw = trees.base_value, tree_path_contributions(trees, X)
-        method = TREE_PATH
-    else:
-        raise TypeError(f"no explanation method for {type(estimator).__name__}")
+    attribution = _attribution(pipeline.named_steps["model"])
+    raw = attribution.contributions(encoder.transform(assessments))
     return Explanation(
         features=list(encoder.features_),
-        base_value=raw_base,
+        base_value=attribution.base_value,
         contributions=raw,
-        logit=raw_base + raw.sum(axis=1),
+        logit=attribution.base_value + raw.sum(axis=1),
         probability=model.predict_proba(assessments)[:, 1],
-        method=method,
+        method=attribution.method,
     )
 
 

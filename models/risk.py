@@ -1,9 +1,10 @@
 """Re-offending risk models: one ``Pipeline`` per family, then calibration.
 
-Two families: the additive scorecard (:mod:`models.scorecard`), whose reasons
-are exact, and gradient boosting (``HistGradientBoostingClassifier``). Both
-see the same encoded features, keep "not assessed" as missing, and respect
-the schema's established risk directions.
+Three families: the additive scorecard (:mod:`models.scorecard`), whose
+reasons are exact; gradient boosting (``HistGradientBoostingClassifier``);
+and their blend, the mean of member models' log-odds
+(:mod:`models.average`). All see the same encoded features, keep "not
+assessed" as missing, and respect the schema's established risk directions.
 
 Calibration maps the model's log-odds score to a probability on a separate
 split. The default is isotonic: on the synthetic cohort the relation between
@@ -31,11 +32,12 @@ from typing import Annotated, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import Pipeline
 
+from models.average import LogOddsAverage
 from models.calibration import CalibrationMethod, ScoreCalibratedClassifier
 from models.encoding import AssessmentEncoder, categorical_mask, monotonic_constraints
 from models.scorecard import BinnedLogisticScorecard
@@ -68,7 +70,37 @@ class BoostingSettings(BaseModel):
     random_state: int = 0
 
 
-ModelSettings = Annotated[ScorecardSettings | BoostingSettings, Field(discriminator="family")]
+MemberSettings = Annotated[ScorecardSettings | BoostingSettings, Field(discriminator="family")]
+
+
+class AverageSettings(BaseModel):
+    """Settings of a blend: the mean log-odds of member models (:mod:`models.average`)."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    family: Literal["average"] = "average"
+    members: tuple[MemberSettings, ...] = Field(
+        default=(ScorecardSettings(), BoostingSettings()), min_length=2
+    )
+    weights: tuple[float, ...] | None = Field(
+        default=None, description="one per member, non-negative; equal when omitted"
+    )
+
+    @model_validator(mode="after")
+    def _one_weight_per_member(self) -> AverageSettings:
+        if self.weights is not None:
+            if len(self.weights) != len(self.members):
+                raise ValueError(
+                    f"weights needs one entry per member ({len(self.members)}), "
+                    f"got {len(self.weights)}"
+                )
+            if any(w < 0 for w in self.weights) or sum(self.weights) <= 0:
+                raise ValueError("weights must be non-negative and not all zero")
+        return self
+
+
+AnySettings = ScorecardSettings | BoostingSettings | AverageSettings
+ModelSettings = Annotated[AnySettings, Field(discriminator="family")]
 
 
 def build_scorecard(features: tuple[str, ...], settings: ScorecardSettings) -> Pipeline:
@@ -117,12 +149,30 @@ def build_boosting(features: tuple[str, ...], settings: BoostingSettings) -> Pip
     )
 
 
-def build_risk_model(
-    features: tuple[str, ...], settings: ScorecardSettings | BoostingSettings
-) -> Pipeline:
+def build_average(features: tuple[str, ...], settings: AverageSettings) -> Pipeline:
+    """Return an unfitted blend pipeline: one encoder, then the members' mean log-odds.
+
+    Members are named by family, numbered when a family repeats.
+    """
+    families = [member.family for member in settings.members]
+    estimators = []
+    for i, member in enumerate(settings.members):
+        name = member.family if families.count(member.family) == 1 else f"{member.family}_{i}"
+        estimators.append((name, build_risk_model(features, member).named_steps["model"]))
+    return Pipeline(
+        [
+            ("encode", AssessmentEncoder(features)),
+            ("model", LogOddsAverage(estimators, weights=settings.weights)),
+        ]
+    )
+
+
+def build_risk_model(features: tuple[str, ...], settings: AnySettings) -> Pipeline:
     """Return the unfitted pipeline of the family ``settings`` names."""
     if isinstance(settings, ScorecardSettings):
         return build_scorecard(features, settings)
+    if isinstance(settings, AverageSettings):
+        return build_average(features, settings)
     return build_boosting(features, settings)
 
 
@@ -169,7 +219,7 @@ class CrossFitted:
 
 def cross_fit(
     features: tuple[str, ...],
-    settings: ScorecardSettings | BoostingSettings,
+    settings: AnySettings,
     assessments: pd.DataFrame,
     outcome: pd.Series,
     *,

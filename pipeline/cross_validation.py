@@ -20,7 +20,7 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 
 from data.schema import check_feature_names
 from models.calibration import ScoreCalibratedClassifier
-from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate, cross_fit
+from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import load_job_data
 from pipeline.evaluation import (
@@ -62,7 +62,7 @@ class FeatureStudy:
 
 def _calibrated_on(
     config: RiskTrainConfig,
-    settings: ScorecardSettings | BoostingSettings,
+    settings: AnySettings,
     rows: pd.DataFrame,
     share: float,
     seed: int,

@@ -34,7 +34,7 @@ from models.calibration import ScoreCalibratedClassifier
 from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
-from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate, cross_fit
+from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
 from pipeline.comparison import (
     OperatingPoint,
     ScoredTest,
@@ -304,7 +304,7 @@ class _FamilyFit:
 
 
 def _fit_and_calibrate(
-    config: RiskTrainConfig, settings: ScorecardSettings | BoostingSettings, splits: _Splits
+    config: RiskTrainConfig, settings: AnySettings, splits: _Splits
 ) -> tuple[ScoreCalibratedClassifier, np.ndarray]:
     """Return the calibrated model and its out-of-sample probabilities on the choice rows."""
     y_train = splits.train[config.target]
@@ -353,7 +353,7 @@ def _choice_metrics(
 
 def _fit_family(
     config: RiskTrainConfig,
-    settings: ScorecardSettings | BoostingSettings,
+    settings: AnySettings,
     data: JobData,
     splits: _Splits,
     experiment_id: str,

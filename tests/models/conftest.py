@@ -8,7 +8,13 @@ import pytest
 from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from models.calibration import ScoreCalibratedClassifier
-from models.risk import BoostingSettings, ScorecardSettings, build_risk_model, calibrate
+from models.risk import (
+    AverageSettings,
+    BoostingSettings,
+    ScorecardSettings,
+    build_risk_model,
+    calibrate,
+)
 
 FEATURES = (*DEFAULT_FEATURES, "sex")
 
@@ -21,7 +27,7 @@ def risk_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
 
 
 def _fit(
-    settings: ScorecardSettings | BoostingSettings,
+    settings: ScorecardSettings | BoostingSettings | AverageSettings,
     data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
 ) -> ScoreCalibratedClassifier:
     train, calibration, _ = data
@@ -37,3 +43,10 @@ def scorecard(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
 @pytest.fixture(scope="session")
 def booster(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
     return _fit(BoostingSettings(max_iter=80), risk_data)  # type: ignore[arg-type]
+
+
+@pytest.fixture(scope="session")
+def blend(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
+    """The mean log-odds of a scorecard and a booster, calibrated like the others."""
+    members = (ScorecardSettings(max_bins=16), BoostingSettings(max_iter=80))
+    return _fit(AverageSettings(members=members), risk_data)  # type: ignore[arg-type]

@@ -6,6 +6,7 @@ import pytest
 
 from models.calibration import ScoreCalibratedClassifier
 from models.explain import (
+    AVERAGE,
     EXACT,
     TREE_PATH,
     FastExplainer,
@@ -19,7 +20,10 @@ from models.explain import (
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
-@pytest.mark.parametrize(("family", "method"), [("scorecard", EXACT), ("booster", TREE_PATH)])
+@pytest.mark.parametrize(
+    ("family", "method"),
+    [("scorecard", EXACT), ("booster", TREE_PATH), ("blend", f"{AVERAGE}: {EXACT}, {TREE_PATH}")],
+)
 def test_reasons_sum_to_the_model_logit(
     family: str, method: str, risk_data: Data, request: pytest.FixtureRequest
 ) -> None:
@@ -34,7 +38,7 @@ def test_reasons_sum_to_the_model_logit(
     assert explanation.method == method
 
 
-@pytest.mark.parametrize("family", ["scorecard", "booster"])
+@pytest.mark.parametrize("family", ["scorecard", "booster", "blend"])
 def test_calibrated_probability_never_falls_as_the_score_rises(
     family: str, risk_data: Data, request: pytest.FixtureRequest
 ) -> None:
@@ -97,7 +101,7 @@ def test_batch_and_single_row_tree_paths_agree(
     )
 
 
-@pytest.mark.parametrize("family", ["scorecard", "booster"])
+@pytest.mark.parametrize("family", ["scorecard", "booster", "blend"])
 def test_fast_explainer_matches_the_model_and_explain(
     family: str, risk_data: Data, request: pytest.FixtureRequest
 ) -> None:
@@ -146,3 +150,17 @@ def test_grouped_tree_lookup_matches_the_walk_of_each_tree(risk_data: Data) -> N
     np.testing.assert_allclose(
         trees.base_value + walked.sum(axis=1), booster.decision_function(X), atol=1e-9
     )
+
+
+def test_blend_reasons_are_the_weighted_mean_of_its_members_reasons(
+    blend: ScoreCalibratedClassifier, risk_data: Data
+) -> None:
+    from models.explain import _attribution
+
+    people = risk_data[2].head(300)
+    pipeline = risk_pipeline(blend)
+    average = pipeline.named_steps["model"]
+    X = pipeline.named_steps["encode"].transform(people)
+    members = [_attribution(member).contributions(X) for member in average.estimators_]
+    expected = sum(w * c for w, c in zip(average.weights_, members, strict=True))
+    np.testing.assert_allclose(explain(blend, people).contributions, expected, atol=1e-12)

@@ -11,9 +11,10 @@ from data.errors import SchemaValidationError
 from data.loaders import write_table
 from data.synthetic import SynthConfig, generate_cohort
 from models.digest import directory_digest
+from models.risk import AverageSettings, BoostingSettings, ScorecardSettings
 from pipeline import train_risk
 from pipeline.config import DatasetConfig
-from pipeline.registry import TAG_DIGEST, TAG_FEATURES
+from pipeline.registry import TAG_DIGEST, TAG_FAMILY, TAG_FEATURES
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, config_params, split_frame, train
 from tests.pipeline.conftest import small_config
@@ -196,3 +197,19 @@ def test_training_against_a_postgresql_store(postgres_database: str, tmp_path: P
     assert store.get_run(result.run_id).info.status == "FINISHED"
     assert result.test["roc_auc"] > 0.6
     assert len(store.client().search_runs([result.experiment_id])) == 2  # parent + one family
+
+
+def test_a_blend_trains_registers_and_explains_like_any_family(tracker: Tracker) -> None:
+    from models.explain import AVERAGE, FastExplainer
+
+    blend = AverageSettings(members=(ScorecardSettings(), BoostingSettings(max_iter=40)))
+    result = train(small_config(models=(blend,), calibration_folds=3), tracker=tracker)
+    assert result.selected_family == "average"
+    version = tracker.client().get_model_version("desist-risk", result.version)
+    assert version.tags[TAG_FAMILY] == "average"
+    with tracker.activate():
+        model = mlflow.sklearn.load_model(result.model_uri)
+    frame, _ = generate_cohort(SynthConfig(rows=50, seed=99))
+    explained = FastExplainer(model).explain(frame)
+    np.testing.assert_allclose(explained.probability, model.predict_proba(frame)[:, 1], atol=1e-12)
+    assert explained.method.startswith(AVERAGE)
