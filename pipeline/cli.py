@@ -94,7 +94,9 @@ def _train_risk(args: argparse.Namespace) -> int:
             for f in result.families
         )
         + _comparison_lines(result)
-        + f"  promote:    desist promote risk --version {result.version}\n"
+        # The config names the registered model and its gates: without it the
+        # command would look for the default model's version instead.
+        + f"  promote:    desist promote risk --config {args.config} --version {result.version}\n"
         f"  browse:     {tracker.ui_command()}"
     )
     return 0

@@ -47,7 +47,10 @@ def test_train_then_promote_latest_from_the_command_line(
     summary = capsys.readouterr().out
     assert "registered: desist-risk version 1 (scorecard)" in summary
     assert "mlflow ui --backend-store-uri" in summary
-    assert main(["promote", "risk", "--config", str(config), "--version", "latest"]) == 0
+    (hint,) = [line for line in summary.splitlines() if line.strip().startswith("promote:")]
+    command = hint.split("desist ", 1)[1].split()
+    assert command == ["promote", "risk", "--config", str(config), "--version", "1"]
+    assert main(command) == 0  # the printed next step works as printed
     assert "version 1 is now champion" in capsys.readouterr().out
 
 
