@@ -100,6 +100,12 @@ class AverageSettings(BaseModel):
 
 
 AnySettings = ScorecardSettings | BoostingSettings | AverageSettings
+
+FAMILY_DESCRIPTIONS = {
+    "scorecard": "additive scorecard (logistic regression on binned features); exact reasons",
+    "boosting": "gradient boosting (HistGradientBoostingClassifier); tree-path reasons",
+    "average": "the mean log-odds of member models, whose reasons it averages the same way",
+}
 ModelSettings = Annotated[AnySettings, Field(discriminator="family")]
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 
 from data.schema import FIELDS_BY_NAME, NEVER_FEATURES
 from models.bands import RiskBands
+from models.risk import FAMILY_DESCRIPTIONS
 from pipeline.evaluation import Evaluation
 
 JUDGEMENT_SENTENCE = (
@@ -283,13 +284,18 @@ def _data(card: ModelCard) -> _Section:
                     ("test people", f"{card.n_test:,}"),
                     ("total", f"{total:,}"),
                     ("target", f"{card.target}: {card.target_description}"),
-                    ("model family", card.family),
+                    ("model family", _family(card.family)),
                     ("trained at", card.trained_at),
                     ("MLflow run", card.run_id),
                 ],
             )
         ],
     )
+
+
+def _family(family: str) -> str:
+    described = FAMILY_DESCRIPTIONS.get(family)
+    return f"{family}: {described}" if described else family
 
 
 def _features(card: ModelCard) -> _Section:
@@ -304,7 +310,8 @@ def _features(card: ModelCard) -> _Section:
     blocks: list[_Block] = [
         f"The model uses {len(card.features)} features:",
         _Bullets(items),
-        "Ethnicity is never a feature: it is kept only to audit the scores for fairness. "
+        "Ethnicity and race are never features: they are kept only to audit the scores for "
+        "fairness. "
         f"Protected attributes used for the audit only: {audit}.",
     ]
     if "sex" in card.features:

@@ -164,7 +164,7 @@ def test_features_section_explains_ethnicity_and_sex(evaluation: Evaluation) -> 
     without_sex = render_markdown(make_card(evaluation)).split("## Features")[1]
     without_sex = without_sex.split("## Risk bands")[0]
     assert "- age: Age in whole years" in without_sex
-    assert "Ethnicity is never a feature" in without_sex
+    assert "Ethnicity and race are never features" in without_sex
     assert "audit only: ethnicity, sex" in without_sex
     assert "deliberately" not in without_sex
     with_sex = render_markdown(
@@ -206,3 +206,11 @@ def test_html_is_self_contained_and_escapes_notes(evaluation: Evaluation) -> Non
     for band in RiskBands().describe():
         assert f"<li>{band}</li>" in page
     assert page.count("<tr>") == page.count("</tr>")
+
+
+def test_a_known_family_is_described_and_an_unknown_one_shown_as_named(
+    evaluation: Evaluation,
+) -> None:
+    blend = render_markdown(make_card(evaluation, family="average"))
+    assert "| model family | average: the mean log-odds of member models" in blend
+    assert "| model family | logistic regression |" in render_markdown(make_card(evaluation))
