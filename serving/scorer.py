@@ -2,15 +2,15 @@
 
 The registered model is a :class:`models.calibration.ScoreCalibratedClassifier`
 around a pipeline of :class:`models.encoding.AssessmentEncoder` (``encode``)
-and a scorecard or gradient boosting (``model``). Going through
+and a scorecard, gradient boosting or their blend (``model``). Going through
 ``predict_proba`` would build a pandas DataFrame and run the encoder for
 every request; the scorer instead builds the encoder's float matrix straight
 from the validated request objects (category -> its schema code, missing ->
 ``NaN``, exactly as the encoder does) and calls the final estimator and the
 calibration map on it. The probabilities are the model's own:
 ``predict_proba`` on the same rows gives the same numbers (bit for bit for
-the scorecard; for gradient boosting to float rounding, as its score is
-summed from the tree-path attributions; both tested).
+the scorecard; for gradient boosting and the blend to float rounding, as
+their scores are summed from the attributions; all tested).
 """
 
 from __future__ import annotations

@@ -11,7 +11,13 @@ from data.schema import TARGET_FIELD, make_assessment_model
 from data.synthetic import SynthConfig, generate_cohort
 from models.bands import RiskBands
 from models.explain import explain
-from models.risk import BoostingSettings, build_risk_model, calibrate
+from models.risk import (
+    AverageSettings,
+    BoostingSettings,
+    ScorecardSettings,
+    build_risk_model,
+    calibrate,
+)
 from pipeline.tracking import Tracker
 from serving.registry_loader import load_model
 from serving.scorer import Scorer
@@ -63,11 +69,24 @@ def test_reasons_are_the_largest_contributions_in_order(
             assert reason["value"] == getattr(items[i], reason["feature"])
 
 
-def test_boosting_scores_equal_predict_proba() -> None:
+@pytest.mark.parametrize(
+    ("settings", "method"),
+    [
+        (BoostingSettings(max_iter=30), "tree-path"),
+        (
+            AverageSettings(members=(ScorecardSettings(), BoostingSettings(max_iter=30))),
+            "weighted mean of the members' attributions",
+        ),
+    ],
+    ids=["boosting", "average"],
+)
+def test_tree_models_score_equal_predict_proba(
+    settings: BoostingSettings | AverageSettings, method: str
+) -> None:
     cohort, _ = generate_cohort(SynthConfig(rows=3_000, seed=8))
     features = ("age", "total_sanctions", "months_offence_free", "offence_category", "drug_misuse")
     fit, cal, test = cohort.iloc[:2_000], cohort.iloc[2_000:2_600], cohort.iloc[2_600:]
-    pipeline = build_risk_model(features, BoostingSettings(max_iter=30))
+    pipeline = build_risk_model(features, settings)
     model = calibrate(pipeline.fit(fit, fit[TARGET_FIELD].astype(int)), cal, cal[TARGET_FIELD])
     scorer = Scorer(model, RiskBands(), top_reasons=2)
     payload = [
@@ -87,4 +106,4 @@ def test_boosting_scores_equal_predict_proba() -> None:
     served = np.array([s["risk_probability"] for s in scorer.score(items)])
     # Summed from the tree-path attributions: equal to float rounding, not bit for bit.
     np.testing.assert_allclose(served, model.predict_proba(as_frame(items))[:, 1], rtol=1e-12)
-    assert scorer.method.startswith("tree-path")
+    assert scorer.method.startswith(method)
