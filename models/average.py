@@ -17,13 +17,14 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import numpy as np
-from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from models.log_odds import LogOddsClassifierMixin
 
-class LogOddsAverage(ClassifierMixin, BaseEstimator):
+
+class LogOddsAverage(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
     """Binary classifier whose log-odds are the weighted mean of its members' log-odds.
 
     Parameters
@@ -139,14 +140,3 @@ class LogOddsAverage(ClassifierMixin, BaseEstimator):
         for weight, estimator in zip(self.weights_, self.estimators_, strict=True):
             score += weight * estimator.decision_function(X)
         return score
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Return class probabilities, shape ``(n_rows, 2)``: the logistic of the mean log-odds."""
-        check_is_fitted(self)
-        positive = expit(self.decision_function(X))
-        return np.column_stack([1 - positive, positive])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Return the more probable class label."""
-        check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]

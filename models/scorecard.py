@@ -20,8 +20,10 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
+from models.log_odds import LogOddsClassifierMixin
 
-class BinnedLogisticScorecard(ClassifierMixin, BaseEstimator):
+
+class BinnedLogisticScorecard(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
     """Binary classifier whose log-odds are a sum of per-feature bin values.
 
     Parameters
@@ -200,17 +202,6 @@ class BinnedLogisticScorecard(ClassifierMixin, BaseEstimator):
         """Return the log-odds of the second class."""
         check_is_fitted(self)
         return self.base_value_ + self.contributions(X).sum(axis=1)
-
-    def predict_proba(self, X: np.ndarray) -> np.ndarray:
-        """Return class probabilities, shape ``(n_rows, 2)``."""
-        check_is_fitted(self)
-        positive = expit(self.decision_function(X))
-        return np.column_stack([1 - positive, positive])
-
-    def predict(self, X: np.ndarray) -> np.ndarray:
-        """Return the more probable class label."""
-        check_is_fitted(self)
-        return self.classes_[(self.decision_function(X) > 0).astype(int)]
 
 
 def _intercept_for(scores: np.ndarray, y: np.ndarray, steps: int = 50) -> float:

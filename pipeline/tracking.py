@@ -7,6 +7,7 @@ git-ignored working folder ``DESIST_HOME`` (``./.desist``). A team points
 
 from __future__ import annotations
 
+import importlib.metadata
 import os
 import re
 from collections.abc import Iterator
@@ -44,6 +45,28 @@ def skops_trusted_types(model: object) -> list[str]:
     if refused:
         raise TypeError(f"model holds types outside the trusted packages: {refused}")
     return list(found)
+
+
+#: What a logged desist model needs to load and predict: desist itself (its
+#: models package holds the estimators), the libraries those import, skops (the
+#: format) and mlflow (the flavour).
+MODEL_PACKAGES = ("desist", "mlflow", "numpy", "pandas", "scikit-learn", "scipy", "skops")
+
+
+def model_requirements() -> list[str]:
+    """Return the pip requirements of a logged desist model, pinned to what is installed.
+
+    Stated rather than inferred: MLflow's inference imports the model in a
+    subprocess (about 8 s per logged model here) and also lists whatever
+    else the training process had loaded (pytest, rich).
+    """
+    pinned = []
+    for name in MODEL_PACKAGES:
+        try:
+            pinned.append(f"{name}=={importlib.metadata.version(name)}")
+        except importlib.metadata.PackageNotFoundError:
+            pinned.append(name)  # running from a source tree that was not installed
+    return pinned
 
 
 def desist_home() -> Path:

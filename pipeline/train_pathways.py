@@ -43,7 +43,7 @@ from pipeline.registry import (
     TAG_RNR_VALUE,
     TAG_RUN,
 )
-from pipeline.tracking import Tracker, skops_trusted_types
+from pipeline.tracking import Tracker, model_requirements, skops_trusted_types
 from pipeline.train_risk import Progress, config_params, silent
 
 
@@ -232,6 +232,7 @@ def _train_in_run(
         signature=signature,
         input_example=example,
         skops_trusted_types=skops_trusted_types(model),
+        pip_requirements=model_requirements(),
     )
     local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
     digest = directory_digest(Path(local))

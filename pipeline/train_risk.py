@@ -83,7 +83,7 @@ from pipeline.registry import (
     TAG_GROUP_GAP,
     TAG_RUN,
 )
-from pipeline.tracking import Tracker, skops_trusted_types
+from pipeline.tracking import Tracker, model_requirements, skops_trusted_types
 
 Progress = Callable[[str], None]
 
@@ -438,6 +438,7 @@ def _log_model(config: RiskTrainConfig, splits: _Splits, model: ScoreCalibratedC
         input_example=example,
         pyfunc_predict_fn="predict_proba",
         skops_trusted_types=skops_trusted_types(model),
+        pip_requirements=model_requirements(),
     )
     return str(info.model_uri)
 

@@ -213,3 +213,18 @@ def test_a_blend_trains_registers_and_explains_like_any_family(tracker: Tracker)
     explained = FastExplainer(model).explain(frame)
     np.testing.assert_allclose(explained.probability, model.predict_proba(frame)[:, 1], atol=1e-12)
     assert explained.method.startswith(AVERAGE)
+
+
+def test_a_logged_model_states_its_requirements_pinned_to_what_is_installed(
+    trained: tuple[Tracker, TrainResult],
+) -> None:
+    import importlib.metadata
+
+    from pipeline.tracking import MODEL_PACKAGES
+
+    tracker, result = trained
+    with tracker.activate():
+        local = Path(mlflow.artifacts.download_artifacts(artifact_uri=result.model_uri))
+    listed = (local / "requirements.txt").read_text().split()
+    assert listed == [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_PACKAGES]
+    assert not any(line.startswith("pytest") for line in listed)  # not the test process's own
