@@ -18,10 +18,9 @@ from collections.abc import Sequence
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.log_odds import LogOddsClassifierMixin
+from models.log_odds import LogOddsClassifierMixin, binary_classes
 
 
 class LogOddsAverage(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -65,6 +64,10 @@ class LogOddsAverage(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
         tags.classifier_tags.multi_class = False
         return tags
 
+    def _finite(self) -> bool | str:
+        """Return what ``validate_data`` allows: ``NaN`` only when every member accepts it."""
+        return "allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True
+
     def _checked_weights(self) -> np.ndarray:
         count = len(self.estimators)
         if self.weights is None:
@@ -107,35 +110,15 @@ class LogOddsAverage(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
             if not hasattr(estimator, "decision_function"):
                 raise ValueError(f"estimator {name!r} has no decision_function (log-odds)")
         self.weights_ = self._checked_weights()
-        X, y = validate_data(
-            self,
-            X,
-            y,
-            ensure_all_finite="allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True,
-            dtype=np.float64,
-        )
-        check_classification_targets(y)
-        self.classes_ = np.unique(y)
-        if self.classes_.size == 1:
-            raise ValueError("LogOddsAverage needs two classes; y has only one class")
-        if type_of_target(y, input_name="y") != "binary":
-            raise ValueError(
-                "Only binary classification is supported: "
-                f"LogOddsAverage got {self.classes_.size} classes"
-            )
+        X, y = validate_data(self, X, y, ensure_all_finite=self._finite(), dtype=np.float64)
+        self.classes_, _ = binary_classes("LogOddsAverage", y)
         self.estimators_ = [clone(estimator).fit(X, y) for _, estimator in self.estimators]
         return self
 
     def decision_function(self, X: np.ndarray) -> np.ndarray:
         """Return the weighted mean of the members' log-odds of the second class."""
         check_is_fitted(self)
-        X = validate_data(
-            self,
-            X,
-            reset=False,
-            ensure_all_finite="allow-nan" if self.__sklearn_tags__().input_tags.allow_nan else True,
-            dtype=np.float64,
-        )
+        X = validate_data(self, X, reset=False, ensure_all_finite=self._finite(), dtype=np.float64)
         score = np.zeros(X.shape[0])
         for weight, estimator in zip(self.weights_, self.estimators_, strict=True):
             score += weight * estimator.decision_function(X)

@@ -17,10 +17,9 @@ from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin
 from sklearn.isotonic import isotonic_regression
 from sklearn.linear_model import LogisticRegression
-from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.validation import check_is_fitted, validate_data
 
-from models.log_odds import LogOddsClassifierMixin
+from models.log_odds import LogOddsClassifierMixin, binary_classes
 
 
 class BinnedLogisticScorecard(LogOddsClassifierMixin, ClassifierMixin, BaseEstimator):
@@ -138,15 +137,7 @@ class BinnedLogisticScorecard(LogOddsClassifierMixin, ClassifierMixin, BaseEstim
         if self.max_bins < 2:
             raise ValueError(f"max_bins must be at least 2, got {self.max_bins}")
         X, y = validate_data(self, X, y, ensure_all_finite="allow-nan", dtype=np.float64)
-        check_classification_targets(y)
-        self.classes_, y_index = np.unique(y, return_inverse=True)
-        if self.classes_.size == 1:
-            raise ValueError("BinnedLogisticScorecard needs two classes; y has only one class")
-        if type_of_target(y, input_name="y") != "binary":
-            raise ValueError(
-                "Only binary classification is supported: "
-                f"BinnedLogisticScorecard got {self.classes_.size} classes"
-            )
+        self.classes_, y_index = binary_classes("BinnedLogisticScorecard", y)
         categorical, monotonic = self._column_flags(X.shape[1])
         self.thresholds_ = [
             self._make_thresholds(X[:, j], bool(categorical[j])) for j in range(X.shape[1])
