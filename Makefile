@@ -9,7 +9,7 @@ export DESIST_HOME
 # desist runs on closed networks: no MLflow usage telemetry.
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test lint typecheck unit venv clean lock audit-deps
+.PHONY: run test lint typecheck unit venv clean lock audit-deps golden
 
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -59,3 +59,10 @@ audit-deps: venv
 
 clean:
 	rm -rf $(VENV) $(DESIST_HOME)
+
+## Rewrite the pinned golden scores (tests/golden/expected.json) after a change meant to move
+## them, recording why: make golden WHY="what changed and why the scores may move".
+## Then commit the file with a message that says why. `make test` only ever compares.
+golden: venv
+	@test -n "$$WHY" || { echo 'make golden needs WHY="why the pinned scores change"' >&2; exit 2; }
+	$(BIN)/python -m tests.support.golden --regenerate --why "$$WHY"

@@ -1,0 +1,1 @@
+"""Helpers the test packages share (fixtures' building blocks, golden scores); no tests here."""
