@@ -16,14 +16,10 @@ import pytest
 import yaml
 
 import serving.keys
-from data.errors import (
-    AuthenticationError,
-    DatabaseUnavailableError,
-    UnsafeConfigurationError,
-    UntrustedArtifactError,
-)
+from data.errors import UntrustedArtifactError
 from models.registered import check_artifact_format
 from serving.database import make_engine
+from serving.errors import AuthenticationError, DatabaseUnavailableError, UnsafeConfigurationError
 from serving.keys import KeyStore
 from serving.logs import BackgroundHandler, JsonFormatter, describe_exception
 from serving.ratelimit import TokenBuckets
