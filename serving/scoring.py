@@ -8,7 +8,7 @@ and sends back the bytes returned.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
 from pydantic_core import to_json
@@ -55,31 +55,17 @@ def score_batch(
     """
     assessments = parse_body(raw, request_model).assessments
     scores = model.scorer.score(assessments)
-    entry = AuditEntry(
-        "scores",
-        client=client.name,
-        request_id=request_id,
-        model_name=model.name,
-        model_version=model.version,
-        records=[
-            AuditRecord(
-                subject_ref=score["subject_ref"],
-                input_digest=input_digest(item),
-                risk_probability=score["risk_probability"],
-                risk_band=score["risk_band"],
-            )
-            for item, score in zip(assessments, scores, strict=True)
-        ],
-    )
+    records = [
+        AuditRecord(
+            subject_ref=score["subject_ref"],
+            input_digest=input_digest(item),
+            risk_probability=score["risk_probability"],
+            risk_band=score["risk_band"],
+        )
+        for item, score in zip(assessments, scores, strict=True)
+    ]
     # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
-    content = to_json(
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "request_id": request_id,
-            "scores": scores,
-        }
-    )
+    content, entry = _answered("scores", scores, records, model, client, request_id)
     return (content, [score["risk_band"] for score in scores]), entry
 
 
@@ -93,28 +79,42 @@ def recommend_batch(
     """Validate, recommend and serialise; return the answer with its audit rows (as scores)."""
     assessments = parse_body(raw, request_model).assessments
     answers = model.recommender.recommend(assessments)
+    records = [
+        RecommendationRecord(
+            subject_ref=answer["subject_ref"],
+            input_digest=input_digest(item),
+            recommended=audit_summary(answer),
+        )
+        for item, answer in zip(assessments, answers, strict=True)
+    ]
+    content, entry = _answered("recommendations", answers, records, model, client, request_id)
+    tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]
+    return (content, tops), entry
+
+
+def _answered(
+    kind: Literal["scores", "recommendations"],
+    answers: list[Any],
+    records: list[Any],
+    model: LoadedModel | LoadedPathwayModel,
+    client: Client,
+    request_id: str,
+) -> tuple[bytes, AuditEntry]:
+    """Return a batch's response body (its answers under ``kind``) and its audit entry."""
     entry = AuditEntry(
-        "recommendations",
+        kind,
         client=client.name,
         request_id=request_id,
         model_name=model.name,
         model_version=model.version,
-        records=[
-            RecommendationRecord(
-                subject_ref=answer["subject_ref"],
-                input_digest=input_digest(item),
-                recommended=audit_summary(answer),
-            )
-            for item, answer in zip(assessments, answers, strict=True)
-        ],
+        records=records,
     )
     content = to_json(
         {
             "model_name": model.name,
             "model_version": model.version,
             "request_id": request_id,
-            "recommendations": answers,
+            kind: answers,
         }
     )
-    tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]
-    return (content, tops), entry
+    return content, entry
