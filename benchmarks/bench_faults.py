@@ -48,15 +48,8 @@ from mlflow.tracking import MlflowClient
 from benchmarks.bench_load import champion_home, service_settings
 from benchmarks.bench_serving import MODEL
 from benchmarks.common import save
-from data.errors import DesistError
-from models.risk import ScorecardSettings
-from pipeline.tracking import Tracker
-from pipeline.train_risk import train
-from serving.commands import create_key
-from serving.settings import Settings
-from tests.pipeline.conftest import small_config
-from tests.serving.conftest import Store
-from tests.serving.live import (
+from benchmarks.support.configs import small_config
+from benchmarks.support.live import (
     BATCH,
     LiveService,
     Load,
@@ -66,6 +59,13 @@ from tests.serving.live import (
     http_sender,
     set_immutable,
 )
+from benchmarks.support.registry import Store
+from data.errors import DesistError
+from models.risk import ScorecardSettings
+from pipeline.tracking import Tracker
+from pipeline.train_risk import train
+from serving.commands import create_key
+from serving.settings import Settings
 
 POSTGRES = "postgresql://postgres@127.0.0.1:5432"
 

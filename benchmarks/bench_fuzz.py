@@ -1,6 +1,6 @@
 """Thousands of schemathesis requests against a live service, counted.
 
-The same driver as ``tests/serving/test_hostile.py`` (``tests.serving.fuzzing``),
+The same driver as ``tests/serving/test_hostile.py`` (``benchmarks.support.fuzzing``),
 with many more examples, over real HTTP (uvicorn, uvloop, httptools) on
 loopback: every operation of the service's own OpenAPI schema, schema-valid
 and schema-breaking requests, with no key, a score key and an admin key.
@@ -27,9 +27,9 @@ import schemathesis
 
 from benchmarks.bench_load import audit_count, champion_home, service_settings
 from benchmarks.common import save
+from benchmarks.support.fuzzing import fuzz
+from benchmarks.support.live import LiveService
 from serving.commands import create_key
-from tests.serving.fuzzing import fuzz
-from tests.serving.live import LiveService
 
 
 def main() -> None:

@@ -43,10 +43,10 @@ from sqlalchemy import func, select
 
 from benchmarks.bench_serving import MODEL, Connection, assessments, http_request, train_home
 from benchmarks.common import save
+from benchmarks.support.live import LiveService
 from serving.commands import create_key
 from serving.database import audit_table, make_engine
 from serving.settings import Settings
-from tests.serving.live import LiveService
 
 T = TypeVar("T")
 

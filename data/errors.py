@@ -2,7 +2,8 @@
 
 Every layer raises these (chained with ``raise ... from err`` where they wrap
 a lower-level error); the CLI prints them and the scoring service maps them to
-HTTP status codes in a single handler.
+HTTP status codes in a single handler. The serving layer's own errors (HTTP,
+API keys, audit log, service database) are in :mod:`serving.errors`.
 """
 
 from __future__ import annotations
@@ -115,38 +116,6 @@ class ModelIntegrityError(ModelLoadError):
             f"{name} version {version}: artifact digest {found} does not match "
             f"the registered {expected}; refusing to load"
         )
-
-
-class AuthenticationError(DesistError):
-    """A request carries no API key, or one that is unknown or revoked."""
-
-
-class PermissionDeniedError(DesistError):
-    """A valid API key lacks the scope the operation needs."""
-
-
-class PayloadTooLargeError(DesistError):
-    """A request body or batch is larger than the service accepts."""
-
-
-class UnsupportedMediaTypeError(DesistError):
-    """A request body is not declared as JSON."""
-
-
-class AuditWriteError(DesistError):
-    """Scores could not be recorded in the audit log, so they must not be returned."""
-
-
-class KeyStoreError(DesistError):
-    """An API key cannot be created or revoked (bad scope, unknown client or key)."""
-
-
-class DatabaseUnavailableError(DesistError):
-    """The service database (API keys, audit log) cannot be reached just now."""
-
-
-class UnsafeConfigurationError(DesistError):
-    """The service was asked to run in a way that would expose it (e.g. open and keyless)."""
 
 
 class UntrustedArtifactError(ModelLoadError):

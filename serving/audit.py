@@ -24,8 +24,8 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import AuditWriteError
 from serving.database import audit_table, recommendation_audit_table
+from serving.errors import AuditWriteError
 
 #: The audit tables ``desist audit export --kind`` can write.
 AUDIT_TABLES: dict[str, Table] = {

@@ -14,7 +14,6 @@ itself when the database is back: no restart needed.
 from __future__ import annotations
 
 import asyncio
-import logging
 import sqlite3
 from pathlib import Path
 from typing import Any
@@ -35,7 +34,9 @@ from sqlalchemy.engine import ExceptionContext, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
-log = logging.getLogger("desist.serving.database")
+from serving.logs import get_logger
+
+log = get_logger("serving.database")
 
 metadata = MetaData()
 

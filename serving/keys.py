@@ -30,8 +30,8 @@ from typing import Literal
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 from serving.database import api_keys_table
+from serving.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 
 Scope = Literal["score", "admin"]
 SCOPES: tuple[str, ...] = ("score", "admin")

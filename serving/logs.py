@@ -142,6 +142,18 @@ class BackgroundHandler(logging.Handler):
             self.flush()
 
 
+def get_logger(name: str) -> logging.Logger:
+    """Return the service logger ``name`` under desist's root logger (``serving.requests`` ...).
+
+    Every desist logger hangs below one root, which :func:`configure_logging` sends to JSON.
+    """
+    return logging.getLogger(ROOT_LOGGER).getChild(name)
+
+
+#: The logger every desist logger hangs below.
+ROOT_LOGGER = "desist"
+
+
 def configure_logging(level: int = logging.INFO) -> None:
     """Send the service's logs (``desist.*``) and uvicorn's to standard error as JSON lines.
 
@@ -150,7 +162,7 @@ def configure_logging(level: int = logging.INFO) -> None:
     """
     handler = BackgroundHandler(sys.stderr)
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("desist")
+    logger = logging.getLogger(ROOT_LOGGER)
     logger.handlers[:] = [handler]
     logger.setLevel(level)
     logger.propagate = False

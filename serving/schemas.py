@@ -189,7 +189,7 @@ def openapi_request_body(model: type[BaseModel]) -> tuple[dict[str, Any], dict[s
     """Return the OpenAPI ``requestBody`` of a JSON body model and the component schemas it uses.
 
     For routes that read and validate their raw body themselves (see
-    ``serving.app.read_body``), so that ``/docs`` still documents every
+    ``serving.routes.batch.read_body``), so that ``/docs`` still documents every
     field with its range.
 
     Returns

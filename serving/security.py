@@ -18,7 +18,7 @@ import ipaddress
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 
-from data.errors import UnsafeConfigurationError
+from serving.errors import UnsafeConfigurationError
 from serving.settings import Settings
 
 

@@ -6,7 +6,7 @@ waiting behind it (up to ``max_group``), builds each answer, then commits the
 audit rows of all of them in one transaction (group commit) and hands the
 answers back to the event loop in one call. Each answer still leaves only
 after its rows are committed: if the commit fails, every request of the
-group fails with :class:`~data.errors.AuditWriteError` (503) and none of its
+group fails with :class:`~serving.errors.AuditWriteError` (503) and none of its
 rows exists.
 
 Why: with one commit and one cross-thread wake-up per request, a backlog
@@ -26,8 +26,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
-from data.errors import AuditWriteError
 from serving.audit import AuditEntry, AuditLog
+from serving.errors import AuditWriteError
 
 T = TypeVar("T")
 

@@ -1,22 +1,23 @@
-"""A registry with one trained, promoted risk model, and service apps around it."""
+"""Fixtures of the serving tests: registries with trained, promoted models, and apps around them.
+
+Helpers the tests call are in :mod:`tests.support.serving` and :mod:`benchmarks.support`.
+"""
 
 from __future__ import annotations
 
 import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
 import pytest
-from fastapi.testclient import TestClient
-from mlflow.tracking import MlflowClient
 
+from benchmarks.support.configs import small_config
+from benchmarks.support.registry import MODEL, Store
 from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
 from data.synthetic import SynthConfig, generate_cohort
-from models.digest import directory_digest
 from models.risk import ScorecardSettings
 from pipeline.config import (
     DatasetConfig,
@@ -29,67 +30,10 @@ from pipeline.registry import promote
 from pipeline.tracking import Tracker
 from pipeline.train_pathways import train as train_pathways
 from pipeline.train_risk import train
-from serving.app import create_app
-from serving.commands import create_key
 from serving.settings import Settings
-from tests.pipeline.conftest import small_config
+from tests.support.serving import Service, make_settings, start_service
 
-MODEL = "desist-risk"
 LOOSE_GATES = GateConfig(auc_tolerance=1.0, max_ece=1.0, max_group_calibration_gap=1.0)
-
-
-@dataclass(frozen=True)
-class Store:
-    """A registry home with version 1 of desist-risk as champion."""
-
-    home: Path
-
-    @property
-    def tracking_uri(self) -> str:
-        return f"sqlite:///{self.home / 'mlflow.db'}"
-
-    def client(self) -> MlflowClient:
-        return MlflowClient(tracking_uri=self.tracking_uri, registry_uri=self.tracking_uri)
-
-    def add_version(self, **tag_changes: str) -> str:
-        """Register the champion's files again as a new version (optionally with changed tags)."""
-        client = self.client()
-        current = client.get_model_version(MODEL, "1")
-        tags = {**current.tags, **tag_changes}
-        # The files' own location: a models:/ source would be resolved through MLflow's
-        # process-global tracking URI.
-        location = client.get_model_version_download_uri(MODEL, "1")
-        created = client.create_model_version(
-            MODEL, source=location, run_id=current.run_id, tags=tags
-        )
-        return str(created.version)
-
-    def add_version_from(self, files: Path, *, retag: bool = False) -> str:
-        """Register the model files in ``files`` as a new version with the champion's tags.
-
-        With ``retag`` the digest tag is recomputed for the new files (as if
-        whoever changed them could also write the registry); otherwise it is
-        the champion's, which the changed files no longer match.
-        """
-        client = self.client()
-        current = client.get_model_version(MODEL, "1")
-        tags = dict(current.tags)
-        if retag:
-            tags["desist.artifact_digest"] = directory_digest(files)
-        created = client.create_model_version(
-            MODEL, source=files.as_uri(), run_id=current.run_id, tags=tags
-        )
-        return str(created.version)
-
-    def copy_champion_files(self, to: Path) -> Path:
-        """Copy version 1's model files to ``to`` (to tamper with them)."""
-        location = self.client().get_model_version_download_uri(MODEL, "1")
-        source = Path(location.removeprefix("file://"))
-        shutil.copytree(source, to)
-        return to
-
-    def set_champion(self, version: str) -> None:
-        self.client().set_registered_model_alias(MODEL, "champion", version)
 
 
 @pytest.fixture(scope="session")
@@ -136,75 +80,14 @@ def store(trained_store: Store, tmp_path: Path) -> Store:
     return Store(home)
 
 
-def make_settings(store: Store, tmp_path: Path, **changes: Any) -> Settings:
-    base: dict[str, Any] = {
-        "home": tmp_path / "service-home",
-        "tracking_uri": store.tracking_uri,
-        "database_url": f"sqlite:///{tmp_path / 'service.db'}",
-        # Tests hammer the service from one address; the limits have their own tests.
-        "rate_limit_per_second": 0,
-        "unverified_per_second": 0,
-    }
-    return Settings(**{**base, **changes})
-
-
 @pytest.fixture
 def settings(trained_store: Store, tmp_path: Path) -> Settings:
     return make_settings(trained_store, tmp_path)
 
 
-@dataclass(frozen=True)
-class Service:
-    """A running app under the test client, with one key per scope."""
-
-    client: TestClient
-    settings: Settings
-    score_key: str
-    admin_key: str
-
-    def headers(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.score_key}"}
-
-    def score(self, assessments: list[dict[str, Any]], key: str | None = None) -> Any:
-        return self.client.post(
-            "/v1/risk-scores", json={"assessments": assessments}, headers=self.headers(key)
-        )
-
-
-def start_service(
-    settings: Settings, before_start: Callable[[], object] | None = None
-) -> Iterator[Service]:
-    """Create a key per scope, run ``before_start`` (a fault to inject), then start the app."""
-    score_key = create_key("case-system", "score", settings=settings)
-    admin_key = create_key("operator", "admin", settings=settings)
-    if before_start is not None:
-        before_start()
-    with TestClient(create_app(settings)) as client:
-        yield Service(client, settings, score_key, admin_key)
-
-
 @pytest.fixture
 def service(settings: Settings) -> Iterator[Service]:
     yield from start_service(settings)
-
-
-def assessment(**changes: Any) -> dict[str, Any]:
-    """A valid assessment with a few needs items left out (not assessed)."""
-    base: dict[str, Any] = {
-        "subject_ref": "case-0001",
-        "age": 27,
-        "age_first_sanction": 15,
-        "total_sanctions": 6,
-        "juvenile_sanctions": 2,
-        "offence_category": "burglary",
-        "custodial_history": 1,
-        "months_offence_free": 4.5,
-        "drug_misuse": 2,
-        "unemployed": 1,
-        "procriminal_attitudes": 1,
-        "sex": "male",
-    }
-    return {**base, **changes}
 
 
 @pytest.fixture(scope="session")

@@ -9,25 +9,14 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from sqlalchemy import Table, func, select, text
+from sqlalchemy import select, text
 
-from serving.database import audit_table, make_engine, recommendation_audit_table
+from benchmarks.support.assessments import assessment
+from benchmarks.support.registry import Store
+from serving.database import audit_table, make_engine
+from serving.logs import get_logger
 from serving.schemas import RiskScoreResponse
-from serving.settings import Settings
-from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
-
-
-def audit_rows(settings: Settings, table: Table = audit_table) -> int:
-    engine = make_engine(settings.resolved_database_url())
-    with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(table)).scalar_one()
-    engine.dispose()
-    return int(count)
-
-
-def recommendation_rows(settings: Settings) -> int:
-    return audit_rows(settings, recommendation_audit_table)
-
+from tests.support.serving import Service, audit_rows, make_settings, start_service
 
 # --- scoring ---
 
@@ -225,7 +214,7 @@ def test_keys_never_reach_the_logs(service: Service, caplog: pytest.LogCaptureFi
     with caplog.at_level(logging.INFO, logger="desist"):
         service.score([assessment(subject_ref="secret-subject")])
         service.score([assessment()], key=service.score_key + "x")
-    lines = [r for r in caplog.records if r.name == "desist.serving.requests"]
+    lines = [r for r in caplog.records if r.name == get_logger("serving.requests").name]
     assert len(lines) == 2
     first = lines[0].__dict__
     assert first["client"] == "case-system" and first["status"] == 200

@@ -7,12 +7,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
-from data.errors import AuditWriteError
+from benchmarks.support.assessments import assessment
+from benchmarks.support.registry import Store
 from data.schema import make_assessment_model
 from serving.audit import AuditLog, AuditRecord, export_audit, input_digest
 from serving.commands import export_audit as export_command
 from serving.database import audit_table, make_engine
-from tests.serving.conftest import Store, assessment, make_settings, start_service
+from serving.errors import AuditWriteError
+from tests.support.serving import make_settings, start_service
 
 
 def record(subject: str) -> AuditRecord:

@@ -7,9 +7,12 @@ from pathlib import Path
 
 import httpx
 
+from benchmarks.support.assessments import assessment
+from benchmarks.support.live import LiveService
+from benchmarks.support.registry import Store
 from serving.commands import create_key
-from tests.serving.conftest import Store, assessment, make_settings
-from tests.serving.live import LiveService
+from serving.logs import get_logger
+from tests.support.serving import make_settings
 
 
 def test_scores_through_a_real_uvicorn_process(trained_store: Store, tmp_path: Path) -> None:
@@ -29,7 +32,7 @@ def test_scores_through_a_real_uvicorn_process(trained_store: Store, tmp_path: P
         assert httpx.post(f"{live.url}/v1/risk-scores", json={}).status_code == 401
         live.stop()
     lines = [json.loads(line) for line in log_path.read_text().splitlines()]
-    requests = [line for line in lines if line.get("logger") == "desist.serving.requests"]
+    requests = [line for line in lines if line.get("logger") == get_logger("serving.requests").name]
     scored = next(line for line in requests if line["request_id"] == body["request_id"])
     assert scored["client"] == "e2e" and scored["status"] == 200
     assert scored["route"] == "/v1/risk-scores"

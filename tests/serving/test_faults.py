@@ -18,22 +18,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy import select
 
-from data.errors import DesistError
-from models.risk import ScorecardSettings
-from pipeline.tracking import Tracker
-from pipeline.train_risk import train
-from serving.commands import create_key
-from serving.database import audit_table, make_engine
-from tests.pipeline.conftest import small_config
-from tests.serving.conftest import (
-    MODEL,
-    Service,
-    Store,
-    assessment,
-    make_settings,
-    start_service,
-)
-from tests.serving.live import (
+from benchmarks.support.assessments import assessment
+from benchmarks.support.configs import small_config
+from benchmarks.support.live import (
     BATCH,
     LiveService,
     Load,
@@ -43,7 +30,14 @@ from tests.serving.live import (
     http_sender,
     set_immutable,
 )
-from tests.serving.test_app import audit_rows
+from benchmarks.support.registry import MODEL, Store
+from data.errors import DesistError
+from models.risk import ScorecardSettings
+from pipeline.tracking import Tracker
+from pipeline.train_risk import train
+from serving.commands import create_key
+from serving.database import audit_table, make_engine
+from tests.support.serving import Service, audit_rows, make_settings, start_service
 
 
 def in_process_sender(

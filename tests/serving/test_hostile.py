@@ -19,13 +19,20 @@ import schemathesis
 from schemathesis.python.asgi import shutdown_lifespans
 from sqlalchemy import select
 
+from benchmarks.support.assessments import assessment
+from benchmarks.support.fuzzing import fuzz
+from benchmarks.support.registry import Store
 from serving.app import create_app
 from serving.audit import input_digest
 from serving.commands import create_key
 from serving.database import audit_table, make_engine
-from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
-from tests.serving.fuzzing import fuzz
-from tests.serving.test_app import audit_rows, recommendation_rows
+from tests.support.serving import (
+    Service,
+    audit_rows,
+    make_settings,
+    recommendation_rows,
+    start_service,
+)
 
 EXAMPLES = int(os.environ.get("DESIST_FUZZ_EXAMPLES", "10"))
 

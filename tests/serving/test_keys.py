@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from data.errors import AuthenticationError, KeyStoreError
 from serving.commands import create_key, revoke_key
 from serving.database import api_keys_table, make_engine
+from serving.errors import AuthenticationError, KeyStoreError
 from serving.keys import KeyStore
 from serving.settings import Settings
 

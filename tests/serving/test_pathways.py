@@ -10,6 +10,8 @@ import pandas as pd
 import pytest
 from sqlalchemy import select
 
+from benchmarks.support.assessments import assessment
+from benchmarks.support.registry import Store
 from data.schema import PROGRAMMES
 from models.pathways import PROGRAMME_NEEDS, recommendations
 from serving.audit import input_digest
@@ -17,13 +19,7 @@ from serving.commands import export_audit
 from serving.database import recommendation_audit_table
 from serving.schemas import assessment_batch_model
 from serving.settings import Settings
-from tests.serving.conftest import (
-    Service,
-    Store,
-    assessment,
-    make_settings,
-    start_service,
-)
+from tests.support.serving import Service, make_settings, start_service
 
 ROUTE = "/v1/pathway-recommendations"
 

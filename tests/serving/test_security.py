@@ -16,19 +16,17 @@ import pytest
 import yaml
 
 import serving.keys
-from data.errors import (
-    AuthenticationError,
-    DatabaseUnavailableError,
-    UnsafeConfigurationError,
-    UntrustedArtifactError,
-)
+from benchmarks.support.assessments import assessment
+from benchmarks.support.registry import Store
+from data.errors import UntrustedArtifactError
 from models.registered import check_artifact_format
 from serving.database import make_engine
+from serving.errors import AuthenticationError, DatabaseUnavailableError, UnsafeConfigurationError
 from serving.keys import KeyStore
-from serving.logs import BackgroundHandler, JsonFormatter, describe_exception
+from serving.logs import BackgroundHandler, JsonFormatter, describe_exception, get_logger
 from serving.ratelimit import TokenBuckets
 from serving.security import check_listen_address, is_loopback
-from tests.serving.conftest import Service, Store, assessment, make_settings, start_service
+from tests.support.serving import Service, make_settings, start_service
 
 # --- rate limits ---
 
@@ -316,7 +314,7 @@ def test_log_lines_are_written_in_order_off_the_caller_and_warnings_at_once() ->
     stream = io.StringIO()
     handler = BackgroundHandler(stream, interval=60)  # no timed write during the test
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("desist.test.background")
+    logger = get_logger("test.background")
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select, text
 
-from data.errors import AuditWriteError
 from serving.audit import AuditEntry, AuditLog, AuditRecord
 from serving.database import audit_table, make_engine
+from serving.errors import AuditWriteError
 from serving.worker import ScoringWorker
 
 

@@ -1,1 +1,1 @@
-"""Helpers the test packages share (fixtures' building blocks, golden scores); no tests here."""
+"""Helpers shared by test modules: golden scores, service fixtures (never imported by benchmarks)."""

@@ -29,9 +29,9 @@ from typing import IO, Any
 import httpx
 from sqlalchemy import select
 
+from benchmarks.support.assessments import assessment
 from serving.database import audit_table, make_engine
 from serving.settings import Settings
-from tests.serving.conftest import assessment
 
 #: Assessments per request sent by :class:`Load`: a request's audit rows come in this number.
 BATCH = 3

@@ -1,0 +1,82 @@
+"""What the two batch routes share: their body model, reading the raw body, the scoring worker."""
+
+# No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+
+import functools
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import Response
+from pydantic import BaseModel
+
+from serving.audit import AuditEntry
+from serving.errors import UnsupportedMediaTypeError
+from serving.keys import Client
+from serving.registry_loader import LoadedModel, LoadedPathwayModel
+from serving.schemas import assessment_batch_model, openapi_request_body
+from serving.scoring import Answer
+from serving.worker import ScoringWorker
+
+
+@dataclass(frozen=True)
+class BatchBody:
+    """The body of a batch route: its model, and its OpenAPI ``requestBody`` and schemas.
+
+    The routes validate their raw body themselves (:func:`serving.scoring.parse_body`),
+    so the OpenAPI document describes it separately.
+    """
+
+    model: type[BaseModel]
+    openapi: dict[str, Any]
+    schemas: dict[str, Any]
+
+    @classmethod
+    def for_limit(cls, max_batch: int) -> "BatchBody":
+        """Return the batch body that accepts at most ``max_batch`` assessments."""
+        model = assessment_batch_model(max_batch)
+        openapi, schemas = openapi_request_body(model)
+        return cls(model, openapi, schemas)
+
+
+def _is_json(content_type: str | None) -> bool:
+    media = (content_type or "").split(";", 1)[0].strip().lower()
+    return media == "application/json" or (
+        media.startswith("application/") and media.endswith("+json")
+    )
+
+
+async def read_body(request: Request) -> bytes:
+    """Return the raw JSON body of a request whose route validates it itself.
+
+    Raises
+    ------
+    UnsupportedMediaTypeError
+        If the body is not declared as JSON.
+    """
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaTypeError("send the body as JSON ('Content-Type: application/json')")
+    return await request.body()
+
+
+async def answer(
+    request: Request,
+    build: Callable[..., tuple[Answer, AuditEntry]],
+    body: BatchBody,
+    model: LoadedModel | LoadedPathwayModel,
+    client: Client,
+) -> tuple[Response, list[str]]:
+    """Read the body, then validate, answer and audit it in the scoring worker.
+
+    Those steps block (the audit commit above all); the worker's thread keeps the
+    event loop free, and the answer comes back once its rows are committed. A small
+    dedicated worker, not Starlette's 40-thread pool: under a burst, forty threads
+    taking turns at the GIL cost more than the scoring itself.
+    """
+    raw = await read_body(request)
+    worker: ScoringWorker = request.app.state.scoring
+    content, labels = await worker.submit(
+        functools.partial(build, raw, body.model, model, client, request.state.request_id)
+    )
+    return Response(content=content, media_type="application/json"), labels

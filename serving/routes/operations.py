@@ -1,0 +1,44 @@
+"""``/healthz``, ``/readyz`` and ``/metrics``: what an orchestrator and a scraper ask."""
+
+# No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from serving.dependencies import HolderDep, MetricsDep, PathwayHolderDep
+from serving.schemas import ErrorBody
+
+router = APIRouter(tags=["operations"])
+
+
+@router.get("/healthz")
+async def healthz() -> dict[str, str]:
+    """Answer while the process is alive."""
+    return {"status": "alive"}
+
+
+@router.get(
+    "/readyz",
+    responses={503: {"model": ErrorBody, "description": "Not ready, with the reason."}},
+)
+async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str]:
+    """Answer 200 once the risk model is loaded; 503 with the reason before that.
+
+    The pathway model is optional: its state is reported, not required.
+    """
+    model = holder.get()
+    pathway = pathways.current
+    return {
+        "status": "ready",
+        "model": model.name,
+        "version": model.version,
+        "pathway_model": "not loaded" if pathway is None else pathway.version,
+    }
+
+
+@router.get("/metrics", response_class=PlainTextResponse)
+async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
+    """Return the Prometheus metrics of this process."""
+    return PlainTextResponse(
+        metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
+    )

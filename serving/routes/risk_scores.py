@@ -1,0 +1,39 @@
+"""``/v1/risk-scores``: calibrated re-offending risk scores with reasons, audited."""
+
+# No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from serving.dependencies import ClientDep, ModelDep
+from serving.error_handlers import BATCH_ERROR_RESPONSES
+from serving.routes.batch import BatchBody, answer
+from serving.schemas import RiskScoreResponse
+from serving.scoring import score_batch
+
+
+def make_router(body: BatchBody) -> APIRouter:
+    """Return the risk-score route for batches of ``body``."""
+    router = APIRouter(tags=["scores"])
+
+    @router.post(
+        "/v1/risk-scores",
+        response_model=RiskScoreResponse,
+        responses=BATCH_ERROR_RESPONSES,
+        summary="Score a batch of assessments",
+        openapi_extra=body.openapi,
+    )
+    async def score_assessments(
+        request: Request,
+        client: ClientDep,  # first: no one learns anything about the model before auth
+        model: ModelDep,
+    ) -> Response:
+        """Return the calibrated re-offending probability, band and reasons of each assessment.
+
+        Every score is written to the audit log before the response is sent.
+        """
+        response, bands = await answer(request, score_batch, body, model, client)
+        request.app.state.metrics.count_scores(model.version, bands)
+        return response
+
+    return router

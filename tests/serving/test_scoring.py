@@ -1,0 +1,86 @@
+"""The domain step of a batch request, without HTTP: validate, answer, build the audit entry."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+from pydantic import BaseModel
+
+from benchmarks.support.assessments import assessment
+from serving.audit import AuditRecord
+from serving.errors import InvalidRequestError
+from serving.keys import Client
+from serving.schemas import BATCH_TOO_LARGE, assessment_batch_model
+from serving.scoring import parse_body, score_batch
+
+CLIENT = Client(name="case-system", scope="score", key_id="k1")
+
+
+@dataclass
+class FixedScorer:
+    """Answers every assessment with the same probability, in the shape of a real score."""
+
+    def score(self, assessments: list[BaseModel]) -> list[dict[str, Any]]:
+        return [
+            {
+                "subject_ref": item.subject_ref,  # type: ignore[attr-defined]
+                "risk_probability": 0.25,
+                "risk_band": "low",
+                "reasons": [],
+            }
+            for item in assessments
+        ]
+
+
+@dataclass
+class FakeModel:
+    name: str = "desist-risk"
+    version: str = "7"
+    scorer: FixedScorer = field(default_factory=FixedScorer)
+
+
+def body(*items: dict[str, Any]) -> bytes:
+    return json.dumps({"assessments": list(items)}).encode()
+
+
+def test_a_valid_batch_is_parsed_in_one_pass() -> None:
+    parsed = parse_body(body(assessment(), assessment(subject_ref="b")), assessment_batch_model(5))
+    assert [item.subject_ref for item in parsed.assessments] == ["case-0001", "b"]
+
+
+def test_an_invalid_batch_raises_every_problem_without_inputs() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_body(body(assessment(age=3), assessment(colour="red")), assessment_batch_model(5))
+    problems = caught.value.errors()
+    assert len(problems) == 2
+    assert all("input" not in problem and "url" not in problem for problem in problems)
+    assert str(caught.value) == "2 problem(s) in the request"
+
+
+def test_an_oversized_batch_fails_before_its_items() -> None:
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_body(body(*[assessment()] * 3), assessment_batch_model(2))
+    assert [problem["type"] for problem in caught.value.errors()] == [BATCH_TOO_LARGE]
+
+
+def test_score_batch_returns_the_answer_with_its_audit_entry() -> None:
+    raw = body(assessment(subject_ref="a"), assessment(subject_ref="b"))
+    (content, bands), entry = score_batch(
+        raw,
+        assessment_batch_model(5),
+        FakeModel(),
+        CLIENT,
+        "req-1",  # type: ignore[arg-type]
+    )
+    answer = json.loads(content)
+    assert list(answer) == ["model_name", "model_version", "request_id", "scores"]
+    assert (answer["model_version"], answer["request_id"]) == ("7", "req-1")
+    assert [score["subject_ref"] for score in answer["scores"]] == ["a", "b"]
+    assert bands == ["low", "low"]
+    assert (entry.kind, entry.client, entry.request_id) == ("scores", "case-system", "req-1")
+    assert (entry.model_name, entry.model_version) == ("desist-risk", "7")
+    assert [record.subject_ref for record in entry.records] == ["a", "b"]
+    assert all(isinstance(record, AuditRecord) for record in entry.records)
