@@ -124,6 +124,40 @@ class BinnedFeature:
 
 
 @dataclass(frozen=True)
+class DecileCalibration:
+    """Calibration of the test split in bins cut at its score deciles.
+
+    Bin ``b`` holds scores in ``[edges[b-1], edges[b])``; per bin, ``n``
+    people, ``excess`` the sum of ``p - y`` and ``variance`` the sum of
+    ``p (1 - p)`` (the variance of that sum for a calibrated score).
+    """
+
+    edges: tuple[float, ...]
+    n: tuple[int, ...]
+    excess: tuple[float, ...]
+    variance: tuple[float, ...]
+
+    @classmethod
+    def of(cls, probability: np.ndarray, outcome: np.ndarray, bins: int = 10) -> DecileCalibration:
+        """Cut ``probability`` at its deciles and sum each bin."""
+        edges = np.unique(np.quantile(probability, np.linspace(0, 1, bins + 1)[1:-1]))
+        sums = cls.sums(edges, probability, outcome)
+        return cls(tuple(edges.tolist()), *(tuple(v.tolist()) for v in sums))
+
+    @staticmethod
+    def sums(
+        edges: np.ndarray | tuple[float, ...], probability: np.ndarray, outcome: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Return per bin of ``edges``: people, sum of ``p - y``, sum of ``p (1 - p)``."""
+        index = np.searchsorted(np.asarray(edges), probability, side="right")
+        size = len(edges) + 1
+        n = np.bincount(index, minlength=size)
+        excess = np.bincount(index, weights=probability - outcome, minlength=size)
+        variance = np.bincount(index, weights=probability * (1 - probability), minlength=size)
+        return n, excess, variance
+
+
+@dataclass(frozen=True)
 class TrainingReference:
     """Binned training distributions, and the test-split figures monitoring compares with.
 
@@ -136,6 +170,9 @@ class TrainingReference:
     roc_auc, n_positive, n_negative
         The test-split AUC and its outcome counts (for the AUC's standard
         error); NaN and 0 when not given.
+    calibration
+        The test split's calibration by score decile, to judge a later
+        change against (:class:`DecileCalibration`); None without outcomes.
     """
 
     features: tuple[BinnedFeature, ...]
@@ -143,6 +180,7 @@ class TrainingReference:
     roc_auc: float = math.nan
     n_positive: int = 0
     n_negative: int = 0
+    calibration: DecileCalibration | None = None
     format: int = field(default=REFERENCE_FORMAT)
 
     def to_json(self) -> str:
@@ -176,6 +214,11 @@ class TrainingReference:
             roc_auc=float(raw["roc_auc"]),
             n_positive=int(raw["n_positive"]),
             n_negative=int(raw["n_negative"]),
+            calibration=None
+            if raw.get("calibration") is None
+            else DecileCalibration(
+                **{k: tuple(v) for k, v in raw["calibration"].items()}  # type: ignore[arg-type]
+            ),
         )
 
 
@@ -242,6 +285,7 @@ def make_training_reference(
     binned = tuple(bin_feature(name, frame[name], bins) for name in features)
     score = None
     auc, n_pos, n_neg = math.nan, 0, 0
+    calibration = None
     if probability is not None:
         score = bin_feature(SCORE, pd.Series(np.asarray(probability, dtype=np.float64)), bins)
         if outcome is not None:
@@ -250,7 +294,8 @@ def make_training_reference(
             if n_pos and n_neg:
                 auc = float(stats.mannwhitneyu(probability[y == 1], probability[y == 0]).statistic)
                 auc /= n_pos * n_neg
-    return TrainingReference(binned, score, auc, n_pos, n_neg)
+            calibration = DecileCalibration.of(np.asarray(probability, dtype=np.float64), y)
+    return TrainingReference(binned, score, auc, n_pos, n_neg, calibration)
 
 
 def population_stability(reference: np.ndarray, current: np.ndarray) -> float:

@@ -23,8 +23,10 @@ errors exit 2, as every ``desist`` command.
 
 from __future__ import annotations
 
+import tempfile
 import time as clock
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -90,6 +92,8 @@ class MonitorResult:
         How many scores were matured, still open, and so on.
     matured
         The matured scores (probability and outcome), for the plots.
+    score_bins
+        The score's reference bins: ``bin``, ``reference_share``, ``share``.
     run_id
         The MLflow run, when logged.
     """
@@ -108,6 +112,7 @@ class MonitorResult:
     overrides_by_group: pd.DataFrame
     linkage: dict[str, int]
     matured: pd.DataFrame
+    score_bins: pd.DataFrame = field(default_factory=pd.DataFrame)
     headline: dict[str, float] = field(default_factory=dict)
     run_id: str | None = None
     seconds: float = 0.0
@@ -151,18 +156,20 @@ def _in_scope(scores: pd.DataFrame, version: str | None) -> pd.DataFrame:
     return scores.reset_index(drop=True)
 
 
-def _decided(scores: pd.DataFrame, decisions: pd.DataFrame | None, bands: object) -> pd.DataFrame:
+def _decided(scores: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.DataFrame:
     """Return the scores that have a decision, with ``overridden`` (latest revision counts)."""
     if decisions is None or decisions.empty or "request_id" not in scores.columns:
         return scores.iloc[0:0].assign(overridden=pd.Series(dtype=bool))
-    latest = latest_decisions(decisions)[["request_id", ID_FIELD, "decision"]]
-    joined = scores.merge(
-        latest.astype({"request_id": "string", ID_FIELD: "string"}),
-        on=["request_id", ID_FIELD],
-        how="inner",
-        validate="many_to_one",
+    latest = latest_decisions(decisions)
+    keys = pd.MultiIndex.from_arrays(
+        [latest[c].to_numpy(dtype=object) for c in ("request_id", ID_FIELD)]
     )
-    return joined.assign(overridden=(joined["decision"] == OVERRIDDEN).to_numpy(dtype=bool))
+    at = keys.get_indexer(
+        pd.MultiIndex.from_arrays([scores[c].to_numpy(dtype=object) for c in ("request_id", ID_FIELD)])
+    )
+    found = at >= 0
+    decision = latest["decision"].to_numpy(dtype=object)[at[found]]
+    return scores[found].reset_index(drop=True).assign(overridden=decision == OVERRIDDEN)
 
 
 def assess(
@@ -205,9 +212,18 @@ def assess(
     if "risk_band" not in served.columns:
         served = served.assign(risk_band=config.bands.band_names(served[SCORE].to_numpy()))
     drift = drift_table(reference, served)
+    score_bins = pd.DataFrame(columns=["bin", "reference_share", "share"])
     if reference.score is not None:
         score_row = compare_binned(reference.score, served[SCORE])
         drift = pd.concat([drift, pd.DataFrame([score_row])], ignore_index=True)
+        counts = reference.score.count(served[SCORE])
+        score_bins = pd.DataFrame(
+            {
+                "bin": reference.score.labels,
+                "reference_share": np.asarray(reference.score.counts) / reference.score.n,
+                "share": counts / counts.sum(),
+            }
+        )[:-1]  # scores are never missing
     checks: list[Check] = drift_checks(drift, config)
     headline: dict[str, float] = {"n_scored": float(len(served))}
 
@@ -217,7 +233,11 @@ def assess(
     if outcomes is not None:
         linked = link_outcomes(served, outcomes, window_months=config.window_months, as_of=as_of)
         linkage = {str(k): int(v) for k, v in linked["link_status"].value_counts().items()}
-        matured = first_matured(linked).reset_index(drop=True)
+        # Sorted by score: every ECE sorts the scores again (200 times in the noise
+        # test), and a stable sort of sorted input is linear.
+        matured = (
+            first_matured(linked).sort_values(SCORE, kind="stable").reset_index(drop=True)
+        )
     headline["n_matured"] = float(len(matured))
     if len(matured) >= config.min_matured and matured["outcome"].nunique() == 2:
         y = matured["outcome"].to_numpy(dtype=np.int64)
@@ -226,7 +246,7 @@ def assess(
         evaluation = evaluate_scores(
             y, p, bands=config.bands, groups=groups, n_bootstrap=config.n_bootstrap, seed=config.seed
         )
-        found, deciles = calibration_checks(y, p, groups, config)
+        found, deciles = calibration_checks(y, p, groups, config, reference.calibration)
         checks += found
         found_auc = discrimination_check(
             evaluation.headline["roc_auc"],
@@ -240,7 +260,7 @@ def assess(
         noise_floor, noise_p = ece_noise_test(y, p, seed=config.seed)
         headline.update({"ece_noise_floor": noise_floor, "ece_noise_p": noise_p})
 
-    decided = _decided(served, decisions, config.bands)
+    decided = _decided(served, decisions)
     by_band, by_group = pd.DataFrame(), pd.DataFrame()
     if len(decided):
         groups = {a: decided[a] for a in config.audited if a in decided.columns}
@@ -267,6 +287,7 @@ def assess(
         overrides_by_group=by_group,
         linkage=linkage,
         matured=matured[[SCORE, "outcome"]] if len(matured) else matured,
+        score_bins=score_bins,
         headline=headline,
         seconds=clock.perf_counter() - started,
     )
@@ -274,7 +295,7 @@ def assess(
 
 def _log(result: MonitorResult, config: MonitoringConfig) -> None:
     """Log a result's tags, figures, report, plots and tables to the active run."""
-    from pipeline.monitoring_report import build_figures, render_html
+    from pipeline.monitoring_report import build_figures, figure_pngs, render_html
 
     mlflow.set_tags(
         {
@@ -290,9 +311,12 @@ def _log(result: MonitorResult, config: MonitoringConfig) -> None:
         | {"bands": ",".join(f"{c:g}" for c in config.bands.cutoffs)}
     )
     mlflow.log_metrics(result.metrics())
-    mlflow.log_text(render_html(result, config), "monitoring_report.html")
-    for name, figure in build_figures(result).items():
-        mlflow.log_figure(figure, f"plots/{name}.png")
+    pngs = figure_pngs(build_figures(result, config))
+    mlflow.log_text(render_html(result, config, pngs), "monitoring_report.html")
+    with tempfile.TemporaryDirectory() as folder:
+        for name, png in pngs.items():
+            (Path(folder) / f"{name}.png").write_bytes(png)
+        mlflow.log_artifacts(folder, "plots")
     mlflow.log_text(result.checks.to_csv(index=False), "tables/checks.csv")
     mlflow.log_text(result.drift.to_csv(index=False), "tables/drift.csv")
     if result.evaluation is not None:

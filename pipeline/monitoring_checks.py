@@ -26,7 +26,7 @@ from scipy import stats
 
 from data.schema import ID_FIELD
 from models.bands import BAND_NAMES
-from pipeline.drift import SCORE, homogeneity_test
+from pipeline.drift import SCORE, DecileCalibration, homogeneity_test
 from pipeline.evaluation import ECE_BINS, NOT_RECORDED, debiased_calibration_error
 from pipeline.monitoring_config import MonitoringConfig
 
@@ -189,13 +189,58 @@ def decile_table(y: np.ndarray, p: np.ndarray, bins: int = ECE_BINS) -> pd.DataF
     )
 
 
+def decile_change_check(
+    y: np.ndarray, p: np.ndarray, reference: DecileCalibration, config: MonitoringConfig
+) -> Check:
+    """Test whether calibration by score decile changed since the test split.
+
+    In each bin cut at the test split's score deciles the gap (mean ``p``
+    minus observed) is compared with the test split's gap in the same bin:
+    under no change their difference has variance ``V_now / n_now^2 +
+    V_ref / n_ref^2`` (``V`` the sum of ``p (1 - p)``), and the sum of the
+    squared standardised differences is chi-square with one degree of
+    freedom per bin. Comparing with the test split rather than with perfect
+    calibration leaves out the miscalibration the model already had when the
+    gates passed it: the check says what changed. The figure is the
+    root-mean-square change of the gaps with the noise taken out (as the
+    debiased calibration error does).
+    """
+    n, excess, variance = DecileCalibration.sums(reference.edges, p, y.astype(np.float64))
+    n_ref = np.asarray(reference.n, dtype=np.float64)
+    both = (n > 0) & (n_ref > 0)
+    n, excess, variance = n[both], excess[both], variance[both]
+    n_ref = n_ref[both]
+    change = excess / n - np.asarray(reference.excess)[both] / n_ref
+    noise = variance / n**2 + np.asarray(reference.variance)[both] / n_ref**2
+    statistic = float(np.sum(change**2 / noise))
+    weights = n / n.sum()
+    figure = float(np.sqrt(max(0.0, float(np.sum(weights * (change**2 - noise))))))
+    worst = int(np.argmax(np.abs(change) / np.sqrt(noise)))
+    return Check(
+        "calibration_deciles",
+        "all",
+        figure,
+        config.decile_calibration_floor,
+        float(stats.chi2.sf(statistic, both.sum())),
+        f"calibration by decile moved {figure:.3f} (root mean square, noise removed); "
+        f"most in decile {int(np.flatnonzero(both)[worst]) + 1}: gap {change[worst]:+.3f} "
+        "against the test split's",
+    )
+
+
 def calibration_checks(
     y: np.ndarray,
     p: np.ndarray,
     groups: Mapping[str, pd.Series],
     config: MonitoringConfig,
+    reference: DecileCalibration | None = None,
 ) -> tuple[list[Check], pd.DataFrame]:
-    """Return the calibration checks (overall, by band, deciles, groups) and the decile table."""
+    """Return the calibration checks (overall, by band, deciles, groups) and the decile table.
+
+    With the test split's decile calibration (``reference``) the decile
+    check tests for a change since then (:func:`decile_change_check`);
+    without it, against perfect calibration (Hosmer-Lemeshow, 10 bins).
+    """
     checks = [_gap_check("calibration", "all", y, p, config.calibration_floor)]
     band = config.bands.band_index(p)
     for i, name in enumerate(BAND_NAMES):
@@ -208,26 +253,26 @@ def calibration_checks(
             )
     deciles = decile_table(y, p)
     variance = deciles["variance"].to_numpy()
-    if (variance > 0).all():
-        statistic = float(
-            np.sum((deciles["observed"] - deciles["expected"]) ** 2 / variance)
-        )
+    if reference is not None:
+        checks.append(decile_change_check(y, p, reference, config))
+    elif (variance > 0).all():
+        statistic = float(np.sum((deciles["observed"] - deciles["expected"]) ** 2 / variance))
         p_value = float(stats.chi2.sf(statistic, len(deciles)))
-    else:
-        p_value = math.nan
-    debiased = debiased_calibration_error(y, p)
-    worst = deciles.iloc[int(np.argmax(np.abs(deciles["mean_predicted"] - deciles["observed_rate"])))]
-    checks.append(
-        Check(
-            "calibration_deciles",
-            "all",
-            debiased,
-            config.decile_calibration_floor,
-            p_value,
-            f"debiased calibration error {debiased:.3f}; worst decile {int(worst['decile'])} "
-            f"predicted {worst['mean_predicted']:.3f}, observed {worst['observed_rate']:.3f}",
+        debiased = debiased_calibration_error(y, p)
+        gaps = np.abs(deciles["mean_predicted"] - deciles["observed_rate"])
+        worst = deciles.iloc[int(np.argmax(gaps))]
+        checks.append(
+            Check(
+                "calibration_deciles",
+                "all",
+                debiased,
+                config.decile_calibration_floor,
+                p_value,
+                f"debiased calibration error {debiased:.3f}; worst decile "
+                f"{int(worst['decile'])} predicted {worst['mean_predicted']:.3f}, "
+                f"observed {worst['observed_rate']:.3f}",
+            )
         )
-    )
     for attribute, labels in groups.items():
         text = _labels(labels)
         for group in pd.unique(text):

@@ -63,7 +63,10 @@ class MonitoringConfig(BaseModel):
     decile_calibration_floor: float = Field(
         default=0.03,
         ge=0,
-        description="smallest debiased calibration error over score deciles (the gate's ECE)",
+        description=(
+            "smallest root-mean-square change of the score deciles' calibration gaps since "
+            "the test split, noise removed (the gate's ECE limit)"
+        ),
     )
     auc_drop_floor: float = Field(
         default=0.02, ge=0, description="smallest fall of the AUC below the test split's"
