@@ -79,9 +79,7 @@ def main() -> None:
         alerted, named, seconds = 0, 0, []
         alerting_checks: Counter[str] = Counter()
         for i in range(args.cohorts):
-            inputs = simulate_monitoring_inputs(
-                trained, shift, rows=args.rows, seed=FIRST_SEED + i
-            )
+            inputs = simulate_monitoring_inputs(trained, shift, rows=args.rows, seed=FIRST_SEED + i)
             started = time.perf_counter()
             result = assess(
                 config,
@@ -95,7 +93,10 @@ def main() -> None:
             alerted += result.alerted
             named += any(a.startswith(expected) for a in result.alerts) if expected else 0
             alerting_checks.update(
-                f"{k} {s}" for k, s in result.checks.loc[result.checks["alert"], ["kind", "subject"]].itertuples(index=False)
+                f"{k} {s}"
+                for k, s in result.checks.loc[
+                    result.checks["alert"], ["kind", "subject"]
+                ].itertuples(index=False)
             )
             print(f"{name} cohort {i + 1}: alerted={result.alerted} {result.alerts[:3]}")
         row: dict[str, object] = {

@@ -52,9 +52,7 @@ DECISION_COLUMNS: tuple[str, ...] = (
 _NO_CONTROL = r"^[^\x00-\x1f\x7f]+$"
 # A reason is prose: line breaks and tabs are allowed, other control characters not.
 _REASON_TEXT = r"^[^\x00-\x08\x0b\x0c\x0e-\x1f\x7f]+$"
-Reference = Annotated[
-    str, Field(strict=True, min_length=1, max_length=128, pattern=_NO_CONTROL)
-]
+Reference = Annotated[str, Field(strict=True, min_length=1, max_length=128, pattern=_NO_CONTROL)]
 
 
 class DecisionRequest(BaseModel):
@@ -104,9 +102,9 @@ def override_problem(decision: DecisionRequest, served_band: str) -> str | None:
     An override "to" the band that was served changes nothing and is
     refused; the serving layer looks up ``served_band`` in the audit row.
     """
-    if decision.decision == OVERRIDDEN and decision.override_action is None:
-        if decision.override_band == served_band:
-            return f"override_band {served_band!r} is the band that was served"
+    unchanged = decision.override_action is None and decision.override_band == served_band
+    if decision.decision == OVERRIDDEN and unchanged:
+        return f"override_band {served_band!r} is the band that was served"
     return None
 
 
@@ -170,11 +168,7 @@ def validate_decisions(frame: pd.DataFrame, *, source: str = "decisions") -> pd.
     return table.assign(
         time=time,
         revision=revision.astype("int64"),
-        **{
-            c: table[c].astype("string")
-            for c in DECISION_COLUMNS
-            if c not in ("time", "revision")
-        },
+        **{c: table[c].astype("string") for c in DECISION_COLUMNS if c not in ("time", "revision")},
     )[list(DECISION_COLUMNS)]
 
 

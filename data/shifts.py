@@ -55,7 +55,9 @@ class ShiftConfig(BaseModel):
     @property
     def is_null(self) -> bool:
         """Whether nothing is shifted."""
-        return self.age_shift_sd == 0 and self.drug_need_points == 0 and self.reoffending_points == 0
+        return (
+            self.age_shift_sd == 0 and self.drug_need_points == 0 and self.reoffending_points == 0
+        )
 
 
 def _tilt(age: np.ndarray, shift_sd: float) -> np.ndarray:
@@ -209,7 +211,9 @@ def simulate_deployment_records(
             "decision": np.where(overridden, OVERRIDDEN, ACCEPTED),
             "override_band": np.where(overridden, other, None),
             "override_action": None,
-            "reason": np.where(overridden, "professional judgement: simulated", None),
+            "reason": pd.Series("professional judgement: simulated", index=range(n)).where(
+                overridden
+            ),
             "practitioner_ref": np.char.add("P", rng.integers(1, 40, n).astype("U3")),
         }
     )

@@ -91,7 +91,9 @@ def simulate_monitoring_inputs(
     probability = trained.model.predict_proba(later)[:, 1]
     band = pd.Series(bands.band_names(probability))
     records = simulate_deployment_records(later, band, seed=seed, override_rate=override_rate)
-    assessment = later.drop(columns=[TARGET_FIELD, *records.served.columns.intersection(later.columns)])
+    assessment = later.drop(
+        columns=[TARGET_FIELD, *records.served.columns.intersection(later.columns)]
+    )
     scores = pd.concat([records.served, assessment], axis=1).assign(
         model_version="1", **{SCORE: probability, "risk_band": band.to_numpy()}
     )

@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import asdict, dataclass, field
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -84,7 +85,7 @@ class BinnedFeature:
         if self.levels:
             return [*self.levels, OTHER, MISSING]
         bounds = ["-inf", *(f"{e:g}" for e in self.edges), "inf"]
-        return [*(f"[{a}, {b})" for a, b in zip(bounds[:-1], bounds[1:], strict=True)), MISSING]
+        return [*(f"[{a}, {b})" for a, b in pairwise(bounds)), MISSING]
 
     @property
     def n(self) -> int:
@@ -216,9 +217,7 @@ class TrainingReference:
             n_negative=int(raw["n_negative"]),
             calibration=None
             if raw.get("calibration") is None
-            else DecileCalibration(
-                **{k: tuple(v) for k, v in raw["calibration"].items()}  # type: ignore[arg-type]
-            ),
+            else DecileCalibration(**{k: tuple(v) for k, v in raw["calibration"].items()}),
         )
 
 
@@ -306,7 +305,9 @@ def population_stability(reference: np.ndarray, current: np.ndarray) -> float:
     empty in one sample.
     """
     keep = (reference + current) > 0
-    p = (reference[keep] + PSI_PSEUDO_COUNT) / (reference[keep].sum() + PSI_PSEUDO_COUNT * keep.sum())
+    p = (reference[keep] + PSI_PSEUDO_COUNT) / (
+        reference[keep].sum() + PSI_PSEUDO_COUNT * keep.sum()
+    )
     q = (current[keep] + PSI_PSEUDO_COUNT) / (current[keep].sum() + PSI_PSEUDO_COUNT * keep.sum())
     return float(np.sum((q - p) * np.log(q / p)))
 
@@ -386,7 +387,9 @@ def compare_binned(binned: BinnedFeature, values: pd.Series) -> dict[str, object
         "p_value": p_value,
         "missing_reference": float(ref_share[-1]),
         "missing": float(cur_share[-1]),
-        "missing_p_value": two_proportion_test(int(ref[-1]), int(ref.sum()), int(cur[-1]), len(values)),
+        "missing_p_value": two_proportion_test(
+            int(ref[-1]), int(ref.sum()), int(cur[-1]), len(values)
+        ),
         "most_moved_bin": binned.labels[moved],
         "bin_share_reference": float(ref_share[moved]),
         "bin_share": float(cur_share[moved]),

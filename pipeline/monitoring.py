@@ -1,4 +1,4 @@
-"""Outcome monitoring: is a model version still calibrated for the people it now scores?
+"""Outcome monitoring: is a model version still calibrated for the people it now scores.
 
 ``monitor(config, *, tracker, scores, outcomes, decisions, reference)`` is the
 job behind ``desist monitor``. On the scores a version served in a period it
@@ -165,7 +165,9 @@ def _decided(scores: pd.DataFrame, decisions: pd.DataFrame | None) -> pd.DataFra
         [latest[c].to_numpy(dtype=object) for c in ("request_id", ID_FIELD)]
     )
     at = keys.get_indexer(
-        pd.MultiIndex.from_arrays([scores[c].to_numpy(dtype=object) for c in ("request_id", ID_FIELD)])
+        pd.MultiIndex.from_arrays(
+            [scores[c].to_numpy(dtype=object) for c in ("request_id", ID_FIELD)]
+        )
     )
     found = at >= 0
     decision = latest["decision"].to_numpy(dtype=object)[at[found]]
@@ -235,16 +237,19 @@ def assess(
         linkage = {str(k): int(v) for k, v in linked["link_status"].value_counts().items()}
         # Sorted by score: every ECE sorts the scores again (200 times in the noise
         # test), and a stable sort of sorted input is linear.
-        matured = (
-            first_matured(linked).sort_values(SCORE, kind="stable").reset_index(drop=True)
-        )
+        matured = first_matured(linked).sort_values(SCORE, kind="stable").reset_index(drop=True)
     headline["n_matured"] = float(len(matured))
     if len(matured) >= config.min_matured and matured["outcome"].nunique() == 2:
         y = matured["outcome"].to_numpy(dtype=np.int64)
         p = matured[SCORE].to_numpy(dtype=np.float64)
         groups = {a: matured[a] for a in config.audited if a in matured.columns}
         evaluation = evaluate_scores(
-            y, p, bands=config.bands, groups=groups, n_bootstrap=config.n_bootstrap, seed=config.seed
+            y,
+            p,
+            bands=config.bands,
+            groups=groups,
+            n_bootstrap=config.n_bootstrap,
+            seed=config.seed,
         )
         found, deciles = calibration_checks(y, p, groups, config, reference.calibration)
         checks += found

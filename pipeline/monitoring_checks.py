@@ -91,9 +91,7 @@ def decide(checks: list[Check], false_alarm_rate: float) -> tuple[list[Check], f
     decided = [
         replace(
             c,
-            alert=bool(
-                math.isfinite(c.p_value) and c.p_value < level and abs(c.figure) >= c.floor
-            ),
+            alert=bool(math.isfinite(c.p_value) and c.p_value < level and abs(c.figure) >= c.floor),
         )
         for c in checks
     ]
@@ -295,9 +293,7 @@ def _auc_standard_error(auc: float, n_positive: int, n_negative: int) -> float:
     q1 = auc / (2 - auc)
     q2 = 2 * auc**2 / (1 + auc)
     variance = (
-        auc * (1 - auc)
-        + (n_positive - 1) * (q1 - auc**2)
-        + (n_negative - 1) * (q2 - auc**2)
+        auc * (1 - auc) + (n_positive - 1) * (q1 - auc**2) + (n_negative - 1) * (q2 - auc**2)
     ) / (n_positive * n_negative)
     return math.sqrt(max(variance, 0.0))
 
@@ -350,7 +346,14 @@ def _rate_rows(by: pd.Series, overridden: pd.Series, name: str) -> pd.DataFrame:
         k, n = int(part.sum()), len(part)
         low, high = _wilson(k, n)
         rows.append(
-            {name: level, "decided": n, "overridden": k, "rate": k / n, "ci_low": low, "ci_high": high}
+            {
+                name: level,
+                "decided": n,
+                "overridden": k,
+                "rate": k / n,
+                "ci_low": low,
+                "ci_high": high,
+            }
         )
     return pd.DataFrame(rows, columns=[name, "decided", "overridden", "rate", "ci_low", "ci_high"])
 
@@ -376,7 +379,9 @@ def override_checks(
                     str(row.band),
                     float(row.rate),
                     config.max_override_rate,
-                    float(stats.binom.sf(row.overridden - 1, row.decided, config.max_override_rate)),
+                    float(
+                        stats.binom.sf(row.overridden - 1, row.decided, config.max_override_rate)
+                    ),
                     f"{row.overridden:,} of {row.decided:,} decisions overridden ({row.rate:.1%})",
                 )
             )
@@ -398,7 +403,8 @@ def override_checks(
                     float(high["rate"] - low["rate"]),
                     config.override_gap_floor,
                     p_value,
-                    f"{high['group']} overridden {high['rate']:.1%}, {low['group']} {low['rate']:.1%}",
+                    f"{high['group']} overridden {high['rate']:.1%}, "
+                    f"{low['group']} {low['rate']:.1%}",
                 )
             )
     by_group = (

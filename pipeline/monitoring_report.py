@@ -65,14 +65,18 @@ def plot_override_rates(by_band: pd.DataFrame, limit: float) -> Figure:
     errors = np.vstack([rate - by_band["ci_low"], by_band["ci_high"] - rate])
     ax.bar(x, rate, yerr=errors, color=_BLUE, capsize=4)
     ax.axhline(limit, color=_RED, linestyle="--", label=f"limit {limit:.0%}")
-    ax.set_xticks(x, [f"{b}\nn = {n:,}" for b, n in zip(by_band["band"], by_band["decided"], strict=True)])
+    ax.set_xticks(
+        x, [f"{b}\nn = {n:,}" for b, n in zip(by_band["band"], by_band["decided"], strict=True)]
+    )
     ax.set(ylabel="Share of decisions overridden", title="Overrides by band")
     ax.legend()
     fig.tight_layout()
     return fig
 
 
-def build_figures(result: MonitorResult, config: MonitoringConfig | None = None) -> dict[str, Figure]:
+def build_figures(
+    result: MonitorResult, config: MonitoringConfig | None = None
+) -> dict[str, Figure]:
     """Return the run's figures by name (only those its data allow)."""
     config = config or MonitoringConfig()
     alerted = set(
@@ -90,7 +94,9 @@ def build_figures(result: MonitorResult, config: MonitoringConfig | None = None)
         if len(result.evaluation.group_table):
             figures["group_calibration"] = plot_group_calibration(result.evaluation.group_table)
     if len(result.overrides_by_band):
-        figures["overrides"] = plot_override_rates(result.overrides_by_band, config.max_override_rate)
+        figures["overrides"] = plot_override_rates(
+            result.overrides_by_band, config.max_override_rate
+        )
     return figures
 
 
@@ -106,9 +112,10 @@ def figure_pngs(figures: dict[str, Figure]) -> dict[str, bytes]:
 
 def _fmt(value: object) -> str:
     if isinstance(value, float | np.floating):
-        if math.isnan(value):
+        number = float(value)
+        if math.isnan(number):
             return "n/a"
-        return f"{value:.2e}" if 0 < abs(value) < 1e-3 else f"{value:.3f}"
+        return f"{number:.2e}" if 0 < abs(number) < 1e-3 else f"{number:.3f}"
     return str(value)
 
 
@@ -160,9 +167,9 @@ def render_html(
     """Render the run as one self-contained HTML page (figures inline; drawn when not given)."""
     title = f"Monitoring: {result.model} version {result.version}"
     alerts = result.alerts
-    ranked = result.checks.assign(
-        order=result.checks["p_value"].fillna(2.0)
-    ).sort_values(["alert", "order"], ascending=[False, True])
+    ranked = result.checks.assign(order=result.checks["p_value"].fillna(2.0)).sort_values(
+        ["alert", "order"], ascending=[False, True]
+    )
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -173,7 +180,7 @@ def render_html(
         "th{background:#f2f2f2}h2{color:#0072B2}.alert{color:#D55E00}img{max-width:100%}</style>",
         "</head><body>",
         f"<h1>{html.escape(title)}</h1>",
-        f"<h2>What moved</h2><p class=\"alert\">{len(alerts)} alert(s).</p>"
+        f'<h2>What moved</h2><p class="alert">{len(alerts)} alert(s).</p>'
         if alerts
         else "<h2>What moved</h2><p>Nothing beyond sampling noise and the floors.</p>",
         "<ul>",

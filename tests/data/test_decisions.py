@@ -40,7 +40,10 @@ def test_accepted_and_overridden_decisions() -> None:
         ({"decision": "overridden", "override_band": "high"}, "needs a reason"),
         ({"decision": "overridden", "reason": "because"}, "names override_band"),
         ({"decision": "accepted", "override_band": "low"}, "accepted decision"),
-        ({"decision": "overridden", "override_band": "extreme", "reason": "x y z"}, "override_band"),
+        (
+            {"decision": "overridden", "override_band": "extreme", "reason": "x y z"},
+            "override_band",
+        ),
         ({"decision": "accepted", "colour": "red"}, "Extra inputs"),
         ({"decision": "overridden", "override_band": "low", "reason": "x" * 1001}, "1000"),
         ({"decision": "accepted", "practitioner_ref": "a\x00b"}, "pattern"),

@@ -41,12 +41,16 @@ def test_the_rate_rises_and_assessments_stay() -> None:
     y1 = cohort[TARGET_FIELD].to_numpy(dtype=int)
     assert (y1 >= y0).all()  # coupled: nobody who re-offended stops
     assert y1.mean() - y0.mean() == pytest.approx(0.05, abs=0.01)
-    pd.testing.assert_frame_equal(plain.drop(columns=TARGET_FIELD), cohort.drop(columns=TARGET_FIELD))
+    pd.testing.assert_frame_equal(
+        plain.drop(columns=TARGET_FIELD), cohort.drop(columns=TARGET_FIELD)
+    )
 
 
 def test_deployment_records_validate_and_follow_the_outcome() -> None:
     cohort, _ = draw_later_cohort(2_000, 6, ShiftConfig())
-    bands = pd.Series(np.random.default_rng(0).choice(["low", "medium", "high", "very high"], 2_000))
+    bands = pd.Series(
+        np.random.default_rng(0).choice(["low", "medium", "high", "very high"], 2_000)
+    )
     records = simulate_deployment_records(cohort, bands, override_rate=0.1, seed=1)
     outcomes = validate_outcomes(records.outcomes)
     decisions = validate_decisions(records.decisions)
@@ -56,5 +60,8 @@ def test_deployment_records_validate_and_follow_the_outcome() -> None:
     assert (first["decision"] == "overridden").mean() == pytest.approx(0.1, abs=0.02)
     overridden = first[first["decision"] == "overridden"]
     served = dict(zip(cohort["subject_ref"], bands, strict=True))
-    assert all(served[s] != b for s, b in zip(overridden["subject_ref"], overridden["override_band"], strict=True))
+    assert all(
+        served[s] != b
+        for s, b in zip(overridden["subject_ref"], overridden["override_band"], strict=True)
+    )
     assert (decisions["revision"] == 2).any()

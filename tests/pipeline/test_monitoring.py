@@ -39,7 +39,9 @@ def trained() -> TrainedModel:
     return train_simulated_model(rows=15_000, seed=101)
 
 
-def _run(trained: TrainedModel, shift: ShiftConfig, seed: int = 7, rows: int = 4_000) -> MonitorResult:
+def _run(
+    trained: TrainedModel, shift: ShiftConfig, seed: int = 7, rows: int = 4_000
+) -> MonitorResult:
     inputs = simulate_monitoring_inputs(trained, shift, rows=rows, seed=seed)
     return assess(
         CONFIG,
@@ -52,7 +54,7 @@ def _run(trained: TrainedModel, shift: ShiftConfig, seed: int = 7, rows: int = 4
 
 
 def test_the_config_file_is_the_default_and_strict(tmp_path: Path) -> None:
-    assert CONFIG == MonitoringConfig()
+    assert MonitoringConfig() == CONFIG
     bad = tmp_path / "m.toml"
     bad.write_text("false_alarm_rate = 0.01\npsi_flor = 0.1\n")
     with pytest.raises(Exception, match="psi_flor"):
@@ -167,7 +169,9 @@ def test_a_run_is_logged_and_linked_to_the_version(
     assert version.tags[TAG_LAST_RUN] == result.run_id
 
 
-def test_the_report_names_what_moved(trained: TrainedModel, shifted_inputs: MonitoringInputs) -> None:
+def test_the_report_names_what_moved(
+    trained: TrainedModel, shifted_inputs: MonitoringInputs
+) -> None:
     result = assess(
         CONFIG,
         scores=shifted_inputs.scores,
