@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from pathlib import Path
 
+import mlflow
 import pandas as pd
 import pytest
 
@@ -20,9 +21,12 @@ from pipeline.monitoring import (
     EXIT_OK,
     TAG_ALERT,
     TAG_LAST_RUN,
+    TAG_REFERENCE,
     TAG_VERSION,
     MonitorResult,
     assess,
+    load_training_reference,
+    log_training_reference,
     monitor,
 )
 from pipeline.monitoring_checks import Check, decide
@@ -137,6 +141,17 @@ def test_other_versions_are_left_out(trained: TrainedModel) -> None:
 @pytest.fixture(scope="module")
 def shifted_inputs(trained: TrainedModel) -> MonitoringInputs:
     return simulate_monitoring_inputs(trained, ShiftConfig(age_shift_sd=0.3), rows=3_000, seed=9)
+
+
+def test_the_reference_is_stored_with_a_version(trained: TrainedModel, tmp_path: Path) -> None:
+    tracker = Tracker.for_home(tmp_path)
+    client = tracker.client()
+    with tracker.activate(), mlflow.start_run(experiment_id=tracker.experiment_id("t")):
+        uri = log_training_reference(trained.reference)
+    client.create_registered_model("m")
+    client.create_model_version("m", source=str(tmp_path), tags={TAG_REFERENCE: uri})
+    loaded = load_training_reference(tracker, "m", "1")
+    assert loaded.to_json() == trained.reference.to_json()
 
 
 def test_a_run_is_logged_and_linked_to_the_version(
