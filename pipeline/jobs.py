@@ -1,7 +1,7 @@
 """Helpers every job shares.
 
 Progress lines, the config as run parameters, the risk split, staged
-artifacts and the run that records its own failure.
+artifacts, the logged model and the run that records its own failure.
 
 The training jobs, the feature study, batch scoring and the command line use
 these helpers; no job imports another job's names.
@@ -16,14 +16,17 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import mlflow
 import pandas as pd
+from mlflow.models.model import ModelInfo
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
+from models.encoding import to_model_input
 from pipeline.config import RiskTrainConfig
+from pipeline.tracking import model_requirements, skops_trusted_types
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -92,6 +95,29 @@ def split_frame(frame: pd.DataFrame, config: RiskTrainConfig) -> Splits:
         random_state=config.split.seed + 1,
     )
     return Splits(train, calibration, test)
+
+
+def log_job_model(
+    model: Any, features: tuple[str, ...], rows: pd.DataFrame, *, probabilities: bool
+) -> ModelInfo:
+    """Log a job's model (skops, pinned requirements), its signature and example from ``rows``.
+
+    With ``probabilities``, the signature describes ``predict_proba`` and the
+    pyfunc flavour serves it; otherwise ``predict``.
+    """
+    example = to_model_input(rows.head(5), features)
+    output = model.predict_proba(example) if probabilities else model.predict(example)
+    served = {"pyfunc_predict_fn": "predict_proba"} if probabilities else {}
+    info: ModelInfo = mlflow.sklearn.log_model(
+        model,
+        name="model",
+        signature=mlflow.models.infer_signature(example, output),
+        input_example=example,
+        **served,
+        skops_trusted_types=skops_trusted_types(model),
+        pip_requirements=model_requirements(),
+    )
+    return info
 
 
 @contextmanager

@@ -24,7 +24,7 @@ from pipeline.comparison import (
     paired_auc_difference,
     single_feature_aucs,
 )
-from pipeline.config import RiskTrainConfig
+from pipeline.config import FairnessConfig, RiskTrainConfig
 from pipeline.evaluation import Evaluation
 from pipeline.fairness import FairnessAudit, audit_fairness
 from pipeline.jobs import Progress, Splits
@@ -168,11 +168,8 @@ class Audited:
     attributes: tuple[str, ...]
 
 
-def fairness_summary(
-    audit: FairnessAudit, compared: Compared, config: RiskTrainConfig
-) -> list[str]:
+def fairness_summary(audit: FairnessAudit, compared: Compared, fair: FairnessConfig) -> list[str]:
     """Return the audit's key figures in words, for the model card and the report."""
-    fair = config.fairness
     lines = []
     for model in compared.scored:
         for point in model.operating_points:
@@ -225,4 +222,4 @@ def audit(config: RiskTrainConfig, splits: Splits, compared: Compared) -> Audite
         config=config.fairness,
         seed=config.evaluation.bootstrap_seed,
     )
-    return Audited(result, fairness_summary(result, compared, config), tuple(groups))
+    return Audited(result, fairness_summary(result, compared, config.fairness), tuple(groups))

@@ -23,14 +23,19 @@ import numpy as np
 import pandas as pd
 
 from data.schema import FIELDS_BY_NAME
-from models.calibration import ScoreCalibratedClassifier
-from models.encoding import to_model_input
 from models.risk import AnySettings
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
 from pipeline.evaluation import Evaluation
 from pipeline.fairness import plot_calibration_by_decile, plot_error_rates, render_report
-from pipeline.jobs import Splits, StagedArtifacts, config_params, job_run, staged_artifacts
+from pipeline.jobs import (
+    Splits,
+    StagedArtifacts,
+    config_params,
+    job_run,
+    log_job_model,
+    staged_artifacts,
+)
 from pipeline.model_card import ModelCard, render_html, render_markdown
 from pipeline.plots import (
     plot_band_table,
@@ -43,7 +48,6 @@ from pipeline.plots import (
 )
 from pipeline.registry import TAG_FAMILY
 from pipeline.risk_families import FamilyFit, Selection, family_table
-from pipeline.tracking import model_requirements, skops_trusted_types
 
 if TYPE_CHECKING:
     from pipeline.risk_audit import Audited, Compared
@@ -184,25 +188,7 @@ def record_family(
         staged.text(evaluation.group_table.to_csv(index=False), "tables/group_table.csv")
         card = build_model_card(config, data, splits, fit.family, run_id, evaluation)
         stage_card(staged, card)
-    return log_model(config.features, splits.test, fit.model)
-
-
-def log_model(
-    features: tuple[str, ...], test: pd.DataFrame, model: ScoreCalibratedClassifier
-) -> str:
-    """Log ``model`` (skops, signature and example from the test rows); return its URI."""
-    example = to_model_input(test.head(5), features)
-    signature = mlflow.models.infer_signature(example, model.predict_proba(example))
-    info = mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=example,
-        pyfunc_predict_fn="predict_proba",
-        skops_trusted_types=skops_trusted_types(model),
-        pip_requirements=model_requirements(),
-    )
-    return str(info.model_uri)
+    return str(log_job_model(fit.model, config.features, splits.test, probabilities=True).model_uri)
 
 
 def record_selection(selection: Selection) -> None:
@@ -240,14 +226,20 @@ def record_comparison(staged: StagedArtifacts, compared: Compared, y_test: np.nd
     staged.figure(plot_roc_comparison(y_test, curves), "roc_comparison")
 
 
-def record_audit(staged: StagedArtifacts, audited: Audited, config: RiskTrainConfig) -> None:
-    """Stage the audit's figures, tables and report; log its FPR ratios as metrics."""
+def record_audit(
+    staged: StagedArtifacts, audited: Audited, *, min_group_size: int, title: str
+) -> None:
+    """Stage the audit's figures, tables and report; log its FPR ratios as metrics.
+
+    ``min_group_size`` is the smallest group drawn in calibration figures;
+    ``title`` heads the report.
+    """
     audit = audited.audit
     figures = {}
     for attribute in audited.attributes:
         figures[f"Error rates by {attribute}"] = plot_error_rates(audit, attribute)
         figures[f"Calibration within groups of {attribute}"] = plot_calibration_by_decile(
-            audit, attribute, config.fairness.min_group_size
+            audit, attribute, min_group_size
         )
     for name, figure in figures.items():
         staged.figure(figure, f"fairness_{slug(name)}")
@@ -255,9 +247,7 @@ def record_audit(staged: StagedArtifacts, audited: Audited, config: RiskTrainCon
         table: pd.DataFrame = getattr(audit, name)
         staged.text(table.to_csv(index=False), f"fairness/{name}.csv")
     staged.text(
-        render_report(
-            audit, figures, audited.summary, f"Fairness audit: {config.registered_model}"
-        ),
+        render_report(audit, figures, audited.summary, title),
         "fairness/report.html",
     )
     metrics = {

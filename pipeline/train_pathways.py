@@ -24,11 +24,17 @@ from mlflow.models.model import ModelInfo
 from sklearn.model_selection import train_test_split
 
 from models.digest import directory_digest
-from models.encoding import to_model_input
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
-from pipeline.jobs import Progress, config_params, job_run, silent, staged_artifacts
+from pipeline.jobs import (
+    Progress,
+    config_params,
+    job_run,
+    log_job_model,
+    silent,
+    staged_artifacts,
+)
 from pipeline.pathway_evaluation import PathwayEvaluation, build_pathway_model, evaluate_pathways
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
 from pipeline.registry import (
@@ -39,7 +45,7 @@ from pipeline.registry import (
     TAG_RNR_VALUE,
     TAG_RUN,
 )
-from pipeline.tracking import Tracker, model_requirements, skops_trusted_types
+from pipeline.tracking import Tracker
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,16 +143,7 @@ def _record(
         mlflow.log_table(evaluation.overlap, "tables/overlap_by_group.json")
         staged.text(evaluation.overlap.to_csv(index=False), "tables/overlap_by_group.csv")
         staged.text(evaluation.policy_table.to_csv(index=False), "tables/policy_values.csv")
-    example = to_model_input(test.head(5), config.features)
-    signature = mlflow.models.infer_signature(example, model.predict(example))
-    return mlflow.sklearn.log_model(
-        model,
-        name="model",
-        signature=signature,
-        input_example=example,
-        skops_trusted_types=skops_trusted_types(model),
-        pip_requirements=model_requirements(),
-    )
+    return log_job_model(model, config.features, test, probabilities=False)
 
 
 def _register(

@@ -121,7 +121,12 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
             progress("Auditing fairness ...")
             audited = audit(config, splits, compared)
             if audited is not None:
-                record.record_audit(staged, audited, config)
+                record.record_audit(
+                    staged,
+                    audited,
+                    min_group_size=config.fairness.min_group_size,
+                    title=f"Fairness audit: {config.registered_model}",
+                )
             summary = [] if audited is None else audited.summary
             notes = [record.noise_note(selection, len(splits.test))]
             card = record.build_model_card(
