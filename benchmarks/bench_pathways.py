@@ -48,7 +48,7 @@ from models.pathway_rules import (
     rnr_policy,
 )
 from pipeline.config import load_pathway_config
-from pipeline.train_pathways import build_pathway_model, top_choice
+from pipeline.pathway_evaluation import build_pathway_model, top_choice
 
 CONFIG = Path(__file__).parents[1] / "configs" / "pathways.toml"
 ROWS = 200_000

@@ -31,8 +31,9 @@ from benchmarks.common import save
 from data.synthetic import SynthConfig, generate_cohort
 from models.encoding import AssessmentEncoder
 from pipeline.config import DatasetConfig, load_risk_config
+from pipeline.jobs import split_frame
 from pipeline.tracking import Tracker
-from pipeline.train_risk import split_frame, train
+from pipeline.train_risk import train
 
 CONFIG = Path(__file__).parents[1] / "configs" / "synthetic.toml"
 TARGET_SECONDS = 180.0

@@ -53,8 +53,8 @@ from data.validation import SeenIds, check_rows
 from models.bands import BAND_NAMES
 from models.explain import FastExplainer, top_contributions
 from models.registered import LoadedRiskModel, load_risk_model
+from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
-from pipeline.train_risk import Progress, silent
 
 CHAMPION_URI = "models:/desist-risk@champion"
 _ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)

@@ -43,10 +43,6 @@ def _synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def _progress(message: str) -> None:
-    print(message, file=sys.stderr, flush=True)
-
-
 def _comparison_lines(result: TrainResult) -> str:
     """Incumbent and baselines on the same test rows, the ECE noise floor, fairness figures."""
     lines = []
@@ -71,12 +67,13 @@ def _comparison_lines(result: TrainResult) -> str:
 
 def _train_risk(args: argparse.Namespace) -> int:
     from pipeline.config import load_risk_config
+    from pipeline.jobs import to_stderr
     from pipeline.tracking import Tracker
     from pipeline.train_risk import train
 
     config = load_risk_config(args.config, data=args.data)
     tracker = Tracker.from_environment()
-    result = train(config, tracker=tracker, progress=_progress)
+    result = train(config, tracker=tracker, progress=to_stderr)
     test = result.test
     print(
         f"\nRisk model trained in {result.seconds:.0f} s\n"
@@ -105,9 +102,10 @@ def _train_risk(args: argparse.Namespace) -> int:
 def _cv_risk(args: argparse.Namespace) -> int:
     from pipeline.config import load_risk_config
     from pipeline.cross_validation import study_features
+    from pipeline.jobs import to_stderr
 
     config = load_risk_config(args.config, data=args.data)
-    study = study_features(config, extra=tuple(args.extra), folds=args.folds, progress=_progress)
+    study = study_features(config, extra=tuple(args.extra), folds=args.folds, progress=to_stderr)
     print(
         f"\n{args.folds}-fold cross-validation on {study.rows:,} rows (test split set aside)\n"
         "  features added in config order; AUC mean (sd) over folds:"
@@ -127,12 +125,13 @@ def _cv_risk(args: argparse.Namespace) -> int:
 
 def _train_pathways(args: argparse.Namespace) -> int:
     from pipeline.config import load_pathway_config
+    from pipeline.jobs import to_stderr
     from pipeline.tracking import Tracker
     from pipeline.train_pathways import train
 
     config = load_pathway_config(args.config, data=args.data)
     tracker = Tracker.from_environment()
-    result = train(config, tracker=tracker, progress=_progress)
+    result = train(config, tracker=tracker, progress=to_stderr)
     lines = [
         f"\nPathway model trained in {result.seconds:.0f} s",
         f"  run:        {result.run_id} (experiment {config.experiment})",
@@ -197,6 +196,7 @@ def _score(args: argparse.Namespace) -> int:
 
     from pipeline.batch_scoring import BatchScoreConfig, score_file
     from pipeline.config import ConfigError
+    from pipeline.jobs import to_stderr
     from pipeline.tracking import Tracker
 
     options = {"chunk_rows": args.chunk_rows, "threads": args.threads}
@@ -213,7 +213,7 @@ def _score(args: argparse.Namespace) -> int:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"desist score: {problems}") from err
-    result = score_file(config, tracker=Tracker.from_environment(), progress=_progress)
+    result = score_file(config, tracker=Tracker.from_environment(), progress=to_stderr)
     model = result.model
     check = "digest verified" if model.verified else "UNVERIFIED: never registered, no digest"
     bands = ", ".join(f"{name} {count:,}" for name, count in result.band_counts.items())

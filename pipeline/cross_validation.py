@@ -10,7 +10,7 @@ calibration error of the chosen setup is estimated without the test split.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,13 +28,7 @@ from pipeline.evaluation import (
     ece_noise_floor,
     expected_calibration_error,
 )
-from pipeline.train_risk import split_frame
-
-Progress = Callable[[str], None]
-
-
-def _silent(message: str) -> None:
-    """Discard progress messages."""
+from pipeline.jobs import Progress, silent, split_frame
 
 
 @dataclass(frozen=True, slots=True)
@@ -94,7 +88,7 @@ def study_features(
     extra: Sequence[str] = (),
     folds: int = 5,
     seed: int = 0,
-    progress: Progress = _silent,
+    progress: Progress = silent,
 ) -> FeatureStudy:
     """Cross-validate nested feature sets of ``config`` on its non-test rows.
 

@@ -26,8 +26,9 @@ from pipeline.config import (
     check_leakage,
     load_risk_config,
 )
+from pipeline.risk_audit import LeakageWarning, screen_single_features
 from pipeline.tracking import Tracker
-from pipeline.train_risk import LeakageWarning, screen_single_features, train
+from pipeline.train_risk import train
 from tests.pipeline.conftest import small_config
 
 REPO = Path(__file__).parents[2]

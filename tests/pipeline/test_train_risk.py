@@ -12,11 +12,12 @@ from data.loaders import write_table
 from data.synthetic import SynthConfig, generate_cohort
 from models.digest import directory_digest
 from models.risk import AverageSettings, BoostingSettings, ScorecardSettings
-from pipeline import train_risk
+from pipeline import risk_record
 from pipeline.config import DatasetConfig
+from pipeline.jobs import config_params, split_frame
 from pipeline.registry import TAG_DIGEST, TAG_FAMILY, TAG_FEATURES
 from pipeline.tracking import Tracker
-from pipeline.train_risk import TrainResult, config_params, split_frame, train
+from pipeline.train_risk import TrainResult, train
 from tests.pipeline.conftest import small_config
 
 
@@ -180,7 +181,7 @@ def test_failure_during_training_registers_nothing(
     def broken(*args: object, **kwargs: object) -> None:
         raise RuntimeError("disk full while drawing")
 
-    monkeypatch.setattr(train_risk, "plot_reliability", broken)
+    monkeypatch.setattr(risk_record, "plot_reliability", broken)
     with pytest.raises(RuntimeError, match="disk full"):
         train(small_config(), tracker=tracker)
     assert _only_run(tracker).info.status == "FAILED"

@@ -1,0 +1,263 @@
+"""What the risk job records in MLflow.
+
+Each family's run, the parent run, the comparison, the fairness audit and
+the model cards.
+
+Computation happens before these functions are called (:mod:`pipeline.risk_families`,
+:mod:`pipeline.risk_audit`); here results become metrics, parameters, tags and
+artifacts. Metrics go in one ``log_metrics`` per step, and files written with
+``log_figure``/``log_text`` before are staged and logged with one
+``log_artifacts`` per folder, at the same paths with the same bytes.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+import mlflow
+import numpy as np
+import pandas as pd
+
+from data.schema import FIELDS_BY_NAME
+from models.risk import AnySettings
+from pipeline.config import RiskTrainConfig
+from pipeline.datasets import JobData
+from pipeline.evaluation import Evaluation
+from pipeline.fairness import plot_calibration_by_decile, plot_error_rates, render_report
+from pipeline.jobs import (
+    Splits,
+    StagedArtifacts,
+    config_params,
+    job_run,
+    log_job_model,
+    staged_artifacts,
+)
+from pipeline.model_card import ModelCard, render_html, render_markdown
+from pipeline.plots import (
+    plot_band_table,
+    plot_feature_effects,
+    plot_group_calibration,
+    plot_reliability,
+    plot_roc,
+    plot_roc_comparison,
+    plot_score_distribution,
+)
+from pipeline.registry import TAG_FAMILY
+from pipeline.risk_families import FamilyFit, Selection, family_table
+
+if TYPE_CHECKING:
+    from pipeline.risk_audit import Audited, Compared
+
+#: The audit's tables, each logged as ``fairness/{name}.csv``.
+FAIRNESS_TABLES = (
+    "by_group",
+    "calibration_by_decile",
+    "calibration_by_band",
+    "ratios",
+    "base_rates",
+)
+
+
+def slug(text: str) -> str:
+    """Lower-case ``text`` with every run of other characters as one underscore (metric keys)."""
+    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
+
+
+def record_params(config: RiskTrainConfig) -> None:
+    """Log the whole config as the parent run's parameters."""
+    mlflow.log_params(config_params(config))
+
+
+def record_single_feature_aucs(table: pd.DataFrame) -> None:
+    """Log each feature's AUC on its own (``tables/single_feature_auc.json``)."""
+    mlflow.log_table(table, "tables/single_feature_auc.json")
+
+
+def record_leakage_warning(message: str) -> None:
+    """Tag the run with a possible-leakage warning."""
+    mlflow.set_tag("desist.leakage_warning", message[:5000])
+
+
+@contextmanager
+def family_run(experiment_id: str, settings: AnySettings) -> Iterator[str]:
+    """Open a family's child run, tagged with the family and its settings; yield its id."""
+    with job_run(experiment_id, settings.family, nested=True) as run_id:
+        mlflow.set_tag(TAG_FAMILY, settings.family)
+        mlflow.log_params({f"model.{k}": v for k, v in settings.model_dump().items()})
+        yield run_id
+
+
+def build_model_card(
+    config: RiskTrainConfig,
+    data: JobData,
+    splits: Splits,
+    family: str,
+    run_id: str,
+    evaluation: Evaluation,
+    comparisons: pd.DataFrame | None = None,
+    notes: list[str] | None = None,
+    fairness_summary: list[str] | None = None,
+) -> ModelCard:
+    """Build the model card of a family's run, or (with comparisons and notes) of the parent run."""
+    return ModelCard(
+        model_name=config.registered_model,
+        version=None,
+        family=family,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        run_id=run_id,
+        dataset_name=data.name,
+        dataset_source=data.source,
+        dataset_digest=data.sha256,
+        n_train=len(splits.train),
+        n_calibration=len(splits.calibration),
+        n_test=len(splits.test),
+        target=config.target,
+        target_description=FIELDS_BY_NAME[config.target].description,
+        features=list(config.features),
+        audit_only=list(config.audited_attributes),
+        bands=config.bands,
+        evaluation=evaluation,
+        comparisons=comparisons,
+        notes=notes or [],
+        fairness_summary=fairness_summary or [],
+        calibration=calibration_words(config, splits),
+        intended_use=config.intended_use,
+    )
+
+
+def calibration_words(config: RiskTrainConfig, splits: Splits) -> str:
+    """How the job calibrated its probabilities, for the model card."""
+    method = "Platt scaling" if config.calibration == "sigmoid" else "smoothed isotonic map"
+    if config.cross_fitted:
+        return (
+            f"{method} learned from {config.calibration_folds}-fold out-of-fold scores of all "
+            f"{len(splits.train):,} training people (cross-fitting); the model itself is "
+            "fitted on all of them"
+        )
+    return f"{method} learned on the {len(splits.calibration):,} calibration people"
+
+
+def noise_note(selection: Selection, n_test: int) -> str:
+    """Return the model card's note reading the test ECE against its sampling-noise floor."""
+    headline = selection.chosen.fit.evaluation.headline
+    return (
+        f"Expected calibration error of a perfectly calibrated score on these "
+        f"{n_test:,} test people is about {selection.ece_noise_floor:.3f} (sampling noise "
+        f"alone); read the ECE of {headline['ece']:.3f} against it: noise "
+        f"alone reaches it in {selection.ece_noise_p:.0%} of draws. With the noise taken out "
+        f"(debiased, root-mean-square) the calibration error is "
+        f"{headline['ece_debiased']:.3f}."
+    )
+
+
+def stage_card(staged: StagedArtifacts, card: ModelCard, stem: str = "model_card") -> None:
+    """Stage a model card as Markdown and HTML at the run's top level."""
+    staged.text(render_markdown(card), f"{stem}.md")
+    staged.text(render_html(card), f"{stem}.html")
+
+
+def record_family(
+    config: RiskTrainConfig, data: JobData, splits: Splits, fit: FamilyFit, run_id: str
+) -> str:
+    """Log a fitted family in its (active) child run; return its logged model's URI."""
+    mlflow.log_metrics(
+        {
+            **fit.evaluation.metrics("test_"),
+            **fit.choice_metrics,
+            "fit_seconds": fit.fit_seconds,
+            "test_max_group_calibration_gap": fit.max_group_calibration_gap,
+        }
+    )
+    y_test = splits.test[config.target].to_numpy(dtype=int)
+    probability, evaluation = fit.test_probability, fit.evaluation
+    with staged_artifacts() as staged:
+        staged.figure(plot_roc(y_test, probability, label="test split"), "roc_curve")
+        staged.figure(plot_reliability(y_test, probability), "reliability")
+        staged.figure(plot_score_distribution(y_test, probability), "score_distribution")
+        staged.figure(plot_band_table(evaluation.band_table), "bands")
+        staged.figure(plot_group_calibration(evaluation.group_table), "group_calibration")
+        staged.figure(plot_feature_effects(fit.effects), "feature_effects")
+        mlflow.log_table(fit.effects, "tables/feature_effects.json")
+        mlflow.log_table(evaluation.band_table, "tables/band_table.json")
+        mlflow.log_table(evaluation.group_table, "tables/group_table.json")
+        staged.text(evaluation.band_table.to_csv(index=False), "tables/band_table.csv")
+        staged.text(evaluation.group_table.to_csv(index=False), "tables/group_table.csv")
+        card = build_model_card(config, data, splits, fit.family, run_id, evaluation)
+        stage_card(staged, card)
+    return str(log_job_model(fit.model, config.features, splits.test, probabilities=True).model_uri)
+
+
+def record_selection(selection: Selection) -> None:
+    """Log the families compared and the chosen one's test figures in the parent run."""
+    evaluation = selection.chosen.fit.evaluation
+    mlflow.log_table(family_table(selection), "tables/family_comparison.json")
+    mlflow.log_metrics(
+        {
+            **evaluation.metrics("test_"),
+            "test_max_group_calibration_gap": selection.chosen.fit.max_group_calibration_gap,
+            "test_ece_noise_floor": selection.ece_noise_floor,
+            "test_ece_noise_p": selection.ece_noise_p,
+        }
+    )
+    mlflow.set_tag("desist.selected_family", selection.chosen.result.family)
+
+
+def record_comparison(staged: StagedArtifacts, compared: Compared, y_test: np.ndarray) -> None:
+    """Log the comparison's metrics and table; stage its table as CSV and its ROC curves."""
+    metrics: dict[str, float] = {}
+    for other in compared.scored[1:]:
+        stem = f"test_{slug(other.name)}"
+        row = compared.table[compared.table["model"] == other.name].iloc[0]
+        metrics[f"{stem}_roc_auc"] = float(row["roc_auc"])
+        metrics[f"{stem}_ece"] = float(row["ece"])
+        gain, low, high = compared.gains[other.name]
+        metrics[f"test_auc_gain_over_{slug(other.name)}"] = gain
+        metrics[f"test_auc_gain_over_{slug(other.name)}_ci_low"] = low
+        metrics[f"test_auc_gain_over_{slug(other.name)}_ci_high"] = high
+    mlflow.log_metrics({k: v for k, v in metrics.items() if np.isfinite(v)})
+    mlflow.log_table(compared.table, "tables/comparison.json")
+    staged.text(compared.table.to_csv(index=False), "tables/comparison.csv")
+    # The incumbent's curve is drawn on its level rates, a monotone map of its deciles.
+    curves = {s.name: s.probability for s in compared.scored}
+    staged.figure(plot_roc_comparison(y_test, curves), "roc_comparison")
+
+
+def record_audit(
+    staged: StagedArtifacts, audited: Audited, *, min_group_size: int, title: str
+) -> None:
+    """Stage the audit's figures, tables and report; log its FPR ratios as metrics.
+
+    ``min_group_size`` is the smallest group drawn in calibration figures;
+    ``title`` heads the report.
+    """
+    audit = audited.audit
+    figures = {}
+    for attribute in audited.attributes:
+        figures[f"Error rates by {attribute}"] = plot_error_rates(audit, attribute)
+        figures[f"Calibration within groups of {attribute}"] = plot_calibration_by_decile(
+            audit, attribute, min_group_size
+        )
+    for name, figure in figures.items():
+        staged.figure(figure, f"fairness_{slug(name)}")
+    for name in FAIRNESS_TABLES:
+        table: pd.DataFrame = getattr(audit, name)
+        staged.text(table.to_csv(index=False), f"fairness/{name}.csv")
+    staged.text(
+        render_report(audit, figures, audited.summary, title),
+        "fairness/report.html",
+    )
+    metrics = {
+        f"test_fpr_ratio_{slug(r.model)}_{i}": float(r.value)
+        for i, r in enumerate(audit.ratios[audit.ratios["metric"] == "fpr"].itertuples())
+        if np.isfinite(r.value)
+    }
+    mlflow.log_metrics(metrics)
+
+
+def record_registered(version: str) -> None:
+    """Tag the parent run with the version it registered."""
+    mlflow.set_tag("desist.registered_version", version)
