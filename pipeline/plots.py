@@ -17,7 +17,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from pipeline.evaluation import ECE_BINS, check_scores, reliability_bins
+from pipeline.calibration_metrics import ECE_BINS, check_scores, reliability_bins
 
 # Colour-blind-safe pair (Okabe-Ito): orange for "predicted"/positive
 # outcomes, blue for "observed"/negative ones, used consistently across figures.
@@ -108,7 +108,7 @@ def plot_reliability(y: npt.ArrayLike, p: npt.ArrayLike, *, bins: int = ECE_BINS
     p
         Predicted probabilities.
     bins
-        Number of equal-mass bins (see :func:`pipeline.evaluation.reliability_bins`).
+        Number of equal-mass bins (see :func:`pipeline.calibration_metrics.reliability_bins`).
 
     Returns
     -------

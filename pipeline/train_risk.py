@@ -54,13 +54,9 @@ from pipeline.evaluation import (
     evaluate_scores,
     expected_calibration_error,
 )
-from pipeline.fairness import (
-    FairnessAudit,
-    audit_fairness,
-    plot_calibration_by_decile,
-    plot_error_rates,
-    render_report,
-)
+from pipeline.fairness import FairnessAudit, audit_fairness
+from pipeline.fairness_plots import plot_calibration_by_decile, plot_error_rates
+from pipeline.fairness_report import render_report
 from pipeline.model_card import ModelCard, render_html, render_markdown
 from pipeline.plots import (
     plot_band_table,

@@ -8,7 +8,9 @@ import pandas as pd
 from models.bands import RiskBands
 from pipeline.comparison import OperatingPoint, ScoredTest
 from pipeline.config import FairnessConfig
-from pipeline.fairness import IMPOSSIBILITY, audit_fairness, plot_error_rates, render_report
+from pipeline.fairness import IMPOSSIBILITY, audit_fairness
+from pipeline.fairness_plots import plot_error_rates
+from pipeline.fairness_report import render_report
 
 CONFIG = FairnessConfig(group="b", reference="a", attribute="group", n_bootstrap=20)
 
