@@ -62,34 +62,17 @@ __all__ = [
 #: Group label for people whose protected characteristic was not recorded.
 NOT_RECORDED = "not recorded"
 
+#: Whole-sample metrics: ranking and accuracy of the probabilities, then calibration.
 HEADLINE_KEYS: tuple[str, ...] = (
-    "roc_auc",
-    "roc_auc_ci_low",
-    "roc_auc_ci_high",
-    "pr_auc",
-    "brier",
-    "log_loss",
-    "ece",
-    "ece_debiased",
-    "calibration_slope",
-    "calibration_intercept",
-    "base_rate",
-    "n",
+    *("roc_auc", "roc_auc_ci_low", "roc_auc_ci_high", "pr_auc", "brier", "log_loss"),
+    *("ece", "ece_debiased", "calibration_slope", "calibration_intercept", "base_rate", "n"),
 )
 BAND_COLUMNS: tuple[str, ...] = ("band", "n", "share", "mean_predicted", "observed_rate")
+#: Columns of the group table: who, ranking within the group, calibration within it.
 GROUP_COLUMNS: tuple[str, ...] = (
-    "attribute",
-    "group",
-    "n",
-    "roc_auc",
-    "roc_auc_ci_low",
-    "roc_auc_ci_high",
-    "ece",
-    "mean_predicted",
-    "observed_rate",
-    "calibration_gap",
-    "calibration_gap_ci_low",
-    "calibration_gap_ci_high",
+    *("attribute", "group", "n", "roc_auc", "roc_auc_ci_low", "roc_auc_ci_high"),
+    *("ece", "mean_predicted", "observed_rate", "calibration_gap"),
+    *("calibration_gap_ci_low", "calibration_gap_ci_high"),
 )
 _GROUP_METRICS: tuple[str, ...] = GROUP_COLUMNS[2:]
 _BAND_METRICS: tuple[str, ...] = BAND_COLUMNS[1:]
