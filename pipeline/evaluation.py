@@ -8,9 +8,8 @@ numbers and tables; nothing is logged or drawn. The caller sends
 tables.
 
 Uncertainty comes from a non-parametric bootstrap (95 % percentile
-intervals, :mod:`pipeline.bootstrap`); the calibration measures live in
-:mod:`pipeline.calibration_metrics` and are re-exported here, since callers
-read them as part of the evaluation.
+intervals, :mod:`pipeline.bootstrap`); the calibration measures it reports
+(ECE, slope, noise floor) are in :mod:`pipeline.calibration_metrics`.
 """
 
 from __future__ import annotations
@@ -29,35 +28,14 @@ from sklearn.metrics import average_precision_score
 from models.bands import BAND_NAMES, RiskBands
 from pipeline.bootstrap import bootstrap_auc_and_gap, percentile_interval, roc_auc
 from pipeline.calibration_metrics import (
-    ECE_BINS,
     FloatArray,
     IntArray,
     calibration_slope_intercept,
     check_scores,
     debiased_calibration_error,
-    ece_noise_floor,
-    ece_noise_test,
     expected_calibration_error,
-    reliability_bins,
 )
 from pipeline.names import slug
-
-__all__ = [
-    "BAND_COLUMNS",
-    "ECE_BINS",
-    "GROUP_COLUMNS",
-    "HEADLINE_KEYS",
-    "NOT_RECORDED",
-    "Evaluation",
-    "calibration_slope_intercept",
-    "check_scores",
-    "debiased_calibration_error",
-    "ece_noise_floor",
-    "ece_noise_test",
-    "evaluate_scores",
-    "expected_calibration_error",
-    "reliability_bins",
-]
 
 #: Group label for people whose protected characteristic was not recorded.
 NOT_RECORDED = "not recorded"

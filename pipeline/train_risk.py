@@ -35,6 +35,12 @@ from models.digest import directory_digest
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
 from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
+from pipeline.calibration_metrics import (
+    debiased_calibration_error,
+    ece_noise_floor,
+    ece_noise_test,
+    expected_calibration_error,
+)
 from pipeline.comparison import (
     OperatingPoint,
     ScoredTest,
@@ -46,14 +52,7 @@ from pipeline.comparison import (
 )
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
-from pipeline.evaluation import (
-    Evaluation,
-    debiased_calibration_error,
-    ece_noise_floor,
-    ece_noise_test,
-    evaluate_scores,
-    expected_calibration_error,
-)
+from pipeline.evaluation import Evaluation, evaluate_scores
 from pipeline.fairness import FairnessAudit, audit_fairness
 from pipeline.fairness_plots import plot_calibration_by_decile, plot_error_rates
 from pipeline.fairness_report import render_report
