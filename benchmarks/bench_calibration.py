@@ -37,13 +37,13 @@ from sklearn.model_selection import train_test_split
 
 from benchmarks.common import save
 from models.risk import build_risk_model, calibrate, cross_fit
-from pipeline.config import RiskTrainConfig, load_risk_config
-from pipeline.datasets import load_job_data
-from pipeline.evaluation import (
+from pipeline.calibration_metrics import (
     calibration_slope_intercept,
     debiased_calibration_error,
     expected_calibration_error,
 )
+from pipeline.config import RiskTrainConfig, load_risk_config
+from pipeline.datasets import load_job_data
 
 REPO = Path(__file__).parents[1]
 CONFIG = REPO / "configs" / "compas.toml"

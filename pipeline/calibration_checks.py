@@ -31,7 +31,6 @@ the reporting minimum is "too few to judge", never a pass or a fail.
 from __future__ import annotations
 
 import math
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -41,13 +40,14 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import norm
 
-from pipeline.evaluation import (
+from pipeline.calibration_metrics import (
     ECE_BINS,
     calibration_slope_intercept,
     check_scores,
     debiased_calibration_error,
     expected_calibration_error,
 )
+from pipeline.names import slug
 
 #: The scope of the whole-sample checks in a result.
 OVERALL = "overall"
@@ -198,7 +198,7 @@ class CalibrationGateResult:
             f"{TAG_PREFIX}.per_test_alpha": f"{self.per_test_alpha:.6g}",
         }
         for c in self.checks:
-            stem = f"{TAG_PREFIX}.{_slug(c.scope)}.{c.check}"
+            stem = f"{TAG_PREFIX}.{slug(c.scope)}.{c.check}"
             tags[stem] = "nan" if math.isnan(c.value) else f"{c.value:.6g}"
             tags[f"{stem}.limit"] = c.limit
             tags[f"{stem}.status"] = c.status
@@ -443,7 +443,3 @@ def _slope_check(
     if within and not holds_one:
         detail += " (excludes 1, inside the tolerated bounds)"
     return CalibrationCheck(scope, "slope", len(y), slope, limit, holds_one or within, detail)
-
-
-def _slug(text: str) -> str:
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_") or "blank"

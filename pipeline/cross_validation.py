@@ -21,13 +21,13 @@ from sklearn.model_selection import StratifiedKFold, train_test_split
 from data.schema import check_feature_names
 from models.calibration import ScoreCalibratedClassifier
 from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
-from pipeline.config import RiskTrainConfig, check_leakage
-from pipeline.datasets import load_job_data
-from pipeline.evaluation import (
+from pipeline.calibration_metrics import (
     debiased_calibration_error,
     ece_noise_floor,
     expected_calibration_error,
 )
+from pipeline.config import RiskTrainConfig, check_leakage
+from pipeline.datasets import load_job_data
 from pipeline.jobs import Progress, silent, split_frame
 
 

@@ -11,13 +11,14 @@ Reading these figures needs the impossibility results (see
 :data:`IMPOSSIBILITY`): when groups re-offend at different rates, no score
 can be calibrated within groups and have equal error rates across them.
 Nothing here "fixes" a disparity by using race; the audit only reports.
+
+:func:`audit_fairness` returns a :class:`FairnessAudit`, a frozen result of
+tables; nothing here draws or renders. :mod:`pipeline.fairness_plots` draws
+it and :mod:`pipeline.fairness_report` renders it as an HTML page.
 """
 
 from __future__ import annotations
 
-import base64
-import html
-import io
 import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -26,7 +27,6 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from fairlearn.metrics import MetricFrame
-from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score
 
 from models.bands import BAND_NAMES, RiskBands
@@ -387,166 +387,3 @@ def _ratio_rows(
 
 def _safe_ratio(top: float, bottom: float) -> float:
     return math.nan if not bottom or math.isnan(bottom) else top / bottom
-
-
-# --- figures -----------------------------------------------------------------
-
-_COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
-
-
-def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
-    """Plot FPR, FNR and selection rate by group for every model and cut-off, with intervals."""
-    table = audit.by_group[
-        (audit.by_group["attribute"] == attribute)
-        & audit.by_group["metric"].isin(["fpr", "fnr", "selection_rate"])
-    ]
-    series = list(dict.fromkeys(zip(table["model"], table["operating_point"], strict=True)))
-    groups = list(dict.fromkeys(table["group"]))
-    fig = Figure(figsize=(12, 1.5 + 0.45 * len(groups) * max(len(series), 1) / 2))
-    for column, metric in enumerate(("fpr", "fnr", "selection_rate")):
-        ax = fig.add_subplot(1, 3, column + 1)
-        for i, (model, point) in enumerate(series):
-            part = table[
-                (table["model"] == model)
-                & (table["operating_point"] == point)
-                & (table["metric"] == metric)
-            ].set_index("group")
-            y_pos = np.arange(len(groups)) * (len(series) + 1) + i
-            values = part.reindex(groups)
-            err = np.vstack(
-                [
-                    np.nan_to_num(values["value"] - values["ci_low"]),
-                    np.nan_to_num(values["ci_high"] - values["value"]),
-                ]
-            )
-            ax.errorbar(
-                values["value"],
-                y_pos,
-                xerr=err,
-                fmt="o",
-                color=_COLOURS[i % len(_COLOURS)],
-                capsize=2,
-                label=f"{model} ({point})",
-            )
-        ticks = np.arange(len(groups)) * (len(series) + 1) + (len(series) - 1) / 2
-        ax.set_yticks(ticks, groups if column == 0 else [""] * len(groups))
-        ax.set(xlim=(0, 1), title=METRIC_LABELS[metric])
-        ax.invert_yaxis()
-    handles, labels = fig.axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize="small")
-    fig.suptitle(f"Error rates by {attribute} at each operating cut-off (95% intervals)")
-    # Room below the panels for the legend: one row per two series.
-    fig.tight_layout(rect=(0, 0.05 + 0.035 * ((len(series) + 1) // 2), 1, 0.95))
-    return fig
-
-
-def plot_calibration_by_decile(audit: FairnessAudit, attribute: str, min_n: int) -> Figure:
-    """Plot observed rate against mean predicted, per decile of score, per group and model."""
-    table = audit.calibration_by_decile[audit.calibration_by_decile["attribute"] == attribute]
-    models = list(dict.fromkeys(table["model"]))
-    fig = Figure(figsize=(5 * max(len(models), 1), 4.8))
-    for i, model in enumerate(models):
-        ax = fig.add_subplot(1, max(len(models), 1), i + 1)
-        part = table[table["model"] == model]
-        for j, group in enumerate(dict.fromkeys(part["group"])):
-            rows = part[(part["group"] == group) & (part["n"] >= 1)]
-            if rows["n"].sum() < min_n:
-                continue
-            ax.plot(
-                rows["mean_predicted"],
-                rows["observed_rate"],
-                marker="o",
-                color=_COLOURS[j % len(_COLOURS)],
-                label=f"{group} (n = {int(rows['n'].sum()):,})",
-            )
-        ax.plot([0, 1], [0, 1], linestyle="--", color="#999999")
-        ax.set(
-            xlim=(0, 1),
-            ylim=(0, 1),
-            xlabel="Mean predicted (per decile of score)",
-            ylabel="Observed rate",
-            title=model,
-        )
-        ax.legend(loc="upper left", fontsize="small")
-    fig.suptitle(f"Calibration within groups of {attribute}")
-    fig.tight_layout()
-    return fig
-
-
-# --- report ------------------------------------------------------------------
-
-
-def _png(fig: Figure) -> str:
-    buffer = io.BytesIO()
-    fig.savefig(buffer, format="png", dpi=90)
-    return base64.b64encode(buffer.getvalue()).decode()
-
-
-def _fmt(value: object) -> str:
-    if isinstance(value, float):
-        return "n/a" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
-def _html_table(frame: pd.DataFrame) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(_fmt(v))}</td>" for v in row) + "</tr>"
-        for row in frame.itertuples(index=False)
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
-
-
-def wide_table(audit: FairnessAudit) -> pd.DataFrame:
-    """Return :attr:`FairnessAudit.by_group` one row per figure, value with interval."""
-    table = audit.by_group.copy()
-    table["value (95% CI)"] = [
-        _fmt(v) if math.isnan(lo) else f"{v:.3f} ({lo:.3f} to {hi:.3f})"
-        for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
-    ]
-    table["metric"] = table["metric"].map(METRIC_LABELS)
-    columns = ["attribute", "group", "n", "metric", "operating_point", "model", "value (95% CI)"]
-    return table[columns]
-
-
-def render_report(
-    audit: FairnessAudit, figures: Mapping[str, Figure], summary: Sequence[str], title: str
-) -> str:
-    """Render the audit as one self-contained HTML page (figures inline)."""
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en"><head><meta charset="utf-8">',
-        f"<title>{html.escape(title)}</title>",
-        "<style>body{font-family:system-ui,sans-serif;max-width:70rem;margin:2rem auto;"
-        "padding:0 1rem;line-height:1.5;color:#222}table{border-collapse:collapse;"
-        "margin:.5rem 0 1rem;font-size:.9rem}th,td{border:1px solid #ccc;padding:.2rem .5rem}"
-        "th{background:#f2f2f2}h2{color:#0072B2}img{max-width:100%}</style>",
-        "</head><body>",
-        f"<h1>{html.escape(title)}</h1>",
-        "<h2>Key figures</h2><ul>",
-        *(f"<li>{html.escape(line)}</li>" for line in summary),
-        "</ul>",
-        "<h2>How to read these figures</h2>",
-        f"<p>{html.escape(IMPOSSIBILITY)}</p>",
-        "<h2>Base rates</h2>",
-        _html_table(audit.base_rates),
-        "<h2>Error-rate ratios</h2>",
-        _html_table(audit.ratios),
-    ]
-    for name, fig in figures.items():
-        parts.append(f"<h2>{html.escape(name)}</h2>")
-        parts.append(f'<img alt="{html.escape(name)}" src="data:image/png;base64,{_png(fig)}">')
-    parts += [
-        "<h2>By group</h2>",
-        "<p>Groups smaller than the configured minimum have no intervals.</p>",
-        _html_table(wide_table(audit)),
-        "<h2>Calibration within groups, by decile of score</h2>",
-        _html_table(audit.calibration_by_decile),
-    ]
-    if len(audit.calibration_by_band):
-        parts += [
-            "<h2>Calibration within groups, by risk band</h2>",
-            _html_table(audit.calibration_by_band),
-        ]
-    parts.append("</body></html>")
-    return "\n".join(parts)

@@ -2,15 +2,13 @@
 
 A card is built from values the training job already has (its dataset, its
 :class:`~pipeline.evaluation.Evaluation`) and rendered to Markdown or to a
-self-contained HTML page. Both renderings come from one list of sections, so
-they always say the same thing in the same order.
+self-contained HTML page. Both renderings come from one list of
+:class:`~pipeline.document.Section`, so they always say the same thing in the
+same order.
 """
 
 from __future__ import annotations
 
-import html
-import math
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 import pandas as pd
@@ -18,6 +16,19 @@ import pandas as pd
 from data.schema import FIELDS_BY_NAME, NEVER_FEATURES
 from models.bands import RiskBands
 from models.risk import FAMILY_DESCRIPTIONS
+from pipeline.document import (
+    Block,
+    Bullets,
+    Section,
+    Table,
+    count,
+    html_document,
+    markdown_document,
+    number,
+    percent,
+    points_with_interval,
+    with_interval,
+)
 from pipeline.evaluation import Evaluation
 
 JUDGEMENT_SENTENCE = (
@@ -123,95 +134,25 @@ class ModelCard:
                 raise ValueError(f"comparisons lacks the columns {', '.join(missing)}")
 
 
-@dataclass(frozen=True)
-class _Table:
-    header: tuple[str, ...]
-    rows: Sequence[tuple[str, ...]]
-
-
-@dataclass(frozen=True)
-class _Bullets:
-    items: Sequence[str]
-
-
-_Block = str | _Table | _Bullets  # a str is a paragraph
-
-
-@dataclass(frozen=True)
-class _Section:
-    title: str
-    blocks: list[_Block]
-
-
 def render_markdown(card: ModelCard) -> str:
     """Render the card as Markdown.
 
-    Parameters
-    ----------
-    card
-        The model card.
-
-    Returns
-    -------
-    str
-        Markdown with sections Intended use, Data, Features, Risk bands,
-        Performance on the test split, Per-group results, Comparisons (when
-        there are any), Fairness and Limits. Text is inserted as given;
-        table cells have ``|`` escaped and line breaks flattened.
+    The sections are Intended use, Data, Features, Risk bands, Performance on
+    the test split, Per-group results, Comparisons (when there are any),
+    Fairness and Limits. Text is inserted as given; table cells have ``|``
+    escaped and line breaks flattened.
     """
-    lines = [f"# {_title(card)}", ""]
-    for section in _sections(card):
-        lines += [f"## {section.title}", ""]
-        for block in section.blocks:
-            if isinstance(block, _Table):
-                lines += _markdown_table(block)
-            elif isinstance(block, _Bullets):
-                lines += [f"- {_one_line(item)}" for item in block.items]
-            else:
-                lines.append(block)
-            lines.append("")
-    return "\n".join(lines)
+    return markdown_document(_title(card), _sections(card))
 
 
 def render_html(card: ModelCard) -> str:
-    """Render the card as a self-contained HTML page.
+    """Render the card as one self-contained HTML page.
 
-    Parameters
-    ----------
-    card
-        The model card.
-
-    Returns
-    -------
-    str
-        One HTML document with inline CSS and no external resources, the same
-        sections as :func:`render_markdown`. All text is escaped with
-        :func:`html.escape`, so notes cannot inject markup.
+    Inline CSS and no external resources; the same sections as
+    :func:`render_markdown`. All text is escaped with :func:`html.escape`, so
+    notes cannot inject markup.
     """
-    title = html.escape(_title(card))
-    parts = [
-        "<!DOCTYPE html>",
-        '<html lang="en">',
-        "<head>",
-        '<meta charset="utf-8">',
-        f"<title>{title}</title>",
-        f"<style>{_CSS}</style>",
-        "</head>",
-        "<body>",
-        f"<h1>{title}</h1>",
-    ]
-    for section in _sections(card):
-        parts.append(f"<h2>{html.escape(section.title)}</h2>")
-        for block in section.blocks:
-            if isinstance(block, _Table):
-                parts.append(_html_table(block))
-            elif isinstance(block, _Bullets):
-                items = "".join(f"<li>{html.escape(item)}</li>" for item in block.items)
-                parts.append(f"<ul>{items}</ul>")
-            else:
-                parts.append(f"<p>{html.escape(block)}</p>")
-    parts += ["</body>", "</html>", ""]
-    return "\n".join(parts)
+    return html_document(_title(card), _sections(card), _CSS)
 
 
 _CSS = (
@@ -230,12 +171,12 @@ def _title(card: ModelCard) -> str:
     return f"Model card: {card.model_name} ({version})"
 
 
-def _sections(card: ModelCard) -> list[_Section]:
+def _sections(card: ModelCard) -> list[Section]:
     sections = [
         _intended_use(card),
         _data(card),
         _features(card),
-        _Section("Risk bands", [_Bullets(card.bands.describe())]),
+        Section("Risk bands", [Bullets(card.bands.describe())]),
         _performance(card),
         _groups(card),
     ]
@@ -245,14 +186,14 @@ def _sections(card: ModelCard) -> list[_Section]:
     return sections
 
 
-def _intended_use(card: ModelCard) -> _Section:
+def _intended_use(card: ModelCard) -> Section:
     purpose = card.intended_use or (
         "This model estimates the probability that a person re-offends, with the outcome "
         "defined under Data. It supports offender-management practitioners (police, "
         "probation and partners in Integrated Offender Management) in deciding how "
         "intensive supervision should be and which support to offer."
     )
-    return _Section(
+    return Section(
         "Intended use",
         [
             purpose,
@@ -263,12 +204,12 @@ def _intended_use(card: ModelCard) -> _Section:
     )
 
 
-def _data(card: ModelCard) -> _Section:
+def _data(card: ModelCard) -> Section:
     total = card.n_train + card.n_calibration + card.n_test
-    return _Section(
+    return Section(
         "Data",
         [
-            _Table(
+            Table(
                 ("item", "value"),
                 [
                     ("dataset", card.dataset_name),
@@ -298,7 +239,7 @@ def _family(family: str) -> str:
     return f"{family}: {described}" if described else family
 
 
-def _features(card: ModelCard) -> _Section:
+def _features(card: ModelCard) -> Section:
     items = []
     for name in card.features:
         spec = FIELDS_BY_NAME.get(name)
@@ -307,9 +248,9 @@ def _features(card: ModelCard) -> _Section:
     # feature; calling that "audit only" would contradict the feature list.
     audit_only = [name for name in card.audit_only if name not in card.features]
     audit = ", ".join(audit_only) if audit_only else "none"
-    blocks: list[_Block] = [
+    blocks: list[Block] = [
         f"The model uses {len(card.features)} features:",
-        _Bullets(items),
+        Bullets(items),
         "Ethnicity and race are never features: they are kept only to audit the scores for "
         "fairness. "
         f"Protected attributes used for the audit only: {audit}.",
@@ -320,7 +261,7 @@ def _features(card: ModelCard) -> _Section:
             "the same record, so leaving sex out miscalibrates scores for women: a sex-blind "
             "model overstates their risk."
         )
-    return _Section("Features", blocks)
+    return Section("Features", blocks)
 
 
 _HEADLINE_ROWS: tuple[tuple[str, str, str], ...] = (
@@ -351,63 +292,63 @@ _HEADLINE_ROWS: tuple[tuple[str, str, str], ...] = (
 )
 
 
-def _performance(card: ModelCard) -> _Section:
+def _performance(card: ModelCard) -> Section:
     head = card.evaluation.headline
     rows = [
         (
             "ROC AUC",
-            _with_interval(head["roc_auc"], head["roc_auc_ci_low"], head["roc_auc_ci_high"]),
+            with_interval(head["roc_auc"], head["roc_auc_ci_low"], head["roc_auc_ci_high"]),
             "chance that someone who re-offended scored above someone who did not",
         ),
-        *((label, _number(head[key]), meaning) for key, label, meaning in _HEADLINE_ROWS),
-        ("people", _count(head["n"]), "test split"),
+        *((label, number(head[key]), meaning) for key, label, meaning in _HEADLINE_ROWS),
+        ("people", count(head["n"]), "test split"),
     ]
     bands = [
         (
             str(r.band),
-            _count(r.n),
-            _percent(r.share),
-            _percent(r.mean_predicted),
-            _percent(r.observed_rate),
+            count(r.n),
+            percent(r.share),
+            percent(r.mean_predicted),
+            percent(r.observed_rate),
         )
         for r in card.evaluation.band_table.itertuples(index=False)
     ]
-    return _Section(
+    return Section(
         "Performance on the test split",
         [
             "Intervals are 95% bootstrap percentile intervals.",
-            _Table(("metric", "value", "meaning"), rows),
-            _Table(("band", "people", "share", "mean predicted", "observed rate"), bands),
+            Table(("metric", "value", "meaning"), rows),
+            Table(("band", "people", "share", "mean predicted", "observed rate"), bands),
         ],
     )
 
 
-def _groups(card: ModelCard) -> _Section:
+def _groups(card: ModelCard) -> Section:
     table = card.evaluation.group_table
     if not len(table):
-        return _Section("Per-group results", ["No groups were evaluated."])
+        return Section("Per-group results", ["No groups were evaluated."])
     rows = [
         (
             str(r.attribute),
             str(r.group),
-            _count(r.n),
-            _with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
-            _number(r.ece),
-            _percent(r.mean_predicted),
-            _percent(r.observed_rate),
-            _points_with_interval(
+            count(r.n),
+            with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
+            number(r.ece),
+            percent(r.mean_predicted),
+            percent(r.observed_rate),
+            points_with_interval(
                 r.calibration_gap, r.calibration_gap_ci_low, r.calibration_gap_ci_high
             ),
         )
         for r in table.itertuples(index=False)
     ]
-    return _Section(
+    return Section(
         "Per-group results",
         [
             "Calibration gap is mean predicted minus observed rate in percentage points: "
             "above zero the group's risk is overstated, below zero understated. Intervals are "
             "95% bootstrap percentile intervals; AUC is n/a where a group has only one outcome.",
-            _Table(
+            Table(
                 (
                     "attribute",
                     "group",
@@ -424,36 +365,36 @@ def _groups(card: ModelCard) -> _Section:
     )
 
 
-def _comparisons(comparisons: pd.DataFrame) -> _Section:
+def _comparisons(comparisons: pd.DataFrame) -> Section:
     rows = [
         (
             str(r.model),
-            _with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
-            _number(r.ece),
-            _number(r.brier),
+            with_interval(r.roc_auc, r.roc_auc_ci_low, r.roc_auc_ci_high),
+            number(r.ece),
+            number(r.brier),
         )
         for r in comparisons.itertuples(index=False)
     ]
-    return _Section(
+    return Section(
         "Comparisons",
         [
             "Other scores evaluated on the same test people.",
-            _Table(("model", "ROC AUC (95% CI)", "ECE", "Brier score"), rows),
+            Table(("model", "ROC AUC (95% CI)", "ECE", "Brier score"), rows),
         ],
     )
 
 
-def _fairness(card: ModelCard) -> _Section:
+def _fairness(card: ModelCard) -> Section:
     if card.fairness_summary:
-        return _Section("Fairness", [_Bullets(list(card.fairness_summary))])
-    return _Section("Fairness", ["No fairness summary was recorded for this model."])
+        return Section("Fairness", [Bullets(list(card.fairness_summary))])
+    return Section("Fairness", ["No fairness summary was recorded for this model."])
 
 
-def _limits(card: ModelCard) -> _Section:
-    return _Section(
+def _limits(card: ModelCard) -> Section:
+    return Section(
         "Limits",
         [
-            _Bullets(
+            Bullets(
                 [
                     f"The model was trained on {card.dataset_name} ({card.dataset_source}) "
                     "and reflects the people, practice and period in that data.",
@@ -467,56 +408,3 @@ def _limits(card: ModelCard) -> _Section:
             )
         ],
     )
-
-
-def _number(value: float, digits: int = 3) -> str:
-    return "n/a" if _missing(value) else f"{value:.{digits}f}"
-
-
-def _percent(value: float) -> str:
-    return "n/a" if _missing(value) else f"{value:.1%}"
-
-
-def _count(value: float) -> str:
-    return "n/a" if _missing(value) else f"{int(value):,}"
-
-
-def _with_interval(value: float, low: float, high: float) -> str:
-    if _missing(value):
-        return "n/a"
-    if _missing(low) or _missing(high):
-        return f"{value:.3f}"
-    return f"{value:.3f} ({low:.3f} to {high:.3f})"
-
-
-def _points_with_interval(value: float, low: float, high: float) -> str:
-    """Format a difference of two rates in signed percentage points."""
-    if _missing(value):
-        return "n/a"
-    if _missing(low) or _missing(high):
-        return f"{100 * value:+.1f}"
-    return f"{100 * value:+.1f} ({100 * low:+.1f} to {100 * high:+.1f})"
-
-
-def _missing(value: float | None) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _one_line(text: str) -> str:
-    return " ".join(text.split())
-
-
-def _markdown_table(table: _Table) -> list[str]:
-    def cells(values: Sequence[str]) -> str:
-        return "| " + " | ".join(_one_line(v).replace("|", "\\|") for v in values) + " |"
-
-    return [cells(table.header), "|" + "---|" * len(table.header), *map(cells, table.rows)]
-
-
-def _html_table(table: _Table) -> str:
-    head = "".join(f"<th>{html.escape(h)}</th>" for h in table.header)
-    body = "".join(
-        "<tr>" + "".join(f"<td>{html.escape(cell)}</td>" for cell in row) + "</tr>"
-        for row in table.rows
-    )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"

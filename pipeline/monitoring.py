@@ -36,8 +36,9 @@ from mlflow.exceptions import MlflowException
 from data.decisions import OVERRIDDEN, latest_decisions
 from data.outcomes import link_outcomes
 from data.schema import ID_FIELD
+from pipeline.calibration_metrics import ece_noise_test
 from pipeline.drift import SCORE, TrainingReference, compare_binned, drift_table
-from pipeline.evaluation import Evaluation, ece_noise_test, evaluate_scores
+from pipeline.evaluation import Evaluation, evaluate_scores
 from pipeline.monitoring_checks import (
     Check,
     calibration_checks,

@@ -26,8 +26,9 @@ from scipy import stats
 
 from data.schema import ID_FIELD
 from models.bands import BAND_NAMES
+from pipeline.calibration_metrics import ECE_BINS, debiased_calibration_error
 from pipeline.drift import SCORE, DecileCalibration, homogeneity_test
-from pipeline.evaluation import ECE_BINS, NOT_RECORDED, debiased_calibration_error
+from pipeline.evaluation import NOT_RECORDED
 from pipeline.monitoring_config import MonitoringConfig
 
 CHECK_COLUMNS: tuple[str, ...] = (

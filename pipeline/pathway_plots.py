@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import numpy as np
+from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from models.pathways import PathwayEstimates
+
+# Programmes are drawn in a grid of this many panels a row.
+_PANELS_A_ROW = 4
 
 
 def plot_qini(pseudo: np.ndarray, estimates: PathwayEstimates) -> Figure:
@@ -16,11 +20,8 @@ def plot_qini(pseudo: np.ndarray, estimates: PathwayEstimates) -> Figure:
     (per 100 people of the pool). The straight line is referring in random
     order. A curve above its line means the ranking finds who benefits.
     """
-    k = len(estimates.programmes)
-    cols = 4
-    figure = Figure(figsize=(4 * cols, 3.2 * ((k + cols - 1) // cols)))
-    for j, programme in enumerate(estimates.programmes):
-        axes = figure.add_subplot((k + cols - 1) // cols, cols, j + 1)
+    figure, panels = _programme_panels(estimates, 3.2)
+    for j, (programme, axes) in enumerate(zip(estimates.programmes, panels, strict=True)):
         pool = estimates.eligible[:, j] & estimates.in_overlap[:, j]
         if pool.sum() < 2:
             axes.set_title(f"{programme}: no one in overlap")
@@ -57,11 +58,8 @@ def plot_policy_values(values: dict[str, tuple[float, float, float]]) -> Figure:
 
 def plot_overlap(estimates: PathwayEstimates, overlap: float) -> Figure:
     """Histogram of referral propensities per programme, with the overlap limits."""
-    k = len(estimates.programmes)
-    cols = 4
-    figure = Figure(figsize=(4 * cols, 3 * ((k + cols - 1) // cols)))
-    for j, programme in enumerate(estimates.programmes):
-        axes = figure.add_subplot((k + cols - 1) // cols, cols, j + 1)
+    figure, panels = _programme_panels(estimates, 3)
+    for j, (programme, axes) in enumerate(zip(estimates.programmes, panels, strict=True)):
         axes.hist(estimates.propensity[estimates.eligible[:, j], j], bins=40, range=(0, 1))
         for limit in (overlap, 1 - overlap):
             axes.axvline(limit, color="#d55e00", linestyle="--")
@@ -69,3 +67,15 @@ def plot_overlap(estimates: PathwayEstimates, overlap: float) -> Figure:
         axes.set_xlabel("estimated referral propensity")
     figure.tight_layout()
     return figure
+
+
+def _programme_panels(
+    estimates: PathwayEstimates, panel_height: float
+) -> tuple[Figure, list[Axes]]:
+    """Return a figure with one panel per programme, in programme order, four a row."""
+    rows = (len(estimates.programmes) + _PANELS_A_ROW - 1) // _PANELS_A_ROW
+    figure = Figure(figsize=(4 * _PANELS_A_ROW, panel_height * rows))
+    panels = [
+        figure.add_subplot(rows, _PANELS_A_ROW, j + 1) for j in range(len(estimates.programmes))
+    ]
+    return figure, panels

@@ -9,6 +9,7 @@ touched and nothing has to be closed. The caller saves it with
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -17,7 +18,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
-from pipeline.evaluation import ECE_BINS, check_scores, reliability_bins
+from pipeline.calibration_metrics import ECE_BINS, check_scores, reliability_bins
 
 # Colour-blind-safe pair (Okabe-Ito): orange for "predicted"/positive
 # outcomes, blue for "observed"/negative ones, used consistently across figures.
@@ -33,10 +34,8 @@ def plot_roc(y: npt.ArrayLike, p: npt.ArrayLike, *, label: str) -> Figure:
 
     Parameters
     ----------
-    y
-        Observed outcomes, 0 or 1.
-    p
-        Predicted probabilities.
+    y, p
+        Observed outcomes (0 or 1) and predicted probabilities.
     label
         Name of the score, shown in the legend.
 
@@ -93,9 +92,7 @@ def plot_roc_comparison(y: npt.ArrayLike, scores: Mapping[str, npt.ArrayLike]) -
         title="ROC curve" if len(scores) == 1 else "ROC curves",
     )
     ax.set_aspect("equal")
-    ax.legend(loc="lower right")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, loc="lower right")
 
 
 def plot_reliability(y: npt.ArrayLike, p: npt.ArrayLike, *, bins: int = ECE_BINS) -> Figure:
@@ -103,12 +100,10 @@ def plot_reliability(y: npt.ArrayLike, p: npt.ArrayLike, *, bins: int = ECE_BINS
 
     Parameters
     ----------
-    y
-        Observed outcomes, 0 or 1.
-    p
-        Predicted probabilities.
+    y, p
+        Observed outcomes (0 or 1) and predicted probabilities.
     bins
-        Number of equal-mass bins (see :func:`pipeline.evaluation.reliability_bins`).
+        Number of equal-mass bins (see :func:`pipeline.calibration_metrics.reliability_bins`).
 
     Returns
     -------
@@ -149,10 +144,8 @@ def plot_score_distribution(y: npt.ArrayLike, p: npt.ArrayLike) -> Figure:
 
     Parameters
     ----------
-    y
-        Observed outcomes, 0 or 1.
-    p
-        Predicted probabilities.
+    y, p
+        Observed outcomes (0 or 1) and predicted probabilities.
 
     Returns
     -------
@@ -182,9 +175,7 @@ def plot_score_distribution(y: npt.ArrayLike, p: npt.ArrayLike) -> Figure:
         ylabel="Share of the outcome group",
         title="Scores by outcome",
     )
-    ax.legend()
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax)
 
 
 def plot_band_table(band_table: pd.DataFrame) -> Figure:
@@ -212,9 +203,7 @@ def plot_band_table(band_table: pd.DataFrame) -> Figure:
     sizes = zip(band_table["band"], band_table["n"], strict=True)
     ax.set_xticks(x, [f"{band}\nn = {int(n):,}" for band, n in sizes])
     ax.set(ylim=(0, 1), ylabel="Re-offending rate", title="Predicted and observed rate by band")
-    ax.legend(loc="upper left")
-    fig.tight_layout()
-    return fig
+    return _finish(fig, ax, loc="upper left")
 
 
 def plot_feature_effects(effects: pd.DataFrame) -> Figure:
@@ -329,6 +318,13 @@ def plot_group_calibration(group_table: pd.DataFrame) -> Figure:
     right.set(xlabel="Predicted minus observed (95% interval)", title="Calibration gap")
     right.tick_params(labelleft=False)
     fig.suptitle("Calibration by group")
+    fig.tight_layout()
+    return fig
+
+
+def _finish(fig: Figure, legend_on: Axes, **legend: Any) -> Figure:
+    """Draw the legend on ``legend_on``, fit the layout and return ``fig``."""
+    legend_on.legend(**legend)
     fig.tight_layout()
     return fig
 

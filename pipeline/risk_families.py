@@ -19,15 +19,14 @@ from sklearn.metrics import roc_auc_score
 from models.calibration import ScoreCalibratedClassifier
 from models.explain import explain, feature_effects
 from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
-from pipeline.config import RiskTrainConfig
-from pipeline.evaluation import (
-    Evaluation,
+from pipeline.calibration_metrics import (
     debiased_calibration_error,
     ece_noise_floor,
     ece_noise_test,
-    evaluate_scores,
     expected_calibration_error,
 )
+from pipeline.config import RiskTrainConfig
+from pipeline.evaluation import Evaluation, evaluate_scores
 from pipeline.jobs import Progress, Splits
 
 #: Rows explained to draw the feature-effects plot (enough for stable means).

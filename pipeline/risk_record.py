@@ -12,7 +12,6 @@ artifacts. Metrics go in one ``log_metrics`` per step, and files written with
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, datetime
@@ -27,7 +26,8 @@ from models.risk import AnySettings
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
 from pipeline.evaluation import Evaluation
-from pipeline.fairness import plot_calibration_by_decile, plot_error_rates, render_report
+from pipeline.fairness_plots import plot_calibration_by_decile, plot_error_rates
+from pipeline.fairness_report import render_report
 from pipeline.jobs import (
     Splits,
     StagedArtifacts,
@@ -37,6 +37,7 @@ from pipeline.jobs import (
     staged_artifacts,
 )
 from pipeline.model_card import ModelCard, render_html, render_markdown
+from pipeline.names import slug
 from pipeline.plots import (
     plot_band_table,
     plot_feature_effects,
@@ -60,11 +61,6 @@ FAIRNESS_TABLES = (
     "ratios",
     "base_rates",
 )
-
-
-def slug(text: str) -> str:
-    """Lower-case ``text`` with every run of other characters as one underscore (metric keys)."""
-    return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
 def record_params(config: RiskTrainConfig) -> None:

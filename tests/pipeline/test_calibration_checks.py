@@ -27,7 +27,7 @@ from pipeline.calibration_checks import (
     evaluate_calibration_gate,
     spiegelhalter_z,
 )
-from pipeline.evaluation import calibration_slope_intercept, expected_calibration_error
+from pipeline.calibration_metrics import calibration_slope_intercept, expected_calibration_error
 
 
 def _sigmoid(x: np.ndarray) -> np.ndarray:

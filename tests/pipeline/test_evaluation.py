@@ -9,28 +9,10 @@ import pytest
 from sklearn.metrics import roc_auc_score
 
 from models.bands import BAND_NAMES, RiskBands
-from pipeline.evaluation import (
-    GROUP_COLUMNS,
-    HEADLINE_KEYS,
-    NOT_RECORDED,
-    calibration_slope_intercept,
-    debiased_calibration_error,
-    ece_noise_floor,
-    ece_noise_test,
-    evaluate_scores,
-    expected_calibration_error,
-    reliability_bins,
-)
+from pipeline.evaluation import GROUP_COLUMNS, HEADLINE_KEYS, NOT_RECORDED, evaluate_scores
+from tests.support.scores import calibrated
 
 BANDS = RiskBands()
-
-
-def calibrated(n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Scores that are true probabilities: each y is drawn from its own p."""
-    rng = np.random.default_rng(seed)
-    p = rng.beta(2, 5, n)
-    y = (rng.random(n) < p).astype(int)
-    return y, p
 
 
 def test_calibrated_scores_have_small_ece_and_unit_slope() -> None:
@@ -48,31 +30,6 @@ def test_headline_has_exactly_the_documented_keys() -> None:
     ev = evaluate_scores(y, p, bands=BANDS, groups={}, n_bootstrap=20)
     assert tuple(ev.headline) == HEADLINE_KEYS
     assert all(isinstance(v, float) for v in ev.headline.values())
-
-
-def test_scores_shrunk_toward_one_half_have_slope_above_one() -> None:
-    y, p = calibrated(50_000, seed=3)
-    shrunk = 0.5 + 0.5 * (p - 0.5)
-    slope, _ = calibration_slope_intercept(y, shrunk)
-    assert slope > 1.3
-    assert expected_calibration_error(y, shrunk) > expected_calibration_error(y, p)
-
-
-def test_slope_and_intercept_match_an_unpenalised_logistic_fit() -> None:
-    from sklearn.linear_model import LogisticRegression
-
-    y, p = calibrated(5_000, seed=4)
-    p = np.clip(p * 1.3, 0, 1)
-    slope, intercept = calibration_slope_intercept(y, p)
-    x = np.log(np.clip(p, 1e-6, 1 - 1e-6) / (1 - np.clip(p, 1e-6, 1 - 1e-6)))
-    fit = LogisticRegression(C=np.inf, max_iter=1_000).fit(x[:, None], y)
-    assert slope == pytest.approx(fit.coef_[0, 0], abs=1e-3)
-    assert intercept == pytest.approx(fit.intercept_[0], abs=1e-3)
-
-
-def test_slope_is_nan_when_only_one_outcome_occurs() -> None:
-    slope, intercept = calibration_slope_intercept(np.zeros(50), np.linspace(0.1, 0.9, 50))
-    assert math.isnan(slope) and math.isnan(intercept)
 
 
 def test_auc_matches_sklearn_including_ties() -> None:
@@ -246,39 +203,3 @@ def test_invalid_groups_and_bootstrap_counts_raise_value_error() -> None:
         evaluate_scores(y, p, bands=BANDS, groups={"sex": np.zeros(99)})
     with pytest.raises(ValueError, match="n_bootstrap"):
         evaluate_scores(y, p, bands=BANDS, groups={}, n_bootstrap=-1)
-
-
-def test_reliability_bins_have_equal_mass() -> None:
-    y, p = calibrated(1_005, seed=15)
-    table = reliability_bins(y, p)
-    assert len(table) == 10
-    assert set(table["n"]) == {100, 101}
-    assert table["mean_predicted"].is_monotonic_increasing
-    assert len(reliability_bins([0, 1, 1], [0.2, 0.5, 0.9])) == 3
-
-
-def test_debiased_error_removes_the_noise_a_calibrated_score_shows() -> None:
-    plain, debiased = [], []
-    for seed in range(20):
-        y, p = calibrated(1_200, seed=100 + seed)
-        plain.append(expected_calibration_error(y, p))
-        debiased.append(debiased_calibration_error(y, p))
-    # ~1,200 people: the plain ECE of a perfect score sits near 0.03, the debiased near 0.
-    assert np.mean(plain) > 0.02
-    assert np.mean(debiased) < 0.5 * np.mean(plain)
-
-
-def test_debiased_error_still_sees_a_real_gap() -> None:
-    y, p = calibrated(50_000, seed=4)
-    shifted = np.clip(p + 0.08, 0, 1)
-    assert debiased_calibration_error(y, shifted) == pytest.approx(0.08, abs=0.01)
-    assert math.isnan(debiased_calibration_error([0, 1, 1], [0.2, 0.5, 0.7], bins=3))
-
-
-def test_noise_test_tells_a_calibrated_score_from_a_shifted_one() -> None:
-    y, p = calibrated(2_000, seed=5)
-    floor, share = ece_noise_test(y, p, n_draws=100, seed=1)
-    assert floor == pytest.approx(ece_noise_floor(p, n_draws=100, seed=1))
-    assert share > 0.05
-    _, shifted_share = ece_noise_test(y, np.clip(p + 0.06, 0, 1), n_draws=100, seed=1)
-    assert shifted_share < 0.01

@@ -3,28 +3,17 @@ from __future__ import annotations
 import math
 
 import numpy as np
-import pandas as pd
 
 from models.bands import RiskBands
 from pipeline.comparison import OperatingPoint, ScoredTest
-from pipeline.config import FairnessConfig
-from pipeline.fairness import IMPOSSIBILITY, audit_fairness, plot_error_rates, render_report
-
-CONFIG = FairnessConfig(group="b", reference="a", attribute="group", n_bootstrap=20)
-
-
-def _calibrated_two_groups() -> tuple[np.ndarray, np.ndarray, pd.Series]:
-    """A calibrated score where group b re-offends more often than group a."""
-    rng = np.random.default_rng(5)
-    group = np.where(rng.random(4_000) < 0.5, "a", "b").astype(object)
-    group[:30] = "tiny"
-    risk = np.clip(rng.beta(2, 3, 4_000) + np.where(group == "b", 0.15, 0.0), 0.01, 0.99)
-    y = (rng.random(4_000) < risk).astype(int)
-    return y, risk, pd.Series(group)
+from pipeline.fairness import IMPOSSIBILITY, audit_fairness
+from pipeline.fairness_plots import plot_error_rates
+from pipeline.fairness_report import render_report
+from tests.support.audits import CONFIG, calibrated_two_groups
 
 
 def test_a_calibrated_score_has_unequal_error_rates_when_base_rates_differ() -> None:
-    y, risk, group = _calibrated_two_groups()
+    y, risk, group = calibrated_two_groups()
     model = ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),))
     audit = audit_fairness(
         y, [model], {"group": group}, bands=RiskBands(), banded=["model"], config=CONFIG, seed=0
@@ -47,7 +36,7 @@ def test_a_calibrated_score_has_unequal_error_rates_when_base_rates_differ() -> 
 
 
 def test_report_states_the_impossibility_results_and_embeds_figures() -> None:
-    y, risk, group = _calibrated_two_groups()
+    y, risk, group = calibrated_two_groups()
     decile = np.ceil(risk * 10)
     models = [
         ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),)),

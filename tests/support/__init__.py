@@ -1,1 +1,1 @@
-"""Helpers shared by test modules: golden scores, service fixtures (never imported by benchmarks)."""
+"""Helpers shared by test modules: golden scores, service fixtures; benchmarks never import them."""
