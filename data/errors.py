@@ -1,8 +1,10 @@
-"""Domain exceptions of desist, in one place.
+"""Domain exceptions of desist: the base class, and the errors of data and of the service.
 
-Every layer raises these (chained with ``raise ... from err`` where they wrap
-a lower-level error); the CLI prints them and the scoring service maps them to
-HTTP status codes in a single handler.
+Every layer raises its errors (chained with ``raise ... from err`` where they
+wrap a lower-level error); all derive from :class:`DesistError`. The errors of
+fetching and registering models are in :mod:`models.contract.errors`, those of
+the tracking store in :mod:`pipeline.tracking`. The CLI prints them and the
+scoring service maps them to HTTP status codes in a single handler.
 """
 
 from __future__ import annotations
@@ -97,26 +99,6 @@ class DatasetFormatError(DesistError):
     """A data file cannot be read: unknown extension, unreadable content."""
 
 
-class ModelUnavailableError(DesistError):
-    """No model is loaded to serve (still loading, or the load failed)."""
-
-
-class ModelLoadError(DesistError):
-    """A registered model cannot be resolved, downloaded or deserialised."""
-
-
-class ModelIntegrityError(ModelLoadError):
-    """A model's files do not match the digest recorded at registration."""
-
-    def __init__(self, name: str, version: str, expected: str, found: str) -> None:
-        self.expected = expected
-        self.found = found
-        super().__init__(
-            f"{name} version {version}: artifact digest {found} does not match "
-            f"the registered {expected}; refusing to load"
-        )
-
-
 class AuthenticationError(DesistError):
     """A request carries no API key, or one that is unknown or revoked."""
 
@@ -147,14 +129,6 @@ class DatabaseUnavailableError(DesistError):
 
 class UnsafeConfigurationError(DesistError):
     """The service was asked to run in a way that would expose it (e.g. open and keyless)."""
-
-
-class UntrustedArtifactError(ModelLoadError):
-    """A model's files would be deserialised in an unsafe way (pickle, untrusted types)."""
-
-
-class TrackingStoreError(DesistError):
-    """The MLflow tracking store or registry failed during a job (unreachable, or refused)."""
 
 
 class SourceAdapterError(DesistError):

@@ -11,11 +11,9 @@ goes to its own MLflow experiment and a version of ``desist-pathways``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -23,7 +21,9 @@ import pandas as pd
 from sklearn.model_selection import train_test_split
 
 from data.schema import PROGRAMMES
-from models.digest import directory_digest
+from models.contract.artifact import skops_trusted_types
+from models.contract.register import logged_model_digest, register_version
+from models.contract.tags import VersionTags
 from models.encoding import to_model_input
 from models.pathway_rules import (
     NaivePathwayModel,
@@ -35,15 +35,7 @@ from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel, PathwayEstimat
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import load_job_data, log_job_data
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
-from pipeline.registry import (
-    TAG_AUDIT_ONLY,
-    TAG_DIGEST,
-    TAG_FEATURES,
-    TAG_POLICY_VALUE,
-    TAG_RNR_VALUE,
-    TAG_RUN,
-)
-from pipeline.tracking import Tracker, model_requirements, skops_trusted_types
+from pipeline.tracking import Tracker, model_requirements
 from pipeline.train_risk import Progress, config_params, silent
 
 
@@ -234,28 +226,24 @@ def _train_in_run(
         skops_trusted_types=skops_trusted_types(model),
         pip_requirements=model_requirements(),
     )
-    local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
-    digest = directory_digest(Path(local))
+    digest = logged_model_digest(info.model_uri)
     progress("Registering ...")
-    version = mlflow.register_model(
-        info.model_uri,
-        config.registered_model,
-        tags={
-            TAG_RUN: run_id,
-            TAG_FEATURES: json.dumps(list(config.features)),
-            TAG_AUDIT_ONLY: json.dumps(list(config.audit_only)),
-            TAG_DIGEST: digest,
-            TAG_POLICY_VALUE: f"{values['desist top-1'][0]:.6f}",
-            TAG_RNR_VALUE: f"{values['needs-score rule (RNR)'][0]:.6f}",
-            "desist.trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+    tags = VersionTags(
+        run_id=run_id,
+        features=config.features,
+        audit_only=config.audit_only,
+        digest=digest,
+        estimated_policy_value=values["desist top-1"][0],
+        estimated_rnr_value=values["needs-score rule (RNR)"][0],
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    mlflow.set_tag("desist.registered_version", str(version.version))
+    version = register_version(info.model_uri, config.registered_model, tags)
+    mlflow.set_tag("desist.registered_version", version)
     return PathwayTrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
         registered_model=config.registered_model,
-        version=str(version.version),
+        version=version,
         policy_values=values,
         average_effects=effects,
         recommended_share=recommended_share,

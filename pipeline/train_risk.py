@@ -20,7 +20,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 import numpy as np
@@ -31,7 +30,9 @@ from sklearn.model_selection import train_test_split
 from data.errors import LeakageError
 from data.schema import FIELDS_BY_NAME
 from models.calibration import ScoreCalibratedClassifier
-from models.digest import directory_digest
+from models.contract.artifact import skops_trusted_types
+from models.contract.register import logged_model_digest, register_version
+from models.contract.tags import TAG_FAMILY, DatasetTag, VersionTags
 from models.encoding import to_model_input
 from models.explain import explain, feature_effects
 from models.risk import AnySettings, build_risk_model, calibrate, cross_fit
@@ -71,19 +72,7 @@ from pipeline.plots import (
     plot_roc_comparison,
     plot_score_distribution,
 )
-from pipeline.registry import (
-    TAG_AUC,
-    TAG_AUDIT_ONLY,
-    TAG_BANDS,
-    TAG_DATASET,
-    TAG_DIGEST,
-    TAG_ECE,
-    TAG_FAMILY,
-    TAG_FEATURES,
-    TAG_GROUP_GAP,
-    TAG_RUN,
-)
-from pipeline.tracking import Tracker, model_requirements, skops_trusted_types
+from pipeline.tracking import Tracker, model_requirements
 
 Progress = Callable[[str], None]
 
@@ -451,27 +440,24 @@ def _register(
     evaluation: Evaluation,
     model_uri: str,
 ) -> tuple[str, str]:
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    digest = directory_digest(local)
-    gap = evaluation.max_calibration_gap(config.gates.min_group_size)
-    tags = {
-        TAG_RUN: parent_run_id,
-        "desist.family_run_id": chosen.run_id,
-        TAG_FAMILY: chosen.family,
-        TAG_FEATURES: json.dumps(list(config.features)),
-        TAG_AUDIT_ONLY: json.dumps(list(config.audit_only)),
-        "desist.audited": json.dumps(list(config.audited_attributes)),
-        TAG_AUC: f"{evaluation.headline['roc_auc']:.6f}",
-        TAG_ECE: f"{evaluation.headline['ece']:.6f}",
-        TAG_GROUP_GAP: f"{gap:.6f}",
-        TAG_DIGEST: digest,
-        TAG_DATASET: json.dumps({"name": data.name, "source": data.source, "sha256": data.sha256}),
-        TAG_BANDS: json.dumps(list(config.bands.cutoffs)),
-        "desist.trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "desist.model_card": f"runs:/{chosen.run_id}/model_card.html",
-    }
-    version = mlflow.register_model(model_uri, config.registered_model, tags=tags)
-    return str(version.version), digest
+    digest = logged_model_digest(model_uri)
+    tags = VersionTags(
+        run_id=parent_run_id,
+        family_run_id=chosen.run_id,
+        family=chosen.family,
+        features=config.features,
+        audit_only=config.audit_only,
+        audited=config.audited_attributes,
+        test_roc_auc=evaluation.headline["roc_auc"],
+        test_ece=evaluation.headline["ece"],
+        max_group_calibration_gap=evaluation.max_calibration_gap(config.gates.min_group_size),
+        digest=digest,
+        dataset=DatasetTag(name=data.name, source=data.source, sha256=data.sha256),
+        bands=config.bands.cutoffs,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model_card=f"runs:/{chosen.run_id}/model_card.html",
+    )
+    return register_version(model_uri, config.registered_model, tags), digest
 
 
 def screen_single_features(

@@ -35,12 +35,11 @@ from data.errors import (
     AuthenticationError,
     DatabaseUnavailableError,
     DesistError,
-    ModelLoadError,
-    ModelUnavailableError,
     PayloadTooLargeError,
     PermissionDeniedError,
     UnsupportedMediaTypeError,
 )
+from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.audit import AuditEntry, AuditLog, AuditRecord, RecommendationRecord, input_digest
 from serving.database import checkpoint_wal, is_sqlite, make_engine, prepare_tables
 from serving.keys import Client, KeyStore

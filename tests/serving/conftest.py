@@ -16,7 +16,8 @@ from mlflow.tracking import MlflowClient
 
 from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
 from data.synthetic import SynthConfig, generate_cohort
-from models.digest import directory_digest
+from models.contract.artifact import directory_digest
+from models.contract.tags import CHAMPION, TAG_DIGEST
 from models.risk import ScorecardSettings
 from pipeline.config import (
     DatasetConfig,
@@ -75,7 +76,7 @@ class Store:
         current = client.get_model_version(MODEL, "1")
         tags = dict(current.tags)
         if retag:
-            tags["desist.artifact_digest"] = directory_digest(files)
+            tags[TAG_DIGEST] = directory_digest(files)
         created = client.create_model_version(
             MODEL, source=files.as_uri(), run_id=current.run_id, tags=tags
         )
@@ -89,7 +90,7 @@ class Store:
         return to
 
     def set_champion(self, version: str) -> None:
-        self.client().set_registered_model_alias(MODEL, "champion", version)
+        self.client().set_registered_model_alias(MODEL, CHAMPION, version)
 
 
 @pytest.fixture(scope="session")

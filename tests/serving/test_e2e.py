@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import httpx
@@ -29,7 +30,11 @@ def test_scores_through_a_real_uvicorn_process(trained_store: Store, tmp_path: P
         assert httpx.post(f"{live.url}/v1/risk-scores", json={}).status_code == 401
         live.stop()
     lines = [json.loads(line) for line in log_path.read_text().splitlines()]
-    requests = [line for line in lines if line.get("logger") == "desist.serving.requests"]
+    requests = [
+        line
+        for line in lines
+        if line.get("logger") == logging.getLogger("desist").getChild("serving.requests").name
+    ]
     scored = next(line for line in requests if line["request_id"] == body["request_id"])
     assert scored["client"] == "e2e" and scored["status"] == 200
     assert scored["route"] == "/v1/risk-scores"

@@ -16,13 +16,9 @@ import pytest
 import yaml
 
 import serving.keys
-from data.errors import (
-    AuthenticationError,
-    DatabaseUnavailableError,
-    UnsafeConfigurationError,
-    UntrustedArtifactError,
-)
-from models.registered import check_artifact_format
+from data.errors import AuthenticationError, DatabaseUnavailableError, UnsafeConfigurationError
+from models.contract.artifact import check_artifact_format
+from models.contract.errors import UntrustedArtifactError
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.logs import BackgroundHandler, JsonFormatter, describe_exception
@@ -316,7 +312,7 @@ def test_log_lines_are_written_in_order_off_the_caller_and_warnings_at_once() ->
     stream = io.StringIO()
     handler = BackgroundHandler(stream, interval=60)  # no timed write during the test
     handler.setFormatter(JsonFormatter())
-    logger = logging.getLogger("desist.test.background")
+    logger = logging.getLogger("desist").getChild("test.background")
     logger.handlers[:] = [handler]
     logger.propagate = False
     logger.setLevel(logging.INFO)
