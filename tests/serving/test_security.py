@@ -268,7 +268,8 @@ def test_only_skops_with_trusted_types_and_no_code_is_loaded(tmp_path: Path) -> 
     files.mkdir()
 
     def describe(**flavor: object) -> None:
-        base = {"serialization_format": "skops", "skops_trusted_types": ["models.x.Y"]}
+        trusted = ["models.calibration.ScoreCalibratedClassifier"]
+        base = {"serialization_format": "skops", "skops_trusted_types": trusted}
         description = {"flavors": {"sklearn": {**base, **flavor}}}
         (files / "MLmodel").write_text(yaml.safe_dump(description))
 
@@ -277,6 +278,8 @@ def test_only_skops_with_trusted_types_and_no_code_is_loaded(tmp_path: Path) -> 
     for flavor, reason in [
         ({"serialization_format": "cloudpickle"}, "only skops"),
         ({"skops_trusted_types": ["models.x.Y", "os.system"]}, "os.system"),
+        # Exact names only: any installed package named ``models`` would match a prefix.
+        ({"skops_trusted_types": ["models.x.Y"]}, "models.x.Y"),
         ({"code": "code"}, "bundles code"),
     ]:
         describe(**flavor)

@@ -1,9 +1,7 @@
 from __future__ import annotations
 
-import json
 import pickle
 import re
-import zipfile
 from pathlib import Path
 
 import pytest
@@ -28,6 +26,7 @@ from models.risk import (
     build_risk_model,
     calibrate,
 )
+from tests.models.contract.crafted import Planted, call_node, write_skops
 
 FEATURES = (*DEFAULT_FEATURES, "sex")
 
@@ -88,29 +87,6 @@ def _model_dir(tmp_path: Path, *, trusted: list[str] | None = None, **flavor: ob
     return files
 
 
-def _call_node(module: str, function: str, argument: str) -> dict[str, object]:
-    """A skops node that calls ``module.function(argument)`` when built."""
-    text = {"__class__": "str", "__module__": "builtins", "__loader__": "JsonNode"}
-    return {
-        "__class__": function,
-        "__module__": module,
-        "__loader__": "ConstructorFromReduceNode",
-        "content": {
-            "__class__": "tuple",
-            "__module__": "builtins",
-            "__loader__": "TupleNode",
-            "content": [{**text, "content": json.dumps(argument), "is_json": True}],
-        },
-        "protocol": 2,
-        "_skops_version": skops.__version__,
-    }
-
-
-def _write_skops(path: Path, schema: dict[str, object]) -> None:
-    with zipfile.ZipFile(path, "w") as archive:
-        archive.writestr("schema.json", json.dumps(schema))
-
-
 def test_mlmodel_asking_to_trust_eval_is_refused(tmp_path: Path) -> None:
     files = _model_dir(tmp_path, trusted=["builtins.eval"])
     with pytest.raises(UntrustedArtifactError, match=re.escape("builtins.eval")):
@@ -141,7 +117,7 @@ def test_a_skops_file_that_would_call_code_is_refused_before_anything_runs(
     }[function]
     # MLmodel lists the type too: it is refused whatever MLmodel says.
     files = _model_dir(tmp_path, trusted=[f"{module}.{function}"])
-    _write_skops(files / "model.skops", _call_node(module, function, payload))
+    write_skops(files / "model.skops", call_node(module, function, payload))
     with pytest.raises(UntrustedArtifactError, match=f"{module}.{function}"):
         load_skops_model(files, "m version 1")
     assert not marker.exists()
@@ -154,7 +130,7 @@ def test_the_crafted_payloads_would_run_if_trusted(
     """The control: what the refusals above prevent is real."""
     marker = tmp_path / "ran"
     payload = f"open({str(marker)!r}, 'w')" if function == "eval" else f"touch {marker}"
-    _write_skops(tmp_path / "model.skops", _call_node(module, function, payload))
+    write_skops(tmp_path / "model.skops", call_node(module, function, payload))
     skops.io.load(tmp_path / "model.skops", trusted=[f"{module}.{function}"])
     assert marker.exists()
 
@@ -162,7 +138,7 @@ def test_the_crafted_payloads_would_run_if_trusted(
 def test_a_pickle_in_place_of_the_skops_file_is_never_unpickled(tmp_path: Path) -> None:
     marker = tmp_path / "unpickled"
     files = _model_dir(tmp_path)
-    (files / "model.skops").write_bytes(pickle.dumps(_Planted(marker)))
+    (files / "model.skops").write_bytes(pickle.dumps(Planted(marker)))
     with pytest.raises(UntrustedArtifactError, match="not a skops file"):
         load_skops_model(files, "m version 1")
     assert not marker.exists()
@@ -197,13 +173,3 @@ def test_a_desist_model_loads_with_only_its_own_types(
     loaded = load_skops_model(files, "m version 1")
     assert type(loaded) is type(model)
     assert directory_digest(files).startswith("sha256:")
-
-
-class _Planted:
-    """Unpickling this creates a file: proof that a pickle was loaded."""
-
-    def __init__(self, marker: Path) -> None:
-        self.marker = marker
-
-    def __reduce__(self) -> tuple[object, tuple[str, str]]:
-        return (open, (str(self.marker), "w"))
