@@ -112,6 +112,13 @@ class MetricThreshold:
     min_gain: float = 0.0
     baseline_label: str = ""
 
+    def __post_init__(self) -> None:
+        kinds = (self.threshold, self.champion_tolerance, self.baseline)
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError(
+                f"gate {self.name}: set one of threshold, champion_tolerance or baseline"
+            )
+
     @property
     def metrics(self) -> tuple[str, ...]:
         """The figures this gate reads."""
@@ -132,8 +139,7 @@ class MetricThreshold:
                 limit = champion.figure(self.metric) + sign * self.champion_tolerance
                 shown = f"{op} {limit:.4f} (champion v{champion.version})"
         else:
-            assert self.baseline is not None, f"gate {self.name} has no limit"
-            limit = candidate.figure(self.baseline) + self.min_gain
+            limit = candidate.figure(str(self.baseline)) + self.min_gain
             shown = f"{op} {limit:.4f} ({self.baseline_label} + {self.min_gain})"
         passed = value >= limit if self.greater_is_better else value <= limit
         return GateCheck(self.name, passed, round(value, 4), shown)

@@ -153,6 +153,7 @@ _CODECS: dict[str, _Codec] = {
 }
 #: Tags every version carries; the others depend on the model's kind and on promotion.
 _REQUIRED = ("run_id", "features", "audit_only", "digest", "trained_at")
+_FIGURES = frozenset(name for name, codec in _CODECS.items() if codec.read is float)
 _GATE_RESULTS = {"pass": True, "fail": False}
 
 
@@ -194,7 +195,7 @@ class VersionTags:
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
-            if _CODECS.get(name) is not None and _CODECS[name].read is float and value is not None:
+            if name in _FIGURES and value is not None:
                 object.__setattr__(self, name, round(float(value), FIGURE_DECIMALS))
             elif isinstance(value, list):  # a list given for a tuple field: keep it immutable
                 object.__setattr__(self, name, tuple(value))
