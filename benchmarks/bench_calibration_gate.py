@@ -24,13 +24,14 @@ from pathlib import Path
 import pandas as pd
 
 from benchmarks.common import save
-from models.registered import load_risk_model
+from models.calibration import ScoreCalibratedClassifier
+from models.contract.fetch import fetch_model
 from models.risk import cross_fit
 from pipeline.calibration_checks import CalibrationGateConfig, evaluate_calibration_gate
 from pipeline.config import load_risk_config
 from pipeline.datasets import load_job_data
+from pipeline.jobs import split_frame
 from pipeline.tracking import Tracker
-from pipeline.train_risk import split_frame
 
 
 def main() -> None:
@@ -46,7 +47,7 @@ def main() -> None:
     splits = split_frame(data.frame, config)
     uri = f"models:/{config.registered_model}/{args.version}"
     with tracker.activate():
-        loaded = load_risk_model(uri, tracking_uri=tracker.tracking_uri)
+        loaded = fetch_model(uri, ScoreCalibratedClassifier, tracking_uri=tracker.tracking_uri)
     family = loaded.tags.get("desist.family", "")
     gate = CalibrationGateConfig()
     records = {}

@@ -61,6 +61,7 @@ from benchmarks.support.live import (
 )
 from benchmarks.support.registry import Store
 from data.errors import DesistError
+from models.contract.tags import TAG_DIGEST
 from models.risk import ScorecardSettings
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
@@ -171,7 +172,7 @@ def broken_reload(home: Path, scratch: Path, seconds: float) -> Any:
         live.start()
         with Load(http_sender(live.url, key)) as load:
             time.sleep(seconds / 4)
-            broken = store.add_version(**{"desist.artifact_digest": "sha256:" + "0" * 64})
+            broken = store.add_version(**{TAG_DIGEST: "sha256:" + "0" * 64})
             store.set_champion(broken)
             reload = httpx.post(
                 f"{live.url}/admin/reload", headers={"Authorization": f"Bearer {admin}"}

@@ -41,6 +41,7 @@ from mlflow.tracking import MlflowClient
 from benchmarks.common import save
 from data.schema import ASSESSMENT_FIELDS, Kind
 from data.synthetic import SynthConfig, generate_cohort
+from models.contract.tags import TAG_FAMILY, TAG_FEATURES
 from serving.commands import create_key
 from serving.settings import Settings
 
@@ -258,7 +259,7 @@ def main() -> None:
         train_home(home)
     tracking = f"sqlite:///{home / 'mlflow.db'}"
     version = MlflowClient(tracking, tracking).get_model_version_by_alias(MODEL, "champion")
-    features: list[str] = json.loads(version.tags["desist.features"])
+    features: list[str] = json.loads(version.tags[TAG_FEATURES])
 
     settings = Settings(
         home=scratch / "service",
@@ -278,7 +279,7 @@ def main() -> None:
         "DESIST_RATE_LIMIT_PER_SECOND": "0",
     }
     mlflow_port, desist_port = free_port(), free_port()
-    logs = (scratch / "mlflow.log").open("w"), (scratch / "desist.log").open("w")
+    logs = (scratch / "mlflow.log").open("w"), (scratch / "desist-service.log").open("w")
     servers = [
         subprocess.Popen(
             [
@@ -374,7 +375,7 @@ def main() -> None:
         "model": {
             "name": MODEL,
             "version": str(version.version),
-            "family": version.tags.get("desist.family"),
+            "family": version.tags.get(TAG_FAMILY),
             "features": len(features),
         },
         "desist_workers": args.workers,

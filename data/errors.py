@@ -1,9 +1,11 @@
-"""Domain exceptions of desist, in one place.
+"""Domain exceptions of desist: the base class, and the errors of data (schema, files, adapters).
 
-Every layer raises these (chained with ``raise ... from err`` where they wrap
-a lower-level error); the CLI prints them and the scoring service maps them to
-HTTP status codes in a single handler. The serving layer's own errors (HTTP,
-API keys, audit log, service database) are in :mod:`serving.errors`.
+Every layer raises its errors (chained with ``raise ... from err`` where they
+wrap a lower-level error); all derive from :class:`DesistError`. The errors of
+fetching and registering models are in :mod:`models.contract.errors`, those of
+the tracking store in :mod:`pipeline.tracking`, the serving layer's own (HTTP,
+API keys, audit log, service database) in :mod:`serving.errors`. The CLI prints
+them and the scoring service maps them to HTTP status codes in a single handler.
 """
 
 from __future__ import annotations
@@ -96,34 +98,6 @@ class ForbiddenFeatureError(DesistError):
 
 class DatasetFormatError(DesistError):
     """A data file cannot be read: unknown extension, unreadable content."""
-
-
-class ModelUnavailableError(DesistError):
-    """No model is loaded to serve (still loading, or the load failed)."""
-
-
-class ModelLoadError(DesistError):
-    """A registered model cannot be resolved, downloaded or deserialised."""
-
-
-class ModelIntegrityError(ModelLoadError):
-    """A model's files do not match the digest recorded at registration."""
-
-    def __init__(self, name: str, version: str, expected: str, found: str) -> None:
-        self.expected = expected
-        self.found = found
-        super().__init__(
-            f"{name} version {version}: artifact digest {found} does not match "
-            f"the registered {expected}; refusing to load"
-        )
-
-
-class UntrustedArtifactError(ModelLoadError):
-    """A model's files would be deserialised in an unsafe way (pickle, untrusted types)."""
-
-
-class TrackingStoreError(DesistError):
-    """The MLflow tracking store or registry failed during a job (unreachable, or refused)."""
 
 
 class SourceAdapterError(DesistError):

@@ -40,23 +40,31 @@ import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
-from data.errors import (
-    DatasetFormatError,
-    ModelLoadError,
-    SchemaValidationError,
-    SourceValueProblem,
-    Violation,
-)
+from data.errors import DatasetFormatError, SchemaValidationError, SourceValueProblem, Violation
 from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
 from data.validation import SeenIds, check_rows
 from models.bands import BAND_NAMES
+from models.calibration import ScoreCalibratedClassifier
+from models.contract.errors import ModelLoadError
+from models.contract.fetch import FetchedModel, fetch_model
+from models.contract.tags import (
+    CHAMPION,
+    META_BANDS,
+    META_DIGEST,
+    META_EXPLANATION_METHOD,
+    META_MODEL,
+    META_MODEL_URI,
+    META_SCORED_AT,
+    META_VERIFIED,
+)
 from models.explain import FastExplainer, top_contributions
-from models.registered import LoadedRiskModel, load_risk_model
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
 
-CHAMPION_URI = "models:/desist-risk@champion"
+CHAMPION_URI = f"models:/desist-risk@{CHAMPION}"
+#: A risk model fetched and verified for batch scoring.
+LoadedRiskModel = FetchedModel[ScoreCalibratedClassifier]
 _ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)
 
 
@@ -264,13 +272,13 @@ class _ChunkScorer:
             fields.append(pa.field(f"reason_{i}_contribution", pa.float64()))
         self.schema = pa.schema(fields).with_metadata(
             {
-                "desist.model_uri": loaded.uri,
-                "desist.model": loaded.label,
-                "desist.artifact_digest": loaded.digest,
-                "desist.verified": json.dumps(loaded.verified),
-                "desist.bands": json.dumps(list(loaded.bands.cutoffs)),
-                "desist.explanation_method": self.explainer.method,
-                "desist.scored_at": datetime.now(UTC).isoformat(timespec="seconds"),
+                META_MODEL_URI: loaded.uri,
+                META_MODEL: loaded.label,
+                META_DIGEST: loaded.digest,
+                META_VERIFIED: json.dumps(loaded.verified),
+                META_BANDS: json.dumps(list(loaded.bands.cutoffs)),
+                META_EXPLANATION_METHOD: self.explainer.method,
+                META_SCORED_AT: datetime.now(UTC).isoformat(timespec="seconds"),
             }
         )
 
@@ -376,8 +384,9 @@ def score_file(
     total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
     # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
     with tracker.activate():
-        loaded = load_risk_model(
+        loaded = fetch_model(
             config.model_uri,
+            ScoreCalibratedClassifier,
             tracking_uri=tracker.tracking_uri,
             allow_unverified=config.allow_unverified,
         )

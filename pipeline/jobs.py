@@ -24,9 +24,10 @@ from mlflow.models.model import ModelInfo
 from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
+from models.contract.artifact import skops_trusted_types
 from models.encoding import to_model_input
 from pipeline.config import RiskTrainConfig
-from pipeline.tracking import model_requirements, skops_trusted_types
+from pipeline.tracking import model_requirements
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

@@ -4,6 +4,11 @@ A training run registers a version with its figures as tags. Promotion moves
 the ``champion`` alias only when the gates pass (or when forced, with who and
 why recorded); either way the decision and every gate figure are written as
 tags on the version, so a reviewer can see why it was or was not promoted.
+
+The gates are declarative: a list of :class:`MetricThreshold` (a figure read
+from the version's tags, the limit it must meet and in which direction, as
+MLflow's ``MetricThreshold``) plus the audit-only field check, built from the
+job's gate config by :func:`gates_for`.
 """
 
 from __future__ import annotations
@@ -16,103 +21,66 @@ from datetime import UTC, datetime
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
-from data.errors import DesistError
-
-# Re-exported: the pipeline's jobs and tests take every tag name from here.
-from models.registered import TAG_AUDIT_ONLY, TAG_FEATURES
-from models.registered import TAG_BANDS as TAG_BANDS
-from models.registered import TAG_DIGEST as TAG_DIGEST
+from models.contract.errors import RegistryError, VersionTagError
+from models.contract.tags import CHAMPION, TAG_GATES, TAG_PROMOTION, VersionTags, gate_tag
 from pipeline.config import GateConfig, PathwayGateConfig
 from pipeline.tracking import Tracker
 
-CHAMPION = "champion"
-
-# Tags written on every registered version (figures on the test split); the digest,
-# bands and feature tags that loading a model reads are defined in models/registered.py.
-TAG_RUN = "desist.run_id"
-TAG_FAMILY = "desist.family"
-TAG_AUC = "desist.test_roc_auc"
-TAG_ECE = "desist.test_ece"
-TAG_GROUP_GAP = "desist.max_group_calibration_gap"
-TAG_DATASET = "desist.dataset"
-TAG_GATES = "desist.gates"
-# Pathway models: estimated (doubly robust) policy values on their test split.
-TAG_POLICY_VALUE = "desist.estimated_policy_value"
-TAG_RNR_VALUE = "desist.estimated_rnr_value"
+#: The gate that no ``--force`` overrides.
+AUDIT_GATE = "no_audit_only_feature"
 
 
-class RegistryError(DesistError):
-    """A registry operation cannot be done (unknown version, missing figures)."""
-
-
-@dataclass(frozen=True, slots=True)
-class CandidateFigures:
-    """What the gates look at, read from a version's tags."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class VersionFigures:
+    """What the gates look at, read from a version's tags (risk or pathway figures)."""
 
     version: str
-    roc_auc: float
-    ece: float
-    max_group_calibration_gap: float
     features: tuple[str, ...]
     audit_only: tuple[str, ...]
+    roc_auc: float | None = None
+    ece: float | None = None
+    max_group_calibration_gap: float | None = None
+    policy_value: float | None = None
+    rnr_value: float | None = None
+
+    def figure(self, metric: str) -> float:
+        """Return figure ``metric`` (one of the optional fields), which must be recorded."""
+        value = getattr(self, metric)
+        if value is None:
+            raise RegistryError(
+                f"version {self.version} lacks the figures the gates need ({metric})"
+            )
+        return float(value)
 
     @classmethod
-    def from_version(cls, version: ModelVersion) -> CandidateFigures:
+    def from_version(cls, version: ModelVersion, needed: tuple[str, ...] = ()) -> VersionFigures:
         """Read the figures from a registered version's tags.
 
         Raises
         ------
         RegistryError
-            If a figure is missing: a version without figures cannot be gated.
+            If a tag is missing or bad, or a ``needed`` figure is not
+            recorded: a version without figures cannot be gated.
         """
-        tags = version.tags
         try:
-            return cls(
-                version=str(version.version),
-                roc_auc=float(tags[TAG_AUC]),
-                ece=float(tags[TAG_ECE]),
-                max_group_calibration_gap=float(tags[TAG_GROUP_GAP]),
-                features=tuple(json.loads(tags[TAG_FEATURES])),
-                audit_only=tuple(json.loads(tags[TAG_AUDIT_ONLY])),
-            )
-        except (KeyError, ValueError) as err:
+            tags = VersionTags.from_mlflow_tags(version.tags)
+        except VersionTagError as err:
             raise RegistryError(
                 f"version {version.version} lacks the figures the gates need ({err})"
             ) from err
-
-
-@dataclass(frozen=True, slots=True)
-class PathwayFigures:
-    """What the pathway gates look at, read from a version's tags."""
-
-    version: str
-    policy_value: float
-    rnr_value: float
-    features: tuple[str, ...]
-    audit_only: tuple[str, ...]
-
-    @classmethod
-    def from_version(cls, version: ModelVersion) -> PathwayFigures:
-        """Read the figures from a registered pathway version's tags.
-
-        Raises
-        ------
-        RegistryError
-            If a figure is missing.
-        """
-        tags = version.tags
-        try:
-            return cls(
-                version=str(version.version),
-                policy_value=float(tags[TAG_POLICY_VALUE]),
-                rnr_value=float(tags[TAG_RNR_VALUE]),
-                features=tuple(json.loads(tags[TAG_FEATURES])),
-                audit_only=tuple(json.loads(tags[TAG_AUDIT_ONLY])),
-            )
-        except (KeyError, ValueError) as err:
-            raise RegistryError(
-                f"version {version.version} lacks the figures the gates need ({err})"
-            ) from err
+        figures = cls(
+            version=str(version.version),
+            features=tags.features,
+            audit_only=tags.audit_only,
+            roc_auc=tags.test_roc_auc,
+            ece=tags.test_ece,
+            max_group_calibration_gap=tags.max_group_calibration_gap,
+            policy_value=tags.estimated_policy_value,
+            rnr_value=tags.estimated_rnr_value,
+        )
+        for metric in needed:
+            figures.figure(metric)
+        return figures
 
 
 @dataclass(frozen=True, slots=True)
@@ -123,6 +91,121 @@ class GateCheck:
     passed: bool
     figure: float | str
     limit: float | str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MetricThreshold:
+    """A gate on one figure: an absolute limit, a tolerance against the champion, or a gain.
+
+    Exactly one of ``threshold`` (the figure must be at most, or at least,
+    this), ``champion_tolerance`` (no worse than the champion's figure by
+    more than this; passes when there is no champion) and ``baseline``
+    (better than another figure of the same version by ``min_gain``) is set.
+    """
+
+    name: str
+    metric: str
+    greater_is_better: bool
+    threshold: float | None = None
+    champion_tolerance: float | None = None
+    baseline: str | None = None
+    min_gain: float = 0.0
+    baseline_label: str = ""
+
+    def __post_init__(self) -> None:
+        kinds = (self.threshold, self.champion_tolerance, self.baseline)
+        if sum(kind is not None for kind in kinds) != 1:
+            raise ValueError(
+                f"gate {self.name}: set one of threshold, champion_tolerance or baseline"
+            )
+
+    @property
+    def metrics(self) -> tuple[str, ...]:
+        """The figures this gate reads."""
+        return (self.metric,) if self.baseline is None else (self.metric, self.baseline)
+
+    def check(self, candidate: VersionFigures, champion: VersionFigures | None) -> GateCheck:
+        """Return this gate's check of ``candidate`` (against ``champion`` when relative to it)."""
+        value = candidate.figure(self.metric)
+        op = ">=" if self.greater_is_better else "<="
+        if self.threshold is not None:
+            limit: float = self.threshold
+            shown = f"{op} {self.threshold}"
+        elif self.champion_tolerance is not None:
+            sign = -1.0 if self.greater_is_better else 1.0
+            if champion is None:
+                limit, shown = sign * 1.0, "no champion"
+            else:
+                limit = champion.figure(self.metric) + sign * self.champion_tolerance
+                shown = f"{op} {limit:.4f} (champion v{champion.version})"
+        else:
+            limit = candidate.figure(str(self.baseline)) + self.min_gain
+            shown = f"{op} {limit:.4f} ({self.baseline_label} + {self.min_gain})"
+        passed = value >= limit if self.greater_is_better else value <= limit
+        return GateCheck(self.name, passed, round(value, 4), shown)
+
+
+@dataclass(frozen=True, slots=True)
+class NoAuditOnlyFeature:
+    """The gate that refuses a model using a forbidden or audit-only field."""
+
+    never_features: tuple[str, ...]
+    name: str = AUDIT_GATE
+    metrics: tuple[str, ...] = ()
+
+    def check(self, candidate: VersionFigures, champion: VersionFigures | None) -> GateCheck:
+        """Return the check: the fields of the candidate that no model may use."""
+        barred = set(self.never_features) | set(candidate.audit_only)
+        forbidden = sorted(set(candidate.features) & barred)
+        return GateCheck(self.name, not forbidden, ",".join(forbidden) or "none", "none")
+
+
+Gate = MetricThreshold | NoAuditOnlyFeature
+
+
+def gates_for(
+    gates: GateConfig | PathwayGateConfig, never_features: tuple[str, ...]
+) -> tuple[Gate, ...]:
+    """Return the gates of a risk or pathway model, in the order they are recorded."""
+    audit = NoAuditOnlyFeature(never_features)
+    if isinstance(gates, PathwayGateConfig):
+        # The policy values are the doubly robust estimates each version's run made on
+        # its own held-out split.
+        return (
+            MetricThreshold(
+                name="policy_value_not_worse_than_champion",
+                metric="policy_value",
+                greater_is_better=True,
+                champion_tolerance=gates.value_tolerance,
+            ),
+            MetricThreshold(
+                name="beats_needs_score_rule",
+                metric="policy_value",
+                greater_is_better=True,
+                baseline="rnr_value",
+                min_gain=gates.min_gain_over_rnr,
+                baseline_label="RNR rule",
+            ),
+            audit,
+        )
+    return (
+        MetricThreshold(
+            name="auc_not_worse_than_champion",
+            metric="roc_auc",
+            greater_is_better=True,
+            champion_tolerance=gates.auc_tolerance,
+        ),
+        MetricThreshold(
+            name="calibration_error", metric="ece", greater_is_better=False, threshold=gates.max_ece
+        ),
+        audit,
+        MetricThreshold(
+            name="group_calibration_gap",
+            metric="max_group_calibration_gap",
+            greater_is_better=False,
+            threshold=gates.max_group_calibration_gap,
+        ),
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,9 +225,9 @@ class GateDecision:
 
 
 def evaluate_gates(
-    candidate: CandidateFigures,
-    champion: CandidateFigures | None,
-    gates: GateConfig,
+    candidate: VersionFigures,
+    champion: VersionFigures | None,
+    gates: GateConfig | PathwayGateConfig,
     never_features: tuple[str, ...],
 ) -> GateDecision:
     """Check a candidate against the gates and the current champion.
@@ -156,76 +239,13 @@ def evaluate_gates(
     champion
         The current champion, or ``None`` when there is none yet.
     gates
-        Limits.
+        Limits (a risk model's or a pathway model's).
     never_features
         Attributes no model may use (the schema's forbidden fields), checked
         together with the candidate's own audit-only list.
     """
-    forbidden = sorted(set(candidate.features) & (set(never_features) | set(candidate.audit_only)))
-    floor = -1.0 if champion is None else champion.roc_auc - gates.auc_tolerance
-    checks = (
-        GateCheck(
-            "auc_not_worse_than_champion",
-            candidate.roc_auc >= floor,
-            round(candidate.roc_auc, 4),
-            "no champion" if champion is None else f">= {floor:.4f} (champion v{champion.version})",
-        ),
-        GateCheck(
-            "calibration_error",
-            candidate.ece <= gates.max_ece,
-            round(candidate.ece, 4),
-            f"<= {gates.max_ece}",
-        ),
-        GateCheck(
-            "no_audit_only_feature",
-            not forbidden,
-            ",".join(forbidden) or "none",
-            "none",
-        ),
-        GateCheck(
-            "group_calibration_gap",
-            candidate.max_group_calibration_gap <= gates.max_group_calibration_gap,
-            round(candidate.max_group_calibration_gap, 4),
-            f"<= {gates.max_group_calibration_gap}",
-        ),
-    )
-    return GateDecision(checks)
-
-
-def evaluate_pathway_gates(
-    candidate: PathwayFigures,
-    champion: PathwayFigures | None,
-    gates: PathwayGateConfig,
-    never_features: tuple[str, ...],
-) -> GateDecision:
-    """Check a pathway model against its gates and the current champion.
-
-    The policy values are the doubly robust estimates each version's run
-    made on its own held-out split.
-    """
-    forbidden = sorted(set(candidate.features) & (set(never_features) | set(candidate.audit_only)))
-    floor = -1.0 if champion is None else champion.policy_value - gates.value_tolerance
-    needed = candidate.rnr_value + gates.min_gain_over_rnr
     return GateDecision(
-        (
-            GateCheck(
-                "policy_value_not_worse_than_champion",
-                candidate.policy_value >= floor,
-                round(candidate.policy_value, 4),
-                "no champion"
-                if champion is None
-                else f">= {floor:.4f} (champion v{champion.version})",
-            ),
-            GateCheck(
-                "beats_needs_score_rule",
-                candidate.policy_value >= needed,
-                round(candidate.policy_value, 4),
-                f">= {needed:.4f} (RNR rule + {gates.min_gain_over_rnr})",
-            ),
-            GateCheck(
-                "no_audit_only_feature", not forbidden, ",".join(forbidden) or "none", "none"
-            ),
-        )
+        tuple(gate.check(candidate, champion) for gate in gates_for(gates, never_features))
     )
 
 
@@ -292,21 +312,14 @@ def promote(
         raise RegistryError(f"{name} version {version} does not exist") from err
     current = _champion(tracker, name)
     rival = current if current is not None and str(current.version) != str(version) else None
-    if isinstance(gates, PathwayGateConfig):
-        decision = evaluate_pathway_gates(
-            PathwayFigures.from_version(target),
-            None if rival is None else PathwayFigures.from_version(rival),
-            gates,
-            never_features,
-        )
-    else:
-        decision = evaluate_gates(
-            CandidateFigures.from_version(target),
-            None if rival is None else CandidateFigures.from_version(rival),
-            gates,
-            never_features,
-        )
-    audit_gate = next(c for c in decision.checks if c.name == "no_audit_only_feature")
+    needed = tuple(dict.fromkeys(m for g in gates_for(gates, never_features) for m in g.metrics))
+    decision = evaluate_gates(
+        VersionFigures.from_version(target, needed),
+        None if rival is None else VersionFigures.from_version(rival, needed),
+        gates,
+        never_features,
+    )
+    audit_gate = next(c for c in decision.checks if c.name == AUDIT_GATE)
     if force and not audit_gate.passed:
         raise RegistryError(
             f"{name} version {version} uses audit-only fields ({audit_gate.figure}); "
@@ -326,10 +339,10 @@ def promote(
     if force:
         record["reason"] = reason
     client.set_model_version_tag(name, version, TAG_GATES, json.dumps(record))
-    client.set_model_version_tag(name, version, "desist.promotion", str(record["decision"]))
+    client.set_model_version_tag(name, version, TAG_PROMOTION, str(record["decision"]))
     for check in decision.checks:
         client.set_model_version_tag(
-            name, version, f"desist.gate.{check.name}", "pass" if check.passed else "fail"
+            name, version, gate_tag(check.name), "pass" if check.passed else "fail"
         )
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)

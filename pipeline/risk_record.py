@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 from data.schema import FIELDS_BY_NAME
+from models.contract.tags import TAG_FAMILY
 from models.risk import AnySettings
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
@@ -47,7 +48,6 @@ from pipeline.plots import (
     plot_roc_comparison,
     plot_score_distribution,
 )
-from pipeline.registry import TAG_FAMILY
 from pipeline.risk_families import FamilyFit, Selection, family_table
 
 if TYPE_CHECKING:

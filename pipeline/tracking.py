@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
-import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -17,34 +16,21 @@ from pathlib import Path
 
 import mlflow
 import requests
-import skops.io
 from mlflow.entities import Run
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 from sqlalchemy.exc import SQLAlchemyError
 
-from data.errors import TrackingStoreError
-from models.digest import TRUSTED_TYPE_PREFIXES
+from data.errors import DesistError
+from models.contract.errors import redact_credentials
 
 DEFAULT_HOME = Path(".desist")
 #: What the store's client raises when the store is unreachable or refuses a call.
 STORE_FAILURES = (MlflowException, SQLAlchemyError, requests.RequestException)
-_PASSWORD = re.compile(r"(://[^:/@\s]+):[^@\s]+@")
 
 
-def skops_trusted_types(model: object) -> list[str]:
-    """Return the types skops must trust to load ``model``, all from trusted packages.
-
-    Raises
-    ------
-    TypeError
-        If the model holds a type from any other package.
-    """
-    found = skops.io.get_untrusted_types(data=skops.io.dumps(model))
-    refused = [t for t in found if not t.startswith(TRUSTED_TYPE_PREFIXES)]
-    if refused:
-        raise TypeError(f"model holds types outside the trusted packages: {refused}")
-    return list(found)
+class TrackingStoreError(DesistError):
+    """The MLflow tracking store or registry failed during a job (unreachable, or refused)."""
 
 
 #: What a logged desist model needs to load and predict: desist itself (its
@@ -138,7 +124,7 @@ class Tracker:
             yield
         except STORE_FAILURES as err:
             reason = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
-            store, reason = (_PASSWORD.sub(r"\1:***@", t) for t in (self.tracking_uri, reason))
+            store, reason = (redact_credentials(t) for t in (self.tracking_uri, reason))
             raise TrackingStoreError(f"the MLflow tracking store {store} failed: {reason}") from err
 
     @contextmanager

@@ -12,18 +12,17 @@ experiment and a version of ``desist-pathways``.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 
 import mlflow
 import pandas as pd
 from mlflow.models.model import ModelInfo
 from sklearn.model_selection import train_test_split
 
-from models.digest import directory_digest
+from models.contract.register import logged_model_digest, register_version
+from models.contract.tags import VersionTags
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
@@ -37,14 +36,6 @@ from pipeline.jobs import (
 )
 from pipeline.pathway_evaluation import PathwayEvaluation, build_pathway_model, evaluate_pathways
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
-from pipeline.registry import (
-    TAG_AUDIT_ONLY,
-    TAG_DIGEST,
-    TAG_FEATURES,
-    TAG_POLICY_VALUE,
-    TAG_RNR_VALUE,
-    TAG_RUN,
-)
 from pipeline.tracking import Tracker
 
 
@@ -154,20 +145,15 @@ def _register(
     progress: Progress,
 ) -> tuple[str, str]:
     """Register the logged model as a new version; return the version and its digest."""
-    local = mlflow.artifacts.download_artifacts(artifact_uri=info.model_uri)
-    digest = directory_digest(Path(local))
+    digest = logged_model_digest(info.model_uri)
     progress("Registering ...")
-    version = mlflow.register_model(
-        info.model_uri,
-        config.registered_model,
-        tags={
-            TAG_RUN: run_id,
-            TAG_FEATURES: json.dumps(list(config.features)),
-            TAG_AUDIT_ONLY: json.dumps(list(config.audit_only)),
-            TAG_DIGEST: digest,
-            TAG_POLICY_VALUE: f"{values['desist top-1'][0]:.6f}",
-            TAG_RNR_VALUE: f"{values['needs-score rule (RNR)'][0]:.6f}",
-            "desist.trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        },
+    tags = VersionTags(
+        run_id=run_id,
+        features=config.features,
+        audit_only=config.audit_only,
+        digest=digest,
+        estimated_policy_value=values["desist top-1"][0],
+        estimated_rnr_value=values["needs-score rule (RNR)"][0],
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
     )
-    return str(version.version), digest
+    return register_version(info.model_uri, config.registered_model, tags), digest

@@ -17,32 +17,17 @@ recipe and holds the registration step.
 
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 
-import mlflow
-
-from models.digest import directory_digest
+from models.contract.register import logged_model_digest, register_version
+from models.contract.tags import DatasetTag, VersionTags
 from pipeline import risk_record as record
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.evaluation import Evaluation
 from pipeline.jobs import Progress, Splits, job_run, silent, split_frame, staged_artifacts
-from pipeline.registry import (
-    TAG_AUC,
-    TAG_AUDIT_ONLY,
-    TAG_BANDS,
-    TAG_DATASET,
-    TAG_DIGEST,
-    TAG_ECE,
-    TAG_FAMILY,
-    TAG_FEATURES,
-    TAG_GROUP_GAP,
-    TAG_RUN,
-)
 from pipeline.risk_audit import audit, compare, screen_single_features
 from pipeline.risk_families import (
     FamilyResult,
@@ -217,24 +202,21 @@ def _register(
     evaluation: Evaluation,
     model_uri: str,
 ) -> tuple[str, str]:
-    local = Path(mlflow.artifacts.download_artifacts(artifact_uri=model_uri))
-    digest = directory_digest(local)
-    gap = evaluation.max_calibration_gap(config.gates.min_group_size)
-    tags = {
-        TAG_RUN: parent_run_id,
-        "desist.family_run_id": chosen.run_id,
-        TAG_FAMILY: chosen.family,
-        TAG_FEATURES: json.dumps(list(config.features)),
-        TAG_AUDIT_ONLY: json.dumps(list(config.audit_only)),
-        "desist.audited": json.dumps(list(config.audited_attributes)),
-        TAG_AUC: f"{evaluation.headline['roc_auc']:.6f}",
-        TAG_ECE: f"{evaluation.headline['ece']:.6f}",
-        TAG_GROUP_GAP: f"{gap:.6f}",
-        TAG_DIGEST: digest,
-        TAG_DATASET: json.dumps({"name": data.name, "source": data.source, "sha256": data.sha256}),
-        TAG_BANDS: json.dumps(list(config.bands.cutoffs)),
-        "desist.trained_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "desist.model_card": f"runs:/{chosen.run_id}/model_card.html",
-    }
-    version = mlflow.register_model(model_uri, config.registered_model, tags=tags)
-    return str(version.version), digest
+    digest = logged_model_digest(model_uri)
+    tags = VersionTags(
+        run_id=parent_run_id,
+        family_run_id=chosen.run_id,
+        family=chosen.family,
+        features=config.features,
+        audit_only=config.audit_only,
+        audited=config.audited_attributes,
+        test_roc_auc=evaluation.headline["roc_auc"],
+        test_ece=evaluation.headline["ece"],
+        max_group_calibration_gap=evaluation.max_calibration_gap(config.gates.min_group_size),
+        digest=digest,
+        dataset=DatasetTag(name=data.name, source=data.source, sha256=data.sha256),
+        bands=config.bands.cutoffs,
+        trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        model_card=f"runs:/{chosen.run_id}/model_card.html",
+    )
+    return register_version(model_uri, config.registered_model, tags), digest

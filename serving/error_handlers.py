@@ -15,7 +15,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from data.errors import DesistError, ModelLoadError, ModelUnavailableError
+from data.errors import DesistError
+from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.errors import (
     AuditWriteError,
     AuthenticationError,

@@ -21,7 +21,7 @@ from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
 
-from data.errors import ModelLoadError
+from models.contract.errors import ModelLoadError
 from serving.audit import AuditLog
 from serving.database import checkpoint_wal, is_sqlite, make_engine, prepare_tables
 from serving.keys import KeyStore

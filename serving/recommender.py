@@ -19,8 +19,8 @@ from typing import TypedDict
 import pandas as pd
 from pydantic import BaseModel
 
-from data.errors import ModelLoadError
 from data.schema import ASSESSMENT_FIELDS, PRINCES_TRUST_AGE_RANGE
+from models.contract.errors import ModelLoadError
 from models.encoding import to_model_input
 from models.pathways import PathwayEffectModel, PathwayEstimates, recommendations
 

@@ -1,9 +1,9 @@
 """Fetch the served model from the MLflow registry, check it, and hold it for requests.
 
-The version behind ``models:/NAME@ALIAS`` is resolved, its files are
-downloaded, and their digest is compared with the ``desist.artifact_digest``
-tag written at registration *before* anything is deserialised: a model whose
-files changed since registration is refused.
+The version behind ``models:/NAME@ALIAS`` is fetched verified by
+:func:`models.contract.fetch.fetch_model`, as batch scoring fetches its
+model: its files must match the digest recorded at registration *before*
+anything is deserialised, and hold only the types desist builds.
 
 :func:`load_model` gives the risk model, :func:`load_pathway_model` the
 pathway model; :class:`ModelHolder` keeps each one being served. A reload builds the new
@@ -15,40 +15,44 @@ from __future__ import annotations
 
 import json
 import logging
-import re
-import tempfile
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any, Generic, TypeVar
 
-import mlflow
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.errors import ModelIntegrityError, ModelLoadError, ModelUnavailableError
-from models.digest import directory_digest
-from models.registered import (
-    TAG_DIGEST,
-    bands_from_tags,
-    check_artifact_format,
-    check_model_features,
+from models.calibration import ScoreCalibratedClassifier
+from models.contract.errors import (
+    ModelIntegrityError,
+    ModelLoadError,
+    ModelUnavailableError,
+    redact_credentials,
 )
+from models.contract.fetch import FetchedModel, fetch_model
+from models.contract.tags import (
+    TAG_AUC,
+    TAG_DATASET,
+    TAG_ECE,
+    TAG_FAMILY,
+    TAG_GROUP_GAP,
+    TAG_MODEL_CARD,
+    TAG_POLICY_VALUE,
+    TAG_RNR_VALUE,
+    TAG_RUN,
+    TAG_TRAINED_AT,
+)
+from models.pathways import PathwayEffectModel
 from serving.recommender import Recommender
 from serving.scorer import Scorer
 from serving.settings import Settings
 
-log = logging.getLogger("desist.serving.models")
+log = logging.getLogger("desist").getChild("serving.models")
 
 ModelT = TypeVar("ModelT", "LoadedModel", "LoadedPathwayModel")
-_CREDENTIALS = re.compile(r"(://[^:/@\s]+):[^@\s]+@")
-
-
-def _redact(text: str) -> str:
-    """Drop passwords from URLs an error message may quote."""
-    return _CREDENTIALS.sub(r"\1:***@", text)
+FetchedT = TypeVar("FetchedT", ScoreCalibratedClassifier, PathwayEffectModel)
 
 
 def _figure(tags: dict[str, str], name: str) -> float | None:
@@ -61,14 +65,14 @@ def _figure(tags: dict[str, str], name: str) -> float | None:
 def _provenance(tags: dict[str, str]) -> dict[str, Any]:
     """Return when, on what data and by which run a version was trained (its tags)."""
     try:
-        dataset = json.loads(tags.get("desist.dataset", "null"))
+        dataset = json.loads(tags.get(TAG_DATASET, "null"))
     except ValueError:
         dataset = None
     return {
-        "trained_at": tags.get("desist.trained_at"),
+        "trained_at": tags.get(TAG_TRAINED_AT),
         "dataset": dataset,
-        "model_card": tags.get("desist.model_card"),
-        "run_id": tags.get("desist.run_id"),
+        "model_card": tags.get(TAG_MODEL_CARD),
+        "run_id": tags.get(TAG_RUN),
     }
 
 
@@ -110,14 +114,15 @@ class LoadedModel:
             self,
             "risk",
             {
-                "family": self.tags.get("desist.family"),
+                "family": self.tags.get(TAG_FAMILY),
                 "explanation_method": self.scorer.method,
                 "features": list(self.scorer.features),
                 "bands": list(self.scorer.bands.cutoffs),
             },
             {
-                name: _figure(self.tags, f"desist.{name}")
-                for name in ("test_roc_auc", "test_ece", "max_group_calibration_gap")
+                "test_roc_auc": _figure(self.tags, TAG_AUC),
+                "test_ece": _figure(self.tags, TAG_ECE),
+                "max_group_calibration_gap": _figure(self.tags, TAG_GROUP_GAP),
             },
         )
 
@@ -144,8 +149,8 @@ class LoadedPathwayModel:
                 "features": list(self.recommender.features),
             },
             {
-                name: _figure(self.tags, f"desist.{name}")
-                for name in ("estimated_policy_value", "estimated_rnr_value")
+                "estimated_policy_value": _figure(self.tags, TAG_POLICY_VALUE),
+                "estimated_rnr_value": _figure(self.tags, TAG_RNR_VALUE),
             },
         )
 
@@ -171,70 +176,20 @@ def champion_version(settings: Settings, name: str | None = None) -> str:
         found = registry_client(settings).get_model_version_by_alias(name, settings.model_alias)
     except MlflowException as err:
         raise ModelLoadError(
-            f"cannot resolve models:/{name}@{settings.model_alias}: {_redact(str(err))}"
+            f"cannot resolve models:/{name}@{settings.model_alias}: {redact_credentials(str(err))}"
         ) from err
     return str(found.version)
 
 
-@dataclass(frozen=True, slots=True)
-class VerifiedVersion:
-    """A registered version's deserialised model, after its files matched their digest."""
-
-    model: Any
-    version: str
-    tags: dict[str, str]
-    digest: str
+def _fetch(settings: Settings, name: str, expect: type[FetchedT]) -> FetchedModel[FetchedT]:
+    """Fetch, verified, the version behind ``name``'s alias (see :func:`fetch_model`)."""
+    uri = f"models:/{name}@{settings.model_alias}"
+    return fetch_model(uri, expect, tracking_uri=settings.resolved_tracking_uri())
 
 
-def fetch_verified(settings: Settings, name: str) -> VerifiedVersion:
-    """Resolve, download and verify the version behind ``name``'s alias, then deserialise it.
-
-    The digest is checked before anything is unpickled or loaded by skops.
-
-    Raises
-    ------
-    ModelIntegrityError
-        If the files do not match the digest recorded at registration (or
-        no digest was recorded).
-    ModelLoadError
-        If the alias cannot be resolved or the model cannot be read.
-    """
-    alias = settings.model_alias
-    client = registry_client(settings)
-    try:
-        version = client.get_model_version_by_alias(name, alias)
-        location = client.get_model_version_download_uri(name, version.version)
-    except MlflowException as err:
-        raise ModelLoadError(f"cannot resolve models:/{name}@{alias}: {_redact(str(err))}") from err
-    number = str(version.version)
-    tags = dict(version.tags)
-    expected = tags.get(TAG_DIGEST)
-    if not expected:
-        raise ModelIntegrityError(name, number, "(no digest recorded)", "unchecked")
-    with tempfile.TemporaryDirectory(prefix="desist-model-") as scratch:
-        try:
-            local = Path(
-                mlflow.artifacts.download_artifacts(
-                    artifact_uri=location,
-                    tracking_uri=settings.resolved_tracking_uri(),
-                    dst_path=scratch,
-                )
-            )
-        except (MlflowException, OSError) as err:
-            raise ModelLoadError(
-                f"cannot download {name} version {number}: {_redact(str(err))}"
-            ) from err
-        found = directory_digest(local)
-        if found != expected:
-            raise ModelIntegrityError(name, number, expected, found)
-        check_artifact_format(local, name, number)  # still before anything is deserialised
-        try:
-            model = mlflow.sklearn.load_model(str(local))
-        except Exception as err:  # deserialisation can fail in many libraries' ways
-            raise ModelLoadError(
-                f"cannot deserialise {name} version {number}: {type(err).__name__}"
-            ) from err
-    return VerifiedVersion(model=model, version=number, tags=tags, digest=found)
+def _log_loaded(loaded: LoadedModel | LoadedPathwayModel) -> None:
+    extra = {"model": loaded.name, "version": loaded.version, "digest": loaded.digest}
+    log.info("loaded model", extra=extra)
 
 
 def load_model(settings: Settings) -> LoadedModel:
@@ -248,21 +203,17 @@ def load_model(settings: Settings) -> LoadedModel:
         If it cannot be resolved, read or scored, or uses an audit-only field.
     """
     name = settings.model_name
-    fetched = fetch_verified(settings, name)
-    label = f"{name} version {fetched.version}"
-    scorer = Scorer(fetched.model, bands_from_tags(fetched.tags, label), settings.top_reasons)
-    check_model_features(label, scorer.features, fetched.tags)
-    log.info(
-        "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
-    )
-    return LoadedModel(
+    fetched = _fetch(settings, name, ScoreCalibratedClassifier)
+    loaded = LoadedModel(
         name=name,
-        version=fetched.version,
+        version=str(fetched.version),
         alias=settings.model_alias,
-        scorer=scorer,
+        scorer=Scorer(fetched.model, fetched.bands, settings.top_reasons),
         digest=fetched.digest,
         tags=fetched.tags,
     )
+    _log_loaded(loaded)
+    return loaded
 
 
 def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
@@ -276,20 +227,17 @@ def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
         If it cannot be resolved or read, or uses an audit-only field.
     """
     name = settings.pathway_model_name
-    fetched = fetch_verified(settings, name)
-    recommender = Recommender(fetched.model)
-    check_model_features(f"{name} version {fetched.version}", recommender.features, fetched.tags)
-    log.info(
-        "loaded model", extra={"model": name, "version": fetched.version, "digest": fetched.digest}
-    )
-    return LoadedPathwayModel(
+    fetched = _fetch(settings, name, PathwayEffectModel)
+    loaded = LoadedPathwayModel(
         name=name,
-        version=fetched.version,
+        version=str(fetched.version),
         alias=settings.model_alias,
-        recommender=recommender,
+        recommender=Recommender(fetched.model),
         digest=fetched.digest,
         tags=fetched.tags,
     )
+    _log_loaded(loaded)
+    return loaded
 
 
 class ModelHolder(Generic[ModelT]):

@@ -21,10 +21,10 @@ from typing import TypedDict
 import numpy as np
 from pydantic import BaseModel
 
-from data.errors import ModelLoadError
 from data.schema import ASSESSMENT_FIELDS
 from models.bands import RiskBands
 from models.calibration import ScoreCalibratedClassifier
+from models.contract.errors import ModelLoadError
 from models.explain import FastExplainer, top_contributions
 
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)

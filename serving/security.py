@@ -5,10 +5,10 @@
   misconfiguration (no case system could call it) that must fail loudly.
 - :func:`install_cors`: no CORS headers at all unless origins are configured,
   so browsers refuse cross-origin calls by default.
-- :func:`models.registered.check_artifact_format` (shared with batch
-  scoring): run after the digest check and before any deserialisation; only
-  the skops format with types from desist's trusted packages, and no bundled
-  code, is ever loaded.
+- :mod:`models.contract.artifact` (shared with batch scoring): run after
+  the digest check and before any deserialisation; only the skops format
+  holding no type but those desist builds, and no bundled code, is ever
+  loaded.
 """
 
 from __future__ import annotations

@@ -13,6 +13,8 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from models.contract.tags import CHAMPION
+
 
 class Settings(BaseSettings):
     """Everything the service needs to start; each field is ``DESIST_<NAME>`` in the environment."""
@@ -37,7 +39,7 @@ class Settings(BaseSettings):
         description="Registered pathway model to serve beside the risk model; "
         "POST /v1/pathway-recommendations answers 503 until one has a champion.",
     )
-    model_alias: str = Field(default="champion", description="Alias of the versions to serve.")
+    model_alias: str = Field(default=CHAMPION, description="Alias of the versions to serve.")
     max_batch: int = Field(default=1000, ge=1, description="Most assessments in one request.")
     max_body_bytes: int = Field(
         default=2_000_000, ge=1024, description="Largest request body accepted, in bytes."

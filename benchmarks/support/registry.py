@@ -8,7 +8,8 @@ from pathlib import Path
 
 from mlflow.tracking import MlflowClient
 
-from models.digest import directory_digest
+from models.contract.artifact import directory_digest
+from models.contract.tags import CHAMPION, TAG_DIGEST
 
 MODEL = "desist-risk"
 
@@ -50,7 +51,7 @@ class Store:
         current = client.get_model_version(MODEL, "1")
         tags = dict(current.tags)
         if retag:
-            tags["desist.artifact_digest"] = directory_digest(files)
+            tags[TAG_DIGEST] = directory_digest(files)
         created = client.create_model_version(
             MODEL, source=files.as_uri(), run_id=current.run_id, tags=tags
         )
@@ -64,4 +65,4 @@ class Store:
         return to
 
     def set_champion(self, version: str) -> None:
-        self.client().set_registered_model_alias(MODEL, "champion", version)
+        self.client().set_registered_model_alias(MODEL, CHAMPION, version)

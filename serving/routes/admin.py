@@ -4,7 +4,7 @@
 
 from fastapi import APIRouter
 
-from data.errors import ModelLoadError
+from models.contract.errors import ModelLoadError
 from serving.dependencies import AdminDep, HolderDep, PathwayHolderDep
 from serving.error_handlers import ERROR_RESPONSES
 from serving.logs import get_logger

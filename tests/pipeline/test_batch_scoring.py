@@ -8,21 +8,19 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from data.errors import (
-    DatasetFormatError,
-    ModelIntegrityError,
-    ModelLoadError,
-    SchemaValidationError,
-    SourceAdapterError,
-)
+from data.errors import DatasetFormatError, SchemaValidationError, SourceAdapterError
 from data.schema import ID_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from data.validation import check_rows, validate_frame
 from models.bands import RiskBands
-from models.registered import TAG_DIGEST, load_risk_model
+from models.calibration import ScoreCalibratedClassifier
+from models.contract.artifact import skops_trusted_types
+from models.contract.errors import ModelIntegrityError, ModelLoadError
+from models.contract.fetch import fetch_model
+from models.contract.tags import META_DIGEST, META_MODEL, META_VERIFIED, TAG_DIGEST
 from pipeline.batch_scoring import BatchScoreConfig, score_file
 from pipeline.cli import main
-from pipeline.tracking import Tracker, skops_trusted_types
+from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult
 
 Trained = tuple[Tracker, TrainResult]
@@ -63,7 +61,8 @@ def run(trained: Trained, source: Path, output: Path, **options: object) -> obje
 
 def model_of(trained: Trained) -> object:
     tracker, result = trained
-    return load_risk_model(result.model_uri, tracking_uri=tracker.tracking_uri).model
+    uri, store = result.model_uri, tracker.tracking_uri
+    return fetch_model(uri, ScoreCalibratedClassifier, tracking_uri=store).model
 
 
 @pytest.mark.parametrize("suffix", [".csv", ".parquet"])
@@ -146,9 +145,9 @@ def test_parquet_output_records_the_model(
     source = write(cohort, tmp_path / "cases.csv")
     run(trained, source, tmp_path / "scores.parquet")
     meta = pq.read_schema(tmp_path / "scores.parquet").metadata
-    assert meta[b"desist.model"].decode() == "desist-risk version 1"
-    assert meta[b"desist.artifact_digest"].decode() == trained[1].artifact_digest
-    assert meta[b"desist.verified"] == b"true"
+    assert meta[META_MODEL.encode()].decode() == "desist-risk version 1"
+    assert meta[META_DIGEST.encode()].decode() == trained[1].artifact_digest
+    assert meta[META_VERIFIED.encode()] == b"true"
 
 
 @pytest.mark.parametrize(

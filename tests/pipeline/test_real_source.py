@@ -15,6 +15,7 @@ from data.adapters import make_adapter
 from data.errors import LeakageError
 from data.loaders import write_table
 from data.synthetic import SynthConfig, generate_cohort
+from models.contract.tags import RUN_LEAKAGE_WARNING
 from models.risk import ScorecardSettings
 from pipeline.comparison import OperatingPoint
 from pipeline.config import (
@@ -158,7 +159,7 @@ def test_a_single_feature_that_predicts_the_outcome_is_warned_and_recorded(
         pytest.warns(LeakageWarning, match="custodial_history alone reaches AUC 1.000"),
     ):
         screen_single_features(config, cohort, lines.append)
-    tag = tracker.get_run(run.info.run_id).data.tags["desist.leakage_warning"]
+    tag = tracker.get_run(run.info.run_id).data.tags[RUN_LEAKAGE_WARNING]
     assert "custodial_history" in tag and lines and "WARNING" in lines[0]
     with warnings.catch_warnings():
         warnings.simplefilter("error", LeakageWarning)

@@ -5,15 +5,10 @@ import json
 import pytest
 
 from data.schema import NEVER_FEATURES
+from models.contract.errors import RegistryError
+from models.contract.tags import CHAMPION, TAG_FEATURES, TAG_GATES, TAG_PROMOTION, gate_tag
 from pipeline.config import GateConfig
-from pipeline.registry import (
-    CHAMPION,
-    TAG_GATES,
-    CandidateFigures,
-    RegistryError,
-    evaluate_gates,
-    promote,
-)
+from pipeline.registry import VersionFigures, evaluate_gates, promote
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
 from tests.pipeline.conftest import small_config
@@ -22,7 +17,7 @@ from tests.pipeline.conftest import small_config
 GATES = GateConfig(auc_tolerance=0.01, max_ece=0.10, max_group_calibration_gap=0.10)
 
 
-def figures(version: str = "2", **changes: object) -> CandidateFigures:
+def figures(version: str = "2", **changes: object) -> VersionFigures:
     base = {
         "version": version,
         "roc_auc": 0.75,
@@ -31,7 +26,7 @@ def figures(version: str = "2", **changes: object) -> CandidateFigures:
         "features": ("age", "total_sanctions"),
         "audit_only": ("ethnicity", "sex"),
     }
-    return CandidateFigures(**{**base, **changes})  # type: ignore[arg-type]
+    return VersionFigures(**{**base, **changes})  # type: ignore[arg-type]
 
 
 def test_a_good_candidate_passes_every_gate() -> None:
@@ -86,8 +81,8 @@ def test_promotion_flow_records_every_decision(tracker: Tracker) -> None:
     assert not refused.promoted
     assert str(client.get_model_version_by_alias("desist-risk", CHAMPION).version) == first.version
     tags = client.get_model_version("desist-risk", weaker.version).tags
-    assert tags["desist.promotion"] == "refused"
-    assert tags["desist.gate.auc_not_worse_than_champion"] == "fail"
+    assert tags[TAG_PROMOTION] == "refused"
+    assert tags[gate_tag("auc_not_worse_than_champion")] == "fail"
 
     with pytest.raises(RegistryError, match="--reason"):
         promote(tracker, "desist-risk", weaker.version, GATES, NEVER_FEATURES, force=True)
@@ -114,7 +109,7 @@ def test_promotion_flow_records_every_decision(tracker: Tracker) -> None:
 def test_force_cannot_promote_a_model_that_uses_an_audit_only_attribute(tracker: Tracker) -> None:
     result = train(small_config(models=small_config().models[:1]), tracker=tracker)
     client = tracker.client()
-    client.set_model_version_tag("desist-risk", result.version, "desist.features", '["ethnicity"]')
+    client.set_model_version_tag("desist-risk", result.version, TAG_FEATURES, '["ethnicity"]')
     with pytest.raises(RegistryError, match="no --force"):
         promote(
             tracker, "desist-risk", result.version, GATES, NEVER_FEATURES, force=True, reason="x"

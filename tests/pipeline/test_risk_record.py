@@ -8,12 +8,12 @@ import pandas as pd
 import pytest
 
 from models.bands import RiskBands
+from models.contract.tags import TAG_FAMILY
 from models.risk import ScorecardSettings
 from pipeline.comparison import OperatingPoint, ScoredTest
 from pipeline.config import FairnessConfig
 from pipeline.fairness import audit_fairness
 from pipeline.jobs import Splits, staged_artifacts
-from pipeline.registry import TAG_FAMILY
 from pipeline.risk_audit import Audited, Compared
 from pipeline.risk_record import (
     FAIRNESS_TABLES,

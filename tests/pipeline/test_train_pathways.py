@@ -6,15 +6,9 @@ import pytest
 
 from data.schema import NEVER_FEATURES
 from data.synthetic import SynthConfig
+from models.contract.tags import CHAMPION, TAG_DIGEST, TAG_POLICY_VALUE
 from pipeline.config import DatasetConfig, PathwayGateConfig, PathwayModelConfig, PathwayTrainConfig
-from pipeline.registry import (
-    CHAMPION,
-    TAG_DIGEST,
-    TAG_POLICY_VALUE,
-    PathwayFigures,
-    evaluate_pathway_gates,
-    promote,
-)
+from pipeline.registry import VersionFigures, evaluate_gates, promote
 from pipeline.tracking import Tracker
 from pipeline.train_pathways import train
 
@@ -59,7 +53,7 @@ def test_pathway_job_logs_estimates_plots_and_registers(tracker: Tracker) -> Non
     assert str(client.get_model_version_by_alias("desist-pathways", CHAMPION).version) == "1"
 
 
-def _figures(version: str = "2", **changes: object) -> PathwayFigures:
+def _figures(version: str = "2", **changes: object) -> VersionFigures:
     base = {
         "version": version,
         "policy_value": 0.12,
@@ -67,15 +61,15 @@ def _figures(version: str = "2", **changes: object) -> PathwayFigures:
         "features": ("age", "unemployed"),
         "audit_only": ("ethnicity", "sex"),
     }
-    return PathwayFigures(**{**base, **changes})  # type: ignore[arg-type]
+    return VersionFigures(**{**base, **changes})  # type: ignore[arg-type]
 
 
 def test_pathway_gates_refuse_worse_than_champion_or_rule_or_audit_only_feature() -> None:
     gates = PathwayGateConfig(value_tolerance=0.005, min_gain_over_rnr=0.01)
-    assert evaluate_pathway_gates(_figures(), _figures("1"), gates, NEVER_FEATURES).passed
+    assert evaluate_gates(_figures(), _figures("1"), gates, NEVER_FEATURES).passed
 
-    def failed(candidate: PathwayFigures) -> list[str]:
-        decision = evaluate_pathway_gates(candidate, _figures("1"), gates, NEVER_FEATURES)
+    def failed(candidate: VersionFigures) -> list[str]:
+        decision = evaluate_gates(candidate, _figures("1"), gates, NEVER_FEATURES)
         return [c.name for c in decision.checks if not c.passed]
 
     assert failed(_figures(policy_value=0.10, rnr_value=0.05)) == [

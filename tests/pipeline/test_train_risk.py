@@ -10,12 +10,18 @@ import pytest
 from data.errors import SchemaValidationError
 from data.loaders import write_table
 from data.synthetic import SynthConfig, generate_cohort
-from models.digest import directory_digest
+from models.contract.artifact import directory_digest
+from models.contract.tags import (
+    RUN_ERROR,
+    RUN_SELECTED_FAMILY,
+    TAG_DIGEST,
+    TAG_FAMILY,
+    TAG_FEATURES,
+)
 from models.risk import AverageSettings, BoostingSettings, ScorecardSettings
 from pipeline import risk_record
 from pipeline.config import DatasetConfig
 from pipeline.jobs import config_params, split_frame
-from pipeline.registry import TAG_DIGEST, TAG_FAMILY, TAG_FEATURES
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
 from tests.pipeline.conftest import small_config
@@ -95,7 +101,7 @@ def test_run_holds_metrics_for_every_family_and_group(trained: tuple[Tracker, Tr
         metrics["test_roc_auc_ci_low"] < metrics["test_roc_auc"] < metrics["test_roc_auc_ci_high"]
     )
     assert run.data.params["dataset.name"] == "synthetic-test"
-    assert run.data.tags["desist.selected_family"] == result.selected_family
+    assert run.data.tags[RUN_SELECTED_FAMILY] == result.selected_family
     assert {f.family for f in result.families} == {"scorecard", "boosting"}
 
 
@@ -171,7 +177,7 @@ def test_bad_data_fails_the_run_and_registers_nothing(tracker: Tracker, tmp_path
         train(config, tracker=tracker)
     run = _only_run(tracker)
     assert run.info.status == "FAILED"
-    assert "age, row 11: out of range" in run.data.tags["desist.error"]
+    assert "age, row 11: out of range" in run.data.tags[RUN_ERROR]
     assert _registered_versions(tracker) == []
 
 

@@ -13,6 +13,7 @@ from sqlalchemy import select, text
 
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
+from models.contract.tags import TAG_AUDIT_ONLY, TAG_DIGEST, TAG_FEATURES
 from serving.database import audit_table, make_engine
 from serving.logs import get_logger
 from serving.schemas import RiskScoreResponse
@@ -394,7 +395,7 @@ def check_reload_under_load(store: Store, service: Service) -> None:
 
 
 def test_failed_reload_keeps_the_old_model(store: Store, service_on_store: Service) -> None:
-    store.set_champion(store.add_version(**{"desist.artifact_digest": "sha256:" + "0" * 64}))
+    store.set_champion(store.add_version(**{TAG_DIGEST: "sha256:" + "0" * 64}))
     response = service_on_store.client.post(
         "/admin/reload", headers=service_on_store.headers(service_on_store.admin_key)
     )
@@ -413,7 +414,7 @@ def service_on_store(store: Store, tmp_path: Path) -> Iterator[Service]:
 def test_digest_mismatch_at_start_is_not_ready_with_the_reason(
     store: Store, tmp_path: Path
 ) -> None:
-    store.set_champion(store.add_version(**{"desist.artifact_digest": "sha256:" + "f" * 64}))
+    store.set_champion(store.add_version(**{TAG_DIGEST: "sha256:" + "f" * 64}))
     for service in start_service(make_settings(store, tmp_path)):
         ready = service.client.get("/readyz")
         assert ready.status_code == 503
@@ -443,7 +444,7 @@ def test_alias_poll_picks_up_a_new_champion(store: Store, tmp_path: Path) -> Non
 def test_unauthenticated_callers_learn_nothing_about_the_model(
     store: Store, tmp_path: Path
 ) -> None:
-    store.set_champion(store.add_version(**{"desist.artifact_digest": "sha256:" + "f" * 64}))
+    store.set_champion(store.add_version(**{TAG_DIGEST: "sha256:" + "f" * 64}))
     for service in start_service(make_settings(store, tmp_path)):
         for answer in (
             service.client.post("/v1/risk-scores", json={"assessments": [assessment()]}),
@@ -456,8 +457,8 @@ def test_unauthenticated_callers_learn_nothing_about_the_model(
 @pytest.mark.parametrize(
     "tags",
     [
-        {"desist.audit_only": '["ethnicity", "sex", "age"]'},
-        {"desist.features": '["age"]'},
+        {TAG_AUDIT_ONLY: '["ethnicity", "sex", "age"]'},
+        {TAG_FEATURES: '["age"]'},
     ],
 )
 def test_a_model_using_audit_only_fields_or_mislabelled_is_never_served(

@@ -8,7 +8,8 @@ import pytest
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
 
-from data.errors import DesistError, ModelIntegrityError, ModelUnavailableError
+from data.errors import DesistError
+from models.contract.errors import ModelIntegrityError, ModelUnavailableError
 from serving.error_handlers import STATUS, install_error_handlers
 from serving.errors import (
     AuditWriteError,

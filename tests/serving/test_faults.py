@@ -32,6 +32,7 @@ from benchmarks.support.live import (
 )
 from benchmarks.support.registry import MODEL, Store
 from data.errors import DesistError
+from models.contract.tags import RUN_REGISTERED_VERSION, TAG_DIGEST
 from models.risk import ScorecardSettings
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
@@ -246,7 +247,7 @@ def test_a_broken_reload_under_load_fails_no_request(
     for service in start_service(settings):
         with Load(in_process_sender(service), threads=3) as load:
             load.wait_for(200, 15)
-            broken = store.add_version(**{"desist.artifact_digest": "sha256:" + "0" * 64})
+            broken = store.add_version(**{TAG_DIGEST: "sha256:" + "0" * 64})
             store.set_champion(broken)
             if how == "admin-reload":
                 reload = service.client.post(
@@ -308,4 +309,4 @@ def test_tracking_store_lost_mid_training_registers_nothing(
     client = MlflowClient(tracking_uri=direct, registry_uri=direct)
     assert client.search_model_versions(f"name='{MODEL}'") == []
     runs = client.search_runs([Tracker(tracking_uri=direct).experiment_id("desist-risk")])
-    assert runs and {run.data.tags.get("desist.registered_version") for run in runs} == {None}
+    assert runs and {run.data.tags.get(RUN_REGISTERED_VERSION) for run in runs} == {None}

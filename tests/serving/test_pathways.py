@@ -168,7 +168,7 @@ def test_without_a_pathway_champion_recommendations_are_503_and_scores_still_ser
 
 
 def test_a_model_that_is_not_a_fitted_pathway_model_is_refused() -> None:
-    from data.errors import ModelLoadError
+    from models.contract.errors import ModelLoadError
     from models.pathways import PathwayEffectModel
     from serving.recommender import Recommender
 

@@ -18,8 +18,8 @@ import yaml
 import serving.keys
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
-from data.errors import UntrustedArtifactError
-from models.registered import check_artifact_format
+from models.contract.artifact import check_artifact_format
+from models.contract.errors import UntrustedArtifactError
 from serving.database import make_engine
 from serving.errors import AuthenticationError, DatabaseUnavailableError, UnsafeConfigurationError
 from serving.keys import KeyStore
@@ -270,7 +270,8 @@ def test_only_skops_with_trusted_types_and_no_code_is_loaded(tmp_path: Path) -> 
     files.mkdir()
 
     def describe(**flavor: object) -> None:
-        base = {"serialization_format": "skops", "skops_trusted_types": ["models.x.Y"]}
+        trusted = ["models.calibration.ScoreCalibratedClassifier"]
+        base = {"serialization_format": "skops", "skops_trusted_types": trusted}
         description = {"flavors": {"sklearn": {**base, **flavor}}}
         (files / "MLmodel").write_text(yaml.safe_dump(description))
 
@@ -279,6 +280,8 @@ def test_only_skops_with_trusted_types_and_no_code_is_loaded(tmp_path: Path) -> 
     for flavor, reason in [
         ({"serialization_format": "cloudpickle"}, "only skops"),
         ({"skops_trusted_types": ["models.x.Y", "os.system"]}, "os.system"),
+        # Exact names only: any installed package named ``models`` would match a prefix.
+        ({"skops_trusted_types": ["models.x.Y"]}, "models.x.Y"),
         ({"code": "code"}, "bundles code"),
     ]:
         describe(**flavor)

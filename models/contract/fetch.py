@@ -1,10 +1,11 @@
-"""Fetch a risk model by MLflow URI, check its files, and read what its registration recorded.
+"""Fetch a model version by MLflow URI, verified, for the service and for batch scoring alike.
 
-A registered version carries, as tags written at registration, the digest of
-its files, its risk bands and its feature lists. :func:`load_risk_model`
-resolves a URI, downloads the files, and compares their digest with the
-recorded one *before* anything is deserialised: a model whose files changed
-since registration is refused.
+:func:`fetch_model` resolves a URI, downloads the files, and compares their
+digest with the one recorded at registration *before* anything is
+deserialised; then checks the format and the types the file holds
+(:mod:`models.contract.artifact`), builds the model, checks it is of the
+expected kind and that it uses no forbidden or audit-only field. Every error
+message has the passwords of URLs cut out.
 
 URIs:
 
@@ -14,7 +15,10 @@ URIs:
   versions are looked up: when one records the digest of these files, they
   are verified against it and its tags are used. A run whose model was never
   registered has no digest to check against; it is refused unless the
-  caller allows unverified models, and then scored with the default bands.
+  caller allows unverified models.
+
+No URI may hold a ``..`` segment or an absolute path: a model is read from
+the artifact store, never from elsewhere on the machine.
 """
 
 from __future__ import annotations
@@ -24,41 +28,42 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Generic, TypeVar
+from urllib.parse import unquote
 
 import mlflow
-import yaml
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.errors import ModelIntegrityError, ModelLoadError, UntrustedArtifactError
 from data.schema import NEVER_FEATURES
 from models.bands import RiskBands
 from models.calibration import ScoreCalibratedClassifier
-from models.digest import TRUSTED_TYPE_PREFIXES, directory_digest
+from models.contract.artifact import check_artifact_format, directory_digest, load_skops_model
+from models.contract.errors import ModelIntegrityError, ModelLoadError, redact_credentials
+from models.contract.tags import TAG_AUDIT_ONLY, TAG_BANDS, TAG_DIGEST, TAG_FEATURES
+from models.pathways import PathwayEffectModel
 
-# Tags written on every registered version (pipeline/registry.py writes them).
-TAG_DIGEST = "desist.artifact_digest"
-TAG_BANDS = "desist.bands"
-TAG_FEATURES = "desist.features"
-TAG_AUDIT_ONLY = "desist.audit_only"
+ModelT = TypeVar("ModelT", ScoreCalibratedClassifier, PathwayEffectModel)
 
 _REGISTERED = re.compile(r"^models:/(?P<name>[^/@]+)(?:@(?P<alias>[^/@]+)|/(?P<version>\d+))$")
 _RUN = re.compile(r"^runs:/(?P<run_id>[0-9a-zA-Z]+)/(?P<path>.+)$")
+_KINDS = {ScoreCalibratedClassifier: "calibrated risk model", PathwayEffectModel: "pathway model"}
 
 
 @dataclass(frozen=True, slots=True)
-class LoadedRiskModel:
-    """A risk model read from MLflow, with the facts of its registration.
+class FetchedModel(Generic[ModelT]):
+    """A model read from MLflow and verified, with the facts of its registration.
 
     ``name`` and ``version`` are those of the registered version the files
     were verified against (``None`` for an unverified run model);
-    ``verified`` says whether the digest was checked against a registration.
+    ``verified`` says whether the digest was checked against a registration;
+    ``tags`` are that version's tags (empty when unverified), ``bands`` the
+    risk bands they record (the defaults when none are).
     """
 
     uri: str
-    model: ScoreCalibratedClassifier
+    model: ModelT
     bands: RiskBands
     digest: str
     verified: bool
@@ -72,8 +77,27 @@ class LoadedRiskModel:
         return self.uri if self.version is None else f"{self.name} version {self.version}"
 
 
+def check_model_uri(uri: str) -> None:
+    """Refuse a URI with a ``..`` segment or an absolute path, wherever it would lead.
+
+    Raises
+    ------
+    ModelLoadError
+        Naming the URI.
+    """
+    scheme, separator, rest = uri.partition(":/")
+    if scheme not in ("models", "runs") or not separator:
+        return  # not a model URI at all: _resolve says so
+    path = unquote(rest).replace("\\", "/")
+    if ".." in path.split("/") or path.startswith("/") or "//" in path:
+        raise ModelLoadError(
+            f"{uri!r} leaves the artifact store ('..' or an absolute path); refusing it"
+        )
+
+
 def _resolve(client: MlflowClient, uri: str) -> tuple[str, list[ModelVersion]]:
     """Return where to download ``uri`` from, and the registered versions that may vouch for it."""
+    check_model_uri(uri)
     registered = _REGISTERED.match(uri)
     run = _RUN.match(uri)
     try:
@@ -83,12 +107,16 @@ def _resolve(client: MlflowClient, uri: str) -> tuple[str, list[ModelVersion]]:
                 version = client.get_model_version_by_alias(name, registered["alias"])
             else:
                 version = client.get_model_version(name, registered["version"])
+            if not version.tags.get(TAG_DIGEST):
+                raise ModelIntegrityError(
+                    name, str(version.version), "(no digest recorded)", "unchecked"
+                )
             return client.get_model_version_download_uri(name, version.version), [version]
         if run:
             client.get_run(run["run_id"])
             return uri, list(client.search_model_versions(f"run_id = '{run['run_id']}'"))
     except MlflowException as err:
-        raise ModelLoadError(f"cannot resolve {uri}: {err.message}") from err
+        raise ModelLoadError(f"cannot resolve {uri}: {redact_credentials(str(err))}") from err
     raise ModelLoadError(
         f"{uri!r} is not a model URI desist can score with: use models:/NAME@ALIAS, "
         "models:/NAME/VERSION or runs:/RUN_ID/PATH"
@@ -138,6 +166,14 @@ def bands_from_tags(tags: dict[str, str], label: str) -> RiskBands:
         raise ModelLoadError(f"{label}: bad {TAG_BANDS} tag") from err
 
 
+def model_features(model: ScoreCalibratedClassifier | PathwayEffectModel) -> tuple[str, ...]:
+    """Return the fields a fitted model reads, from the model itself (not from its tags)."""
+    if isinstance(model, PathwayEffectModel):
+        return tuple(model.features)
+    encoder = getattr(getattr(model, "estimator", None), "named_steps", {}).get("encode")
+    return tuple(getattr(encoder, "features_", ()))
+
+
 def check_model_features(label: str, features: tuple[str, ...], tags: dict[str, str]) -> None:
     """Refuse a model that uses a forbidden or audit-only field, or disagrees with its tags.
 
@@ -163,68 +199,38 @@ def check_model_features(label: str, features: tuple[str, ...], tags: dict[str, 
         raise ModelLoadError(f"{label}: its features differ from its tags")
 
 
-def check_artifact_format(model_dir: Path, name: str, version: str) -> None:
-    """Refuse model files that would be deserialised unsafely.
-
-    Reads only the ``MLmodel`` description (YAML, safe loader), never the
-    model itself.
-
-    Raises
-    ------
-    UntrustedArtifactError
-        If the model is not an sklearn flavor saved with skops, bundles code
-        (which MLflow would put on ``sys.path``), or lets skops trust a type
-        outside :data:`models.digest.TRUSTED_TYPE_PREFIXES`.
-    """
-    where = f"{name} version {version}"
-    try:
-        description: Any = yaml.safe_load((model_dir / "MLmodel").read_text())
-        flavor = description["flavors"]["sklearn"]
-    except (OSError, yaml.YAMLError, KeyError, TypeError) as err:
-        raise UntrustedArtifactError(f"{where}: no readable sklearn flavor in MLmodel") from err
-    if not isinstance(flavor, dict):
-        raise UntrustedArtifactError(f"{where}: malformed sklearn flavor in MLmodel")
-    serialization = flavor.get("serialization_format")
-    if serialization != "skops":
-        raise UntrustedArtifactError(
-            f"{where}: serialised as {serialization!r}; only skops is loaded "
-            "(pickle runs the file's code on load)"
-        )
-    if flavor.get("code"):
-        raise UntrustedArtifactError(f"{where}: bundles code, which would run on load")
-    trusted = flavor.get("skops_trusted_types") or []
-    if not isinstance(trusted, list) or not all(isinstance(t, str) for t in trusted):
-        raise UntrustedArtifactError(f"{where}: malformed skops_trusted_types")
-    refused = sorted(t for t in trusted if not t.startswith(TRUSTED_TYPE_PREFIXES))
-    if refused:
-        raise UntrustedArtifactError(f"{where}: asks skops to trust {refused}")
-
-
-def load_risk_model(
-    uri: str, *, tracking_uri: str, allow_unverified: bool = False
-) -> LoadedRiskModel:
-    """Resolve, download, verify and deserialise the risk model at ``uri``.
+def fetch_model(
+    uri: str, expect: type[ModelT], *, tracking_uri: str, allow_unverified: bool = False
+) -> FetchedModel[ModelT]:
+    """Resolve, download, verify and deserialise the model at ``uri``.
 
     Parameters
     ----------
     uri
         ``models:/NAME@ALIAS``, ``models:/NAME/VERSION`` or ``runs:/RUN_ID/PATH``.
+    expect
+        The kind of model: ``ScoreCalibratedClassifier`` (risk) or
+        ``PathwayEffectModel``.
     tracking_uri
         The MLflow tracking store and registry. MLflow resolves a ``runs:/``
-        model's files through the active store, so callers also make it
-        active (``pipeline.tracking.Tracker.activate``).
+        model's files through the active store, so callers of such URIs
+        also make it active (``pipeline.tracking.Tracker.activate``).
     allow_unverified
-        Score with a ``runs:/`` model that was never registered (no digest to
+        Accept a ``runs:/`` model that was never registered (no digest to
         check); its files' digest is still computed and reported.
 
     Raises
     ------
     ModelIntegrityError
-        If the files do not match the digest recorded at registration.
+        If the files do not match the digest recorded at registration (or
+        none was recorded).
+    UntrustedArtifactError
+        If the files would be deserialised unsafely (not skops, bundled
+        code, a type desist does not build).
     ModelLoadError
-        If the URI cannot be resolved, the model read, or it uses a
-        forbidden field; or it was never registered and unverified models
-        are not allowed.
+        If the URI is refused or cannot be resolved, the model cannot be
+        read, is of another kind or uses a forbidden field; or it was never
+        registered and unverified models are not allowed.
     """
     client = MlflowClient(tracking_uri=tracking_uri, registry_uri=tracking_uri)
     location, versions = _resolve(client, uri)
@@ -236,27 +242,22 @@ def load_risk_model(
                 )
             )
         except (MlflowException, OSError) as err:
-            raise ModelLoadError(f"cannot download {uri}: {err}") from err
+            raise ModelLoadError(f"cannot download {uri}: {redact_credentials(str(err))}") from err
         found = directory_digest(local)
         voucher = _voucher(uri, found, versions, allow_unverified)
-        # Still before anything is deserialised: skops reads its allow-list from the files.
+        label = uri if voucher is None else f"{voucher.name} version {voucher.version}"
+        # Still before anything is deserialised: the format, then the types the file holds.
         check_artifact_format(
             local,
             uri if voucher is None else voucher.name,
-            "?" if voucher is None else voucher.version,
+            "?" if voucher is None else str(voucher.version),
         )
-        try:
-            model = mlflow.sklearn.load_model(str(local))
-        except Exception as err:  # deserialisation can fail in many libraries' ways
-            raise ModelLoadError(f"cannot deserialise {uri}: {type(err).__name__}") from err
-    if not isinstance(model, ScoreCalibratedClassifier):
-        raise ModelLoadError(f"{uri} is a {type(model).__name__}, not a calibrated risk model")
+        model = load_skops_model(local, label)
+    if not isinstance(model, expect):
+        raise ModelLoadError(f"{uri} is a {type(model).__name__}, not a {_KINDS[expect]}")
     tags = {} if voucher is None else dict(voucher.tags)
-    label = uri if voucher is None else f"{voucher.name} version {voucher.version}"
-    pipeline = getattr(model, "estimator", None)
-    encoder = getattr(pipeline, "named_steps", {}).get("encode")
-    check_model_features(label, tuple(getattr(encoder, "features_", ())), tags)
-    return LoadedRiskModel(
+    check_model_features(label, model_features(model), tags)
+    return FetchedModel(
         uri=uri,
         model=model,
         bands=bands_from_tags(tags, label),
