@@ -6,6 +6,7 @@ The CLI parses arguments and prints; these do the work, reading the same
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -38,6 +39,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     UnsafeConfigurationError
         If ``host`` is not a loopback address and no API key exists.
     """
+    # The service's standard error carries one JSON object per line; MLflow's progress bar
+    # for model downloads would interleave text that no log reader can parse.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     if not is_loopback(host):
         engine = make_engine(get_settings().resolved_database_url())
         try:
