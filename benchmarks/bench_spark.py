@@ -98,7 +98,8 @@ def main() -> None:
     args = parser.parse_args()
 
     from pipeline.batch_scoring import BatchScoreConfig, score_file
-    from pipeline.spark_scoring import make_spark_session, score_file_spark
+    from pipeline.spark_scoring import score_file_spark
+    from pipeline.spark_session import make_spark_session
     from pipeline.tracking import Tracker
 
     work = Path(tempfile.mkdtemp(prefix="bench-spark-"))

@@ -32,10 +32,8 @@ checks see what they see in one process.
 from __future__ import annotations
 
 import hashlib
-import os
 import pickle
 import shutil
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -46,7 +44,6 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
-from pandas._libs.parsers import STR_NA_VALUES
 
 from data.adapters import SourceAdapter, load_adapter
 from data.errors import DatasetFormatError, DesistError, SchemaValidationError, Violation
@@ -65,6 +62,7 @@ from pipeline.batch_scoring import (
     _rejects_schema,
     _rejects_table,
 )
+from pipeline.spark_session import make_spark_session, typed_like_read_csv
 from pipeline.tracking import Tracker
 from pipeline.train_risk import Progress, silent
 
@@ -78,52 +76,6 @@ _KIND_SCORE, _KIND_REJECT = "s", "r"
 
 class SparkScoringError(DesistError):
     """Spark could not run the scoring job (the session, a task or the staging files)."""
-
-
-def make_spark_session(master: str = "local[2]", *, app: str = "desist-score") -> SparkSession:
-    """Return a Spark session for desist's jobs: loopback only, no UI, this virtualenv's Python.
-
-    Executors run the interpreter that runs the driver (``PYSPARK_PYTHON``),
-    so they import the same desist and scikit-learn.
-    """
-    from pyspark.sql import SparkSession
-
-    os.environ["PYSPARK_PYTHON"] = sys.executable
-    # Spark otherwise binds its block manager to the first non-loopback interface.
-    os.environ["SPARK_LOCAL_IP"] = "127.0.0.1"
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master)
-        .appName(app)
-        .config("spark.driver.host", "127.0.0.1")
-        .config("spark.driver.bindAddress", "127.0.0.1")
-        .config("spark.ui.enabled", "false")
-        .config("spark.ui.showConsoleProgress", "false")
-        .config("spark.pyspark.python", sys.executable)
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
-
-
-def _typed_like_read_csv(frame: pd.DataFrame, id_column: str) -> pd.DataFrame:
-    """Type a batch of CSV text as ``pandas.read_csv`` types a chunk.
-
-    pandas' missing-value markers become missing; a column whose every value
-    is a number becomes numeric; the identifier stays text.
-    """
-    typed: dict[str, pd.Series] = {}
-    for name in frame.columns:
-        text = frame[name].astype(object)
-        text = text.where(~text.isin(STR_NA_VALUES) & text.notna(), None)
-        if name == id_column:
-            typed[name] = text.astype("string")
-            continue
-        try:
-            typed[name] = pd.to_numeric(text)
-        except (ValueError, TypeError):
-            typed[name] = text
-    return pd.DataFrame(typed, index=frame.index)
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +137,7 @@ def _score_batches(
     rejects_schema = _rejects_schema(job.id_column)
     for raw in batches:
         if job.csv:
-            raw = _typed_like_read_csv(raw, job.id_column)
+            raw = typed_like_read_csv(raw, job.id_column)
         canonical, problems = _adapt(job.adapter, raw)
         checked = check_rows(
             canonical,
@@ -413,7 +365,7 @@ def score_file_spark(
         # Table-wide problems (a missing column) raise here, before any task runs.
         sample = frame.limit(20).toPandas()
         if file_format(config.input) == "csv":
-            sample = _typed_like_read_csv(sample, id_column)
+            sample = typed_like_read_csv(sample, id_column)
         canonical, problems = _adapt(adapter, sample)
         check_rows(canonical, source=str(config.input), source_problems=problems)
         load_seconds = time.perf_counter() - started

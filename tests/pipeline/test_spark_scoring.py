@@ -28,7 +28,7 @@ ROWS = 100_000
 @pytest.fixture(scope="module")
 def spark() -> Iterator[Any]:
     require(spark_problem())
-    from pipeline.spark_scoring import make_spark_session
+    from pipeline.spark_session import make_spark_session
 
     session = make_spark_session("local[2]", app="desist-test")
     yield session
