@@ -90,6 +90,8 @@ class _Job:
     offsets: tuple[int, ...]
     #: Repeated identifiers (canonical text) and the row of their first occurrence.
     first_rows: dict[str, int]
+    #: The staged table's columns, in the order of its Spark schema.
+    columns: list[str]
 
 
 def _output_schema(top: int) -> Any:
@@ -155,6 +157,8 @@ def _score_batches(
                 "id": _text(table.column(0).to_numpy(zero_copy_only=False)),
                 "risk_probability": table.column(1).to_numpy(),
                 "band": band.astype(np.int8),
+                "column": _text(np.full(len(checked.valid), None, dtype=object)),
+                "reason": _text(np.full(len(checked.valid), None, dtype=object)),
             }
             for i in range(1, scorer.top + 1):
                 codes = table.column(f"reason_{i}").combine_chunks().indices
@@ -171,20 +175,24 @@ def _score_batches(
                 name: _text(rejected.column(name).to_numpy(zero_copy_only=False))
                 for name in (job.id_column, "column", "reason")
             }
-            parts.append(
-                pd.DataFrame(
-                    {
-                        "kind": _text(np.full(rejected.num_rows, _KIND_REJECT, dtype=object)),
-                        "row": rejected.column("row").to_numpy(),
-                        "id": text[job.id_column],
-                        "column": text["column"],
-                        "reason": text["reason"],
-                    }
-                )
-            )
+            n = rejected.num_rows
+            # A rejected row has no score: codes -1 and NaN, never read back by the driver.
+            reject: dict[str, Any] = {
+                "kind": _text(np.full(n, _KIND_REJECT, dtype=object)),
+                "row": rejected.column("row").to_numpy(),
+                "id": text[job.id_column],
+                "risk_probability": np.full(n, np.nan),
+                "band": np.full(n, -1, dtype=np.int8),
+                "column": text["column"],
+                "reason": text["reason"],
+            }
+            for i in range(1, scorer.top + 1):
+                reject[f"reason_{i}"] = np.full(n, -1, dtype=np.int16)
+                reject[f"reason_{i}_contribution"] = np.full(n, np.nan)
+            parts.append(pd.DataFrame(reject))
         first_row += len(raw)
         if parts:
-            yield pd.concat(parts, ignore_index=True)
+            yield pd.concat(parts, ignore_index=True)[job.columns]
 
 
 def _partition_scorer(job: _Job, model: Any) -> Any:
@@ -380,6 +388,7 @@ def score_file_spark(
             source=str(config.input),
             offsets=offsets,
             first_rows=first_rows,
+            columns=list(_output_schema(scorer.top).names),
         )
         model = spark.sparkContext.broadcast((payload, hashlib.sha256(payload).hexdigest()))
         shutil.rmtree(staged, ignore_errors=True)

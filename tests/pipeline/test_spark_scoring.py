@@ -140,3 +140,17 @@ def test_a_missing_column_or_file_fails_before_scoring(
     with pytest.raises(DatasetFormatError):
         score_file_spark(missing, tracker=tracker, session=spark)
     assert not (tmp_path / "s.csv").exists()
+
+
+@pytest.mark.parametrize("case", ["no row rejected", "every row rejected"])
+def test_files_without_rejects_or_without_scores_match_too(
+    trained: Trained, spark: Any, cases: pd.DataFrame, tmp_path: Path, case: str
+) -> None:
+    frame = cases.iloc[1_000:4_000].copy()
+    if case == "every row rejected":
+        frame["age"] = -3
+    source = write(frame, tmp_path / "cases.parquet")
+    one, spread = both(trained, spark, source, tmp_path)
+    assert (spread.rows_scored, spread.rows_rejected) == (one.rows_scored, one.rows_rejected)
+    assert_same_files(one.output, spread.output)
+    assert_same_files(one.rejects, spread.rejects)
