@@ -24,6 +24,7 @@ import argparse
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -275,6 +276,11 @@ def team_up(
         wait_ready(config.url, config.ready_seconds)
         provision_users(config.url, environ)
         return TeamStack(config, running, started=False)
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        if probe.connect_ex((config.host, config.port)) == 0:
+            # Something else answers there: provisioning it would talk to the wrong server.
+            raise TeamStackError(f"{config.host}:{config.port} is taken by another process")
     with config.log_file.open("ab") as log:
         process = subprocess.Popen(
             server_command(config),
