@@ -9,7 +9,7 @@ export DESIST_HOME
 # desist runs on closed networks: no MLflow usage telemetry.
 export MLFLOW_DISABLE_TELEMETRY ?= true
 
-.PHONY: run test lint typecheck unit venv clean lock audit-deps golden
+.PHONY: run test lint typecheck unit venv clean lock audit-deps golden team-up team-down team-status test-team
 
 # Reinstall only when pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -36,8 +36,9 @@ lint: venv
 typecheck: venv
 	$(BIN)/mypy
 
+# The team tests start real servers and Spark: they have their own target (test-team).
 unit: venv
-	$(BIN)/pytest
+	$(BIN)/pytest -m "not team"
 
 ## The runtime dependencies, pinned: a fresh virtualenv with `pip install .` (no extras), frozen.
 lock:
@@ -66,3 +67,25 @@ clean:
 golden: venv
 	@test -n "$$WHY" || { echo 'make golden needs WHY="why the pinned scores change"' >&2; exit 2; }
 	$(BIN)/python -m tests.support.golden --regenerate --why "$$WHY"
+
+## The team stack (docs/deployment.md): its extra dependencies, installed once per pyproject change.
+$(VENV)/.team-installed: $(VENV)/.installed pyproject.toml
+	$(BIN)/python -m pip install --quiet -e '.[dev,team]'
+	touch $@
+
+## Start the team's MLflow server on one machine for a trial: PostgreSQL store (127.0.0.1:5432),
+## proxied artifacts under $(DESIST_HOME)/team, basic-auth users for each role. Needs
+## MLFLOW_FLASK_SERVER_SECRET_KEY, MLFLOW_AUTH_ADMIN_PASSWORD and DESIST_TEAM_<ROLE>_PASSWORD.
+team-up: $(VENV)/.team-installed
+	$(BIN)/python -m pipeline.team_stack up
+
+team-down: venv
+	$(BIN)/python -m pipeline.team_stack down
+
+team-status: venv
+	$(BIN)/python -m pipeline.team_stack status
+
+## Tests against the real team parts (MLflow server with roles, Spark). They skip a part
+## that is missing unless DESIST_REQUIRE_TEAM=1 (.ci/run), where they fail instead.
+test-team: $(VENV)/.team-installed
+	$(BIN)/pytest -m team

@@ -62,6 +62,8 @@ META_VERIFIED = _PREFIX + "verified"
 META_BANDS = TAG_BANDS
 META_EXPLANATION_METHOD = _PREFIX + "explanation_method"
 META_SCORED_AT = _PREFIX + "scored_at"
+#: Which engine scored the file (Spark writes ``spark <master>``).
+META_ENGINE = _PREFIX + "engine"
 
 
 def gate_tag(gate: str) -> str:
