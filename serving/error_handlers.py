@@ -17,12 +17,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import DesistError, ModelLoadError, ModelUnavailableError
 from serving.errors import (
+    AuditOutcomeUnknownError,
     AuditWriteError,
     AuthenticationError,
     DatabaseUnavailableError,
     InvalidRequestError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RequestDeadlineError,
     UnsupportedMediaTypeError,
 )
 from serving.logs import get_logger
@@ -39,7 +41,9 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
     UnsupportedMediaTypeError: (415, "unsupported_media_type"),
     ModelUnavailableError: (503, "model_unavailable"),
     ModelLoadError: (503, "model_load_failed"),
+    AuditOutcomeUnknownError: (503, "audit_outcome_unknown"),
     AuditWriteError: (503, "audit_unavailable"),
+    RequestDeadlineError: (503, "deadline_exceeded"),
     DatabaseUnavailableError: (503, "database_unavailable"),
 }
 
@@ -57,7 +61,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid API key."},
     403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
     429: {"model": ErrorBody, "description": "Too many requests: wait Retry-After seconds."},
-    503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
+    503: {
+        "model": ErrorBody,
+        "description": "No model loaded, the audit log unavailable (or its commit's outcome "
+        "unknown), or the request over its deadline: retry after Retry-After seconds.",
+    },
 }
 
 #: The error answers of the routes that take a batch of assessments.
@@ -133,7 +141,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             log.error(
                 "audit write failed", exc_info=exc, extra={"request_id": request_id_of(request)}
             )
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = (
+            {"WWW-Authenticate": "Bearer"}
+            if status == 401
+            else {"Retry-After": "1"}
+            if status == 503
+            else None
+        )
         return error_response(request, status, error, client_message(exc), headers=headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:

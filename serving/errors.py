@@ -34,6 +34,19 @@ class AuditWriteError(DesistError):
     """Scores could not be recorded in the audit log, so they must not be returned."""
 
 
+class AuditOutcomeUnknownError(AuditWriteError):
+    """The audit commit was sent but its outcome never came back (the database went silent).
+
+    The rows may exist; the answer is withheld all the same, and the request id is
+    recorded as unanswered (:data:`serving.database.unanswered_table`), so an export
+    marks such rows.
+    """
+
+
+class RequestDeadlineError(DesistError):
+    """A request waited or worked longer than its deadline; answered 503 with Retry-After."""
+
+
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
 

@@ -85,9 +85,35 @@ class Settings(BaseSettings):
         "browsers refuse cross-origin calls.",
     )
     database_connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds to wait for a new connection to the audit database (PostgreSQL: "
+        "whole seconds, at least 2).",
+    )
+    database_statement_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="PostgreSQL: longest a connection may be held for one transaction (its "
+        "ping, inserts and commit); past it the connection is cut and the request fails "
+        "with 503. Also the server's statement_timeout.",
+    )
+    database_pool_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds to wait for a free pooled connection to the audit database.",
+    )
+    audit_deadline_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="Longest a request waits for its audit commit (or, while the commit of "
+        "the requests ahead of it is stuck, in the queue): then 503 audit_unavailable, or "
+        "audit_outcome_unknown if its COMMIT was sent.",
+    )
+    request_deadline_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="Seconds to wait for the audit database before a request fails with 503.",
+        description="Longest a request waits for the scoring worker and its own scoring "
+        "before 503 deadline_exceeded with Retry-After; nothing of it is recorded.",
     )
 
     def resolved_home(self) -> Path:

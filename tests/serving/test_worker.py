@@ -6,6 +6,7 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
@@ -28,9 +29,9 @@ class Recording(AuditLog):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.groups: list[list[str]] = []
 
-    def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    def record_all(self, entries: Sequence[AuditEntry], **options: Any) -> None:
         self.groups.append([e.request_id for e in entries])
-        super().record_all(entries)
+        super().record_all(entries, **options)
 
 
 def rows_of(log: AuditLog, request_id: str) -> int:
@@ -116,7 +117,7 @@ def test_a_failed_group_commit_fails_every_request_of_it_and_records_none(
     worker = ScoringWorker(log)
     real = log.record_all
 
-    def failing(entries: Sequence[AuditEntry]) -> None:
+    def failing(entries: Sequence[AuditEntry], **options: Any) -> None:
         if "r0" in [e.request_id for e in entries]:
             # The commit itself fails, after the first rows went in: nothing may remain.
             with engine.begin() as conn:
@@ -126,7 +127,7 @@ def test_a_failed_group_commit_fails_every_request_of_it_and_records_none(
                         "WHEN NEW.request_id = 'r4' BEGIN SELECT RAISE(ABORT, 'x'); END"
                     )
                 )
-        real(entries)
+        real(entries, **options)
 
     log.record_all = failing  # type: ignore[method-assign]
     outcomes = run_group(worker, [f"r{i}" for i in range(5)])
@@ -163,7 +164,7 @@ def test_close_finishes_what_is_queued() -> None:
     done: list[int] = []
 
     class Log:
-        def record_all(self, entries: Sequence[AuditEntry]) -> None:
+        def record_all(self, entries: Sequence[AuditEntry], **options: Any) -> None:
             done.extend(range(len(entries)))
 
     worker = ScoringWorker(Log())  # type: ignore[arg-type]
