@@ -205,9 +205,9 @@ def test_a_commit_whose_outcome_is_lost_is_answered_as_unknown_and_marked_in_the
             engine = service.client.app.state.scoring.audit.engine  # type: ignore[attr-defined]
             lose_next_reply = [True]
 
-            def on_commit(_conn: Any) -> None:
+            def on_commit(_conn: Any, lose: list[bool] = lose_next_reply) -> None:
                 # COMMIT reaches the server, which commits; its reply never comes back.
-                if lose_next_reply and lose_next_reply.pop():
+                if lose and lose.pop():
                     proxy.freeze(replies_only=True)
 
             event.listen(engine, "commit", on_commit)
