@@ -52,7 +52,9 @@ def main() -> None:
     }
     with LiveService(settings, scratch / "service.log") as live:
         live.start()
-        schema = schemathesis.openapi.from_url(f"{live.url}/openapi.json")
+        schema = schemathesis.openapi.from_url(
+            f"{live.url}/openapi.json", headers={"Authorization": f"Bearer {keys['score key']}"}
+        )
         started = time.perf_counter()
         report = fuzz(
             schema, keys, examples=args.examples, random_seed=args.seed, base_url=live.url

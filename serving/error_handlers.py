@@ -89,10 +89,15 @@ def error_response(
     detail: str,
     violations: list[Violation] | None = None,
     headers: Mapping[str, str] | None = None,
+    total: int | None = None,
 ) -> JSONResponse:
     """Return the :class:`ErrorBody` answer of a failed request."""
     body = ErrorBody(
-        error=error, detail=detail, request_id=request_id_of(request), violations=violations
+        error=error,
+        detail=detail,
+        request_id=request_id_of(request),
+        violations=violations,
+        violation_count=total,
     )
     return JSONResponse(body.to_content(), status_code=status, headers=headers)
 
@@ -124,8 +129,12 @@ def _violation(error: Any) -> Violation:
     return Violation(assessment_index=index, field=field, reason=reason)
 
 
-def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    """Map every error to a status code and an :class:`ErrorBody`; never a 200."""
+def install_error_handlers(app: FastAPI, metrics: Metrics, max_violations: int = 100) -> None:
+    """Map every error to a status code and an :class:`ErrorBody`; never a 200.
+
+    A 422 lists at most ``max_violations`` violations (its detail gives the total):
+    1,000 assessments with 150 unknown fields each made a 15 MB answer otherwise.
+    """
 
     async def on_desist_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DesistError)
@@ -158,13 +167,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             metrics.count_error("batch_too_large")
             return error_response(request, 413, "payload_too_large", too_large["msg"])
         metrics.count_error("validation")
-        violations = [_violation(e) for e in errors]
+        total = len(errors)
+        violations = [_violation(e) for e in errors[:max_violations]]
+        detail = f"{total} problem(s) in the request"
+        if total > max_violations:
+            detail += f"; the first {max_violations} are listed"
         return error_response(
-            request,
-            422,
-            "invalid_request",
-            f"{len(violations)} problem(s) in the request",
-            violations=violations,
+            request, 422, "invalid_request", detail, violations=violations, total=total
         )
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:

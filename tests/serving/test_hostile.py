@@ -51,7 +51,9 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
     }
     app = create_app(settings)
     try:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        schema = schemathesis.openapi.from_asgi(
+            "/openapi.json", app, headers={"Authorization": f"Bearer {keys['score key']}"}
+        )
         report = fuzz(schema, keys, examples=EXAMPLES)
     finally:
         shutdown_lifespans()
