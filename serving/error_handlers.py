@@ -167,7 +167,7 @@ def install_error_handlers(app: FastAPI, metrics: Metrics, max_violations: int =
             metrics.count_error("batch_too_large")
             return error_response(request, 413, "payload_too_large", too_large["msg"])
         metrics.count_error("validation")
-        total = len(errors)
+        total = exc.total if isinstance(exc, InvalidRequestError) else len(errors)
         violations = [_violation(e) for e in errors[:max_violations]]
         detail = f"{total} problem(s) in the request"
         if total > max_violations:

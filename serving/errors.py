@@ -67,9 +67,11 @@ class InvalidRequestError(DesistError):
     oversized batch).
     """
 
-    def __init__(self, problems: Sequence[Any]) -> None:
+    def __init__(self, problems: Sequence[Any], total: int | None = None) -> None:
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the request")
+        #: How many problems were found (``problems`` may list only the first of them).
+        self.total = len(self.problems) if total is None else total
+        super().__init__(f"{self.total} problem(s) in the request")
 
     def errors(self) -> list[Any]:
         """Return the problems, shaped as :meth:`pydantic.ValidationError.errors`."""

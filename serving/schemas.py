@@ -186,6 +186,7 @@ def assessment_batch_model(max_batch: int) -> type[BaseModel]:
         __doc__="Assessments to score or to recommend pathways for.",
         assessments=(assessments, ...),
     )
+    model.max_batch = max_batch  # type: ignore[attr-defined]  # read by serving.scoring
     return model
 
 

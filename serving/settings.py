@@ -136,7 +136,9 @@ class Settings(BaseSettings):
     max_violations: int = Field(
         default=100,
         ge=1,
-        description="Most violations listed in a 422 answer; its detail gives the total.",
+        le=100,
+        description="Most violations listed in a 422 answer (at most 100, which is also "
+        "how many the scoring step describes); violation_count gives the total.",
     )
     trusted_proxies: tuple[str, ...] = Field(
         default=(),
