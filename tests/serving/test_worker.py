@@ -13,7 +13,7 @@ from sqlalchemy import select, text
 
 from serving.audit import AuditEntry, AuditLog, AuditRecord
 from serving.database import audit_table, make_engine
-from serving.errors import AuditWriteError
+from serving.errors import AuditWriteError, RequestDeadlineError
 from serving.worker import ScoringWorker
 
 
@@ -179,3 +179,32 @@ def test_close_finishes_what_is_queued() -> None:
     assert len(done) == 20
     with pytest.raises(ValueError):
         ScoringWorker(Log(), threads=0)  # type: ignore[arg-type]
+
+
+def test_a_request_past_its_deadline_is_503_at_once_and_never_recorded(tmp_path: Path) -> None:
+    log = Recording(make_engine(f"sqlite:///{tmp_path / 'a.db'}"))
+    worker = ScoringWorker(log, request_deadline=0.3)
+    release = threading.Event()
+
+    def slow() -> tuple[str, AuditEntry]:
+        release.wait(10)  # a long scoring, holding the only thread
+        return "slow", entry("slow")
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await asyncio.gather(
+            worker.submit(slow),
+            worker.submit(lambda: ("queued", entry("queued"))),
+            return_exceptions=True,
+        )
+        elapsed = loop.time() - started
+        release.set()
+        assert elapsed < 1.0, elapsed  # answered at the deadline, not when the thread frees
+        return list(outcomes)
+
+    outcomes = asyncio.run(main())
+    worker.close()
+    assert all(isinstance(o, RequestDeadlineError) for o in outcomes)
+    assert rows_of(log, "slow") == rows_of(log, "queued") == 0
+    assert log.groups == []  # nothing was committed for either
