@@ -85,7 +85,7 @@ def post(service: Service, body: bytes | str, content_type: str = "application/j
 def refused(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) <= {"error", "detail", "request_id", "violations"}
+    assert set(body) <= {"error", "detail", "request_id", "violations", "violation_count"}
     assert body["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text and 'File "' not in response.text
     return body
