@@ -84,17 +84,22 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        body_done = False
 
         async def capped_receive() -> Message:
-            nonlocal received, disconnected
-            try:
-                async with asyncio.timeout(self.body_timeout):
-                    message = await receive()
-            except TimeoutError as err:
-                raise _BodyTimeoutError from err
+            nonlocal received, disconnected, body_done
+            if body_done:  # later reads only wait for a disconnect: no deadline on those
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(self.body_timeout):
+                        message = await receive()
+                except TimeoutError as err:
+                    raise _BodyTimeoutError from err
             if message["type"] == "http.disconnect":
                 disconnected = True
             elif message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise StarletteHTTPException(413, f"request body over {limit} bytes")
