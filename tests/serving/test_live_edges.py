@@ -33,7 +33,7 @@ def live(trained_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iter
     settings = make_settings(
         trained_store,
         tmp_path,
-        unverified_per_second=1.0,
+        unverified_per_second=0.2,  # burst 1, one more every 5 s: robust to a slow machine
         header_timeout_seconds=HEADER_TIMEOUT,
         body_timeout_seconds=BODY_TIMEOUT,
     )
@@ -74,7 +74,7 @@ def test_a_rotating_x_forwarded_for_does_not_escape_the_per_address_limit(live: 
         ).status_code
         for i in range(8)
     ]
-    assert statuses.count(429) >= 4, statuses  # one bucket: the real peer's
+    assert statuses.count(429) >= 5, statuses  # one bucket: the real peer's
 
 
 def test_huge_headers_are_431(live: Any) -> None:
