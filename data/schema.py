@@ -181,6 +181,12 @@ SEXES: tuple[str, ...] = ("male", "female")
 CHARGE_DEGREES: tuple[str, ...] = ("felony", "misdemeanour")
 
 ID_FIELD = "subject_ref"
+
+#: Free text the service accepts (``subject_ref``, client names): no C0 or C1 control
+#: character, DEL, or Unicode line/paragraph separator. PostgreSQL cannot store NUL, and
+#: NEL (U+0085), U+2028 and U+2029 end a line for many line-based readers, so a CSV export
+#: of such a value would split its row (issue 16).
+FREE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f" + "\u2028\u2029" + "]+$"
 TARGET_FIELD = "reoffended_12m"
 TARGET_24M_FIELD = "reoffended_24m"
 INCUMBENT_FIELD = "incumbent_decile"
@@ -499,13 +505,13 @@ def _assessment_annotation(spec: FieldSpec) -> object:
         field = Field(description=text)
     elif spec.kind is Kind.TEXT:
         base = str
-        # No control characters: PostgreSQL cannot store NUL, and none belongs in a reference.
+        # No control characters or line separators (see FREE_TEXT_PATTERN).
         field = Field(
             description=text,
             strict=True,
             min_length=1,
             max_length=128,
-            pattern=r"^[^\x00-\x1f\x7f]+$",
+            pattern=FREE_TEXT_PATTERN,
         )
     elif spec.kind is Kind.NUMBER:
         base = float

@@ -26,7 +26,7 @@ from serving.middleware import RequestContextMiddleware
 from serving.ratelimit import RateLimitMiddleware
 from serving.routes import admin, models, operations, pathway_recommendations, risk_scores
 from serving.routes.batch import BatchBody
-from serving.security import install_cors
+from serving.security import OperationsGuardMiddleware, install_cors
 from serving.settings import Settings, get_settings
 
 
@@ -37,22 +37,31 @@ def create_app(settings: Settings) -> FastAPI:
     lifespan), not here; a model that fails to load leaves the app running
     and ``/readyz`` answering 503 with the reason.
     """
+    docs = settings.docs_access != "off"
     app = FastAPI(
         title="desist scoring service",
         summary="Calibrated re-offending risk scores with reasons, audited.",
         version="1",
         lifespan=make_lifespan(settings),
+        # A trailing-slash redirect takes its Location from the client's Host header.
+        redirect_slashes=False,
+        docs_url="/docs" if docs else None,
+        redoc_url="/redoc" if docs else None,
+        openapi_url="/openapi.json" if docs else None,
     )
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.settings = settings
-    install_error_handlers(app, metrics)
+    install_error_handlers(app, metrics, settings.max_violations)
     add_routes(app, settings)
+    app.add_middleware(OperationsGuardMiddleware, settings=settings)
     app.add_middleware(RateLimitMiddleware, settings=settings)
     app.add_middleware(
         RequestContextMiddleware,
         max_body_bytes=settings.max_body_bytes,
         metrics=metrics,
+        max_header_bytes=settings.max_header_bytes,
+        body_timeout=settings.body_timeout_seconds,
     )
     install_cors(app, settings)
     return app

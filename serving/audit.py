@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import csv
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -24,8 +24,8 @@ from pydantic import BaseModel
 from sqlalchemy import Engine, Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
-from serving.database import audit_table, recommendation_audit_table
-from serving.errors import AuditWriteError
+from serving.database import audit_table, is_sqlite, recommendation_audit_table, unanswered_table
+from serving.errors import AuditOutcomeUnknownError, AuditWriteError
 
 #: The audit tables ``desist audit export --kind`` can write.
 AUDIT_TABLES: dict[str, Table] = {
@@ -184,14 +184,33 @@ class AuditLog:
             [AuditEntry("recommendations", client, request_id, model_name, model_version, records)]
         )
 
-    def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    def record_all(
+        self,
+        entries: Sequence[AuditEntry],
+        *,
+        unanswered: Sequence[tuple[str, str]] = (),
+        before_commit: Callable[[], bool] | None = None,
+    ) -> None:
         """Insert the rows of several requests in one transaction: all of them, or none.
 
         One commit for ten requests cost a third of ten single commits here;
         that is how a backlog drains fast (see :mod:`serving.worker`).
 
+        Parameters
+        ----------
+        entries
+            The rows of each request.
+        unanswered
+            ``(request_id, reason)`` of earlier requests answered with an error although
+            their rows may exist; recorded in the same transaction.
+        before_commit
+            Called after the inserts, just before COMMIT; ``False`` rolls back instead
+            (a request of the group was answered meanwhile).
+
         Raises
         ------
+        AuditOutcomeUnknownError
+            If the connection broke during COMMIT: the rows may or may not exist.
         AuditWriteError
             If the rows could not be committed; none of them then exists.
         """
@@ -206,10 +225,28 @@ class AuditLog:
             }
             rows[entry.kind] += self._inserts[entry.kind].rows(shared, entry.records)
         try:
-            with self.engine.begin() as conn:
+            with self.engine.connect() as conn:
+                transaction = conn.begin()
                 for kind, values in rows.items():
                     if values:
                         conn.exec_driver_sql(self._inserts[kind].sql, values)
+                if unanswered:
+                    conn.execute(
+                        unanswered_table.insert(),
+                        [{"time": _now(), "request_id": r, "reason": why} for r, why in unanswered],
+                    )
+                if before_commit is not None and not before_commit():
+                    transaction.rollback()
+                    raise AuditWriteError("the audit log could not record the scores in time")
+                try:
+                    transaction.commit()
+                except SQLAlchemyError as err:
+                    if getattr(err, "connection_invalidated", False) and not is_sqlite(self.engine):
+                        # COMMIT was sent and the link broke: the server may have committed.
+                        raise AuditOutcomeUnknownError(
+                            "the audit commit's outcome is unknown; the scores are withheld"
+                        ) from err
+                    raise
         except SQLAlchemyError as err:
             raise AuditWriteError("the audit log could not record the scores") from err
 
@@ -225,6 +262,10 @@ def export_audit(
     engine: Engine, since: datetime | None, out_path: Path, table: Table = audit_table
 ) -> int:
     """Write audit rows (from ``since`` on, if given) to a CSV file; return the row count.
+
+    Each row ends with ``answered``: ``true``, or ``false`` when its request was
+    answered with an error although the row was committed (an unknown commit
+    outcome, or an answer withheld at its deadline: :data:`serving.database.unanswered_table`).
 
     Parameters
     ----------
@@ -245,8 +286,10 @@ def export_audit(
     out_path.parent.mkdir(parents=True, exist_ok=True)
     count = 0
     with engine.connect() as conn, out_path.open("w", newline="") as handle:
+        unanswered = set(conn.execute(select(unanswered_table.c.request_id)).scalars())
         writer = csv.writer(handle)
-        writer.writerow([column.name for column in table.columns])
+        writer.writerow([*(column.name for column in table.columns), "answered"])
+        request_ids = [column.name for column in table.columns].index("request_id")
         for row in conn.execute(query):
             values = list(row)
             when = values[1]
@@ -254,6 +297,7 @@ def export_audit(
                 # SQLite keeps no zone; every time was written in UTC.
                 values[1] = when.replace(tzinfo=UTC)
             values[1] = values[1].isoformat()
-            writer.writerow([_spreadsheet_safe(v) for v in values])
+            answered = "false" if values[request_ids] in unanswered else "true"
+            writer.writerow([*(_spreadsheet_safe(v) for v in values), answered])
             count += 1
     return count

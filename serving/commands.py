@@ -18,6 +18,7 @@ from serving.audit import AUDIT_TABLES
 from serving.audit import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.protocol import PROTOCOL
 from serving.security import check_listen_address, is_loopback
 from serving.settings import Settings, get_settings
 
@@ -42,8 +43,9 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     # The service's standard error carries one JSON object per line; MLflow's progress bar
     # for model downloads would interleave text that no log reader can parse.
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
+    settings = get_settings()
     if not is_loopback(host):
-        engine = make_engine(get_settings().resolved_database_url())
+        engine = make_engine(settings.resolved_database_url())
         try:
             check_listen_address(host, KeyStore(engine).active_count())
         finally:
@@ -54,9 +56,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
         host=host,
         port=port,
         workers=workers,
-        # uvloop + httptools: the pure-Python loop and parser cost tens of ms per request.
+        # uvloop + httptools: the pure-Python loop and parser cost tens of ms per request;
+        # httptools with the header size and time limits it lacks (serving.protocol).
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,
+        # Forwarded headers only from the configured proxies; by default from nobody
+        # (uvicorn's own default trusts 127.0.0.1, which let a local caller pick its address).
+        proxy_headers=bool(settings.trusted_proxies),
+        forwarded_allow_ips=list(settings.trusted_proxies) or None,
+        server_header=False,
         # The app writes its own JSON line per request; uvicorn's access log would repeat it.
         access_log=False,
         log_level="warning",

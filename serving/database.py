@@ -31,10 +31,11 @@ from sqlalchemy import (
     event,
 )
 from sqlalchemy.engine import ExceptionContext, make_url
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import DisconnectionError, SQLAlchemyError
 from starlette.concurrency import run_in_threadpool
 
 from serving.logs import get_logger
+from serving.watchdog import ConnectionWatchdog
 
 log = get_logger("serving.database")
 
@@ -72,6 +73,19 @@ recommendation_audit_table = Table(
     metadata,
     *_audit_columns(),
     Column("recommended", String(512), nullable=False),
+)
+
+#: Requests answered with an error although their audit rows may exist: the commit's outcome
+#: was unknown (the connection went silent or broke during COMMIT), or the answer was
+#: withheld after its deadline while the commit went on. ``desist audit export`` marks the
+#: rows of these request ids ``answered=false``.
+unanswered_table = Table(
+    "audit_unanswered",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("reason", String(64), nullable=False),
 )
 
 api_keys_table = Table(
@@ -139,10 +153,41 @@ def _drop_stale_sqlite_connection(context: ExceptionContext) -> None:
         context.is_disconnect = True
 
 
+def _guard_postgres(engine: Engine, watchdog: ConnectionWatchdog) -> None:
+    """Bound every checkout of ``engine`` by ``watchdog``, its liveness ping included.
+
+    SQLAlchemy's own ``pool_pre_ping`` runs before any checkout hook, so a frozen
+    connection would hang it unguarded: the ping is done here instead, after arming.
+    """
+
+    def on_checkout(dbapi_connection: Any, record: Any, _proxy: Any) -> None:
+        watchdog.arm(record, dbapi_connection)
+        try:
+            cursor = dbapi_connection.cursor()
+            try:
+                cursor.execute("SELECT 1")
+            finally:
+                cursor.close()
+        except Exception as err:
+            watchdog.disarm(record)
+            # The pool drops this connection and tries a fresh one.
+            raise DisconnectionError("stale connection") from err
+
+    def on_return(_dbapi_connection: Any, record: Any, *_args: Any) -> None:
+        watchdog.disarm(record)
+
+    event.listen(engine, "checkout", on_checkout)
+    event.listen(engine, "checkin", on_return)
+    event.listen(engine, "invalidate", on_return)
+    event.listen(engine, "close", on_return)
+
+
 def make_engine(
     url: str,
     *,
     connect_timeout: float = 5.0,
+    statement_timeout: float | None = None,
+    pool_timeout: float | None = None,
     create_tables: bool = True,
     background_checkpoints: bool = False,
 ) -> Engine:
@@ -154,7 +199,14 @@ def make_engine(
         SQLAlchemy URL: ``sqlite:///path`` or ``postgresql+psycopg://...``
         (``postgresql://`` also selects psycopg 3 with SQLAlchemy 2.1).
     connect_timeout
-        Seconds to wait for a connection (PostgreSQL) or a lock (SQLite).
+        Seconds to wait for a connection (PostgreSQL; libpq counts whole seconds, at
+        least 2) or a lock (SQLite).
+    statement_timeout
+        PostgreSQL only: longest a checked-out connection may be held (ping, statements,
+        commit); past it the connection is cut (:mod:`serving.watchdog`), and the server
+        ends statements over it too (``statement_timeout``). ``None``: no limit (the CLI).
+    pool_timeout
+        Seconds to wait for a free pooled connection; default ``connect_timeout``.
     create_tables
         Create missing tables now; the service passes ``False`` and calls
         :func:`prepare_tables`, so that it can start while the database is away.
@@ -174,14 +226,29 @@ def make_engine(
             event.listen(engine, "connect", _no_checkpoint_on_commit)
         event.listen(engine, "handle_error", _drop_stale_sqlite_connection)
     else:
+        connect_args: dict[str, Any] = {
+            # libpq counts whole seconds, at least 2.
+            "connect_timeout": max(2, round(connect_timeout)),
+            # A peer that vanished without a reset is noticed within seconds, not hours.
+            "keepalives": 1,
+            "keepalives_idle": 5,
+            "keepalives_interval": 2,
+            "keepalives_count": 2,
+        }
+        if statement_timeout is not None:
+            ms = max(1, round(statement_timeout * 1000))
+            connect_args["options"] = (
+                f"-c statement_timeout={ms} -c idle_in_transaction_session_timeout={10 * ms}"
+            )
         engine = create_engine(
             url,
-            pool_pre_ping=True,
+            pool_pre_ping=statement_timeout is None,
             hide_parameters=True,
-            # libpq counts whole seconds, at least 2.
-            connect_args={"connect_timeout": max(2, round(connect_timeout))},
-            pool_timeout=connect_timeout,
+            connect_args=connect_args,
+            pool_timeout=connect_timeout if pool_timeout is None else pool_timeout,
         )
+        if statement_timeout is not None:
+            _guard_postgres(engine, ConnectionWatchdog(statement_timeout))
     if create_tables:
         metadata.create_all(engine)
     return engine

@@ -18,12 +18,14 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from data.errors import DesistError
 from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.errors import (
+    AuditOutcomeUnknownError,
     AuditWriteError,
     AuthenticationError,
     DatabaseUnavailableError,
     InvalidRequestError,
     PayloadTooLargeError,
     PermissionDeniedError,
+    RequestDeadlineError,
     UnsupportedMediaTypeError,
 )
 from serving.logs import get_logger
@@ -40,7 +42,9 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
     UnsupportedMediaTypeError: (415, "unsupported_media_type"),
     ModelUnavailableError: (503, "model_unavailable"),
     ModelLoadError: (503, "model_load_failed"),
+    AuditOutcomeUnknownError: (503, "audit_outcome_unknown"),
     AuditWriteError: (503, "audit_unavailable"),
+    RequestDeadlineError: (503, "deadline_exceeded"),
     DatabaseUnavailableError: (503, "database_unavailable"),
 }
 
@@ -58,7 +62,11 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorBody, "description": "No valid API key."},
     403: {"model": ErrorBody, "description": "The key's scope does not allow this."},
     429: {"model": ErrorBody, "description": "Too many requests: wait Retry-After seconds."},
-    503: {"model": ErrorBody, "description": "No model loaded, or the audit log is unavailable."},
+    503: {
+        "model": ErrorBody,
+        "description": "No model loaded, the audit log unavailable (or its commit's outcome "
+        "unknown), or the request over its deadline: retry after Retry-After seconds.",
+    },
 }
 
 #: The error answers of the routes that take a batch of assessments.
@@ -82,10 +90,15 @@ def error_response(
     detail: str,
     violations: list[Violation] | None = None,
     headers: Mapping[str, str] | None = None,
+    total: int | None = None,
 ) -> JSONResponse:
     """Return the :class:`ErrorBody` answer of a failed request."""
     body = ErrorBody(
-        error=error, detail=detail, request_id=request_id_of(request), violations=violations
+        error=error,
+        detail=detail,
+        request_id=request_id_of(request),
+        violations=violations,
+        violation_count=total,
     )
     return JSONResponse(body.to_content(), status_code=status, headers=headers)
 
@@ -117,8 +130,12 @@ def _violation(error: Any) -> Violation:
     return Violation(assessment_index=index, field=field, reason=reason)
 
 
-def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
-    """Map every error to a status code and an :class:`ErrorBody`; never a 200."""
+def install_error_handlers(app: FastAPI, metrics: Metrics, max_violations: int = 100) -> None:
+    """Map every error to a status code and an :class:`ErrorBody`; never a 200.
+
+    A 422 lists at most ``max_violations`` violations (its detail gives the total):
+    1,000 assessments with 150 unknown fields each made a 15 MB answer otherwise.
+    """
 
     async def on_desist_error(request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, DesistError)
@@ -134,7 +151,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             log.error(
                 "audit write failed", exc_info=exc, extra={"request_id": request_id_of(request)}
             )
-        headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+        headers = (
+            {"WWW-Authenticate": "Bearer"}
+            if status == 401
+            else {"Retry-After": "1"}
+            if status == 503
+            else None
+        )
         return error_response(request, status, error, client_message(exc), headers=headers)
 
     async def on_validation_error(request: Request, exc: Exception) -> JSONResponse:
@@ -145,13 +168,13 @@ def install_error_handlers(app: FastAPI, metrics: Metrics) -> None:
             metrics.count_error("batch_too_large")
             return error_response(request, 413, "payload_too_large", too_large["msg"])
         metrics.count_error("validation")
-        violations = [_violation(e) for e in errors]
+        total = exc.total if isinstance(exc, InvalidRequestError) else len(errors)
+        violations = [_violation(e) for e in errors[:max_violations]]
+        detail = f"{total} problem(s) in the request"
+        if total > max_violations:
+            detail += f"; the first {max_violations} are listed"
         return error_response(
-            request,
-            422,
-            "invalid_request",
-            f"{len(violations)} problem(s) in the request",
-            violations=violations,
+            request, 422, "invalid_request", detail, violations=violations, total=total
         )
 
     async def on_http_error(request: Request, exc: Exception) -> JSONResponse:

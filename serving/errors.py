@@ -34,6 +34,19 @@ class AuditWriteError(DesistError):
     """Scores could not be recorded in the audit log, so they must not be returned."""
 
 
+class AuditOutcomeUnknownError(AuditWriteError):
+    """The audit commit was sent but its outcome never came back (the database went silent).
+
+    The rows may exist; the answer is withheld all the same, and the request id is
+    recorded as unanswered (:data:`serving.database.unanswered_table`), so an export
+    marks such rows.
+    """
+
+
+class RequestDeadlineError(DesistError):
+    """A request waited or worked longer than its deadline; answered 503 with Retry-After."""
+
+
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
 
@@ -54,9 +67,11 @@ class InvalidRequestError(DesistError):
     oversized batch).
     """
 
-    def __init__(self, problems: Sequence[Any]) -> None:
+    def __init__(self, problems: Sequence[Any], total: int | None = None) -> None:
         self.problems = list(problems)
-        super().__init__(f"{len(self.problems)} problem(s) in the request")
+        #: How many problems were found (``problems`` may list only the first of them).
+        self.total = len(self.problems) if total is None else total
+        super().__init__(f"{self.total} problem(s) in the request")
 
     def errors(self) -> list[Any]:
         """Return the problems, shaped as :meth:`pydantic.ValidationError.errors`."""

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import re
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from typing import Literal
 from sqlalchemy import Engine, func, select, update
 from sqlalchemy.exc import SQLAlchemyError
 
+from data.schema import FREE_TEXT_PATTERN
 from serving.database import api_keys_table
 from serving.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 
@@ -112,6 +114,8 @@ class KeyStore:
             raise KeyStoreError(f"scope must be one of {', '.join(SCOPES)}, got {scope!r}")
         if not client.strip() or len(client) > 128:
             raise KeyStoreError("client name must be 1 to 128 characters")
+        if re.fullmatch(FREE_TEXT_PATTERN, client) is None:
+            raise KeyStoreError("client name must not contain control characters or line breaks")
         key_id = secrets.token_hex(6)
         secret = secrets.token_urlsafe(32)
         salt = secrets.token_bytes(16)

@@ -43,12 +43,19 @@ def make_lifespan(settings: Settings) -> Lifespan:
         engine = make_engine(
             settings.resolved_database_url(),
             connect_timeout=settings.database_connect_timeout,
+            statement_timeout=settings.database_statement_timeout,
+            pool_timeout=settings.database_pool_timeout,
             create_tables=False,
             background_checkpoints=True,
         )
         # The service starts even while its database is away; scoring answers 503 until it is back.
         tables_retry = await prepare_tables(engine)
-        app.state.scoring = ScoringWorker(AuditLog(engine), threads=settings.scoring_threads)
+        app.state.scoring = ScoringWorker(
+            AuditLog(engine),
+            threads=settings.scoring_threads,
+            request_deadline=settings.request_deadline_seconds,
+            audit_deadline=settings.audit_deadline_seconds,
+        )
         app.state.keys = KeyStore(engine)
         holder = ModelHolder(settings, load_model, settings.model_name, "risk")
         pathway_holder = ModelHolder(

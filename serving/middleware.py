@@ -1,5 +1,12 @@
-"""Request context: an id per request, a cap on its body, one log line and metrics when done."""
+"""Request context: an id per request, caps on its headers and body, one log line and metrics.
 
+A client that goes away before its answer (mid-upload, or while it is being
+scored) is logged and counted with status 499 ``client_closed``, not as a
+server error; a body whose parts stop arriving for ``body_timeout`` seconds is
+answered 408 ``request_timeout``.
+"""
+
+import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -7,6 +14,7 @@ from typing import Any
 
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from serving.logs import get_logger
 from serving.metrics import Metrics
@@ -20,6 +28,13 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
+#: Status logged and counted for a request whose client left before its answer (nginx's).
+CLIENT_CLOSED = 499
+
+
+class _BodyTimeoutError(Exception):
+    """The next part of a request body did not arrive in time."""
+
 
 class RequestContextMiddleware:
     """Give each request an id, cap its body, and log and count it when done.
@@ -28,9 +43,18 @@ class RequestContextMiddleware:
     request and must stay cheap.
     """
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        max_body_bytes: int,
+        metrics: Metrics,
+        max_header_bytes: int = 16_384,
+        body_timeout: float = 10.0,
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
+        self.max_header_bytes = max_header_bytes
+        self.body_timeout = body_timeout
         self.metrics = metrics
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -44,10 +68,13 @@ class RequestContextMiddleware:
         state["request_id"] = request_id
         status = 500
         limit = self.max_body_bytes
+        started_response = False
+        disconnected = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, started_response
             if message["type"] == "http.response.start":
+                started_response = True
                 status = message["status"]
                 message.setdefault("headers", [])
                 message["headers"] = [
@@ -57,11 +84,22 @@ class RequestContextMiddleware:
             await send(message)
 
         received = 0
+        body_done = False
 
         async def capped_receive() -> Message:
-            nonlocal received
-            message = await receive()
-            if message["type"] == "http.request":
+            nonlocal received, disconnected, body_done
+            if body_done:  # later reads only wait for a disconnect: no deadline on those
+                message = await receive()
+            else:
+                try:
+                    async with asyncio.timeout(self.body_timeout):
+                        message = await receive()
+                except TimeoutError as err:
+                    raise _BodyTimeoutError from err
+            if message["type"] == "http.disconnect":
+                disconnected = True
+            elif message["type"] == "http.request":
+                body_done = not message.get("more_body", False)
                 received += len(message.get("body", b""))
                 if received > limit:
                     raise StarletteHTTPException(413, f"request body over {limit} bytes")
@@ -69,17 +107,42 @@ class RequestContextMiddleware:
 
         try:
             declared = _content_length(scope)
-            if declared is not None and declared > limit:
-                body = ErrorBody(
-                    error="payload_too_large",
-                    detail=f"request body of {declared} bytes; at most {limit} are accepted",
-                    request_id=request_id,
+            header_bytes = sum(len(name) + len(value) for name, value in scope["headers"])
+            refusal: tuple[int, str, str] | None = None
+            if header_bytes > self.max_header_bytes:
+                refusal = (
+                    431,
+                    "headers_too_large",
+                    f"request headers over {self.max_header_bytes} bytes",
                 )
-                response = JSONResponse(body.to_content(), status_code=413)
-                await response(scope, receive, send_with_id)
+            elif declared is not None and declared > limit:
+                refusal = (
+                    413,
+                    "payload_too_large",
+                    f"request body of {declared} bytes; at most {limit} are accepted",
+                )
+            if refusal is not None:
+                await _refuse(refusal, request_id, scope, receive, send_with_id)
             else:
                 await self.app(scope, capped_receive, send_with_id)
+        except ClientDisconnect:
+            status = CLIENT_CLOSED  # the client left mid-upload: nobody to answer
+        except _BodyTimeoutError:
+            if started_response:
+                raise
+            refusal = (
+                408,
+                "request_timeout",
+                f"the request body stopped arriving for {self.body_timeout:g} s",
+            )
+            await _refuse(refusal, request_id, scope, receive, send_with_id)
+        except asyncio.CancelledError:
+            if disconnected or not started_response:
+                status = CLIENT_CLOSED
+            raise
         finally:
+            if disconnected and not started_response:
+                status = CLIENT_CLOSED
             elapsed = time.perf_counter() - started
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
@@ -95,6 +158,15 @@ class RequestContextMiddleware:
                     "latency_ms": round(elapsed * 1000, 3),
                 },
             )
+
+
+async def _refuse(
+    refusal: tuple[int, str, str], request_id: str, scope: Scope, receive: Receive, send: Send
+) -> None:
+    status, error, detail = refusal
+    body = ErrorBody(error=error, detail=detail, request_id=request_id)
+    response = JSONResponse(body.to_content(), status_code=status, headers={"Connection": "close"})
+    await response(scope, receive, send)
 
 
 def _content_length(scope: Scope) -> int | None:

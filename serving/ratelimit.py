@@ -33,7 +33,8 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-#: Paths under these prefixes are limited; health, readiness and metrics are not.
+#: Paths under these prefixes are limited; health and readiness are not, nor the docs and
+#: the metrics while they are open (guarded, they take keys, and are limited like the API).
 LIMITED_PREFIXES = ("/v1/", "/admin/")
 
 
@@ -98,6 +99,12 @@ class RateLimitMiddleware:
 
     def __init__(self, app: ASGIApp, settings: Settings) -> None:
         self.app = app
+        limited: set[str] = set()
+        if settings.docs_access == "key":
+            limited |= {"/docs", "/docs/oauth2-redirect", "/redoc", "/openapi.json"}
+        if settings.metrics_access == "key":
+            limited |= {"/metrics"}
+        self.limited_paths = frozenset(limited)
         self.clients = (
             TokenBuckets(settings.rate_limit_per_second, settings.rate_limit_burst)
             if settings.rate_limit_per_second > 0
@@ -108,7 +115,9 @@ class RateLimitMiddleware:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""
-        if scope["type"] != "http" or not scope["path"].startswith(LIMITED_PREFIXES):
+        if scope["type"] != "http" or not (
+            scope["path"].startswith(LIMITED_PREFIXES) or scope["path"] in self.limited_paths
+        ):
             await self.app(scope, receive, send)
             return
         wait = self._wait(scope)

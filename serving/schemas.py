@@ -123,6 +123,10 @@ class ErrorBody(_Strict):
     detail: str
     request_id: str | None = None
     violations: list[Violation] | None = None
+    violation_count: int | None = Field(
+        default=None,
+        description="How many violations were found; at most DESIST_MAX_VIOLATIONS are listed.",
+    )
 
     def to_content(self) -> dict[str, Any]:
         """Return the JSON body: optional top-level fields left out when empty.
@@ -182,6 +186,7 @@ def assessment_batch_model(max_batch: int) -> type[BaseModel]:
         __doc__="Assessments to score or to recommend pathways for.",
         assessments=(assessments, ...),
     )
+    model.max_batch = max_batch  # type: ignore[attr-defined]  # read by serving.scoring
     return model
 
 

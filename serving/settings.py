@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -87,9 +88,80 @@ class Settings(BaseSettings):
         "browsers refuse cross-origin calls.",
     )
     database_connect_timeout: float = Field(
+        default=2.0,
+        gt=0,
+        description="Seconds to wait for a new connection to the audit database (PostgreSQL: "
+        "whole seconds, at least 2).",
+    )
+    database_statement_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="PostgreSQL: longest a connection may be held for one transaction (its "
+        "ping, inserts and commit); past it the connection is cut and the request fails "
+        "with 503. Also the server's statement_timeout.",
+    )
+    database_pool_timeout: float = Field(
+        default=1.0,
+        gt=0,
+        description="Seconds to wait for a free pooled connection to the audit database.",
+    )
+    audit_deadline_seconds: float = Field(
+        default=1.5,
+        gt=0,
+        description="Longest a request waits for its audit commit (or, while the commit of "
+        "the requests ahead of it is stuck, in the queue): then 503 audit_unavailable, or "
+        "audit_outcome_unknown if its COMMIT was sent.",
+    )
+    request_deadline_seconds: float = Field(
         default=5.0,
         gt=0,
-        description="Seconds to wait for the audit database before a request fails with 503.",
+        description="Longest a request waits for the scoring worker and its own scoring "
+        "before 503 deadline_exceeded with Retry-After; nothing of it is recorded.",
+    )
+
+    max_header_bytes: int = Field(
+        default=16_384,
+        ge=1024,
+        description="Largest request headers accepted, in bytes (431 above it).",
+    )
+    header_timeout_seconds: float = Field(
+        default=5.0,
+        gt=0,
+        description="Seconds a client has to send a request's headers once it opened the "
+        "connection or began the request; then 408 and the connection is closed.",
+    )
+    body_timeout_seconds: float = Field(
+        default=10.0,
+        gt=0,
+        description="Longest gap, in seconds, between two parts of a request body; then 408.",
+    )
+    max_violations: int = Field(
+        default=100,
+        ge=1,
+        le=100,
+        description="Most violations listed in a 422 answer (at most 100, which is also "
+        "how many the scoring step describes); violation_count gives the total.",
+    )
+    trusted_proxies: tuple[str, ...] = Field(
+        default=(),
+        description="Addresses of reverse proxies whose X-Forwarded-For / X-Forwarded-Proto "
+        "the service believes (uvicorn's forwarded_allow_ips); none by default, so the "
+        "per-address rate limit keys on the real peer.",
+    )
+    docs_access: Literal["open", "key", "off"] = Field(
+        default="key",
+        description="/docs, /redoc and /openapi.json: 'key' (default) needs a valid API key "
+        "of any scope or a caller in operations_addresses; 'open' for anyone; 'off' removes them.",
+    )
+    metrics_access: Literal["open", "key"] = Field(
+        default="key",
+        description="/metrics: 'key' (default) needs a valid API key or a caller in "
+        "operations_addresses; 'open' for anyone.",
+    )
+    operations_addresses: tuple[str, ...] = Field(
+        default=(),
+        description="Networks (e.g. 10.0.0.0/8, 127.0.0.1/32) that may read the docs and "
+        "the metrics without a key; none by default.",
     )
 
     def resolved_home(self) -> Path:

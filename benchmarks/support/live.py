@@ -153,6 +153,11 @@ class LiveService:
 class TcpProxy:
     """Forward ``127.0.0.1:port`` to a target; :meth:`cut` drops it all, :meth:`restore` reopens.
 
+    :meth:`freeze` keeps every connection open but stops forwarding (like a proxy
+    stopped with SIGSTOP: the kernel still accepts connections and data, nothing
+    answers); ``replies_only`` lets requests through and holds the answers (a
+    commit reaches the server, its outcome never comes back). :meth:`thaw` resumes.
+
     Parameters
     ----------
     target_port
@@ -166,6 +171,21 @@ class TcpProxy:
         self._lock = threading.Lock()
         self._open = threading.Event()
         self._listener: threading.Thread | None = None
+        self._requests_flow = threading.Event()
+        self._replies_flow = threading.Event()
+        self._requests_flow.set()
+        self._replies_flow.set()
+
+    def freeze(self, replies_only: bool = False) -> None:
+        """Stop forwarding (both ways, or only the server's answers); connections stay open."""
+        self._replies_flow.clear()
+        if not replies_only:
+            self._requests_flow.clear()
+
+    def thaw(self) -> None:
+        """Forward again what was held and what comes next."""
+        self._requests_flow.set()
+        self._replies_flow.set()
 
     def restore(self) -> None:
         """Accept and forward connections again (on the same port)."""
@@ -192,6 +212,9 @@ class TcpProxy:
     def _accept(self, server: socket.socket) -> None:
         with server:
             while self._open.is_set():
+                if not self._requests_flow.is_set():
+                    time.sleep(0.05)  # frozen: connections wait in the kernel's backlog
+                    continue
                 try:
                     client, _ = server.accept()
                 except TimeoutError:
@@ -203,21 +226,26 @@ class TcpProxy:
                     continue
                 with self._lock:
                     self._sockets |= {client, upstream}
-                for source, sink in ((client, upstream), (upstream, client)):
-                    threading.Thread(target=_pump, args=(source, sink), daemon=True).start()
+                for source, sink, gate in (
+                    (client, upstream, self._requests_flow),
+                    (upstream, client, self._replies_flow),
+                ):
+                    threading.Thread(target=_pump, args=(source, sink, gate), daemon=True).start()
 
     def __enter__(self) -> TcpProxy:
         self.restore()
         return self
 
     def __exit__(self, *exc: Any) -> None:
+        self.thaw()
         self.cut()
 
 
-def _pump(source: socket.socket, sink: socket.socket) -> None:
+def _pump(source: socket.socket, sink: socket.socket, gate: threading.Event) -> None:
     try:
         source.settimeout(None)
         while data := source.recv(65536):
+            gate.wait()
             sink.sendall(data)
     except OSError:
         pass

@@ -11,9 +11,10 @@ import pandas as pd
 import pyarrow.parquet as pq
 import pytest
 
-from data.errors import DatasetFormatError, ModelLoadError, SchemaValidationError
+from data.errors import DatasetFormatError, SchemaValidationError
 from data.schema import ID_FIELD
 from data.synthetic import SynthConfig, generate_cohort
+from models.contract.errors import ModelLoadError
 from models.contract.tags import META_ENGINE, TAG_DIGEST
 from pipeline.batch_scoring import BatchScoreConfig, score_file
 from pipeline.tracking import Tracker

@@ -291,7 +291,7 @@ def test_the_gil_switch_interval_is_the_setting_while_serving_and_restored_after
 def test_metrics_count_requests_latency_errors_and_bands(service: Service) -> None:
     service.score([assessment(), assessment(subject_ref="b")])
     service.score([assessment(age=2)])
-    text_body = service.client.get("/metrics").text
+    text_body = service.client.get("/metrics", headers=service.headers()).text
     assert 'desist_requests_total{method="POST",route="/v1/risk-scores",status="200"' in text_body
     assert 'route="/v1/risk-scores",status="422"' in text_body
     assert "desist_request_duration_seconds_bucket{" in text_body
@@ -302,7 +302,7 @@ def test_metrics_count_requests_latency_errors_and_bands(service: Service) -> No
 
 
 def test_openapi_documents_every_field_with_its_range(service: Service) -> None:
-    schema = service.client.get("/openapi.json").json()
+    schema = service.client.get("/openapi.json", headers=service.headers()).json()
     fields = schema["components"]["schemas"]["Assessment"]["properties"]
     assert "reoffended_12m" not in fields and "referred_health" not in fields
     assert all("Allowed:" in spec["description"] for spec in fields.values())
@@ -318,7 +318,7 @@ def test_openapi_documents_every_field_with_its_range(service: Service) -> None:
     assert (
         f"1 to {service.settings.max_batch}" in request["properties"]["assessments"]["description"]
     )
-    assert service.client.get("/docs").status_code == 200
+    assert service.client.get("/docs", headers=service.headers()).status_code == 200
 
 
 def test_unexpected_errors_do_not_leak_details(service: Service) -> None:

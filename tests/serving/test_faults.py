@@ -5,6 +5,7 @@ store lost in the middle of training. ``benchmarks/bench_faults.py`` runs the lo
 
 from __future__ import annotations
 
+import csv
 import shutil
 import signal
 import subprocess
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from benchmarks.support.assessments import assessment
 from benchmarks.support.configs import small_config
@@ -36,7 +37,7 @@ from models.contract.tags import RUN_REGISTERED_VERSION, TAG_DIGEST
 from models.risk import ScorecardSettings
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
-from serving.commands import create_key
+from serving.commands import create_key, export_audit
 from serving.database import audit_table, make_engine
 from tests.support.serving import Service, audit_rows, make_settings, start_service
 
@@ -160,6 +161,71 @@ def test_postgresql_unreachable_answers_503_and_recovers(
         refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
     engine.dispose()
     assert "lost" not in refs and len(refs) == 2
+
+
+def _refusal_within(service: Service, seconds: float, subject_ref: str) -> Any:
+    started = time.monotonic()
+    answer = service.score([assessment(subject_ref=subject_ref)])
+    elapsed = time.monotonic() - started
+    assert elapsed < seconds, f"answered after {elapsed:.2f} s"
+    return answer
+
+
+@pytest.mark.postgres
+def test_a_frozen_postgresql_answers_503_within_2_s_and_recovers(
+    trained_store: Store, tmp_path: Path, postgres_database: str
+) -> None:
+    with TcpProxy(5432) as proxy:
+        url = postgres_database.replace(":5432/", f":{proxy.port}/")
+        settings = make_settings(trained_store, tmp_path, database_url=url)
+        for service in start_service(settings):
+            assert service.score([assessment()]).status_code == 200
+            proxy.freeze()  # connections stay open, nothing answers (a SIGSTOPped proxy)
+            refusals = [_refusal_within(service, 2.0, "frozen") for _ in range(4)]
+            assert {r.status_code for r in refusals} == {503}
+            assert {r.json()["error"] for r in refusals} <= {"audit_unavailable"}
+            assert all(r.headers["retry-after"] == "1" for r in refusals)
+            proxy.thaw()
+            score_until(service, 200, seconds=15)  # by itself: no restart, no admin call
+    engine = make_engine(postgres_database)
+    with engine.connect() as conn:
+        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
+    engine.dispose()
+    assert "frozen" not in refs  # answered 503 before COMMIT was sent: nothing recorded
+
+
+@pytest.mark.postgres
+def test_a_commit_whose_outcome_is_lost_is_answered_as_unknown_and_marked_in_the_export(
+    trained_store: Store, tmp_path: Path, postgres_database: str
+) -> None:
+    with TcpProxy(5432) as proxy:
+        url = postgres_database.replace(":5432/", f":{proxy.port}/")
+        settings = make_settings(trained_store, tmp_path, database_url=url)
+        for service in start_service(settings):
+            assert service.score([assessment(subject_ref="before")]).status_code == 200
+            engine = service.client.app.state.scoring.audit.engine  # type: ignore[attr-defined]
+            lose_next_reply = [True]
+
+            def on_commit(_conn: Any, lose: list[bool] = lose_next_reply) -> None:
+                # COMMIT reaches the server, which commits; its reply never comes back.
+                if lose and lose.pop():
+                    proxy.freeze(replies_only=True)
+
+            event.listen(engine, "commit", on_commit)
+            lost = _refusal_within(service, 2.0, "outcome-lost")
+            assert lost.status_code == 503
+            assert lost.json()["error"] == "audit_outcome_unknown"
+            proxy.thaw()
+            score_until(service, 200, seconds=15)
+            assert service.score([assessment(subject_ref="after")]).status_code == 200
+    out = tmp_path / "audit.csv"
+    export_audit(
+        None, out, settings=make_settings(trained_store, tmp_path, database_url=postgres_database)
+    )
+    answered = {row["subject_ref"]: row["answered"] for row in csv.DictReader(out.open())}
+    # The row exists (the server did commit) and says its answer was not a score.
+    assert answered["outcome-lost"] == "false"
+    assert answered["before"] == answered["after"] == "true"
 
 
 @pytest.mark.postgres

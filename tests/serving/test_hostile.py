@@ -24,8 +24,10 @@ from benchmarks.support.fuzzing import fuzz
 from benchmarks.support.registry import Store
 from serving.app import create_app
 from serving.audit import input_digest
-from serving.commands import create_key
+from serving.commands import create_key, export_audit
 from serving.database import audit_table, make_engine
+from serving.errors import KeyStoreError
+from serving.keys import KeyStore
 from tests.support.serving import (
     Service,
     audit_rows,
@@ -49,7 +51,9 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
     }
     app = create_app(settings)
     try:
-        schema = schemathesis.openapi.from_asgi("/openapi.json", app)
+        schema = schemathesis.openapi.from_asgi(
+            "/openapi.json", app, headers={"Authorization": f"Bearer {keys['score key']}"}
+        )
         report = fuzz(schema, keys, examples=EXAMPLES)
     finally:
         shutdown_lifespans()
@@ -81,7 +85,7 @@ def post(service: Service, body: bytes | str, content_type: str = "application/j
 def refused(response: Any, status: int) -> dict[str, Any]:
     assert response.status_code == status, response.text
     body: dict[str, Any] = response.json()
-    assert set(body) <= {"error", "detail", "request_id", "violations"}
+    assert set(body) <= {"error", "detail", "request_id", "violations", "violation_count"}
     assert body["request_id"] == response.headers["x-request-id"]
     assert "Traceback" not in response.text and 'File "' not in response.text
     return body
@@ -169,6 +173,54 @@ def test_wrong_types_negative_counts_and_bad_references_are_422(
     assert [v["field"] for v in body["violations"]] == [field]
     assert body["violations"][0]["assessment_index"] == 0
     assert audit_rows(service.settings) == 0
+
+
+#: Characters that end a line for some reader, or control a terminal: C0, DEL, C1 (NEL among
+#: them), and the Unicode line and paragraph separators.
+LINE_BREAKERS = [
+    "\u0000",
+    "\n",
+    "\r",
+    "\u000b",
+    "\u001b",
+    "\u007f",
+    "\u0080",
+    "\u0085",
+    "\u009b",
+    "\u009f",
+    "\u2028",
+    "\u2029",
+]
+
+
+@pytest.mark.parametrize("char", LINE_BREAKERS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKERS])
+def test_control_characters_and_line_separators_in_references_are_422(
+    service: Service, char: str
+) -> None:
+    body = refused(service.score([assessment(subject_ref=f"case{char}=cmd()")]), 422)
+    assert [v["field"] for v in body["violations"]] == ["subject_ref"]
+    assert audit_rows(service.settings) == 0
+
+
+@pytest.mark.parametrize("char", LINE_BREAKERS, ids=[f"U+{ord(c):04X}" for c in LINE_BREAKERS])
+def test_client_names_with_control_characters_or_separators_are_refused(
+    tmp_path: Path, char: str
+) -> None:
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"))
+    with pytest.raises(KeyStoreError):
+        keys.create_key(f"client{char}x", "score")
+
+
+def test_an_export_has_one_line_per_row_for_any_accepted_reference(
+    service: Service, tmp_path: Path
+) -> None:
+    refs = ["Zoë", "日本", "\u202eevil-rtl", "a\u00a0b", "tab\u200bzero", "=1+1", 'quote"d,comma']
+    assert service.score([assessment(subject_ref=r) for r in refs]).status_code == 200
+    out = tmp_path / "audit.csv"
+    assert export_audit(None, out, settings=service.settings) == len(refs)
+    # Read as a line-based tool would: every separator str.splitlines knows.
+    lines = out.read_text(encoding="utf-8").splitlines()
+    assert len(lines) == 1 + len(refs)
 
 
 def test_unicode_references_are_scored_echoed_and_audited_exactly(service: Service) -> None:

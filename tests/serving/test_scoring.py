@@ -84,3 +84,18 @@ def test_score_batch_returns_the_answer_with_its_audit_entry() -> None:
     assert (entry.model_name, entry.model_version) == ("desist-risk", "7")
     assert [record.subject_ref for record in entry.records] == ["a", "b"]
     assert all(isinstance(record, AuditRecord) for record in entry.records)
+
+
+def test_many_problems_are_counted_and_only_the_first_described() -> None:
+    model = assessment_batch_model(1000)
+    # Wrong types, not unknown fields: they pass the screen and reach validation.
+    item = {**assessment(), "age": "old", "total_sanctions": "many", "juvenile_sanctions": "x"}
+    raw = json.dumps({"assessments": [item] * 500}).encode()
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_body(raw, model)
+    assert caught.value.total == 1500 and len(caught.value.problems) == 100
+    assert caught.value.problems[0]["loc"][:2] == ("assessments", 0)
+    unknown = json.dumps({"assessments": [{**assessment(), "u1": 0, "u2": 0}] * 20_000})
+    with pytest.raises(InvalidRequestError) as caught:  # over the batch limit: 413 first
+        parse_body(unknown.encode(), model)
+    assert caught.value.problems[0]["type"] == "batch_too_large"

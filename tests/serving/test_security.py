@@ -14,7 +14,9 @@ from pathlib import Path
 
 import pytest
 import yaml
+from fastapi.testclient import TestClient
 
+import serving.commands
 import serving.keys
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
@@ -26,6 +28,7 @@ from serving.keys import KeyStore
 from serving.logs import BackgroundHandler, JsonFormatter, describe_exception, get_logger
 from serving.ratelimit import TokenBuckets
 from serving.security import check_listen_address, is_loopback
+from serving.settings import Settings
 from tests.support.serving import Service, make_settings, start_service
 
 # --- rate limits ---
@@ -335,3 +338,74 @@ def test_log_lines_are_written_in_order_off_the_caller_and_warnings_at_once() ->
     handler.flush()
     assert json.loads(stream.getvalue().splitlines()[-1])["message"] == "last"
     logger.handlers[:] = []
+
+
+# --- exposure by configuration (issue 16, item 9) and forwarded headers (item 4) ---
+
+OPERATIONS_PAGES = ["/docs", "/redoc", "/openapi.json", "/metrics"]
+
+
+@pytest.mark.parametrize("path", OPERATIONS_PAGES)
+def test_docs_and_metrics_need_a_key_by_default(service: Service, path: str) -> None:
+    refused = service.client.get(path)
+    assert refused.status_code == 401
+    assert refused.json()["error"] == "unauthenticated"
+    assert (
+        service.client.get(path, headers={"Authorization": "Bearer dsk_0_wrong"}).status_code == 401
+    )
+    assert service.client.get(path, headers=service.headers()).status_code == 200
+    assert service.client.get(path, headers=service.headers(service.admin_key)).status_code == 200
+
+
+@pytest.mark.parametrize("path", OPERATIONS_PAGES)
+def test_docs_and_metrics_open_to_listed_addresses_or_when_configured(
+    trained_store: Store, tmp_path: Path, path: str
+) -> None:
+    settings = make_settings(trained_store, tmp_path, operations_addresses=("10.0.0.0/8",))
+    for service in start_service(settings):
+        app = service.client.app
+        with TestClient(app, client=("10.1.2.3", 5000)) as inside:
+            assert inside.get(path).status_code == 200
+        with TestClient(app, client=("192.0.2.7", 5000)) as outside:
+            assert outside.get(path).status_code == 401
+    settings = make_settings(
+        trained_store, tmp_path / "open", docs_access="open", metrics_access="open"
+    )
+    for service in start_service(settings):
+        assert service.client.get(path).status_code == 200
+
+
+def test_docs_can_be_turned_off(trained_store: Store, tmp_path: Path) -> None:
+    settings = make_settings(trained_store, tmp_path, docs_access="off")
+    for service in start_service(settings):
+        for path in ("/docs", "/redoc", "/openapi.json"):
+            assert service.client.get(path, headers=service.headers()).status_code == 404
+
+
+def test_no_redirect_is_built_from_the_clients_host(service: Service) -> None:
+    answer = service.client.post(
+        "/v1/risk-scores/",
+        json={"assessments": [assessment()]},
+        headers={**service.headers(), "Host": "evil.example"},
+        follow_redirects=False,
+    )
+    assert answer.status_code == 404
+    assert "location" not in answer.headers
+
+
+def test_serve_trusts_forwarded_headers_only_from_configured_proxies(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    seen: list[dict[str, object]] = []
+    monkeypatch.setattr(serving.commands.uvicorn, "run", lambda *a, **kw: seen.append(kw))
+    monkeypatch.setattr(serving.commands, "get_settings", lambda: Settings())
+    serving.commands.serve()
+    assert seen[-1]["proxy_headers"] is False  # uvicorn's default trusted 127.0.0.1
+    assert seen[-1]["server_header"] is False
+    assert seen[-1]["http"] == "serving.protocol:BoundedHttpToolsProtocol"
+    monkeypatch.setattr(
+        serving.commands, "get_settings", lambda: Settings(trusted_proxies=("10.0.0.5",))
+    )
+    serving.commands.serve()
+    assert seen[-1]["proxy_headers"] is True
+    assert seen[-1]["forwarded_allow_ips"] == ["10.0.0.5"]

@@ -6,13 +6,14 @@ import asyncio
 import threading
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select, text
 
 from serving.audit import AuditEntry, AuditLog, AuditRecord
 from serving.database import audit_table, make_engine
-from serving.errors import AuditWriteError
+from serving.errors import AuditWriteError, RequestDeadlineError
 from serving.worker import ScoringWorker
 
 
@@ -28,9 +29,9 @@ class Recording(AuditLog):
         super().__init__(*args, **kwargs)  # type: ignore[arg-type]
         self.groups: list[list[str]] = []
 
-    def record_all(self, entries: Sequence[AuditEntry]) -> None:
+    def record_all(self, entries: Sequence[AuditEntry], **options: Any) -> None:
         self.groups.append([e.request_id for e in entries])
-        super().record_all(entries)
+        super().record_all(entries, **options)
 
 
 def rows_of(log: AuditLog, request_id: str) -> int:
@@ -116,7 +117,7 @@ def test_a_failed_group_commit_fails_every_request_of_it_and_records_none(
     worker = ScoringWorker(log)
     real = log.record_all
 
-    def failing(entries: Sequence[AuditEntry]) -> None:
+    def failing(entries: Sequence[AuditEntry], **options: Any) -> None:
         if "r0" in [e.request_id for e in entries]:
             # The commit itself fails, after the first rows went in: nothing may remain.
             with engine.begin() as conn:
@@ -126,7 +127,7 @@ def test_a_failed_group_commit_fails_every_request_of_it_and_records_none(
                         "WHEN NEW.request_id = 'r4' BEGIN SELECT RAISE(ABORT, 'x'); END"
                     )
                 )
-        real(entries)
+        real(entries, **options)
 
     log.record_all = failing  # type: ignore[method-assign]
     outcomes = run_group(worker, [f"r{i}" for i in range(5)])
@@ -163,7 +164,7 @@ def test_close_finishes_what_is_queued() -> None:
     done: list[int] = []
 
     class Log:
-        def record_all(self, entries: Sequence[AuditEntry]) -> None:
+        def record_all(self, entries: Sequence[AuditEntry], **options: Any) -> None:
             done.extend(range(len(entries)))
 
     worker = ScoringWorker(Log())  # type: ignore[arg-type]
@@ -178,3 +179,32 @@ def test_close_finishes_what_is_queued() -> None:
     assert len(done) == 20
     with pytest.raises(ValueError):
         ScoringWorker(Log(), threads=0)  # type: ignore[arg-type]
+
+
+def test_a_request_past_its_deadline_is_503_at_once_and_never_recorded(tmp_path: Path) -> None:
+    log = Recording(make_engine(f"sqlite:///{tmp_path / 'a.db'}"))
+    worker = ScoringWorker(log, request_deadline=0.3)
+    release = threading.Event()
+
+    def slow() -> tuple[str, AuditEntry]:
+        release.wait(10)  # a long scoring, holding the only thread
+        return "slow", entry("slow")
+
+    async def main() -> list[object]:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        outcomes = await asyncio.gather(
+            worker.submit(slow),
+            worker.submit(lambda: ("queued", entry("queued"))),
+            return_exceptions=True,
+        )
+        elapsed = loop.time() - started
+        release.set()
+        assert elapsed < 1.0, elapsed  # answered at the deadline, not when the thread frees
+        return list(outcomes)
+
+    outcomes = asyncio.run(main())
+    worker.close()
+    assert all(isinstance(o, RequestDeadlineError) for o in outcomes)
+    assert rows_of(log, "slow") == rows_of(log, "queued") == 0
+    assert log.groups == []  # nothing was committed for either
