@@ -24,6 +24,7 @@ import pandas as pd
 
 from data.schema import FIELDS_BY_NAME
 from models.risk import AnySettings
+from models.threads import ThreadBudget
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
 from pipeline.evaluation import Evaluation
@@ -31,6 +32,7 @@ from pipeline.fairness import plot_calibration_by_decile, plot_error_rates, rend
 from pipeline.jobs import (
     Splits,
     StagedArtifacts,
+    budget_params,
     config_params,
     job_run,
     log_job_model,
@@ -67,9 +69,9 @@ def slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", text.lower()).strip("_")
 
 
-def record_params(config: RiskTrainConfig) -> None:
-    """Log the whole config as the parent run's parameters."""
-    mlflow.log_params(config_params(config))
+def record_params(config: RiskTrainConfig, budget: ThreadBudget) -> None:
+    """Log the whole config and the thread budget as the parent run's parameters (one call)."""
+    mlflow.log_params({**config_params(config), **budget_params(budget)})
 
 
 def record_single_feature_aucs(table: pd.DataFrame) -> None:

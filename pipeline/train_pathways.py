@@ -29,8 +29,10 @@ from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.jobs import (
     Progress,
+    budget_params,
     config_params,
     job_run,
+    job_threads,
     log_job_model,
     silent,
     staged_artifacts,
@@ -79,8 +81,12 @@ def train(
     """
     started = time.perf_counter()
     experiment_id = tracker.experiment_id(config.experiment)
-    with tracker.activate(), job_run(experiment_id, "train-pathways") as run_id:
-        mlflow.log_params(config_params(config))
+    with (
+        tracker.activate(),
+        job_run(experiment_id, "train-pathways") as run_id,
+        job_threads(config.threads, progress) as budget,
+    ):
+        mlflow.log_params({**config_params(config), **budget_params(budget)})
         data = _load(config, progress)
         train_part, test = _split(data, config)
         progress(f"Fitting per-programme effects on {len(train_part):,} people (cross-fitted) ...")
