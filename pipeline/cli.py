@@ -149,6 +149,14 @@ def _train_pathways(args: argparse.Namespace) -> int:
     return 0
 
 
+def _mission(args: argparse.Namespace) -> int:
+    from pipeline.jobs import to_stderr
+    from pipeline.mission import run_mission_from_files
+
+    print(run_mission_from_files(args.risk_config, args.pathway_config, args.threads, to_stderr))
+    return 0
+
+
 def _promote(args: argparse.Namespace) -> int:
     from data.schema import NEVER_FEATURES
     from pipeline.config import (
@@ -328,6 +336,17 @@ def build_parser() -> argparse.ArgumentParser:
     pathways.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
     _add_threads(pathways)
     pathways.set_defaults(handler=_train_pathways)
+
+    mission = commands.add_parser(
+        "mission",
+        help="the whole mission: train and promote both models, serve, score, audit, report",
+    )
+    for kind, default in (("risk", "synthetic.toml"), ("pathway", "pathways.toml")):
+        mission.add_argument(
+            f"--{kind}-config", type=Path, default=Path("configs", default), help=f"{kind} TOML"
+        )
+    _add_threads(mission)
+    mission.set_defaults(handler=_mission)
 
     cv = commands.add_parser("cv", help="cross-validate feature choices without the test split")
     cv_kinds = cv.add_subparsers(dest="kind", required=True, metavar="KIND")
