@@ -6,7 +6,8 @@ Figures (saved to ``benchmarks/results/train_risk.json``, or
 - ``plain_seconds``: the plainest script doing the job's modelling work: fit
   each family of the config with the same settings on the same training
   rows, calibrate it on the calibration split, predict the test split, log
-  each model to MLflow (``mlflow.sklearn.log_model``, a local store). No
+  each model to MLflow (``mlflow.sklearn.log_model`` in skops format, as the
+  job does, to a local SQLite store). No
   thread control, no validation, evaluation, audit, plots or registration.
 - ``job_seconds``: the whole job (``pipeline.train_risk.train``), and
   ``job_to_plain_ratio`` (target <= 1.5);
@@ -49,7 +50,7 @@ from models.encoding import AssessmentEncoder
 from models.risk import build_risk_model, calibrate
 from pipeline.config import DatasetConfig, RiskTrainConfig, load_risk_config
 from pipeline.jobs import split_frame
-from pipeline.tracking import Tracker
+from pipeline.tracking import Tracker, skops_trusted_types
 from pipeline.train_risk import TrainResult, train
 
 CONFIG = Path(__file__).parents[1] / "configs" / "synthetic.toml"
@@ -72,7 +73,11 @@ def plain_script(config: RiskTrainConfig, home: Path) -> float:
                 fitted, splits.calibration, splits.calibration[config.target], config.calibration
             )
             model.predict_proba(splits.test)
-            mlflow.sklearn.log_model(model, name="model")
+            # skops, as the job logs it (the project loads no pickles); the types to trust
+            # are the plain script's to name.
+            mlflow.sklearn.log_model(
+                model, name="model", skops_trusted_types=skops_trusted_types(model)
+            )
     return time.perf_counter() - started
 
 
