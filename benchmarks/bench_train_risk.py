@@ -56,6 +56,14 @@ from pipeline.train_risk import TrainResult, train
 CONFIG = Path(__file__).parents[1] / "configs" / "synthetic.toml"
 TARGET_JOB_TO_PLAIN = 1.5
 TARGET_CONTENDED_TO_QUIET = 2.0
+#: Keeps one core busy, and ends when the benchmark does, even if it is killed.
+BUSY_LOOP = """
+import os
+parent = os.getppid()
+while os.getppid() == parent:
+    for _ in range(100_000):
+        pass
+"""
 
 
 def plain_script(config: RiskTrainConfig, home: Path) -> float:
@@ -117,7 +125,7 @@ def measure(config: RiskTrainConfig, label: str) -> dict[str, Any]:
 @contextmanager
 def busy_core(settle: float) -> Iterator[int]:
     """Keep one core busy with an unrelated process for the block; yield its pid."""
-    process = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    process = subprocess.Popen([sys.executable, "-c", BUSY_LOOP])
     try:
         print(f"busy process {process.pid} started; settling {settle:.0f} s ...", flush=True)
         time.sleep(settle)
