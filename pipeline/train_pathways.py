@@ -141,7 +141,6 @@ def _record(
     config: PathwayTrainConfig,
 ) -> ModelInfo:
     """Log the evaluation's metrics, plots and tables, and the model; return the model's info."""
-    mlflow.log_metrics(evaluation.metrics)
     with staged_artifacts() as staged:
         staged.figure(plot_qini(evaluation.pseudo, evaluation.estimates), "qini_curves")
         staged.figure(plot_policy_values(evaluation.values), "policy_values")
@@ -149,7 +148,11 @@ def _record(
         mlflow.log_table(evaluation.overlap, "tables/overlap_by_group.json")
         staged.text(evaluation.overlap.to_csv(index=False), "tables/overlap_by_group.csv")
         staged.text(evaluation.policy_table.to_csv(index=False), "tables/policy_values.csv")
-    return log_job_model(model, config.features, test, probabilities=False)
+    info = log_job_model(model, config.features, test, probabilities=False)
+    # After the model, linked to it in one call (logging a model copies the run's metrics
+    # to it one query per metric).
+    mlflow.log_metrics(evaluation.metrics, model_id=info.model_id)
+    return info
 
 
 def _register(
