@@ -20,11 +20,12 @@ $(VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 
-## Main job, end to end on embedded defaults (synthetic cohort, SQLite MLflow store under $(DESIST_HOME)):
-## train the risk model, register it, and promote the first version that passes the gates.
+## The whole mission on embedded defaults (synthetic cohort, SQLite MLflow store under $(DESIST_HOME)):
+## train the risk and pathway models, promote both through their gates, start the service,
+## ask it for one score and one recommendation with a key made for the run, check both were
+## audited, stop it, and print what was built and the next commands (pipeline/mission.py).
 run: venv
-	$(BIN)/desist train risk --config configs/synthetic.toml
-	$(BIN)/desist promote risk --config configs/synthetic.toml --version latest
+	$(BIN)/desist mission --risk-config configs/synthetic.toml --pathway-config configs/pathways.toml
 
 ## Every test, plus lint, format and type checks.
 test: venv lint typecheck unit

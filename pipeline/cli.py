@@ -71,7 +71,7 @@ def _train_risk(args: argparse.Namespace) -> int:
     from pipeline.tracking import Tracker
     from pipeline.train_risk import train
 
-    config = load_risk_config(args.config, data=args.data)
+    config = load_risk_config(args.config, data=args.data, threads=args.threads)
     tracker = Tracker.from_environment()
     result = train(config, tracker=tracker, progress=to_stderr)
     test = result.test
@@ -102,10 +102,13 @@ def _train_risk(args: argparse.Namespace) -> int:
 def _cv_risk(args: argparse.Namespace) -> int:
     from pipeline.config import load_risk_config
     from pipeline.cross_validation import study_features
-    from pipeline.jobs import to_stderr
+    from pipeline.jobs import job_threads, to_stderr
 
-    config = load_risk_config(args.config, data=args.data)
-    study = study_features(config, extra=tuple(args.extra), folds=args.folds, progress=to_stderr)
+    config = load_risk_config(args.config, data=args.data, threads=args.threads)
+    with job_threads(config.threads, to_stderr):
+        study = study_features(
+            config, extra=tuple(args.extra), folds=args.folds, progress=to_stderr
+        )
     print(
         f"\n{args.folds}-fold cross-validation on {study.rows:,} rows (test split set aside)\n"
         "  features added in config order; AUC mean (sd) over folds:"
@@ -129,7 +132,7 @@ def _train_pathways(args: argparse.Namespace) -> int:
     from pipeline.tracking import Tracker
     from pipeline.train_pathways import train
 
-    config = load_pathway_config(args.config, data=args.data)
+    config = load_pathway_config(args.config, data=args.data, threads=args.threads)
     tracker = Tracker.from_environment()
     result = train(config, tracker=tracker, progress=to_stderr)
     lines = [
@@ -143,6 +146,14 @@ def _train_pathways(args: argparse.Namespace) -> int:
     lines.append(f"  people with at least one recommendation: {result.recommended_share:.0%}")
     lines.append(f"  browse:     {tracker.ui_command()}")
     print("\n".join(lines))
+    return 0
+
+
+def _mission(args: argparse.Namespace) -> int:
+    from pipeline.jobs import to_stderr
+    from pipeline.mission import run_mission_from_files
+
+    print(run_mission_from_files(args.risk_config, args.pathway_config, args.threads, to_stderr))
     return 0
 
 
@@ -267,6 +278,22 @@ def _audit_export(args: argparse.Namespace) -> int:
     return 0
 
 
+def _positive(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, not {value}")
+    return value
+
+
+def _add_threads(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--threads",
+        type=_positive,
+        help="threads each fit and prediction may use; overrides the config's "
+        "(default: the idle cores)",
+    )
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``desist`` command."""
     parser = argparse.ArgumentParser(
@@ -300,13 +327,26 @@ def build_parser() -> argparse.ArgumentParser:
         "--config", type=Path, required=True, help="TOML config, e.g. configs/synthetic.toml"
     )
     risk.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
+    _add_threads(risk)
     risk.set_defaults(handler=_train_risk)
     pathways = train_kinds.add_parser("pathways", help="pathway-effect (recommendation) model")
     pathways.add_argument(
         "--config", type=Path, required=True, help="TOML, e.g. configs/pathways.toml"
     )
     pathways.add_argument("--data", type=Path, help="dataset file; overrides the config's dataset")
+    _add_threads(pathways)
     pathways.set_defaults(handler=_train_pathways)
+
+    mission = commands.add_parser(
+        "mission",
+        help="the whole mission: train and promote both models, serve, score, audit, report",
+    )
+    for kind, default in (("risk", "synthetic.toml"), ("pathway", "pathways.toml")):
+        mission.add_argument(
+            f"--{kind}-config", type=Path, default=Path("configs", default), help=f"{kind} TOML"
+        )
+    _add_threads(mission)
+    mission.set_defaults(handler=_mission)
 
     cv = commands.add_parser("cv", help="cross-validate feature choices without the test split")
     cv_kinds = cv.add_subparsers(dest="kind", required=True, metavar="KIND")
@@ -317,6 +357,7 @@ def build_parser() -> argparse.ArgumentParser:
     cv_risk.add_argument(
         "--extra", nargs="*", default=[], help="candidate features tried after the config's"
     )
+    _add_threads(cv_risk)
     cv_risk.set_defaults(handler=_cv_risk)
 
     promote = commands.add_parser("promote", help="move the champion alias, if the gates pass")

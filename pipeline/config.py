@@ -132,6 +132,12 @@ class _JobConfig(_Strict):
     adapter: SourceAdapter | None = Field(
         default=None, description="how a source's own columns become schema columns"
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        description="threads every fit and prediction may use; default the idle cores "
+        "(models.threads.choose_threads)",
+    )
 
     @model_validator(mode="after")
     def _fields_are_allowed(self) -> Self:
@@ -301,17 +307,23 @@ def _describe(err: ValidationError) -> str:
     )
 
 
-def load_risk_config(path: Path, *, data: Path | None = None) -> RiskTrainConfig:
+def load_risk_config(
+    path: Path, *, data: Path | None = None, threads: int | None = None
+) -> RiskTrainConfig:
     """Read a risk-training config from TOML (see :func:`load_config`)."""
-    return load_config(path, RiskTrainConfig, data=data)
+    return load_config(path, RiskTrainConfig, data=data, threads=threads)
 
 
-def load_pathway_config(path: Path, *, data: Path | None = None) -> PathwayTrainConfig:
+def load_pathway_config(
+    path: Path, *, data: Path | None = None, threads: int | None = None
+) -> PathwayTrainConfig:
     """Read a pathway-training config from TOML (see :func:`load_config`)."""
-    return load_config(path, PathwayTrainConfig, data=data)
+    return load_config(path, PathwayTrainConfig, data=data, threads=threads)
 
 
-def load_config(path: Path, kind: type[ConfigT], *, data: Path | None = None) -> ConfigT:
+def load_config(
+    path: Path, kind: type[ConfigT], *, data: Path | None = None, threads: int | None = None
+) -> ConfigT:
     """Read a job config of type ``kind`` from TOML.
 
     Parameters
@@ -320,6 +332,8 @@ def load_config(path: Path, kind: type[ConfigT], *, data: Path | None = None) ->
         The TOML file.
     data
         Replaces the config's dataset source with this file (``--data``).
+    threads
+        Replaces the config's thread budget (``--threads``).
 
     Raises
     ------
@@ -339,6 +353,8 @@ def load_config(path: Path, kind: type[ConfigT], *, data: Path | None = None) ->
     elif isinstance(raw.get("dataset", {}).get("path"), str):
         # Relative dataset paths are relative to the config file, not the shell.
         raw["dataset"]["path"] = str((path.parent / raw["dataset"]["path"]).resolve())
+    if threads is not None:
+        raw["threads"] = threads
     try:
         return kind.model_validate(raw)
     except ValidationError as err:

@@ -1,7 +1,8 @@
 """Helpers every job shares.
 
-Progress lines, the config as run parameters, the risk split, staged
-artifacts, the logged model and the run that records its own failure.
+Progress lines, the config as run parameters, the thread budget, the risk
+split, staged artifacts, the logged model and the run that records its own
+failure.
 
 The training jobs, the feature study, batch scoring and the command line use
 these helpers; no job imports another job's names.
@@ -26,6 +27,7 @@ from sklearn.model_selection import train_test_split
 
 from models.contract.artifact import skops_trusted_types
 from models.encoding import to_model_input
+from models.threads import ThreadBudget, choose_threads, thread_limit
 from pipeline.config import RiskTrainConfig
 from pipeline.tracking import model_requirements
 
@@ -61,6 +63,24 @@ def config_params(config: BaseModel) -> dict[str, str]:
     out: dict[str, str] = {}
     _flatten("", config.model_dump(mode="json"), out)
     return out
+
+
+def budget_params(budget: ThreadBudget) -> dict[str, str]:
+    """Return the thread budget as run parameters (logged beside the config's)."""
+    return {"desist.threads": str(budget.threads), "desist.threads_reason": budget.reason}
+
+
+@contextmanager
+def job_threads(asked: int | None, progress: Progress) -> Iterator[ThreadBudget]:
+    """Choose a job's thread budget, say it, and run the block within it.
+
+    Every fit and prediction inside uses at most that many OpenMP and BLAS
+    threads (see :mod:`models.threads`).
+    """
+    budget = choose_threads(asked)
+    progress(f"Thread budget: {budget.threads} ({budget.reason})")
+    with thread_limit(budget.threads):
+        yield budget
 
 
 @dataclass(frozen=True, slots=True)

@@ -24,6 +24,7 @@ import pandas as pd
 from data.schema import FIELDS_BY_NAME
 from models.contract.tags import TAG_FAMILY
 from models.risk import AnySettings
+from models.threads import ThreadBudget
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
 from pipeline.evaluation import Evaluation
@@ -32,6 +33,7 @@ from pipeline.fairness_report import render_report
 from pipeline.jobs import (
     Splits,
     StagedArtifacts,
+    budget_params,
     config_params,
     job_run,
     log_job_model,
@@ -63,9 +65,9 @@ FAIRNESS_TABLES = (
 )
 
 
-def record_params(config: RiskTrainConfig) -> None:
-    """Log the whole config as the parent run's parameters."""
-    mlflow.log_params(config_params(config))
+def record_params(config: RiskTrainConfig, budget: ThreadBudget) -> None:
+    """Log the whole config and the thread budget as the parent run's parameters (one call)."""
+    mlflow.log_params({**config_params(config), **budget_params(budget)})
 
 
 def record_single_feature_aucs(table: pd.DataFrame) -> None:
@@ -160,14 +162,12 @@ def record_family(
     config: RiskTrainConfig, data: JobData, splits: Splits, fit: FamilyFit, run_id: str
 ) -> str:
     """Log a fitted family in its (active) child run; return its logged model's URI."""
-    mlflow.log_metrics(
-        {
-            **fit.evaluation.metrics("test_"),
-            **fit.choice_metrics,
-            "fit_seconds": fit.fit_seconds,
-            "test_max_group_calibration_gap": fit.max_group_calibration_gap,
-        }
-    )
+    metrics = {
+        **fit.evaluation.metrics("test_"),
+        **fit.choice_metrics,
+        "fit_seconds": fit.fit_seconds,
+        "test_max_group_calibration_gap": fit.max_group_calibration_gap,
+    }
     y_test = splits.test[config.target].to_numpy(dtype=int)
     probability, evaluation = fit.test_probability, fit.evaluation
     with staged_artifacts() as staged:
@@ -184,7 +184,11 @@ def record_family(
         staged.text(evaluation.group_table.to_csv(index=False), "tables/group_table.csv")
         card = build_model_card(config, data, splits, fit.family, run_id, evaluation)
         stage_card(staged, card)
-    return str(log_job_model(fit.model, config.features, splits.test, probabilities=True).model_uri)
+    info = log_job_model(fit.model, config.features, splits.test, probabilities=True)
+    # After the model, linked to it in the same call: logging the model copies every metric
+    # the run already holds to it, one query per metric (about 110 per family).
+    mlflow.log_metrics(metrics, model_id=info.model_id)
+    return str(info.model_uri)
 
 
 def record_selection(selection: Selection) -> None:

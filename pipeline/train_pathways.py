@@ -28,8 +28,10 @@ from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.jobs import (
     Progress,
+    budget_params,
     config_params,
     job_run,
+    job_threads,
     log_job_model,
     silent,
     staged_artifacts,
@@ -70,8 +72,12 @@ def train(
     """
     started = time.perf_counter()
     experiment_id = tracker.experiment_id(config.experiment)
-    with tracker.activate(), job_run(experiment_id, "train-pathways") as run_id:
-        mlflow.log_params(config_params(config))
+    with (
+        tracker.activate(),
+        job_run(experiment_id, "train-pathways") as run_id,
+        job_threads(config.threads, progress) as budget,
+    ):
+        mlflow.log_params({**config_params(config), **budget_params(budget)})
         data = _load(config, progress)
         train_part, test = _split(data, config)
         progress(f"Fitting per-programme effects on {len(train_part):,} people (cross-fitted) ...")
@@ -126,7 +132,6 @@ def _record(
     config: PathwayTrainConfig,
 ) -> ModelInfo:
     """Log the evaluation's metrics, plots and tables, and the model; return the model's info."""
-    mlflow.log_metrics(evaluation.metrics)
     with staged_artifacts() as staged:
         staged.figure(plot_qini(evaluation.pseudo, evaluation.estimates), "qini_curves")
         staged.figure(plot_policy_values(evaluation.values), "policy_values")
@@ -134,7 +139,11 @@ def _record(
         mlflow.log_table(evaluation.overlap, "tables/overlap_by_group.json")
         staged.text(evaluation.overlap.to_csv(index=False), "tables/overlap_by_group.csv")
         staged.text(evaluation.policy_table.to_csv(index=False), "tables/policy_values.csv")
-    return log_job_model(model, config.features, test, probabilities=False)
+    info = log_job_model(model, config.features, test, probabilities=False)
+    # After the model, linked to it in one call (logging a model copies the run's metrics
+    # to it one query per metric).
+    mlflow.log_metrics(evaluation.metrics, model_id=info.model_id)
+    return info
 
 
 def _register(

@@ -27,7 +27,15 @@ from pipeline import risk_record as record
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.evaluation import Evaluation
-from pipeline.jobs import Progress, Splits, job_run, silent, split_frame, staged_artifacts
+from pipeline.jobs import (
+    Progress,
+    Splits,
+    job_run,
+    job_threads,
+    silent,
+    split_frame,
+    staged_artifacts,
+)
 from pipeline.risk_audit import audit, compare, screen_single_features
 from pipeline.risk_families import (
     FamilyResult,
@@ -87,11 +95,15 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
     """
     started = time.perf_counter()
     experiment_id = tracker.experiment_id(config.experiment)
-    with tracker.activate(), job_run(experiment_id, "train-risk") as run_id:
+    with (
+        tracker.activate(),
+        job_run(experiment_id, "train-risk") as run_id,
+        job_threads(config.threads, progress) as budget,
+    ):
         # Refused before anything is read or fitted (the config check, again, for
         # configs built in code with model_construct).
         check_leakage(config.features, config.audit_only, config.adapter)
-        record.record_params(config)
+        record.record_params(config, budget)
         data = _load(config, progress)
         splits = _split(config, data, progress)
         screened = screen_single_features(config, splits.train, progress)

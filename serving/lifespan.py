@@ -20,8 +20,10 @@ from typing import Any
 from fastapi import FastAPI
 from sqlalchemy import Engine
 from starlette.concurrency import run_in_threadpool
+from threadpoolctl import threadpool_limits
 
 from models.contract.errors import ModelLoadError
+from models.threads import choose_threads
 from serving.audit import AuditLog
 from serving.database import checkpoint_wal, is_sqlite, make_engine, prepare_tables
 from serving.keys import KeyStore
@@ -40,6 +42,10 @@ def make_lifespan(settings: Settings) -> Lifespan:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Before any model loads: every prediction of this worker runs within the budget.
+        budget = choose_threads(settings.threads)
+        threads = threadpool_limits(limits=budget.threads)
+        log.info("thread budget", extra={"threads": budget.threads, "reason": budget.reason})
         engine = make_engine(
             settings.resolved_database_url(),
             connect_timeout=settings.database_connect_timeout,
@@ -98,6 +104,7 @@ def make_lifespan(settings: Settings) -> Lifespan:
             await run_in_threadpool(app.state.scoring.close)
             engine.dispose()
             sys.setswitchinterval(switch_interval)
+            threads.restore_original_limits()
 
     return lifespan
 

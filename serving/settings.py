@@ -57,6 +57,14 @@ class Settings(BaseSettings):
         "the audit rows of the requests waiting together in one transaction. The work holds the "
         "GIL and SQLite takes one writer at a time: more threads only add switching.",
     )
+    threads: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Native (OpenMP and BLAS) threads each prediction may use, per worker; "
+        "default the idle cores when the service starts (models.threads.choose_threads). "
+        "More threads than free cores make every prediction wait for the slowest.",
+    )
     gil_switch_interval_ms: float = Field(
         default=0.5,
         gt=0,

@@ -8,11 +8,20 @@ from collections.abc import Iterator
 
 # Before anything imports MLflow: tests run offline.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+# Tests share machines with other work: one native thread each, never oversubscribed.
+# The variables reach subprocesses (a served app); the limit covers pools already loaded.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+os.environ.setdefault("MKL_NUM_THREADS", "1")
+os.environ.setdefault("DESIST_THREADS", "1")
 
 import pandas as pd
 import pytest
+from threadpoolctl import threadpool_limits
 
 from data.synthetic import SynthConfig, generate_cohort
+
+threadpool_limits(limits=1)
 
 
 @pytest.fixture(scope="session")
