@@ -25,6 +25,7 @@ from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
 from models.contract.artifact import skops_trusted_types
+from models.contract.tags import RUN_ERROR
 from models.encoding import to_model_input
 from pipeline.config import RiskTrainConfig
 from pipeline.tracking import model_requirements
@@ -127,7 +128,7 @@ def recording_failure() -> Iterator[None]:
     try:
         yield
     except BaseException as err:
-        mlflow.set_tag("desist.error", f"{type(err).__name__}: {err}"[:5000])
+        mlflow.set_tag(RUN_ERROR, f"{type(err).__name__}: {err}"[:5000])
         raise
 
 

@@ -20,6 +20,7 @@ from pipeline.monitoring import (
     EXIT_ALERT,
     EXIT_OK,
     TAG_ALERT,
+    TAG_ALERTS,
     TAG_LAST_RUN,
     TAG_REFERENCE,
     TAG_VERSION,
@@ -174,7 +175,7 @@ def test_a_run_is_logged_and_linked_to_the_version(
     run = client.get_run(result.run_id)
     assert run.data.tags[TAG_VERSION] == "1"
     assert run.data.tags[TAG_ALERT] == "true"
-    assert "drift age" in run.data.tags["desist.alerts"]
+    assert "drift age" in run.data.tags[TAG_ALERTS]
     assert run.data.metrics["drift_feature_age_psi"] > 0.03
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"monitoring_report.html", "plots", "tables"} <= artifacts
