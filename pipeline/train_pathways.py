@@ -63,10 +63,8 @@ def train(
     ----------
     config
         What to train (see :class:`pipeline.config.PathwayTrainConfig`).
-    tracker
-        Where runs and the registry live.
-    progress
-        Receives one line per long step.
+    tracker, progress
+        Where runs and the registry live, and what receives one line per long step.
     """
     started = time.perf_counter()
     experiment_id = tracker.experiment_id(config.experiment)

@@ -7,6 +7,7 @@ import pytest
 from data.errors import (
     DatasetFormatError,
     DesistError,
+    FieldError,
     ForbiddenFeatureError,
     LeakageError,
     SchemaValidationError,
@@ -82,3 +83,8 @@ def test_every_data_error_is_a_desist_error() -> None:
         LeakageError,
     ):
         assert issubclass(kind, DesistError)
+
+
+def test_the_field_errors_share_one_base_naming_the_field() -> None:
+    for error in (UnknownFieldError("x"), ForbiddenFeatureError("x", "id"), LeakageError("x", "r")):
+        assert isinstance(error, FieldError) and error.name == "x"
