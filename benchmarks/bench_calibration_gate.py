@@ -26,6 +26,7 @@ import pandas as pd
 from benchmarks.common import save
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.fetch import fetch_model
+from models.contract.tags import TAG_FAMILY
 from models.risk import cross_fit
 from pipeline.calibration_checks import CalibrationGateConfig, evaluate_calibration_gate
 from pipeline.config import load_risk_config
@@ -48,7 +49,7 @@ def main() -> None:
     uri = f"models:/{config.registered_model}/{args.version}"
     with tracker.activate():
         loaded = fetch_model(uri, ScoreCalibratedClassifier, tracking_uri=tracker.tracking_uri)
-    family = loaded.tags.get("desist.family", "")
+    family = loaded.tags.get(TAG_FAMILY, "")
     gate = CalibrationGateConfig()
     records = {}
     test = splits.test

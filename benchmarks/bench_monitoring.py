@@ -38,8 +38,11 @@ from pathlib import Path
 
 from benchmarks.common import save
 from data.shifts import ShiftConfig
-from pipeline.deployment_simulation import simulate_monitoring_inputs, train_simulated_model
-from pipeline.monitoring import assess, monitor
+from pipeline.deployment_simulation import (
+    monitor_simulated,
+    simulate_monitoring_inputs,
+    train_simulated_model,
+)
 from pipeline.monitoring_config import load_monitoring_config
 from pipeline.tracking import Tracker
 
@@ -81,14 +84,7 @@ def main() -> None:
         for i in range(args.cohorts):
             inputs = simulate_monitoring_inputs(trained, shift, rows=args.rows, seed=FIRST_SEED + i)
             started = time.perf_counter()
-            result = assess(
-                config,
-                scores=inputs.scores,
-                outcomes=inputs.outcomes,
-                decisions=inputs.decisions,
-                reference=trained.reference,
-                version="1",
-            )
+            result = monitor_simulated(config, trained, inputs)
             seconds.append(time.perf_counter() - started)
             alerted += result.alerted
             named += any(a.startswith(expected) for a in result.alerts) if expected else 0
@@ -120,14 +116,7 @@ def main() -> None:
             inputs = simulate_monitoring_inputs(
                 trained, ShiftConfig(), rows=args.rows, seed=FIRST_SEED + 1_000 + i
             )
-            result = assess(
-                config,
-                scores=inputs.scores,
-                outcomes=inputs.outcomes,
-                decisions=inputs.decisions,
-                reference=trained.reference,
-                version="1",
-            )
+            result = monitor_simulated(config, trained, inputs)
             alerted += result.alerted
             extra.update(result.alerts)
         figures["unshifted_extended"] = {
@@ -143,25 +132,10 @@ def main() -> None:
         # Creating a new SQLite store (its schema migrations) is set-up, not monitoring.
         tracker.experiment_id(config.experiment)
         started = time.perf_counter()
-        result = monitor(
-            config,
-            tracker=tracker,
-            scores=inputs.scores,
-            outcomes=inputs.outcomes,
-            decisions=inputs.decisions,
-            reference=trained.reference,
-            version="1",
-        )
+        result = monitor_simulated(config, trained, inputs, tracker=tracker)
         total = time.perf_counter() - started
     started = time.perf_counter()
-    assess(
-        config,
-        scores=inputs.scores,
-        outcomes=inputs.outcomes,
-        decisions=inputs.decisions,
-        reference=trained.reference,
-        version="1",
-    )
+    monitor_simulated(config, trained, inputs)
     checks_only = time.perf_counter() - started
     figures["large"] = {
         "scored_people": result.n_scored,

@@ -79,21 +79,27 @@ class SchemaValidationError(DesistError):
         return "\n".join(lines)
 
 
-class UnknownFieldError(DesistError):
+class FieldError(DesistError):
+    """A config names a field it may not use; ``name`` is that field."""
+
+    def __init__(self, name: str, message: str) -> None:
+        self.name = name
+        super().__init__(message)
+
+
+class UnknownFieldError(FieldError):
     """A config names a field that is not in the schema."""
 
     def __init__(self, name: str) -> None:
-        self.name = name
-        super().__init__(f"{name!r} is not a field of the assessment schema")
+        super().__init__(name, f"{name!r} is not a field of the assessment schema")
 
 
-class ForbiddenFeatureError(DesistError):
+class ForbiddenFeatureError(FieldError):
     """A config asks for a field that must never be a model feature."""
 
     def __init__(self, name: str, role: str) -> None:
-        self.name = name
         self.role = role
-        super().__init__(f"{name!r} ({role}) may not be used as a model feature")
+        super().__init__(name, f"{name!r} ({role}) may not be used as a model feature")
 
 
 class DatasetFormatError(DesistError):
@@ -115,10 +121,9 @@ class SourceAdapterError(DesistError):
         super().__init__(f"{column}: {reason}{where}")
 
 
-class LeakageError(DesistError):
+class LeakageError(FieldError):
     """A config asks for a feature that leaks the outcome or is audit-only."""
 
     def __init__(self, name: str, reason: str) -> None:
-        self.name = name
         self.reason = reason
-        super().__init__(f"{name!r} may not be a feature: {reason}")
+        super().__init__(name, f"{name!r} may not be a feature: {reason}")

@@ -109,22 +109,20 @@ FAMILY_DESCRIPTIONS = {
 ModelSettings = Annotated[AnySettings, Field(discriminator="family")]
 
 
+def _encoded(features: tuple[str, ...], estimator: object) -> Pipeline:
+    """Return the risk pipeline every family shares: ``encode`` the features, then ``model``."""
+    return Pipeline([("encode", AssessmentEncoder(features)), ("model", estimator)])
+
+
 def build_scorecard(features: tuple[str, ...], settings: ScorecardSettings) -> Pipeline:
     """Return an unfitted scorecard pipeline over ``features``."""
-    return Pipeline(
-        [
-            ("encode", AssessmentEncoder(features)),
-            (
-                "model",
-                BinnedLogisticScorecard(
-                    max_bins=settings.max_bins,
-                    C=settings.C,
-                    categorical_features=categorical_mask(features),
-                    monotonic_cst=monotonic_constraints(features) if settings.monotonic else None,
-                ),
-            ),
-        ]
+    scorecard = BinnedLogisticScorecard(
+        max_bins=settings.max_bins,
+        C=settings.C,
+        categorical_features=categorical_mask(features),
+        monotonic_cst=monotonic_constraints(features) if settings.monotonic else None,
     )
+    return _encoded(features, scorecard)
 
 
 def build_boosting(features: tuple[str, ...], settings: BoostingSettings) -> Pipeline:
@@ -135,24 +133,17 @@ def build_boosting(features: tuple[str, ...], settings: BoostingSettings) -> Pip
     that the reasons can be computed by walking the trees.
     """
     monotonic = monotonic_constraints(features) if settings.monotonic else None
-    return Pipeline(
-        [
-            ("encode", AssessmentEncoder(features)),
-            (
-                "model",
-                HistGradientBoostingClassifier(
-                    learning_rate=settings.learning_rate,
-                    max_iter=settings.max_iter,
-                    max_leaf_nodes=settings.max_leaf_nodes,
-                    min_samples_leaf=settings.min_samples_leaf,
-                    l2_regularization=settings.l2_regularization,
-                    early_stopping=settings.early_stopping,
-                    monotonic_cst=None if monotonic is None else monotonic.tolist(),
-                    random_state=settings.random_state,
-                ),
-            ),
-        ]
+    booster = HistGradientBoostingClassifier(
+        learning_rate=settings.learning_rate,
+        max_iter=settings.max_iter,
+        max_leaf_nodes=settings.max_leaf_nodes,
+        min_samples_leaf=settings.min_samples_leaf,
+        l2_regularization=settings.l2_regularization,
+        early_stopping=settings.early_stopping,
+        monotonic_cst=None if monotonic is None else monotonic.tolist(),
+        random_state=settings.random_state,
     )
+    return _encoded(features, booster)
 
 
 def build_average(features: tuple[str, ...], settings: AverageSettings) -> Pipeline:
@@ -165,12 +156,7 @@ def build_average(features: tuple[str, ...], settings: AverageSettings) -> Pipel
     for i, member in enumerate(settings.members):
         name = member.family if families.count(member.family) == 1 else f"{member.family}_{i}"
         estimators.append((name, build_risk_model(features, member).named_steps["model"]))
-    return Pipeline(
-        [
-            ("encode", AssessmentEncoder(features)),
-            ("model", LogOddsAverage(estimators, weights=settings.weights)),
-        ]
-    )
+    return _encoded(features, LogOddsAverage(estimators, weights=settings.weights))
 
 
 def build_risk_model(features: tuple[str, ...], settings: AnySettings) -> Pipeline:

@@ -294,6 +294,13 @@ def _add_threads(command: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_choice(
+    parser: argparse.ArgumentParser, flag: str, choices: tuple[str, ...], help_text: str
+) -> None:
+    """Add option ``flag``, taking one of ``choices`` and the first by default."""
+    parser.add_argument(flag, choices=choices, default=choices[0], help=help_text)
+
+
 def build_parser() -> argparse.ArgumentParser:
     """Return the argument parser of the ``desist`` command."""
     parser = argparse.ArgumentParser(
@@ -306,11 +313,11 @@ def build_parser() -> argparse.ArgumentParser:
     synth.add_argument("--rows", type=int, default=20_000, help="people (default 20,000)")
     synth.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     synth.add_argument("--out", type=Path, required=True, help="output file, .csv or .parquet")
-    synth.add_argument(
+    _add_choice(
+        synth,
         "--referrals",
-        choices=("practice", "randomised"),
-        default="practice",
-        help="historic referrals as practice makes them (confounded) or randomised",
+        ("practice", "randomised"),
+        "historic referrals as practice makes them (confounded) or randomised",
     )
     synth.add_argument(
         "--effect-scale",
@@ -421,11 +428,11 @@ def build_parser() -> argparse.ArgumentParser:
     export = audit_actions.add_parser("export", help="write audit rows to CSV")
     export.add_argument("--since", help="ISO date or time (UTC if no zone), e.g. 2026-11-01")
     export.add_argument("--out", type=Path, required=True, help="CSV file to write")
-    export.add_argument(
+    _add_choice(
+        export,
         "--kind",
-        choices=("scores", "recommendations"),
-        default="scores",
-        help="which audit log: risk scores (default) or pathway recommendations",
+        ("scores", "recommendations"),
+        "which audit log: risk scores (default) or pathway recommendations",
     )
     export.set_defaults(handler=_audit_export)
     return parser

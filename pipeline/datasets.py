@@ -21,6 +21,7 @@ from data.adapters import SourceAdapter
 from data.loaders import load_dataset, read_table
 from data.synthetic import generate_cohort
 from data.validation import validate_frame
+from models.contract.tags import RUN_DATASET_SHA256, RUN_ROWS
 from models.encoding import to_model_input
 from pipeline.config import DatasetConfig
 
@@ -88,4 +89,4 @@ def log_job_data(
     mlflow.log_input(
         from_pandas(logged, source=source, name=data.name, targets=target), context="training"
     )
-    mlflow.set_tags({"desist.dataset_sha256": data.sha256, "desist.rows": str(len(data.frame))})
+    mlflow.set_tags({RUN_DATASET_SHA256: data.sha256, RUN_ROWS: str(len(data.frame))})

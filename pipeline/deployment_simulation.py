@@ -12,7 +12,9 @@ monitor as its inputs.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 
 import pandas as pd
 
@@ -25,6 +27,9 @@ from models.bands import RiskBands
 from models.calibration import ScoreCalibratedClassifier
 from models.risk import ScorecardSettings, build_risk_model, calibrate
 from pipeline.drift import SCORE, TrainingReference, make_training_reference
+from pipeline.monitoring import MonitorResult, assess, monitor
+from pipeline.monitoring_config import MonitoringConfig
+from pipeline.tracking import Tracker
 
 #: The features of the simulated model: the synthetic config's.
 FEATURES: tuple[str, ...] = (*DEFAULT_FEATURES, "sex")
@@ -102,4 +107,33 @@ def simulate_monitoring_inputs(
         outcomes=validate_outcomes(records.outcomes),
         decisions=validate_decisions(records.decisions),
         truth=truth,
+    )
+
+
+#: The registered version the simulated scores name.
+SIMULATED_VERSION = "1"
+
+
+def monitor_simulated(
+    config: MonitoringConfig,
+    trained: TrainedModel,
+    inputs: MonitoringInputs,
+    *,
+    tracker: Tracker | None = None,
+) -> MonitorResult:
+    """Run the monitor on simulated inputs against the trained model's reference.
+
+    Without a ``tracker`` only the checks run (:func:`pipeline.monitoring.assess`);
+    with one, the run is logged too (:func:`pipeline.monitoring.monitor`).
+    """
+    run: Callable[..., MonitorResult] = (
+        assess if tracker is None else partial(monitor, tracker=tracker)
+    )
+    return run(
+        config,
+        scores=inputs.scores,
+        outcomes=inputs.outcomes,
+        decisions=inputs.decisions,
+        reference=trained.reference,
+        version=SIMULATED_VERSION,
     )

@@ -26,6 +26,7 @@ from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
 from models.contract.artifact import skops_trusted_types
+from models.contract.tags import RUN_ERROR
 from models.encoding import to_model_input
 from models.threads import ThreadBudget, choose_threads, thread_limit
 from pipeline.config import RiskTrainConfig
@@ -147,7 +148,7 @@ def recording_failure() -> Iterator[None]:
     try:
         yield
     except BaseException as err:
-        mlflow.set_tag("desist.error", f"{type(err).__name__}: {err}"[:5000])
+        mlflow.set_tag(RUN_ERROR, f"{type(err).__name__}: {err}"[:5000])
         raise
 
 

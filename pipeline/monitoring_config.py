@@ -12,10 +12,16 @@ many people are monitored (see ``docs/monitoring.md`` for why each value).
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
 from models.bands import RiskBands
+
+
+def _floor(default: float, description: str) -> Any:
+    """Return a check's floor: the smallest change that may alert, an effect size (never < 0)."""
+    return Field(default=default, ge=0, description=description)
 
 
 class MonitoringConfig(BaseModel):
@@ -41,43 +47,30 @@ class MonitoringConfig(BaseModel):
         default=200, ge=1, description="smaller bands and groups are reported, not tested"
     )
     bins: int = Field(default=10, ge=2, le=50, description="quantile bins of a numeric feature")
-    psi_floor: float = Field(
-        default=0.01,
-        ge=0,
-        description="smallest PSI that alerts (about a 0.1 sd shift of a normal feature)",
+    psi_floor: float = _floor(
+        0.01, "smallest PSI that alerts (about a 0.1 sd shift of a normal feature)"
     )
-    missingness_floor: float = Field(
-        default=0.02, ge=0, description="smallest change in a feature's not-assessed share"
+    missingness_floor: float = _floor(0.02, "smallest change in a feature's not-assessed share")
+    calibration_floor: float = _floor(0.02, "smallest |mean predicted - observed rate| overall")
+    band_calibration_floor: float = _floor(
+        0.05, "smallest |mean predicted - observed| within a band"
     )
-    calibration_floor: float = Field(
-        default=0.02, ge=0, description="smallest |mean predicted - observed rate| overall"
+    group_calibration_floor: float = _floor(
+        0.05, "smallest |mean predicted - observed| in an audited group (the gate's)"
     )
-    band_calibration_floor: float = Field(
-        default=0.05, ge=0, description="smallest |mean predicted - observed| within a band"
-    )
-    group_calibration_floor: float = Field(
-        default=0.05,
-        ge=0,
-        description="smallest |mean predicted - observed| in an audited group (the gate's)",
-    )
-    decile_calibration_floor: float = Field(
-        default=0.03,
-        ge=0,
-        description=(
+    decile_calibration_floor: float = _floor(
+        0.03,
+        (
             "smallest root-mean-square change of the score deciles' calibration gaps since "
             "the test split, noise removed (the gate's ECE limit)"
         ),
     )
-    auc_drop_floor: float = Field(
-        default=0.02, ge=0, description="smallest fall of the AUC below the test split's"
-    )
+    auc_drop_floor: float = _floor(0.02, "smallest fall of the AUC below the test split's")
     max_override_rate: float = Field(
         default=0.25, gt=0, lt=1, description="a band overridden more often than this alerts"
     )
-    override_gap_floor: float = Field(
-        default=0.05,
-        ge=0,
-        description="smallest gap in override rates between groups that alerts",
+    override_gap_floor: float = _floor(
+        0.05, "smallest gap in override rates between groups that alerts"
     )
     audited: tuple[str, ...] = Field(
         default=("ethnicity", "sex"), description="groups calibration and overrides are shown by"

@@ -22,7 +22,12 @@ import numpy as np
 import pandas as pd
 
 from data.schema import FIELDS_BY_NAME
-from models.contract.tags import TAG_FAMILY
+from models.contract.tags import (
+    RUN_LEAKAGE_WARNING,
+    RUN_REGISTERED_VERSION,
+    RUN_SELECTED_FAMILY,
+    TAG_FAMILY,
+)
 from models.risk import AnySettings
 from models.threads import ThreadBudget
 from pipeline.config import RiskTrainConfig
@@ -77,7 +82,7 @@ def record_single_feature_aucs(table: pd.DataFrame) -> None:
 
 def record_leakage_warning(message: str) -> None:
     """Tag the run with a possible-leakage warning."""
-    mlflow.set_tag("desist.leakage_warning", message[:5000])
+    mlflow.set_tag(RUN_LEAKAGE_WARNING, message[:5000])
 
 
 @contextmanager
@@ -203,7 +208,7 @@ def record_selection(selection: Selection) -> None:
             "test_ece_noise_p": selection.ece_noise_p,
         }
     )
-    mlflow.set_tag("desist.selected_family", selection.chosen.result.family)
+    mlflow.set_tag(RUN_SELECTED_FAMILY, selection.chosen.result.family)
 
 
 def record_comparison(staged: StagedArtifacts, compared: Compared, y_test: np.ndarray) -> None:
@@ -260,4 +265,4 @@ def record_audit(
 
 def record_registered(version: str) -> None:
     """Tag the parent run with the version it registered."""
-    mlflow.set_tag("desist.registered_version", version)
+    mlflow.set_tag(RUN_REGISTERED_VERSION, version)

@@ -22,7 +22,7 @@ from mlflow.models.model import ModelInfo
 from sklearn.model_selection import train_test_split
 
 from models.contract.register import logged_model_digest, register_version
-from models.contract.tags import VersionTags
+from models.contract.tags import RUN_REGISTERED_VERSION, VersionTags
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
@@ -65,10 +65,8 @@ def train(
     ----------
     config
         What to train (see :class:`pipeline.config.PathwayTrainConfig`).
-    tracker
-        Where runs and the registry live.
-    progress
-        Receives one line per long step.
+    tracker, progress
+        Where runs and the registry live, and what receives one line per long step.
     """
     started = time.perf_counter()
     experiment_id = tracker.experiment_id(config.experiment)
@@ -88,7 +86,7 @@ def train(
         evaluation = evaluate_pathways(model, train_part, test, config)
         info = _record(evaluation, model, test, config)
         version, digest = _register(config, run_id, info, evaluation.values, progress)
-        mlflow.set_tag("desist.registered_version", version)
+        mlflow.set_tag(RUN_REGISTERED_VERSION, version)
     return PathwayTrainResult(
         run_id=run_id,
         experiment_id=experiment_id,

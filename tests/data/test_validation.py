@@ -125,11 +125,14 @@ def test_every_violation_is_reported_at_once(raw: pd.DataFrame) -> None:
     assert {(v.column, v.row) for v in found} == {("age", 1), ("sex", 2), ("debt", 3)}
 
 
-def test_a_wholly_broken_column_is_summarised(
-    small_cohort: tuple[pd.DataFrame, pd.DataFrame],
-) -> None:
-    frame = small_cohort[0].copy()
-    frame["age"] = np.full(len(frame), 200)
+@pytest.fixture
+def broken_age(small_cohort: tuple[pd.DataFrame, pd.DataFrame]) -> pd.DataFrame:
+    """The cohort with every age out of range: a wholly broken column."""
+    return small_cohort[0].assign(age=np.full(len(small_cohort[0]), 200))
+
+
+def test_a_wholly_broken_column_is_summarised(broken_age: pd.DataFrame) -> None:
+    frame = broken_age
     found = violations(frame)
     assert len(found) == MAX_ROWS_PER_CHECK + 1
     assert found[-1].row is None and str(len(frame) - MAX_ROWS_PER_CHECK) in found[-1].reason
@@ -165,11 +168,8 @@ def test_check_rows_keeps_valid_rows_and_names_every_rejected_one(raw: pd.DataFr
     )
 
 
-def test_check_rows_lists_a_wholly_broken_column_row_by_row(
-    small_cohort: tuple[pd.DataFrame, pd.DataFrame],
-) -> None:
-    frame = small_cohort[0].copy()
-    frame["age"] = np.full(len(frame), 200)
+def test_check_rows_lists_a_wholly_broken_column_row_by_row(broken_age: pd.DataFrame) -> None:
+    frame = broken_age
     checked = check_rows(frame)
     assert len(checked.violations) == len(frame) and checked.valid.empty
     assert all(v.row is not None for v in checked.violations)

@@ -5,18 +5,10 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from models.calibration import ScoreCalibratedClassifier
-from models.risk import (
-    AverageSettings,
-    BoostingSettings,
-    ScorecardSettings,
-    build_risk_model,
-    calibrate,
-)
-
-FEATURES = (*DEFAULT_FEATURES, "sex")
+from models.risk import AnySettings, AverageSettings, BoostingSettings, ScorecardSettings
+from tests.support.risk_models import fit_calibrated
 
 
 @pytest.fixture(scope="session")
@@ -26,27 +18,23 @@ def risk_data() -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
     return cohort.iloc[:18_000], cohort.iloc[18_000:24_000], cohort.iloc[24_000:]
 
 
-def _fit(
-    settings: ScorecardSettings | BoostingSettings | AverageSettings,
-    data: tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame],
-) -> ScoreCalibratedClassifier:
+def _fit(settings: AnySettings, data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
     train, calibration, _ = data
-    fitted = build_risk_model(FEATURES, settings).fit(train, train[TARGET_FIELD].astype(int))
-    return calibrate(fitted, calibration, calibration[TARGET_FIELD])
+    return fit_calibrated(settings, train, calibration)
 
 
 @pytest.fixture(scope="session")
 def scorecard(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
-    return _fit(ScorecardSettings(max_bins=16), risk_data)  # type: ignore[arg-type]
+    return _fit(ScorecardSettings(max_bins=16), risk_data)
 
 
 @pytest.fixture(scope="session")
 def booster(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
-    return _fit(BoostingSettings(max_iter=80), risk_data)  # type: ignore[arg-type]
+    return _fit(BoostingSettings(max_iter=80), risk_data)
 
 
 @pytest.fixture(scope="session")
 def blend(risk_data: tuple[pd.DataFrame, ...]) -> ScoreCalibratedClassifier:
     """The mean log-odds of a scorecard and a booster, calibrated like the others."""
     members = (ScorecardSettings(max_bins=16), BoostingSettings(max_iter=80))
-    return _fit(AverageSettings(members=members), risk_data)  # type: ignore[arg-type]
+    return _fit(AverageSettings(members=members), risk_data)

@@ -16,8 +16,7 @@ from models.calibration import ScoreCalibratedClassifier
 from models.explain import risk_pipeline
 from models.risk import AverageSettings, BoostingSettings, ScorecardSettings, build_risk_model
 from models.scorecard import BinnedLogisticScorecard
-
-from .conftest import FEATURES
+from tests.support.risk_models import FEATURES
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 

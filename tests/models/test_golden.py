@@ -67,20 +67,17 @@ def test_the_pins_cover_every_band(expected: dict[str, Any]) -> None:
     assert bands == {"low", "medium", "high", "very high"}
 
 
-@pytest.mark.parametrize("name", RISK_MODELS)
-def test_batch_path_gives_the_pinned_scores(
-    name: str, models: golden.GoldenModels, expected: dict[str, Any]
-) -> None:
-    got = {name: golden.batch_risk(models.risk[name])}
-    golden.assert_matches("batch", "risk", got, expected)
+#: The model-side paths to a risk score: batch scoring's, and predict_proba with top_reasons.
+RISK_PATHS = {"batch": golden.batch_risk, "reference": golden.reference_risk}
 
 
 @pytest.mark.parametrize("name", RISK_MODELS)
-def test_predict_proba_and_top_reasons_give_the_pinned_scores(
-    name: str, models: golden.GoldenModels, expected: dict[str, Any]
+@pytest.mark.parametrize("path", RISK_PATHS)
+def test_batch_and_reference_paths_give_the_pinned_scores(
+    path: str, name: str, models: golden.GoldenModels, expected: dict[str, Any]
 ) -> None:
-    got = {name: golden.reference_risk(models.risk[name])}
-    golden.assert_matches("reference", "risk", got, expected)
+    got = {name: RISK_PATHS[path](models.risk[name])}
+    golden.assert_matches(path, "risk", got, expected)
 
 
 def test_pathway_estimates_are_the_pinned_ones(

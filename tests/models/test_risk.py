@@ -13,7 +13,7 @@ from models.calibration import ScoreCalibratedClassifier
 from models.encoding import AssessmentEncoder, to_model_input
 from models.explain import risk_pipeline
 from models.risk import CrossFitted, ScorecardSettings, build_risk_model, cross_fit
-from tests.models.conftest import FEATURES
+from tests.support.risk_models import FEATURES
 
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks.support.configs import small_config  # re-exported: tests import it from here
+from benchmarks.support.configs import small_config  # test_registry.py still imports it here
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
 

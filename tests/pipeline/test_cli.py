@@ -8,6 +8,15 @@ import pytest
 from pipeline.cli import main
 
 
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``DESIST_HOME``, with no store or database URL in the environment to override it."""
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    for variable in ("MLFLOW_TRACKING_URI", "DESIST_DATABASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "home"
+
+
 def test_synth_writes_a_cohort(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     out = tmp_path / "cohort.csv"
     assert main(["synth", "--rows", "250", "--seed", "4", "--out", str(out)]) == 0
@@ -25,10 +34,8 @@ def test_domain_errors_exit_2_with_a_message(
 
 
 def test_train_then_promote_latest_from_the_command_line(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = tmp_path / "tiny.toml"
     config.write_text(
         'features = ["age", "total_sanctions", "months_offence_free", "drug_misuse"]\n'
@@ -55,21 +62,17 @@ def test_train_then_promote_latest_from_the_command_line(
 
 
 def test_promote_without_models_is_a_clear_error(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     assert main(["promote", "risk", "--version", "latest"]) == 2
     assert "no registered versions" in capsys.readouterr().err
 
 
 def test_keys_and_audit_commands(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     from serving.settings import get_settings
 
-    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("DESIST_DATABASE_URL", raising=False)
     get_settings.cache_clear()
     try:
         assert main(["keys", "create", "--client", "probation-cms", "--scope", "score"]) == 0

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.support.configs import small_config
 from data.errors import ForbiddenFeatureError
 from data.synthetic import SynthConfig
 from models.risk import ScorecardSettings
 from pipeline.config import DatasetConfig
 from pipeline.cross_validation import study_features
-from tests.pipeline.conftest import small_config
 
 
 def _config():  # type: ignore[no-untyped-def]

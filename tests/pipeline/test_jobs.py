@@ -8,6 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from data.synthetic import SynthConfig
+from models.contract.tags import RUN_ERROR
 from pipeline.config import DatasetConfig, PathwayTrainConfig
 from pipeline.jobs import (
     config_params,
@@ -87,5 +88,5 @@ def test_a_failing_block_logs_nothing_staged_and_the_run_records_the_error(
         raise RuntimeError("disk full")
     (run,) = tracker.client().search_runs([experiment_id])
     assert run.info.status == "FAILED"
-    assert run.data.tags["desist.error"] == "RuntimeError: disk full"
+    assert run.data.tags[RUN_ERROR] == "RuntimeError: disk full"
     assert tracker.client().list_artifacts(run.info.run_id) == []

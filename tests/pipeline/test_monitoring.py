@@ -13,6 +13,7 @@ from data.shifts import ShiftConfig
 from pipeline.deployment_simulation import (
     MonitoringInputs,
     TrainedModel,
+    monitor_simulated,
     simulate_monitoring_inputs,
     train_simulated_model,
 )
@@ -20,6 +21,7 @@ from pipeline.monitoring import (
     EXIT_ALERT,
     EXIT_OK,
     TAG_ALERT,
+    TAG_ALERTS,
     TAG_LAST_RUN,
     TAG_REFERENCE,
     TAG_VERSION,
@@ -27,7 +29,6 @@ from pipeline.monitoring import (
     assess,
     load_training_reference,
     log_training_reference,
-    monitor,
 )
 from pipeline.monitoring_checks import Check, decide
 from pipeline.monitoring_config import MonitoringConfig, load_monitoring_config
@@ -47,14 +48,7 @@ def _run(
     trained: TrainedModel, shift: ShiftConfig, seed: int = 7, rows: int = 4_000
 ) -> MonitorResult:
     inputs = simulate_monitoring_inputs(trained, shift, rows=rows, seed=seed)
-    return assess(
-        CONFIG,
-        scores=inputs.scores,
-        outcomes=inputs.outcomes,
-        decisions=inputs.decisions,
-        reference=trained.reference,
-        version="1",
-    )
+    return monitor_simulated(CONFIG, trained, inputs)
 
 
 def test_the_config_file_is_the_default_and_strict(tmp_path: Path) -> None:
@@ -161,20 +155,12 @@ def test_a_run_is_logged_and_linked_to_the_version(
     client = tracker.client()
     client.create_registered_model(CONFIG.registered_model)
     client.create_model_version(CONFIG.registered_model, source=str(tmp_path), run_id=None)
-    result = monitor(
-        CONFIG,
-        tracker=tracker,
-        scores=shifted_inputs.scores,
-        outcomes=shifted_inputs.outcomes,
-        decisions=shifted_inputs.decisions,
-        reference=trained.reference,
-        version="1",
-    )
+    result = monitor_simulated(CONFIG, trained, shifted_inputs, tracker=tracker)
     assert result.run_id is not None
     run = client.get_run(result.run_id)
     assert run.data.tags[TAG_VERSION] == "1"
     assert run.data.tags[TAG_ALERT] == "true"
-    assert "drift age" in run.data.tags["desist.alerts"]
+    assert "drift age" in run.data.tags[TAG_ALERTS]
     assert run.data.metrics["drift_feature_age_psi"] > 0.03
     artifacts = {a.path for a in client.list_artifacts(result.run_id)}
     assert {"monitoring_report.html", "plots", "tables"} <= artifacts
@@ -187,14 +173,7 @@ def test_a_run_is_logged_and_linked_to_the_version(
 def test_the_report_names_what_moved(
     trained: TrainedModel, shifted_inputs: MonitoringInputs
 ) -> None:
-    result = assess(
-        CONFIG,
-        scores=shifted_inputs.scores,
-        outcomes=shifted_inputs.outcomes,
-        decisions=shifted_inputs.decisions,
-        reference=trained.reference,
-        version="1",
-    )
+    result = monitor_simulated(CONFIG, trained, shifted_inputs)
     page = render_html(result, CONFIG)
     assert "What moved" in page
     assert "drift age: PSI" in page

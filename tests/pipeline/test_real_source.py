@@ -11,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.support.configs import small_config
 from data.adapters import make_adapter
 from data.errors import LeakageError
 from data.loaders import write_table
@@ -30,7 +31,6 @@ from pipeline.config import (
 from pipeline.risk_audit import LeakageWarning, screen_single_features
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
-from tests.pipeline.conftest import small_config
 
 REPO = Path(__file__).parents[2]
 COMPAS_DATA = Path(

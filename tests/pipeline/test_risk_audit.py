@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import pytest
 
+from benchmarks.support.configs import small_config
 from data.errors import LeakageError
 from data.synthetic import SynthConfig, generate_cohort
 from models.risk import ScorecardSettings
@@ -9,7 +10,6 @@ from pipeline.config import BaselineConfig, IncumbentConfig, RiskTrainConfig
 from pipeline.jobs import Splits, split_frame
 from pipeline.risk_audit import DESIST, Compared, audit, compare
 from pipeline.risk_families import RecordedFamily, Selection, choose_family, fit_family
-from tests.pipeline.conftest import small_config
 
 BASELINE = BaselineConfig(name="age and priors", features=("age", "total_sanctions"))
 

@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 from sklearn.metrics import roc_auc_score
 
+from benchmarks.support.configs import small_config
 from data.synthetic import SynthConfig, generate_cohort
 from models.risk import ScorecardSettings
 from pipeline.jobs import Splits, split_frame
@@ -21,7 +22,6 @@ from pipeline.risk_families import (
     family_table,
     fit_family,
 )
-from tests.pipeline.conftest import small_config
 
 
 @pytest.fixture(scope="module")

@@ -7,6 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from benchmarks.support.configs import small_config
 from models.bands import RiskBands
 from models.contract.tags import TAG_FAMILY
 from models.risk import ScorecardSettings
@@ -24,7 +25,6 @@ from pipeline.risk_record import (
     slug,
 )
 from pipeline.tracking import Tracker
-from tests.pipeline.conftest import small_config
 
 RNG = np.random.default_rng(0)
 P = RNG.uniform(0.05, 0.95, 1_000)

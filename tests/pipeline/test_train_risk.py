@@ -7,6 +7,7 @@ import mlflow
 import numpy as np
 import pytest
 
+from benchmarks.support.configs import small_config
 from data.errors import SchemaValidationError
 from data.loaders import write_table
 from data.synthetic import SynthConfig, generate_cohort
@@ -24,7 +25,6 @@ from pipeline.config import DatasetConfig
 from pipeline.jobs import config_params, split_frame
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
-from tests.pipeline.conftest import small_config
 
 
 def test_split_is_stratified_disjoint_and_reproducible() -> None:

@@ -38,7 +38,7 @@ import platform
 import sys
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 from functools import cache
 from importlib.metadata import version
@@ -55,7 +55,7 @@ from data.validation import check_rows
 from models.bands import BAND_NAMES, RiskBands
 from models.calibration import CalibrationMethod, ScoreCalibratedClassifier
 from models.explain import FastExplainer, explain, top_contributions, top_reasons
-from models.pathways import PathwayEffectModel, recommendations
+from models.pathways import PathwayEffectModel, Recommendation, recommendations
 from models.risk import (
     AnySettings,
     AverageSettings,
@@ -331,20 +331,17 @@ def reference_recommendations(model: PathwayEffectModel) -> dict[str, Record]:
     with one_thread():
         ranked = recommendations(model.estimate(valid), valid)
     return {
-        ref: {
-            "recommended": [
-                {
-                    "programme": pick.programme,
-                    "estimated_reduction": pick.estimated_reduction,
-                    "interval_low": pick.interval[0],
-                    "interval_high": pick.interval[1],
-                    "needs": list(pick.needs),
-                }
-                for pick in ranked[i]
-            ]
-        }
+        ref: {"recommended": [_as_served(pick) for pick in ranked[i]]}
         for i, ref in enumerate(valid["subject_ref"])
     }
+
+
+def _as_served(pick: Recommendation) -> dict[str, object]:
+    """A recommendation in the API's shape, from its fields: the interval as two bounds."""
+    shape = asdict(pick)
+    low, high = shape.pop("interval")
+    needs = list(shape.pop("needs"))
+    return {**shape, "interval_low": low, "interval_high": high, "needs": needs}
 
 
 # --- Comparison ---

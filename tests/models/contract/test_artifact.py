@@ -6,7 +6,6 @@ from pathlib import Path
 
 import pytest
 import skops.io
-import yaml
 
 from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
@@ -19,16 +18,9 @@ from models.contract.artifact import (
 )
 from models.contract.errors import ModelLoadError, UntrustedArtifactError
 from models.pathways import PathwayEffectModel
-from models.risk import (
-    AverageSettings,
-    BoostingSettings,
-    ScorecardSettings,
-    build_risk_model,
-    calibrate,
-)
-from tests.models.contract.crafted import Planted, call_node, write_skops
-
-FEATURES = (*DEFAULT_FEATURES, "sex")
+from models.risk import AverageSettings, BoostingSettings, ScorecardSettings
+from tests.support.crafted import Planted, call_node, write_mlmodel, write_skops
+from tests.support.risk_models import fit_calibrated
 
 
 @pytest.fixture(scope="module")
@@ -42,8 +34,7 @@ def every_model() -> dict[str, object]:
         BoostingSettings(max_iter=10),
         AverageSettings(members=(ScorecardSettings(max_bins=8), BoostingSettings(max_iter=10))),
     ):
-        fitted = build_risk_model(FEATURES, settings).fit(train, train[TARGET_FIELD].astype(int))
-        models[settings.family] = calibrate(fitted, held_out, held_out[TARGET_FIELD])
+        models[settings.family] = fit_calibrated(settings, train, held_out)
     outcome = cohort[TARGET_FIELD].to_numpy(dtype=int)
     models["pathways"] = PathwayEffectModel(DEFAULT_FEATURES, max_iter=10).fit(cohort, outcome)
     return models
@@ -77,14 +68,7 @@ def test_a_model_holding_a_foreign_type_is_not_logged() -> None:
 def _model_dir(tmp_path: Path, *, trusted: list[str] | None = None, **flavor: object) -> Path:
     files = tmp_path / "model"
     files.mkdir()
-    sklearn = {
-        "serialization_format": "skops",
-        "pickled_model": "model.skops",
-        "skops_trusted_types": trusted or [],
-        **flavor,
-    }
-    (files / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": sklearn}}))
-    return files
+    return write_mlmodel(files, trusted=trusted, **flavor)
 
 
 def test_mlmodel_asking_to_trust_eval_is_refused(tmp_path: Path) -> None:

@@ -6,11 +6,9 @@ from pathlib import Path
 
 import pytest
 import skops.io
-import yaml
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
-from data.schema import TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.artifact import directory_digest
@@ -23,8 +21,9 @@ from models.contract.errors import (
 from models.contract.fetch import fetch_model
 from models.contract.tags import CHAMPION, TAG_AUDIT_ONLY, TAG_DIGEST, TAG_FEATURES
 from models.pathways import PathwayEffectModel
-from models.risk import ScorecardSettings, build_risk_model, calibrate
-from tests.models.contract.crafted import Planted, call_node, write_skops
+from models.risk import ScorecardSettings
+from tests.support.crafted import Planted, call_node, write_mlmodel, write_skops
+from tests.support.risk_models import fit_calibrated
 
 FEATURES = ("age", "total_sanctions", "months_offence_free")
 NAME = "crafted"
@@ -34,9 +33,7 @@ NAME = "crafted"
 def scorecard() -> ScoreCalibratedClassifier:
     cohort, _ = generate_cohort(SynthConfig(rows=2_000, seed=4))
     train, held_out = cohort.iloc[:1_400], cohort.iloc[1_400:]
-    fitted = build_risk_model(FEATURES, ScorecardSettings(max_bins=8))
-    fitted.fit(train, train[TARGET_FIELD].astype(int))
-    return calibrate(fitted, held_out, held_out[TARGET_FIELD])
+    return fit_calibrated(ScorecardSettings(max_bins=8), train, held_out, FEATURES)
 
 
 class Registry:
@@ -51,14 +48,7 @@ class Registry:
     def folder(self, *, trusted: list[str] | None = None, **flavor: object) -> Path:
         files = self.home / f"model-{len(list(self.home.glob('model-*')))}"
         files.mkdir()
-        sklearn = {
-            "serialization_format": "skops",
-            "pickled_model": "model.skops",
-            "skops_trusted_types": trusted or [],
-            **flavor,
-        }
-        (files / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": sklearn}}))
-        return files
+        return write_mlmodel(files, trusted=trusted, **flavor)
 
     def champion(self, files: Path, **tags: str) -> str:
         """Register ``files`` with their true digest (as if written by whoever crafted them)."""

@@ -7,6 +7,7 @@ import zipfile
 from pathlib import Path
 
 import skops
+import yaml
 
 
 def call_node(module: str, function: str, argument: str) -> dict[str, object]:
@@ -40,3 +41,19 @@ class Planted:
 
     def __reduce__(self) -> tuple[object, tuple[str, str]]:
         return (open, (str(self.marker), "w"))
+
+
+def write_mlmodel(files: Path, *, trusted: list[str] | None = None, **flavor: object) -> Path:
+    """Write an ``MLmodel`` in ``files`` declaring a skops sklearn flavour; return ``files``.
+
+    ``trusted`` is the flavour's ``skops_trusted_types``; ``flavor`` adds or
+    overrides its other keys (e.g. ``serialization_format="pickle"``).
+    """
+    sklearn = {
+        "serialization_format": "skops",
+        "pickled_model": "model.skops",
+        "skops_trusted_types": trusted or [],
+        **flavor,
+    }
+    (files / "MLmodel").write_text(yaml.safe_dump({"flavors": {"sklearn": sklearn}}))
+    return files
