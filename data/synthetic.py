@@ -73,6 +73,38 @@ class SynthConfig(BaseModel):
     effect_scale
         Multiplies every programme's effect; 0 gives a cohort in which no
         programme works.
+    effect_heterogeneity
+        Strength of the effect modifiers (:data:`EFFECT_MODIFIERS`): who
+        benefits from what beyond having the matching need. Each
+        programme's mean relative effect among people with the need stays
+        the configured figure. 0: today's world (same effect for everyone
+        with the need).
+    additive_share
+        Share of each programme's effect that is an absolute reduction (the
+        same number of points whatever the person's risk) rather than a
+        relative one; 0: purely multiplicative, as today.
+    further_referral_weight
+        How much each further referral counts, relative to the previous one
+        (largest effect first): 0.5 means a second programme adds half its
+        own effect, a third a quarter. 1: referrals multiply fully, as today.
+    referral_extremes
+        Strength of the practice rules that make some referrals (almost)
+        certain or (almost) impossible (:data:`REFERRAL_EXTREMES`): imperfect
+        overlap. 0: today's smooth referral model.
+    confounding
+        Strength of an unobserved confounder: a hidden factor (what the
+        offender manager sees in the room) that raises both the referral
+        log-odds of every programme and the untreated re-offending log-odds
+        by this much per standard deviation. 0: no unobserved confounding.
+    prolific_risk
+        Extra untreated log-odds of a prolific, recently released record
+        (:data:`PROLIFIC_WEIGHTS`), so that a prolific cohort has the spread
+        of risk IOM teams see. 0: today's world.
+    risk_scale
+        Multiplies the risk weights of the untreated outcome model (today's
+        world: :data:`RISK_SCALE`, 1.9). The harder world's wider spread
+        (prolific records, fewer referrals stacking up) would otherwise put
+        the true AUC above real tools' 0.72-0.82.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,6 +113,31 @@ class SynthConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     referrals: Literal["practice", "randomised"] = "practice"
     effect_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    effect_heterogeneity: float = Field(default=1.0, ge=0.0, le=2.0)
+    additive_share: float = Field(default=0.3, ge=0.0, le=1.0)
+    further_referral_weight: float = Field(default=0.5, ge=0.0, le=1.0)
+    referral_extremes: float = Field(default=1.0, ge=0.0, le=2.0)
+    confounding: float = Field(default=0.0, ge=0.0, le=3.0)
+    prolific_risk: float = Field(default=1.0, ge=0.0, le=2.0)
+    risk_scale: float = Field(default=1.45, gt=0.0, le=4.0)
+
+
+#: The switches that give the world of desist before issue 17 (a test checks
+#: that they reproduce its cohorts bit for bit).
+TODAYS_WORLD: dict[str, float] = {
+    "effect_heterogeneity": 0.0,
+    "additive_share": 0.0,
+    "further_referral_weight": 1.0,
+    "referral_extremes": 0.0,
+    "confounding": 0.0,
+    "prolific_risk": 0.0,
+    "risk_scale": 1.9,
+}
+
+
+def todays_world(**settings: object) -> SynthConfig:
+    """Return a config of the world before issue 17 (``settings`` override, e.g. rows, seed)."""
+    return SynthConfig(**{**TODAYS_WORLD, **settings})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -219,6 +276,167 @@ STRUCTURAL_CENTRE = 1.887
 UNOBSERVED_RISK_SD = 0.5
 
 
+#: Effect modifiers (issue 17): log-scale weights of who benefits more from
+#: each programme among people with its matching need, times
+#: ``effect_heterogeneity``. Drivers: latent needs (0/1), ``younger`` ((30 -
+#: age) / 10, within [-3, 1.4]), ``female`` and ``instability``. Each
+#: programme's multipliers are normalised to mean 1 among people with the
+#: need, so the configured reductions stay the average effects. Rationale
+#: (assumptions, in the spirit of "stabilise first, then work"): active drug
+#: use and no settled address undermine employment and debt work; treatment
+#: works better for older users and for those with a roof; family work
+#: reaches parents and women most; thinking skills and the Prince's Trust
+#: reach the young; everyone with a chaotic life (instability) engages less.
+EFFECT_MODIFIERS: dict[str, dict[str, float]] = {
+    Pathway.DRUGS_ALCOHOL: {"alcohol_misuse": 0.6, "no_settled_accommodation": -0.8, "younger": -0.4},
+    Pathway.EDUCATION_EMPLOYMENT: {
+        "drug_misuse": -1.5,
+        "no_settled_accommodation": -0.8,
+        "literacy_numeracy": -0.5,
+        "younger": 0.4,
+    },
+    Pathway.ACCOMMODATION: {"unsuitable_accommodation": 0.6, "family_relationships": 0.5},
+    Pathway.THINKING_BEHAVIOUR: {"younger": 0.6, "procriminal_attitudes": 0.4},
+    Pathway.FINANCE_DEBT: {"benefit_dependence": 0.8, "unemployed": -0.6},
+    Pathway.CHILDREN_FAMILIES: {"parenting_responsibilities": 1.0, "female": 0.8},
+    Pathway.HEALTH: {"mental_health_treatment": 0.8, "drug_misuse": -0.4},
+    PRINCES_TRUST: {"younger": 0.8, "literacy_numeracy": 0.6},
+}
+#: Responsivity: every programme's log multiplier falls by this per standard
+#: deviation of instability (times ``effect_heterogeneity``).
+RESPONSIVITY_INSTABILITY = -0.25
+#: No person's relative reduction from one programme exceeds this.
+MAX_RELATIVE_REDUCTION = 0.75
+#: The absolute part of an effect is ``additive_share`` x relative reduction
+#: x this risk (about the untreated cohort mean), the same for everyone.
+ADDITIVE_REFERENCE_RISK = 0.5
+#: No combination of programmes removes more than this share of a person's
+#: untreated risk (binds only with an additive part).
+RESIDUAL_RISK_FLOOR = 0.2
+
+#: Practice rules that make referrals (almost) certain or impossible: extra
+#: referral log-odds, times ``referral_extremes``, per (programme, rule).
+#: Rules read the observed record: a significant drug problem (licence
+#: conditions) or no fixed abode are almost always referred; people of 55
+#: and over are almost never sent to employment work; nobody without a
+#: flagged family item is sent to family work.
+REFERRAL_EXTREMES: dict[str, tuple[tuple[str, float], ...]] = {
+    Pathway.DRUGS_ALCOHOL: (("drug_misuse significant", 3.0),),
+    Pathway.ACCOMMODATION: (("no_settled_accommodation significant", 3.0),),
+    Pathway.EDUCATION_EMPLOYMENT: (("age 55 or over", -3.5),),
+    Pathway.CHILDREN_FAMILIES: (("no family item flagged", -3.5),),
+    Pathway.HEALTH: (("mental_health_treatment significant", 2.5),),
+}
+
+#: Extra untreated log-odds of a prolific record, times ``prolific_risk``:
+#: per (rule, weight), minus ``PROLIFIC_CENTRE`` so the cohort's average
+#: risk moves little. IOM caseloads hold people who re-offend within months
+#: whatever is done; today's world compresses them (issue 17).
+PROLIFIC_WEIGHTS: dict[str, float] = {
+    "15 or more sanctions": 0.6,
+    "offence-free under 3 months": 0.5,
+    "custody and 15 or more sanctions": 0.4,
+}
+PROLIFIC_CENTRE = 0.45
+
+
+def _prolific_terms(total: np.ndarray, months_free: np.ndarray, custodial: np.ndarray) -> np.ndarray:
+    many = total >= 15
+    rules = {
+        "15 or more sanctions": many,
+        "offence-free under 3 months": months_free < 3,
+        "custody and 15 or more sanctions": many & custodial,
+    }
+    return sum(PROLIFIC_WEIGHTS[name] * rule for name, rule in rules.items()) - PROLIFIC_CENTRE
+
+
+def _extreme_shift(
+    programme: str, observed: dict[str, np.ndarray], missing: dict[str, np.ndarray], age: np.ndarray
+) -> np.ndarray:
+    def level(item: str) -> np.ndarray:
+        return np.where(missing[item], 0, observed[item])
+
+    shift = np.zeros(age.shape)
+    for rule, weight in REFERRAL_EXTREMES.get(programme, ()):
+        if rule.endswith(" significant"):
+            applies = level(rule.removesuffix(" significant")) == 2
+        elif rule == "age 55 or over":
+            applies = age >= 55
+        else:  # no family item flagged
+            applies = (level("family_relationships") + level("parenting_responsibilities")) == 0
+        shift = shift + weight * applies
+    return shift
+
+
+def _modifiers(
+    drivers: dict[str, np.ndarray], share: np.ndarray, programme: str, strength: float
+) -> np.ndarray:
+    """Return each person's effect multiplier, mean 1 (share-weighted) among those with the need."""
+    score = RESPONSIVITY_INSTABILITY * drivers["instability"]
+    for driver, weight in EFFECT_MODIFIERS[programme].items():
+        score = score + weight * drivers[driver]
+    raw = np.exp(strength * score)
+    total = float((share * raw).sum())
+    return raw * (float(share.sum()) / total) if total > 0 else raw
+
+
+def _capped(modified: np.ndarray, plain: np.ndarray) -> np.ndarray:
+    """Cap relative reductions at the maximum, rescaling the rest to keep the plain mean."""
+    target = float(plain.sum())
+    out = np.minimum(modified, MAX_RELATIVE_REDUCTION)
+    for _ in range(6):
+        total = float(out.sum())
+        if total <= 0 or abs(total - target) <= 1e-9 * target:
+            break
+        out = np.minimum(out * (target / total), MAX_RELATIVE_REDUCTION)
+    return out
+
+
+def referral_weights(effects: np.ndarray, referred: np.ndarray, further: float) -> np.ndarray:
+    """Return how much each referral counts: 1 for the largest, ``further`` per rank after it.
+
+    ``effects`` and ``referred`` have shape ``(n, k)``; programmes not
+    referred get weight 0.
+    """
+    if further == 1.0:
+        return referred.astype(np.float64)
+    order = np.argsort(-(effects * referred), axis=1, kind="stable")
+    rank = np.empty_like(order)
+    np.put_along_axis(rank, order, np.arange(effects.shape[1])[None, :], axis=1)
+    return np.where(referred, float(further) ** rank, 0.0)
+
+
+def probability_under(
+    p_untreated: np.ndarray,
+    relative: np.ndarray,
+    referred: np.ndarray,
+    config: SynthConfig,
+) -> np.ndarray:
+    """Return the true re-offending probability under the given referrals.
+
+    Parameters
+    ----------
+    p_untreated
+        Untreated probability per person, shape ``(n,)``.
+    relative
+        Each person's relative reduction from each programme (the
+        ``relative_effect_<programme>`` truth columns), shape ``(n, k)``.
+    referred
+        0/1 referrals, shape ``(n, k)``, ``PROGRAMMES`` order.
+    config
+        The world (``additive_share`` and ``further_referral_weight``).
+    """
+    weight = referral_weights(relative, referred.astype(bool), config.further_referral_weight)
+    share = config.additive_share
+    p = p_untreated.copy()
+    for j in range(relative.shape[1]):
+        p *= 1 - weight[:, j] * (1 - share) * relative[:, j]
+    if share > 0:
+        p = p - ADDITIVE_REFERENCE_RISK * share * (weight * relative).sum(axis=1)
+        p = np.maximum(p, RESIDUAL_RISK_FLOOR * p_untreated)
+    return p
+
+
 def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     """Generate a cohort and its ground truth.
 
@@ -313,13 +531,26 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         structural = structural + item.logit_effect * latent[name]
     logit = (
         OUTCOME_INTERCEPT
-        + RISK_SCALE * (structural - STRUCTURAL_CENTRE)
+        + config.risk_scale * (structural - STRUCTURAL_CENTRE)
         + UNOBSERVED_RISK_SD * rng.standard_normal(n)
     )
+    # Issue 17's switches draw from their own stream, so that today's world
+    # (every switch off) reproduces its cohorts exactly.
+    hidden = np.random.default_rng([config.seed, 17]).standard_normal(n)
+    if config.prolific_risk > 0:
+        logit = logit + config.prolific_risk * _prolific_terms(total, months_free, custodial)
+    if config.confounding > 0:
+        logit = logit + config.confounding * hidden
     p_untreated = expit(logit)
 
     # Who each programme helps, and by how much (relative).
     young = (age >= PRINCES_TRUST_AGE_RANGE[0]) & (age <= PRINCES_TRUST_AGE_RANGE[1])
+    drivers = {
+        **{name: has.astype(np.float64) for name, has in latent.items()},
+        "younger": np.clip((30.0 - age) / 10.0, -3.0, 1.4),
+        "female": sex_female.astype(np.float64),
+        "instability": instability,
+    }
     relative: dict[str, np.ndarray] = {}
     for programme in PROGRAMMES:
         effect = PROGRAMME_EFFECTS[programme]
@@ -327,6 +558,10 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         share = present.mean(axis=0) if effect.scale_by_share else present.any(axis=0)
         eligible = young if programme == PRINCES_TRUST else np.ones(n, dtype=bool)
         relative[programme] = config.effect_scale * effect.relative_reduction * share * eligible
+        if config.effect_heterogeneity > 0:
+            weight = share * eligible
+            modifier = _modifiers(drivers, weight, programme, config.effect_heterogeneity)
+            relative[programme] = _capped(relative[programme] * modifier, relative[programme])
 
     # Historic referrals.
     observed_record = np.log1p(total) - 1.5
@@ -337,15 +572,31 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         else:
             needs = PROGRAMME_EFFECTS[programme].needs
             flags = sum(np.where(missing[i], 0, observed[i]) for i in needs)
-            p_ref = expit(-2.0 + 1.0 * flags + 0.3 * observed_record)
+            referral_logit = -2.0 + 1.0 * flags + 0.3 * observed_record
+            if config.referral_extremes > 0:
+                shift = _extreme_shift(programme, observed, missing, age)
+                referral_logit = referral_logit + config.referral_extremes * shift
+            if config.confounding > 0:
+                referral_logit = referral_logit + config.confounding * hidden
+            p_ref = expit(referral_logit)
         if programme == PRINCES_TRUST:
             p_ref = p_ref * young
         propensity[programme] = p_ref
     referred = {prog: rng.random(n) < propensity[prog] for prog in PROGRAMMES}
 
-    p_reoffend = p_untreated.copy()
-    for programme in PROGRAMMES:
-        p_reoffend *= 1 - relative[programme] * referred[programme]
+    relative_all = np.column_stack([relative[prog] for prog in PROGRAMMES])
+    referred_all = np.column_stack([referred[prog] for prog in PROGRAMMES])
+    p_reoffend = probability_under(p_untreated, relative_all, referred_all, config)
+    # The absolute reduction from each programme alone (purely relative: the
+    # untreated risk times the relative reduction, exactly).
+    alone = np.eye(len(PROGRAMMES), dtype=bool)
+    effect_alone = {
+        prog: p_untreated * relative[prog]
+        if config.additive_share == 0
+        else p_untreated
+        - probability_under(p_untreated, relative_all, np.tile(alone[j], (n, 1)), config)
+        for j, prog in enumerate(PROGRAMMES)
+    }
     outcome = rng.random(n) < p_reoffend
 
     refs = pd.array(
@@ -388,11 +639,12 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             ID_FIELD: refs,
             "instability": instability,
+            "hidden_confounder": hidden,
             **{f"latent_{name}": latent[name] for name in NEED_TRUTH},
             "p_untreated": p_untreated,
             "p_reoffend": p_reoffend,
             **{f"relative_effect_{prog}": relative[prog] for prog in PROGRAMMES},
-            **{f"effect_{prog}": p_untreated * relative[prog] for prog in PROGRAMMES},
+            **{f"effect_{prog}": effect_alone[prog] for prog in PROGRAMMES},
             **{f"propensity_{prog}": propensity[prog] for prog in PROGRAMMES},
         }
     )
