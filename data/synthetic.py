@@ -119,7 +119,7 @@ class SynthConfig(BaseModel):
     referral_extremes: float = Field(default=1.0, ge=0.0, le=2.0)
     confounding: float = Field(default=0.0, ge=0.0, le=3.0)
     prolific_risk: float = Field(default=1.0, ge=0.0, le=2.0)
-    risk_scale: float = Field(default=1.45, gt=0.0, le=4.0)
+    risk_scale: float = Field(default=1.5, gt=0.0, le=4.0)
 
 
 #: The switches that give the world of desist before issue 17 (a test checks
@@ -288,7 +288,11 @@ UNOBSERVED_RISK_SD = 0.5
 #: reaches parents and women most; thinking skills and the Prince's Trust
 #: reach the young; everyone with a chaotic life (instability) engages less.
 EFFECT_MODIFIERS: dict[str, dict[str, float]] = {
-    Pathway.DRUGS_ALCOHOL: {"alcohol_misuse": 0.6, "no_settled_accommodation": -0.8, "younger": -0.4},
+    Pathway.DRUGS_ALCOHOL: {
+        "alcohol_misuse": 0.6,
+        "no_settled_accommodation": -0.8,
+        "younger": -0.4,
+    },
     Pathway.EDUCATION_EMPLOYMENT: {
         "drug_misuse": -1.5,
         "no_settled_accommodation": -0.8,
@@ -333,19 +337,22 @@ REFERRAL_EXTREMES: dict[str, tuple[tuple[str, float], ...]] = {
 #: risk moves little. IOM caseloads hold people who re-offend within months
 #: whatever is done; today's world compresses them (issue 17).
 PROLIFIC_WEIGHTS: dict[str, float] = {
-    "15 or more sanctions": 0.6,
-    "offence-free under 3 months": 0.5,
-    "custody and 15 or more sanctions": 0.4,
+    "offence-free under 3 months": 0.6,
+    "custody and 15 or more sanctions": 0.5,
+    "under 25 with 10 or more sanctions": 0.7,
+    "aged 21 or under": 0.3,
 }
-PROLIFIC_CENTRE = 0.45
+PROLIFIC_CENTRE = 0.4
 
 
-def _prolific_terms(total: np.ndarray, months_free: np.ndarray, custodial: np.ndarray) -> np.ndarray:
-    many = total >= 15
+def _prolific_terms(
+    total: np.ndarray, months_free: np.ndarray, custodial: np.ndarray, age: np.ndarray
+) -> np.ndarray:
     rules = {
-        "15 or more sanctions": many,
         "offence-free under 3 months": months_free < 3,
-        "custody and 15 or more sanctions": many & custodial,
+        "custody and 15 or more sanctions": (total >= 15) & custodial,
+        "under 25 with 10 or more sanctions": (age < 25) & (total >= 10),
+        "aged 21 or under": age <= 21,
     }
     return sum(PROLIFIC_WEIGHTS[name] * rule for name, rule in rules.items()) - PROLIFIC_CENTRE
 
@@ -538,7 +545,7 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
     # (every switch off) reproduces its cohorts exactly.
     hidden = np.random.default_rng([config.seed, 17]).standard_normal(n)
     if config.prolific_risk > 0:
-        logit = logit + config.prolific_risk * _prolific_terms(total, months_free, custodial)
+        logit = logit + config.prolific_risk * _prolific_terms(total, months_free, custodial, age)
     if config.confounding > 0:
         logit = logit + config.confounding * hidden
     p_untreated = expit(logit)

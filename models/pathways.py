@@ -38,24 +38,36 @@ recommendation.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 from scipy.stats import norm
 from sklearn.base import BaseEstimator
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
+from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from data.schema import (
-    PRINCES_TRUST,
-    PRINCES_TRUST_AGE_RANGE,
-    PROGRAMMES,
-    Pathway,
-    needs_of,
-)
+from data.schema import PRINCES_TRUST, PRINCES_TRUST_AGE_RANGE, PROGRAMMES
+from models.compiled_trees import COMPILED_ROWS, compiled_predictions
 from models.encoding import AssessmentEncoder
+from models.pathway_estimates import (
+    PROGRAMME_NEEDS,
+    PathwayEstimates,
+    Recommendation,
+    recommendations,
+)
+from models.pathway_nuisance import Nuisance
+from models.pathway_policy import served_programmes
+
+__all__ = [
+    "PROGRAMME_NEEDS",
+    "REFERRAL_COLUMNS",
+    "PathwayEffectModel",
+    "PathwayEstimates",
+    "Recommendation",
+    "eligible",
+    "family_wise_z",
+    "recommendations",
+]
 
 REFERRAL_COLUMNS: tuple[str, ...] = tuple(f"referred_{p}" for p in PROGRAMMES)
 
@@ -74,13 +86,6 @@ def family_wise_z(n_tests: int) -> float:
     return float(norm.ppf(1 - FAMILY_WISE_ALPHA / n_tests))
 
 
-#: The needs items behind each programme (Prince's Trust: education and employment).
-PROGRAMME_NEEDS: dict[str, tuple[str, ...]] = {
-    **{p.value: needs_of(p) for p in Pathway},
-    PRINCES_TRUST: needs_of(Pathway.EDUCATION_EMPLOYMENT),
-}
-
-
 def eligible(programme: str, ages: np.ndarray) -> np.ndarray:
     """Return who may be referred to ``programme`` (Prince's Trust: ages 16-25 only)."""
     if programme != PRINCES_TRUST:
@@ -89,133 +94,21 @@ def eligible(programme: str, ages: np.ndarray) -> np.ndarray:
     return (ages >= low) & (ages <= high)
 
 
-def _booster(seed: int, max_iter: int, learning_rate: float) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=15,
-        min_samples_leaf=100,
-        early_stopping=True,
-        random_state=seed,
-    )
-
-
-#: Boosting rates of the nuisance models: 0.2 stops in about half the rounds
-#: of 0.1 (so half the trees to fit and to evaluate for every counterfactual)
-#: and gave the same policy value on a validation cohort (seed 11, not the
-#: benchmark's).
-OUTCOME_LEARNING_RATE = 0.2
-PROPENSITY_LEARNING_RATE = 0.2
 #: Final stage (see ``PathwayEffectModel._effect_regressor``).
 EFFECT_LEARNING_RATE = 0.05
 #: Untreated risks are floored here before dividing by them, so that a
 #: near-zero prediction cannot blow up a relative pseudo-outcome.
 RISK_FLOOR = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class _PseudoOutcomes:
-    """Cross-fitted quantities per person and programme, each of shape ``(n, k)``.
-
-    ``reduction`` is the DR pseudo-outcome (absolute reduction in risk);
-    ``untreated_risk`` the outcome model's risk with the person's other
-    referrals as they were but not this one; ``propensity`` the referral
-    propensity.
-    """
-
-    reduction: np.ndarray
-    untreated_risk: np.ndarray
-    propensity: np.ndarray
-
-
-@dataclass(frozen=True, slots=True)
-class _Nuisance:
-    """Outcome and propensity models fitted on one fold."""
-
-    outcome: HistGradientBoostingClassifier
-    propensity: tuple[HistGradientBoostingClassifier | float, ...]
-
-    @classmethod
-    def fit(
-        cls, x: np.ndarray, referrals: np.ndarray, y: np.ndarray, owner: PathwayEffectModel
-    ) -> _Nuisance:
-        outcome = _booster(owner.random_state, owner.max_iter, OUTCOME_LEARNING_RATE).fit(
-            np.column_stack([x, referrals]), y
-        )
-        propensity: list[HistGradientBoostingClassifier | float] = []
-        for j in range(referrals.shape[1]):
-            treated = referrals[:, j]
-            if treated.min() == treated.max():  # nobody (or everybody) referred
-                propensity.append(float(treated[0]))
-                continue
-            design = np.column_stack([x, np.delete(referrals, j, axis=1)])
-            booster = _booster(owner.random_state + 1, owner.max_iter, PROPENSITY_LEARNING_RATE)
-            propensity.append(booster.fit(design, treated))
-        return cls(outcome, tuple(propensity))
-
-    def risk(self, x: np.ndarray, referrals: np.ndarray) -> np.ndarray:
-        """Return the outcome model's re-offending probability under ``referrals``."""
-        return self.outcome.predict_proba(np.column_stack([x, referrals]))[:, 1]
-
-    def propensities(self, x: np.ndarray, referrals: np.ndarray) -> np.ndarray:
-        out = np.empty(referrals.shape)
-        for j, model in enumerate(self.propensity):
-            if isinstance(model, float):
-                out[:, j] = model
-            else:
-                design = np.column_stack([x, np.delete(referrals, j, axis=1)])
-                out[:, j] = model.predict_proba(design)[:, 1]
-        return out
-
-    def pseudo_outcomes(
-        self, x: np.ndarray, referrals: np.ndarray, y: np.ndarray, overlap: float
-    ) -> _PseudoOutcomes:
-        """Return DR pseudo-outcomes (reductions), untreated risks and propensities."""
-        actual = self.risk(x, referrals)
-        residual = y - actual
-        propensity = self.propensities(x, referrals)
-        pseudo = np.empty(referrals.shape)
-        untreated = np.empty(referrals.shape)
-        for j in range(referrals.shape[1]):
-            # One of "with j" and "without j" is what happened: only the
-            # other one needs a prediction (half the outcome-model calls).
-            flipped = referrals.copy()
-            flipped[:, j] = 1 - flipped[:, j]
-            counterfactual = self.risk(x, flipped)
-            treated, e = referrals[:, j], propensity[:, j]
-            with_j = np.where(treated == 1, actual, counterfactual)
-            untreated[:, j] = np.where(treated == 1, counterfactual, actual)
-            # Reduction = risk without - risk with, so the weighted residual
-            # enters with the opposite sign of an effect on risk.
-            weight = treated / np.clip(e, overlap, None) - (1 - treated) / np.clip(
-                1 - e, overlap, None
-            )
-            pseudo[:, j] = untreated[:, j] - with_j - weight * residual
-        return _PseudoOutcomes(pseudo, untreated, propensity)
-
-
-@dataclass(frozen=True, slots=True)
-class PathwayEstimates:
-    """Per person and programme: estimated effect, its group interval, and flags.
-
-    Arrays have shape ``(n_people, n_programmes)`` in ``programmes`` order;
-    effects are absolute reductions in 12-month re-offending probability
-    (positive = the referral lowers risk).
-    """
-
-    programmes: tuple[str, ...]
-    effect: np.ndarray
-    interval_low: np.ndarray
-    interval_high: np.ndarray
-    propensity: np.ndarray
-    in_overlap: np.ndarray
-    eligible: np.ndarray
-    recommended: np.ndarray
-
-    def ranked(self, row: int) -> list[int]:
-        """Return programme indices of recommended programmes, largest effect first."""
-        picks = np.flatnonzero(self.recommended[row])
-        return [int(i) for i in picks[np.argsort(-self.effect[row, picks], kind="stable")]]
+#: Final-stage leaf sizes tried (largest first; one is chosen per fit by
+#: the out-of-fold doubly robust value); a leaf size needs a quarter of the
+#: smallest fold's usable people.
+LEAF_CANDIDATES: tuple[int, ...] = (1000, 300)
+#: How much a personal pick must beat the default programme by (absolute
+#: reduction); infinity means "everyone gets the default programme".
+#: Confidence-group counts tried besides ``n_groups`` (1: one test per
+#: programme, of its average effect); every count keeps the family-wise level.
+GROUP_CANDIDATES: tuple[int, ...] = (4, 1)
+MARGIN_CANDIDATES: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.04, float("inf"))
 
 
 class PathwayEffectModel(BaseEstimator):
@@ -247,7 +140,7 @@ class PathwayEffectModel(BaseEstimator):
     outcome_models_ : tuple of HistGradientBoostingClassifier
         Each fold's outcome model; their mean risk with no referral turns
         relative reductions into absolute ones.
-    nuisance_ : _Nuisance
+    nuisance_ : Nuisance
         The first fold's outcome and propensity models, kept to check the
         overlap of new people and to score test splits.
     group_edges_ : dict of str to ndarray
@@ -258,6 +151,25 @@ class PathwayEffectModel(BaseEstimator):
         Family-wise one-sided lower bound used to decide recommendations.
     referral_rate_ : dict of str to float
         Share of training people referred to each programme.
+    fold_effect_models_ : dict of str to tuple of HistGradientBoostingRegressor
+        The final stage fitted on each fold; their disagreement gives the
+        per-person interval.
+    average_effect_ : ndarray
+        Mean training pseudo-outcome per programme (eligible, in overlap).
+    programme_confident_ : ndarray of bool
+        Whether each programme's average effect is above zero at a
+        family-wise level over the programmes.
+    default_programme_ : int
+        Programme with the largest average effect that is above zero at a
+        family-wise level over the programmes; -1 if none is.
+    final_stage_, min_samples_leaf_, groups_, switch_margin_ : str, int, int, float
+        Final-stage target (``"dr"``: DR pseudo-outcomes; ``"r"``: the
+        R-learner's residual loss), leaf size, number of confidence groups
+        and switch margin, chosen by
+        the out-of-fold doubly robust value of the served policy (no
+        ground truth).
+    selection_ : dict of str to float
+        That value for every candidate, ``"<stage>/<leaf>/<groups>/<margin>"``.
     """
 
     def __init__(
@@ -302,14 +214,16 @@ class PathwayEffectModel(BaseEstimator):
         folds = StratifiedKFold(2, shuffle=True, random_state=self.random_state)
         splits = list(folds.split(x, y))
         pseudo_all = np.empty((n, k))
+        r_target, r_weight = np.empty((n, k)), np.empty((n, k))
         untreated_all = np.empty((n, k))
         propensity = np.empty((n, k))
         baseline = np.empty(n)
         outcome_models = []
         for fold, (train, held) in enumerate(splits):
-            nuisance = _Nuisance.fit(x[train], referrals[train], y[train], self)
+            nuisance = Nuisance.fit(x[train], referrals[train], y[train], self)
             scored = nuisance.pseudo_outcomes(x[held], referrals[held], y[held], self.overlap)
             pseudo_all[held] = scored.reduction
+            r_target[held], r_weight[held] = scored.r_target, scored.r_weight
             untreated_all[held] = scored.untreated_risk
             propensity[held] = scored.propensity
             baseline[held] = nuisance.risk(x[held], np.zeros((held.size, k)))
@@ -320,60 +234,140 @@ class PathwayEffectModel(BaseEstimator):
         self.outcome_models_ = tuple(outcome_models)
 
         ages = data["age"].to_numpy(dtype=np.float64)
-        z = family_wise_z(k * self.n_groups)
+        allowed = np.column_stack([eligible(p, ages) for p in PROGRAMMES])
+        usable = allowed & (propensity >= self.overlap) & (propensity <= 1 - self.overlap)
+        # Relative scale: pseudo ~ untreated risk * relative(x), by least
+        # squares on the absolute scale (target divided by the risk, weight
+        # its square). The relative reduction does not depend on the other
+        # referrals when effects multiply, so reading it at "no other
+        # referral" needs no extrapolation.
+        untreated = np.clip(untreated_all, RISK_FLOOR, None)
+        targets = {
+            "dr": (pseudo_all / untreated, untreated**2),
+            "r": (r_target / untreated, r_weight * untreated**2),
+        }
+        self.referral_rate_ = {p: float(referrals[:, j].mean()) for j, p in enumerate(PROGRAMMES)}
+        self._fit_default(pseudo_all, usable)
+
+        # Truth-free selection: each candidate leaf size's final stage is
+        # fitted on one fold and read on the other; the served policy's
+        # doubly robust value on those out-of-fold estimates picks the leaf
+        # size and the switch margin (the largest within one standard error
+        # of the best, so that noise falls back to the default programme).
+        fold_size = min(int(usable[train].sum(axis=0).min()) for train, _ in splits)
+        leaves = [leaf for leaf in LEAF_CANDIDATES if 4 * leaf <= fold_size] or [
+            LEAF_CANDIDATES[-1]
+        ]
+        Folds = dict[str, tuple[HistGradientBoostingRegressor, ...]]
+        fitted: dict[tuple[str, int], tuple[np.ndarray, Folds]] = {}
+        self.selection_: dict[str, float] = {}
+        gains: dict[tuple[str, int, int, float], np.ndarray] = {}
+        for stage, (relative, weight) in targets.items():
+            for leaf in leaves:
+                oof = np.full((n, k), np.nan)
+                folds_of: Folds = {}
+                for j, programme in enumerate(PROGRAMMES):
+                    models = []
+                    for train, held in splits:
+                        rows = train[usable[train, j]]
+                        fold_model = self._effect_regressor(leaf).fit(
+                            x[rows], relative[rows, j], sample_weight=weight[rows, j]
+                        )
+                        oof[held, j] = fold_model.predict(x[held]) * baseline[held]
+                        models.append(fold_model)
+                    folds_of[programme] = tuple(models)
+                fitted[stage, leaf] = (oof, folds_of)
+                for count in sorted({self.n_groups, *GROUP_CANDIDATES}, reverse=True):
+                    confident = self._confident(oof, pseudo_all, usable, count)
+                    for margin in MARGIN_CANDIDATES:
+                        choice = served_programmes(
+                            oof, confident, usable, self.default_programme_, margin
+                        )
+                        gain = np.where(
+                            choice >= 0, pseudo_all[np.arange(n), np.maximum(choice, 0)], 0.0
+                        )
+                        gains[stage, leaf, count, margin] = gain
+                        self.selection_[f"{stage}/{leaf}/{count}/{margin}"] = float(gain.mean())
+        # The best candidate, or the most conservative one (largest margin,
+        # then most confidence groups, largest leaf, DR before R) whose value
+        # is within one paired standard error of it.
+        best = max(gains, key=lambda c: float(gains[c].mean()))
+
+        def near(c: tuple[str, int, int, float]) -> bool:
+            gap = gains[best] - gains[c]
+            return float(gap.mean()) <= float(gap.std(ddof=1) / np.sqrt(n))
+
+        chosen = max(filter(near, gains), key=lambda c: (c[3], c[2], c[1], c[0] == "dr"))
+        self.final_stage_, self.min_samples_leaf_, self.groups_, self.switch_margin_ = chosen
+        oof, self.fold_effect_models_ = fitted[self.final_stage_, self.min_samples_leaf_]
+        relative, weight = targets[self.final_stage_]
+
         self.effect_models_: dict[str, HistGradientBoostingRegressor] = {}
         self.group_edges_: dict[str, np.ndarray] = {}
         self.group_low_: dict[str, np.ndarray] = {}
         self.group_high_: dict[str, np.ndarray] = {}
         self.group_floor_: dict[str, np.ndarray] = {}
-        self.referral_rate_: dict[str, float] = {}
         for j, programme in enumerate(PROGRAMMES):
-            e = propensity[:, j]
-            usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
-            pseudo = pseudo_all[:, j]
-            # Relative scale: pseudo ~ untreated risk * relative(x), by least
-            # squares on the absolute scale (target divided by the risk,
-            # weight its square). The relative reduction does not depend on
-            # the other referrals when effects multiply, so reading it at
-            # "no other referral" needs no extrapolation.
-            untreated = np.clip(untreated_all[:, j], RISK_FLOOR, None)
-            relative, weight = pseudo / untreated, untreated**2
-            # The served model learns from every usable person; each person's
-            # confidence group comes from a fold model that did not learn
-            # from them, so a group's interval is not flattered by the model
-            # fitting its own noise.
-            self.effect_models_[programme] = self._effect_regressor().fit(
-                x[usable], relative[usable], sample_weight=weight[usable]
+            rows = usable[:, j]
+            # The served model learns from every usable person; each
+            # person's confidence group comes from a fold model that did not
+            # learn from them, so a group's interval is not flattered by the
+            # model fitting its own noise.
+            self.effect_models_[programme] = self._effect_regressor(self.min_samples_leaf_).fit(
+                x[rows], relative[rows, j], sample_weight=weight[rows, j]
             )
-            out_of_fold = np.full(n, np.nan)
-            for train, held in splits:
-                rows = train[usable[train]]
-                fold_model = self._effect_regressor().fit(
-                    x[rows], relative[rows], sample_weight=weight[rows]
-                )
-                out_of_fold[held] = fold_model.predict(x[held]) * baseline[held]
-            self.referral_rate_[programme] = float(referrals[:, j].mean())
-
-            edges = np.unique(
-                np.quantile(out_of_fold[usable], np.linspace(0, 1, self.n_groups + 1)[1:-1])
-            )
-            group = np.searchsorted(edges, out_of_fold[usable], side="right")
-            low = np.full(edges.size + 1, np.nan)
-            high = np.full(edges.size + 1, np.nan)
-            floor = np.full(edges.size + 1, np.nan)
-            for g in range(edges.size + 1):
-                values = pseudo[usable][group == g]
-                if values.size >= 30:
-                    error = values.std(ddof=1) / np.sqrt(values.size)
-                    low[g], high[g] = values.mean() - 1.96 * error, values.mean() + 1.96 * error
-                    floor[g] = values.mean() - z * error
+            edges, low, high, floor = self._groups(oof[:, j], pseudo_all[:, j], rows, self.groups_)
             self.group_edges_[programme] = edges
             self.group_low_[programme] = low
             self.group_high_[programme] = high
             self.group_floor_[programme] = floor
         return self
 
-    def _effect_regressor(self) -> HistGradientBoostingRegressor:
+    def _confident(
+        self, oof: np.ndarray, pseudo: np.ndarray, usable: np.ndarray, count: int
+    ) -> np.ndarray:
+        """Return which out-of-fold estimates pass the confidence rule."""
+        k = oof.shape[1]
+        groups = [self._groups(oof[:, j], pseudo[:, j], usable[:, j], count) for j in range(k)]
+        floor = np.column_stack(
+            [g[3][np.searchsorted(g[0], oof[:, j], side="right")] for j, g in enumerate(groups)]
+        )
+        return usable & (oof > self.min_effect) & (np.nan_to_num(floor, nan=-1.0) > 0)
+
+    def _fit_default(self, pseudo: np.ndarray, usable: np.ndarray) -> None:
+        """Set the average effects and the default programme (best single, if clearly positive)."""
+        k = pseudo.shape[1]
+        z = family_wise_z(k)
+        means, floors = np.zeros(k), np.full(k, -1.0)
+        for j in range(k):
+            values = pseudo[usable[:, j], j]
+            if values.size >= 30:
+                means[j] = values.mean()
+                floors[j] = means[j] - z * values.std(ddof=1) / np.sqrt(values.size)
+        self.average_effect_ = means
+        positive = floors > 0
+        self.programme_confident_ = positive
+        self.default_programme_ = (
+            int(np.argmax(np.where(positive, means, -np.inf))) if positive.any() else -1
+        )
+
+    def _groups(
+        self, estimate: np.ndarray, pseudo: np.ndarray, usable: np.ndarray, count: int
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Return ``count`` groups' effect cut points, 95% intervals and family-wise floors."""
+        z = family_wise_z(len(PROGRAMMES) * count)
+        edges = np.unique(np.quantile(estimate[usable], np.linspace(0, 1, count + 1)[1:-1]))
+        group = np.searchsorted(edges, estimate[usable], side="right")
+        low, high, floor = (np.full(edges.size + 1, np.nan) for _ in range(3))
+        for g in range(edges.size + 1):
+            values = pseudo[usable][group == g]
+            if values.size >= 30:
+                error = values.std(ddof=1) / np.sqrt(values.size)
+                low[g], high[g] = values.mean() - 1.96 * error, values.mean() + 1.96 * error
+                floor[g] = values.mean() - z * error
+        return edges, low, high, floor
+
+    def _effect_regressor(self, min_samples_leaf: int) -> HistGradientBoostingRegressor:
         # DR pseudo-outcomes are noisy (sd about 1 against effects of
         # 0.02-0.13): small trees, large leaves, a slow rate and a patient
         # stop keep the final stage from fitting noise. Chosen on a
@@ -382,11 +376,21 @@ class PathwayEffectModel(BaseEstimator):
             learning_rate=EFFECT_LEARNING_RATE,
             max_iter=self.max_iter,
             max_leaf_nodes=3,
-            min_samples_leaf=1000,
+            min_samples_leaf=min_samples_leaf,
             early_stopping=True,
             n_iter_no_change=20,
             random_state=self.random_state,
         )
+
+    def _predictions(self, x: np.ndarray) -> tuple[np.ndarray, ...]:
+        """Return propensities, risk with no referral, relative effects and fold effects."""
+        k = len(PROGRAMMES)
+        propensity = self.nuisance_.propensities(x, np.zeros((x.shape[0], k)))
+        relative = np.column_stack([self.effect_models_[p].predict(x) for p in PROGRAMMES])
+        folds = [
+            np.column_stack([m.predict(x) for m in self.fold_effect_models_[p]]) for p in PROGRAMMES
+        ]
+        return propensity, self.baseline_risk(x), relative, np.stack(folds, axis=1)
 
     def baseline_risk(self, x: np.ndarray) -> np.ndarray:
         """Return the outcome models' mean re-offending probability with no referral."""
@@ -429,12 +433,15 @@ class PathwayEffectModel(BaseEstimator):
         n, k = x.shape[0], len(PROGRAMMES)
         ages = assessments["age"].to_numpy(dtype=np.float64)
         shape = (n, k)
-        effect, low, high, floor = (np.empty(shape) for _ in range(4))
+        low, high, floor = (np.empty(shape) for _ in range(3))
         is_eligible = np.empty(shape, dtype=bool)
-        propensity = self.nuisance_.propensities(x, np.zeros((n, k)))
-        baseline = self.baseline_risk(x)
+        if n <= COMPILED_ROWS:  # a served request: compiled trees, same figures
+            propensity, baseline, relative, folds = compiled_predictions(self, x)
+        else:
+            propensity, baseline, relative, folds = self._predictions(x)
+        effect = relative * baseline[:, None]
+        spread = np.abs(folds[:, :, 0] - folds[:, :, 1]) * baseline[:, None]
         for j, programme in enumerate(PROGRAMMES):
-            effect[:, j] = self.effect_models_[programme].predict(x) * baseline
             group = np.searchsorted(self.group_edges_[programme], effect[:, j], side="right")
             low[:, j] = self.group_low_[programme][group]
             high[:, j] = self.group_high_[programme][group]
@@ -447,6 +454,12 @@ class PathwayEffectModel(BaseEstimator):
             & (effect > self.min_effect)
             & (np.nan_to_num(floor, nan=-1.0) > 0)
         )
+        # Per person: the group mean's standard error plus the estimate's
+        # own noise, read from the two fold models' disagreement (the
+        # served model, fitted on both halves, has about half a fold
+        # model's variance: sd about |difference| / 2).
+        group_error = np.nan_to_num((high - low) / (2 * 1.96), nan=0.0)
+        half = 1.96 * np.sqrt(group_error**2 + (spread / 2) ** 2)
         return PathwayEstimates(
             programmes=PROGRAMMES,
             effect=effect,
@@ -456,54 +469,9 @@ class PathwayEffectModel(BaseEstimator):
             in_overlap=in_overlap,
             eligible=is_eligible,
             recommended=recommended,
+            risk_without=baseline,
+            person_low=effect - half,
+            person_high=effect + half,
+            default_programme=self.default_programme_,
+            switch_margin=self.switch_margin_,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One recommended programme for one person."""
-
-    programme: str
-    estimated_reduction: float
-    interval: tuple[float, float]
-    needs: tuple[str, ...]
-
-
-def recommendations(
-    estimates: PathwayEstimates, assessments: pd.DataFrame
-) -> list[list[Recommendation]]:
-    """Return, per person, the recommended programmes, largest estimated reduction first.
-
-    ``needs`` lists the person's flagged needs items (score above 0) behind
-    each programme. A programme outside the evidence (overlap), not open to
-    the person (eligibility) or not clearly above zero is left out.
-    """
-    values = {
-        p: assessments[list(items)].to_numpy(dtype=np.float64, na_value=0.0)
-        for p, items in PROGRAMME_NEEDS.items()
-    }
-    out = []
-    for row in range(len(assessments)):
-        person = []
-        for j in estimates.ranked(row):
-            programme = estimates.programmes[j]
-            flagged = tuple(
-                item
-                for item, value in zip(
-                    PROGRAMME_NEEDS[programme], values[programme][row], strict=True
-                )
-                if value > 0
-            )
-            person.append(
-                Recommendation(
-                    programme=programme,
-                    estimated_reduction=float(estimates.effect[row, j]),
-                    interval=(
-                        float(estimates.interval_low[row, j]),
-                        float(estimates.interval_high[row, j]),
-                    ),
-                    needs=flagged,
-                )
-            )
-        out.append(person)
-    return out
