@@ -95,9 +95,11 @@ def econml_effects(
         from econml.dr import DRLearner
     except ImportError:
         return None
-    x, x_test = model.encoder_.transform(train), model.encoder_.transform(test)
+    # EconML refuses missing values: "not assessed" becomes -1, below every
+    # real value, which trees separate as desist's boosters do with NaN.
+    x = np.nan_to_num(model.encoder_.transform(train), nan=-1.0)
+    x_test = np.nan_to_num(model.encoder_.transform(test), nan=-1.0)
     referrals = train[list(REFERRAL_COLUMNS)].to_numpy(dtype=np.float64)
-    ages = train["age"].to_numpy(dtype=np.float64)
     allowed = eligibility(train)
     out = np.zeros((len(test), len(PROGRAMMES)))
     for j in range(len(PROGRAMMES)):
@@ -116,8 +118,7 @@ def econml_effects(
             X=x[rows],
             W=np.delete(referrals[rows], j, axis=1),
         )
-        out[:, j] = -learner.effect(x_test)
-    del ages
+        out[:, j] = -np.ravel(learner.effect(x_test))
     return out
 
 
