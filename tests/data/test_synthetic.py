@@ -255,7 +255,7 @@ def test_effects_alone_agree_with_probability_under(large_cohort: Cohort) -> Non
 
 def test_confounder_drives_referral_and_outcome() -> None:
     _, plain = generate_cohort(SynthConfig(rows=20_000, seed=4))
-    cohort, truth = generate_cohort(SynthConfig(rows=20_000, seed=4, confounding=1.0))
+    _, truth = generate_cohort(SynthConfig(rows=20_000, seed=4, confounding=1.0))
     hidden = truth["hidden_confounder"].to_numpy()
     assert np.array_equal(hidden, plain["hidden_confounder"].to_numpy())
     assert np.corrcoef(hidden, truth["p_untreated"])[0, 1] > 0.2

@@ -7,7 +7,8 @@ import pandas as pd
 import pytest
 
 from data.schema import DEFAULT_FEATURES, PRINCES_TRUST, PROGRAMMES, TARGET_FIELD
-from data.synthetic import SynthConfig, generate_cohort
+from data.synthetic import SynthConfig, generate_cohort, probability_under
+from models.pathway_policy import served_choice
 from models.pathways import PathwayEffectModel, PathwayEstimates, recommendations
 
 Fitted = tuple[PathwayEffectModel, PathwayEstimates, pd.DataFrame, pd.DataFrame]
@@ -46,12 +47,16 @@ def _true_effect_given_other_referrals(
     test: pd.DataFrame, truth: pd.DataFrame, k: str
 ) -> np.ndarray:
     """Each person's true reduction from programme ``k``, other referrals as they were."""
-    others = np.ones(len(test))
-    for programme in PROGRAMMES:
-        if programme != k:
-            referred = test[f"referred_{programme}"].to_numpy(dtype=float)
-            others *= 1 - truth[f"relative_effect_{programme}"].to_numpy() * referred
-    return truth["p_untreated"].to_numpy() * truth[f"relative_effect_{k}"].to_numpy() * others
+    referred = test[[f"referred_{p}" for p in PROGRAMMES]].to_numpy(dtype=int)
+    relative = truth[[f"relative_effect_{p}" for p in PROGRAMMES]].to_numpy()
+    p0 = truth["p_untreated"].to_numpy()
+    j = PROGRAMMES.index(k)
+    without, with_k = referred.copy(), referred.copy()
+    without[:, j], with_k[:, j] = 0, 1
+    world = SynthConfig()  # the fixtures' world: the default
+    return probability_under(p0, relative, without, world) - probability_under(
+        p0, relative, with_k, world
+    )
 
 
 @pytest.mark.parametrize("programme", PROGRAMMES)
@@ -100,6 +105,12 @@ def test_recommendations_are_ranked_and_name_their_needs(trial: Fitted) -> None:
             assert item.estimated_reduction > 0 and item.interval[0] > 0
             for need in item.needs:
                 assert test.iloc[row][need] > 0
+            # Per-person figures: the risk without and with, and an interval
+            # around the person's own estimate.
+            assert item.risk_with == pytest.approx(item.risk_without - item.estimated_reduction)
+            low, high = item.person_interval
+            assert low <= item.estimated_reduction <= high
+        assert sum(item.first_choice for item in person) <= 1
 
 
 def test_overlap_failures_are_flagged_not_recommended(trial: Fitted) -> None:
@@ -116,3 +127,30 @@ def test_missing_referral_columns_are_refused() -> None:
         PathwayEffectModel(DEFAULT_FEATURES).fit(
             cohort.drop(columns=["referred_health"]), cohort[TARGET_FIELD].to_numpy(dtype=int)
         )
+
+
+def test_a_few_rows_get_the_same_figures_as_many(trial: Fitted) -> None:
+    model, estimates, test, _ = trial
+    few = model.estimate(test.head(7))  # compiled trees
+    assert np.allclose(few.effect, estimates.effect[:7])
+    assert np.allclose(few.propensity, estimates.propensity[:7])
+    assert np.allclose(few.person_low, estimates.person_low[:7])
+    assert np.array_equal(few.recommended, estimates.recommended[:7])
+
+
+def test_selection_is_recorded_and_truth_free(trial: Fitted) -> None:
+    model, _, _, _ = trial
+    assert model.final_stage_ in {"dr", "r"}
+    assert (
+        f"{model.final_stage_}/{model.min_samples_leaf_}/{model.groups_}/{model.switch_margin_}"
+        in (model.selection_)
+    )
+    assert model.default_programme_ == PROGRAMMES.index("education_employment")
+
+
+def test_no_effect_world_offers_no_default_and_serves_almost_nothing(no_effects: Fitted) -> None:
+    model, estimates, _, _ = no_effects
+    chosen = served_choice(estimates)
+    assert chosen.confident.mean() < 0.05
+    if model.default_programme_ < 0:
+        assert (~chosen.offered | chosen.confident).all()
