@@ -229,7 +229,8 @@ def main() -> None:
         "capacity_constrained_oracle": value(best_possible.programme),
         "highest_need_first": value(by_need),
     }
-    oracle_total = capacity_values["capacity_constrained_oracle"]
+    # In the no-effect world every total is zero: shares are then undefined.
+    oracle_total = capacity_values["capacity_constrained_oracle"] or float("nan")
     attributes = {
         a: test[a].astype(object).fillna("not recorded").to_numpy() for a in ("ethnicity", "sex")
     }
