@@ -34,6 +34,14 @@ class AuditWriteError(DesistError):
     """Scores could not be recorded in the audit log, so they must not be returned."""
 
 
+class UnknownScoreError(DesistError):
+    """A decision names a score (request id and subject) the service never served."""
+
+
+class NoScoresServedError(DesistError):
+    """A model version served no score in the period asked about (nothing to monitor)."""
+
+
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
 
