@@ -249,6 +249,8 @@ def test_invalid_outcomes_name_every_row_and_record_nothing(
     assert [(v["assessment_index"], v["field"]) for v in bad_date.json()["violations"]] == [
         (0, "follow_up_end")
     ]
+    ancient = post_outcomes(service, [{**rows[0], "follow_up_end": "1594-08-30"}])
+    assert ancient.status_code == 422  # found by the fuzz test: once a 500
     extra = post_outcomes(service, [{**rows[0], "name": "Jane"}])
     assert extra.status_code == 422
     assert outcome_rows(settings) == 0
