@@ -11,9 +11,11 @@ service only inserts: rows are never updated or deleted.
 
 Practitioners' decisions and imported outcomes (:class:`DecisionRecord`,
 :class:`OutcomeRecord`) go the same way, in the same transactions: a
-decision's revision is counted inside the transaction that inserts it, and
-a race for the same revision (two decisions on one score at once) retries
-the whole transaction, which is insert-only and so safe to repeat.
+decision's revision is counted inside the transaction that inserts it, after
+locking the served row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite has
+one writer at a time), so decisions on one score are counted in turn. Should
+two still claim the same revision, the unique constraint refuses one and the
+whole transaction, insert-only and so safe to repeat, is run again.
 """
 
 from __future__ import annotations
@@ -291,6 +293,15 @@ def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
         return
     table = decision_audit_table
     for record in entry.records:
+        # The served row is locked first (PostgreSQL; SQLite has one writer at a time anyway),
+        # so decisions on one score are counted one after another, each seeing the last.
+        for served in (audit_table, recommendation_audit_table):
+            conn.execute(
+                select(served.c.id)
+                .where(served.c.request_id == record.request_id)
+                .where(served.c.subject_ref == record.subject_ref)
+                .with_for_update()
+            ).all()
         # Counted in this transaction, so a second decision of the same group sees the first;
         # a concurrent one committing the same revision first fails the unique constraint.
         latest = conn.execute(
