@@ -7,6 +7,10 @@ batches of three on loopback, and what happened is counted:
 - ``kill9_sqlite`` / ``kill9_postgres``: SIGKILL every ``--kill-every``
   seconds, restart at once, for ``--seconds``; then every answered request's
   rows, partial requests, rows committed without an answer;
+- ``kill9_oversight_sqlite`` / ``kill9_oversight_postgres``: the same under a
+  load of practitioners' decisions (revisions piling up on five scores) and
+  outcomes imports of three rows; every decision answered 201 recorded with
+  the revision answered, revisions without gaps, imports whole;
 - ``sqlite_read_only`` / ``postgres_cut``: the audit database read-only
   (chattr +i) or cut (a TCP proxy; the shared PostgreSQL keeps running) for
   ``--outage`` seconds mid-load; answers by status in each phase, seconds to
@@ -59,6 +63,7 @@ from benchmarks.support.live import (
     http_sender,
     set_immutable,
 )
+from benchmarks.support.oversight_load import oversight_check, oversight_sender, serve_pool
 from benchmarks.support.registry import Store
 from data.errors import DesistError
 from models.contract.tags import TAG_DIGEST
@@ -123,6 +128,34 @@ def kill9(home: Path, scratch: Path, seconds: float, every: float, url: str | No
         "statuses": dict(load.statuses()),
         "transport_errors_while_down": load.transport_errors,
         **audit_check(settings, load),
+    }
+
+
+def kill9_oversight(
+    home: Path, scratch: Path, seconds: float, every: float, url: str | None
+) -> Any:
+    settings = service_settings(home, scratch, **({"database_url": url} if url else {}))
+    score_key = create_key("case-system", "score", settings=settings)
+    feed_key = create_key("records-office", "outcomes", settings=settings)
+    restarts = []
+    with LiveService(settings, scratch / "kill9.log") as live:
+        live.start()
+        pool = serve_pool(live.url, score_key)
+        with Load(oversight_sender(live.url, score_key, feed_key, pool)) as load:
+            end = time.monotonic() + seconds
+            while time.monotonic() + every < end:
+                time.sleep(every)
+                live.kill()
+                started = time.monotonic()
+                live.start()
+                restarts.append(round(time.monotonic() - started, 2))
+            load.wait_for(201, 20)
+    return {
+        "kills": len(restarts),
+        "restart_seconds": restarts,
+        "statuses": dict(load.statuses()),
+        "transport_errors_while_down": load.transport_errors,
+        **oversight_check(settings, load),
     }
 
 
@@ -272,6 +305,9 @@ def tracking_lost(scratch: Path) -> Any:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--home", type=Path, help="DESIST_HOME with a champion to reuse")
+    parser.add_argument(
+        "--only", help="run only the scenarios whose name starts with this (e.g. kill9_oversight)"
+    )
     parser.add_argument("--seconds", type=float, default=30.0, help="kill -9 scenario length")
     parser.add_argument("--kill-every", type=float, default=8.0)
     parser.add_argument("--outage", type=float, default=10.0, help="database outage length")
@@ -283,6 +319,8 @@ def main() -> None:
     results: dict[str, Any] = {}
 
     def run(name: str, scenario: Callable[[Path], Any]) -> None:
+        if args.only and not name.startswith(args.only):
+            return
         folder = scratch / name
         folder.mkdir()
         started = time.monotonic()
@@ -296,6 +334,18 @@ def main() -> None:
             results["kill9_postgres"] = {"skipped": "PostgreSQL not reachable"}
         else:
             run("kill9_postgres", lambda d: kill9(home, d, args.seconds, args.kill_every, url))
+    run(
+        "kill9_oversight_sqlite",
+        lambda d: kill9_oversight(home, d, args.seconds, args.kill_every, None),
+    )
+    with postgres_database() as url:
+        if url is None:
+            results["kill9_oversight_postgres"] = {"skipped": "PostgreSQL not reachable"}
+        else:
+            run(
+                "kill9_oversight_postgres",
+                lambda d: kill9_oversight(home, d, args.seconds, args.kill_every, url),
+            )
 
     def read_only(folder: Path) -> Any:
         settings = service_settings(home, folder)
@@ -344,7 +394,10 @@ def main() -> None:
     run("corrupted_champion", lambda d: corrupted(home, d))
     run("tracking_lost_mid_training", tracking_lost)
     shutil.rmtree(scratch, ignore_errors=True)
-    save("faults", {"load_average_at_start": load_at_start, "scenarios": results})
+    if args.only:
+        results = {name: value for name, value in results.items() if name.startswith(args.only)}
+    name = f"faults_{args.only}" if args.only else "faults"
+    save(name, {"load_average_at_start": load_at_start, "scenarios": results})
 
 
 if __name__ == "__main__":

@@ -101,8 +101,9 @@ def _dates(raw: pd.Series, column: str, out: _Violations, *, required: bool) -> 
         out.rows(column, blank, "missing value (this field is required)")
     far = present & ((parsed < _EARLIEST) | (parsed > _LATEST)).to_numpy(dtype=bool)
     out.rows(column, far, [f"implausible date: {v:%Y-%m-%d}" for v in parsed[far]])
-    # Outcomes are dates: a time of day would shift windows by hours.
-    return parsed.dt.normalize().astype("datetime64[ns]")
+    # Outcomes are dates: a time of day would shift windows by hours. Implausible dates
+    # (reported above) are blanked first: before 1677 they do not fit nanoseconds.
+    return parsed.mask(far).dt.normalize().astype("datetime64[ns]")
 
 
 def _references(raw: pd.Series, out: _Violations) -> pd.Series:

@@ -24,7 +24,15 @@ from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
 from serving.ratelimit import RateLimitMiddleware
-from serving.routes import admin, models, operations, pathway_recommendations, risk_scores
+from serving.routes import (
+    admin,
+    decisions,
+    models,
+    operations,
+    outcomes,
+    pathway_recommendations,
+    risk_scores,
+)
 from serving.routes.batch import BatchBody
 from serving.security import OperationsGuardMiddleware, install_cors
 from serving.settings import Settings, get_settings
@@ -73,6 +81,8 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     add_openapi_components(app, body.schemas)
     app.include_router(risk_scores.make_router(body))
     app.include_router(pathway_recommendations.make_router(body))
+    app.include_router(decisions.router)
+    app.include_router(outcomes.router)
     app.include_router(models.router)
     app.include_router(admin.router)
     app.include_router(operations.router)

@@ -8,6 +8,14 @@ service unrecorded. Requests waiting together may share a transaction
 (:meth:`AuditLog.record_all`, used by :mod:`serving.worker`): then it holds
 every row of each of them, and if it fails, every one of them fails. The
 service only inserts: rows are never updated or deleted.
+
+Practitioners' decisions and imported outcomes (:class:`DecisionRecord`,
+:class:`OutcomeRecord`) go the same way, in the same transactions: a
+decision's revision is counted inside the transaction that inserts it, after
+locking the served row (``SELECT ... FOR UPDATE`` on PostgreSQL; SQLite has
+one writer at a time), so decisions on one score are counted in turn. Should
+two still claim the same revision, the unique constraint refuses one and the
+whole transaction, insert-only and so safe to repeat, is run again.
 """
 
 from __future__ import annotations
@@ -16,22 +24,36 @@ import csv
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Engine, Table, select
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
-from serving.database import audit_table, is_sqlite, recommendation_audit_table, unanswered_table
+from serving.database import (
+    audit_table,
+    decision_audit_table,
+    is_sqlite,
+    outcome_audit_table,
+    recommendation_audit_table,
+    unanswered_table,
+)
 from serving.errors import AuditOutcomeUnknownError, AuditWriteError
 
 #: The audit tables ``desist audit export --kind`` can write.
 AUDIT_TABLES: dict[str, Table] = {
     "scores": audit_table,
     "recommendations": recommendation_audit_table,
+    "decisions": decision_audit_table,
+    "outcomes": outcome_audit_table,
 }
+
+#: Kinds of entry whose rows are inserted one statement per row (few rows, a revision to count).
+OVERSIGHT_KINDS = ("decisions", "outcomes")
+#: Transactions tried when two decisions race for the same revision of one score.
+REVISION_ATTEMPTS = 5
 
 
 def input_digest(assessment: BaseModel) -> str:
@@ -68,6 +90,33 @@ class RecommendationRecord:
     recommended: str
 
 
+@dataclass(slots=True)
+class DecisionRecord:
+    """One practitioner's decision as recorded (see :class:`data.decisions.DecisionRequest`).
+
+    ``request_id`` and ``subject_ref`` name the served score; ``revision`` is
+    assigned when the row is committed (1 + the decisions already on that score).
+    """
+
+    request_id: str
+    subject_ref: str
+    decision: str
+    override_band: str | None
+    override_action: str | None
+    reason: str | None
+    practitioner_ref: str
+    revision: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class OutcomeRecord:
+    """One person's outcome as imported (see :mod:`data.outcomes`)."""
+
+    subject_ref: str
+    outcome_date: date | None
+    follow_up_end: date
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -77,11 +126,13 @@ class AuditEntry:
     """The audit rows of one request, ready to insert.
 
     ``kind`` names the log (``scores``: :class:`AuditRecord` records,
-    ``recommendations``: :class:`RecommendationRecord` ones); ``time`` is
-    when the request's answer was made.
+    ``recommendations``: :class:`RecommendationRecord` ones, ``decisions``:
+    :class:`DecisionRecord`, ``outcomes``: :class:`OutcomeRecord`); ``time`` is
+    when the request's answer was made. Decisions and outcomes name no model
+    (``model_name`` and ``model_version`` empty).
     """
 
-    kind: Literal["scores", "recommendations"]
+    kind: Literal["scores", "recommendations", "decisions", "outcomes"]
     client: str
     request_id: str
     model_name: str
@@ -215,7 +266,10 @@ class AuditLog:
             If the rows could not be committed; none of them then exists.
         """
         rows: dict[str, list[Any]] = {"scores": [], "recommendations": []}
+        oversight = [entry for entry in entries if entry.kind in OVERSIGHT_KINDS]
         for entry in entries:
+            if entry.kind in OVERSIGHT_KINDS:
+                continue
             shared: dict[str, object] = {
                 "time": entry.time,
                 "client": entry.client,
@@ -224,31 +278,99 @@ class AuditLog:
                 "model_version": entry.model_version,
             }
             rows[entry.kind] += self._inserts[entry.kind].rows(shared, entry.records)
-        try:
-            with self.engine.connect() as conn:
-                transaction = conn.begin()
-                for kind, values in rows.items():
-                    if values:
-                        conn.exec_driver_sql(self._inserts[kind].sql, values)
-                if unanswered:
-                    conn.execute(
-                        unanswered_table.insert(),
-                        [{"time": _now(), "request_id": r, "reason": why} for r, why in unanswered],
-                    )
-                if before_commit is not None and not before_commit():
-                    transaction.rollback()
-                    raise AuditWriteError("the audit log could not record the scores in time")
-                try:
-                    transaction.commit()
-                except SQLAlchemyError as err:
-                    if getattr(err, "connection_invalidated", False) and not is_sqlite(self.engine):
-                        # COMMIT was sent and the link broke: the server may have committed.
-                        raise AuditOutcomeUnknownError(
-                            "the audit commit's outcome is unknown; the scores are withheld"
-                        ) from err
-                    raise
-        except SQLAlchemyError as err:
-            raise AuditWriteError("the audit log could not record the scores") from err
+        for attempt in range(1, REVISION_ATTEMPTS + 1):
+            try:
+                with self.engine.connect() as conn:
+                    transaction = conn.begin()
+                    for kind, values in rows.items():
+                        if values:
+                            conn.exec_driver_sql(self._inserts[kind].sql, values)
+                    for entry in oversight:
+                        _insert_oversight(conn, entry)
+                    if unanswered:
+                        conn.execute(
+                            unanswered_table.insert(),
+                            [
+                                {"time": _now(), "request_id": r, "reason": why}
+                                for r, why in unanswered
+                            ],
+                        )
+                    if before_commit is not None and not before_commit():
+                        transaction.rollback()
+                        raise AuditWriteError("the audit log could not record the scores in time")
+                    try:
+                        transaction.commit()
+                    except SQLAlchemyError as err:
+                        if getattr(err, "connection_invalidated", False) and not is_sqlite(
+                            self.engine
+                        ):
+                            # COMMIT was sent and the link broke: the server may have committed.
+                            raise AuditOutcomeUnknownError(
+                                "the audit commit's outcome is unknown; the scores are withheld"
+                            ) from err
+                        raise
+                return
+            except IntegrityError as err:
+                # Only a revision race breaks a constraint; the transaction is rolled back whole.
+                if not oversight or attempt == REVISION_ATTEMPTS:
+                    raise AuditWriteError("the audit log could not record the scores") from err
+            except SQLAlchemyError as err:
+                raise AuditWriteError("the audit log could not record the scores") from err
+
+
+def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
+    """Insert a decision entry (counting each revision) or an outcomes entry, in ``conn``'s txn."""
+    if entry.kind == "outcomes":
+        shared = {"time": entry.time, "client": entry.client, "request_id": entry.request_id}
+        conn.execute(
+            insert(outcome_audit_table),
+            [
+                {
+                    **shared,
+                    "subject_ref": r.subject_ref,
+                    "outcome_date": r.outcome_date,
+                    "follow_up_end": r.follow_up_end,
+                }
+                for r in entry.records
+            ],
+        )
+        return
+    table = decision_audit_table
+    for record in entry.records:
+        # The served row is locked first (PostgreSQL; SQLite has one writer at a time anyway),
+        # so decisions on one score are counted one after another, each seeing the last.
+        for served in (audit_table, recommendation_audit_table):
+            conn.execute(
+                select(served.c.id)
+                .where(served.c.request_id == record.request_id)
+                .where(served.c.subject_ref == record.subject_ref)
+                .with_for_update()
+            ).all()
+        # Counted in this transaction, so a second decision of the same group sees the first;
+        # a concurrent one committing the same revision first fails the unique constraint.
+        latest = conn.execute(
+            select(func.coalesce(func.max(table.c.revision), 0)).where(
+                table.c.request_id == record.request_id,
+                table.c.subject_ref == record.subject_ref,
+            )
+        ).scalar_one()
+        record.revision = int(latest) + 1
+        conn.execute(
+            insert(table),
+            {
+                "time": entry.time,
+                "client": entry.client,
+                "decision_request_id": entry.request_id,
+                "request_id": record.request_id,
+                "subject_ref": record.subject_ref,
+                "revision": record.revision,
+                "decision": record.decision,
+                "override_band": record.override_band,
+                "override_action": record.override_action,
+                "reason": record.reason,
+                "practitioner_ref": record.practitioner_ref,
+            },
+        )
 
 
 def _spreadsheet_safe(value: object) -> object:
@@ -276,7 +398,8 @@ def export_audit(
     out_path
         CSV file to write (header plus one line per row, oldest first).
     table
-        Which audit log: scores (default) or recommendations (see :data:`AUDIT_TABLES`).
+        Which audit log: scores (default), recommendations, decisions or outcomes
+        (see :data:`AUDIT_TABLES`).
     """
     query = select(table).order_by(table.c.id)
     if since is not None:

@@ -1,4 +1,4 @@
-"""Plain functions behind the ``desist serve``, ``desist keys`` and ``desist audit`` commands.
+"""Plain functions behind ``desist serve``, ``keys``, ``audit`` and ``outcomes import``.
 
 The CLI parses arguments and prints; these do the work, reading the same
 ``DESIST_*`` settings as the service.
@@ -18,6 +18,7 @@ from serving.audit import AUDIT_TABLES
 from serving.audit import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.oversight import import_outcomes as _import_outcomes
 from serving.protocol import PROTOCOL
 from serving.security import check_listen_address, is_loopback
 from serving.settings import Settings, get_settings
@@ -129,11 +130,37 @@ def export_audit(
 ) -> int:
     """Write an audit log (from ``since`` on, if given) to CSV at ``out``; return the row count.
 
-    ``kind`` is ``scores`` or ``recommendations`` (:data:`serving.audit.AUDIT_TABLES`).
+    ``kind`` is ``scores``, ``recommendations``, ``decisions`` or ``outcomes``
+    (:data:`serving.audit.AUDIT_TABLES`); an export of decisions is what
+    :func:`data.decisions.validate_decisions` reads back.
     """
     table = AUDIT_TABLES[kind]
     engine = make_engine((settings or get_settings()).resolved_database_url())
     try:
         return _export_audit(engine, since, out, table)
+    finally:
+        engine.dispose()
+
+
+def import_outcomes(path: Path, settings: Settings | None = None) -> tuple[str, int]:
+    """Import an outcomes file (CSV or Parquet) into the service database, whole or not at all.
+
+    Returns
+    -------
+    tuple[str, int]
+        The import's id (the ``request_id`` of its rows) and the rows recorded.
+
+    Raises
+    ------
+    DatasetFormatError
+        If the file cannot be read.
+    SchemaValidationError
+        With every violation (row, column, reason); nothing is recorded.
+    AuditWriteError
+        If the rows could not be committed; none of them then exists.
+    """
+    engine = make_engine((settings or get_settings()).resolved_database_url())
+    try:
+        return _import_outcomes(engine, path)
     finally:
         engine.dispose()

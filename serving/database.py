@@ -1,4 +1,4 @@
-"""The service's own database: the audit logs (scores, recommendations) and the API keys.
+"""The service's own database: audit logs (scores, recommendations, decisions, outcomes), keys.
 
 SQLite under ``DESIST_HOME`` by default (write-ahead log, ``synchronous=NORMAL``:
 a committed row survives a crash of the service, and readers never block the
@@ -20,6 +20,7 @@ from typing import Any
 
 from sqlalchemy import (
     Column,
+    Date,
     DateTime,
     Engine,
     Float,
@@ -27,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    UniqueConstraint,
     create_engine,
     event,
 )
@@ -86,6 +88,42 @@ unanswered_table = Table(
     Column("time", DateTime(timezone=True), nullable=False),
     Column("request_id", String(64), nullable=False, index=True),
     Column("reason", String(64), nullable=False),
+)
+
+#: One row per practitioner's decision on a served score or recommendation (named by the
+#: served row's ``request_id`` and ``subject_ref``); insert-only: a second decision on the same
+#: score is the next ``revision``, never an update. ``decision_request_id`` is the request that
+#: recorded it. Columns after ``client`` are :data:`data.decisions.DECISION_COLUMNS`.
+decision_audit_table = Table(
+    "decision_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("client", String(128), nullable=False),
+    Column("decision_request_id", String(64), nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("subject_ref", String(128), nullable=False),
+    Column("revision", Integer, nullable=False),
+    Column("decision", String(16), nullable=False),
+    Column("override_band", String(16), nullable=True),
+    Column("override_action", String(32), nullable=True),
+    Column("reason", String(1000), nullable=True),
+    Column("practitioner_ref", String(128), nullable=False),
+    UniqueConstraint("request_id", "subject_ref", "revision", name="uq_decision_revision"),
+)
+
+#: One row per person in an outcomes import (``POST /v1/outcomes``, ``desist outcomes import``);
+#: ``request_id`` names the import. Insert-only: the newest row per person counts.
+outcome_audit_table = Table(
+    "outcome_audit",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("time", DateTime(timezone=True), nullable=False, index=True),
+    Column("client", String(128), nullable=False),
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("subject_ref", String(128), nullable=False, index=True),
+    Column("outcome_date", Date, nullable=True),
+    Column("follow_up_end", Date, nullable=False),
 )
 
 api_keys_table = Table(

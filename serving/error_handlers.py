@@ -26,6 +26,7 @@ from serving.errors import (
     PayloadTooLargeError,
     PermissionDeniedError,
     RequestDeadlineError,
+    UnknownScoreError,
     UnsupportedMediaTypeError,
 )
 from serving.logs import get_logger
@@ -38,6 +39,7 @@ log = get_logger("serving")
 STATUS: dict[type[DesistError], tuple[int, str]] = {
     AuthenticationError: (401, "unauthenticated"),
     PermissionDeniedError: (403, "forbidden"),
+    UnknownScoreError: (404, "score_not_found"),
     PayloadTooLargeError: (413, "payload_too_large"),
     UnsupportedMediaTypeError: (415, "unsupported_media_type"),
     ModelUnavailableError: (503, "model_unavailable"),
@@ -115,7 +117,7 @@ def client_message(exc: DesistError) -> str:
 def _violation(error: Any) -> Violation:
     loc = [part for part in error["loc"] if part != "body"]
     index = None
-    if len(loc) >= 2 and loc[0] == "assessments" and isinstance(loc[1], int):
+    if len(loc) >= 2 and loc[0] in ("assessments", "outcomes") and isinstance(loc[1], int):
         index = loc[1]
         loc = loc[2:]
     kind = error["type"]

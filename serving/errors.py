@@ -47,6 +47,14 @@ class RequestDeadlineError(DesistError):
     """A request waited or worked longer than its deadline; answered 503 with Retry-After."""
 
 
+class UnknownScoreError(DesistError):
+    """A decision names a score (request id and subject) the service never served."""
+
+
+class NoScoresServedError(DesistError):
+    """A model version served no score in the period asked about (nothing to monitor)."""
+
+
 class KeyStoreError(DesistError):
     """An API key cannot be created or revoked (bad scope, unknown client or key)."""
 

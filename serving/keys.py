@@ -35,8 +35,10 @@ from data.schema import FREE_TEXT_PATTERN
 from serving.database import api_keys_table
 from serving.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 
-Scope = Literal["score", "admin"]
-SCOPES: tuple[str, ...] = ("score", "admin")
+Scope = Literal["score", "admin", "outcomes"]
+#: ``score``: score, recommend and record practitioners' decisions (a case system);
+#: ``outcomes``: import outcomes only (a records feed); ``admin``: everything.
+SCOPES: tuple[str, ...] = ("score", "admin", "outcomes")
 PREFIX = "dsk"
 
 # scrypt cost: 16 MiB and about 60 ms per check on this machine.

@@ -110,7 +110,8 @@ class Violation(_Strict):
     """One reason a request was refused."""
 
     assessment_index: int | None = Field(
-        description="Position of the assessment in the batch (from 0); null for the whole request."
+        description="Position of the assessment (or outcome) in the batch (from 0); "
+        "null for the whole request."
     )
     field: str | None = Field(description="The offending field, when there is one.")
     reason: str

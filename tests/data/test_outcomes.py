@@ -134,3 +134,16 @@ def test_the_window_length_comes_from_the_config() -> None:
     assert bool(link_outcomes(scores, outcomes, window_months=24)["matured"].iloc[0])
     with pytest.raises(ValueError, match="window_months"):
         link_outcomes(scores, outcomes, window_months=0)
+
+
+def test_dates_outside_nanosecond_range_are_named_not_raised() -> None:
+    # Found by the service's fuzz test (POST /v1/outcomes): 1594 does not fit pandas' nanoseconds.
+    frame = pd.DataFrame(
+        {"subject_ref": ["a"], "outcome_date": ["1594-08-30"], "follow_up_end": ["9999-01-01"]}
+    )
+    with pytest.raises(SchemaValidationError) as caught:
+        validate_outcomes(frame)
+    assert {(v.column, v.row) for v in caught.value.violations} == {
+        ("outcome_date", 1),
+        ("follow_up_end", 1),
+    }

@@ -31,6 +31,7 @@ from benchmarks.support.live import (
     http_sender,
     set_immutable,
 )
+from benchmarks.support.oversight_load import oversight_check, oversight_sender, serve_pool
 from benchmarks.support.registry import MODEL, Store
 from data.errors import DesistError
 from models.contract.tags import RUN_REGISTERED_VERSION, TAG_DIGEST
@@ -75,6 +76,34 @@ def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request
     assert len(groups) - len(answered) <= load.threads
     assert load.statuses().keys() == {200} and load.transport_errors > 0
     assert len(answered) > len(answered_before) >= 20
+
+
+def test_kill_9_under_decision_and_outcome_load_loses_nothing_answered(
+    trained_store: Store, tmp_path: Path
+) -> None:
+    settings = make_settings(trained_store, tmp_path)
+    score_key = create_key("case-system", "score", settings=settings)
+    feed_key = create_key("records-office", "outcomes", settings=settings)
+    with LiveService(settings, tmp_path / "service.log") as live:
+        live.start()
+        pool = serve_pool(live.url, score_key)
+        with Load(oversight_sender(live.url, score_key, feed_key, pool)) as load:
+            load.wait_for(201, 20)
+            live.kill(signal.SIGKILL)  # mid-request: some decisions or imports being committed
+            answered_before = load.count(201)
+            live.start()
+            load.wait_for(201, 10)
+    figures = oversight_check(settings, load)
+    # Every decision answered 201 is recorded as answered (same revision), every import
+    # answered has all its rows, no import is partial, revisions have no gap.
+    assert figures["nothing_lost"], figures
+    assert figures["partial_imports"] == 0 and figures["revisions_contiguous"]
+    # At most the requests in flight at the kill were committed without an answer.
+    unanswered = figures["decisions_recorded_without_answer"]
+    assert unanswered + figures["imports_recorded_without_answer"] <= load.threads
+    assert load.statuses().keys() == {201} and load.transport_errors > 0
+    assert figures["decisions_answered_201"] > 0 and figures["imports_answered_201"] > 0
+    assert load.count(201) > answered_before >= 20
 
 
 @pytest.fixture
