@@ -42,10 +42,15 @@ async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str
     responses={
         401: {
             "model": ErrorBody,
+            "content": {"application/json": {}},
             "description": "No valid API key (unless DESIST_METRICS_ACCESS=open or the caller "
             "is in DESIST_OPERATIONS_ADDRESSES).",
         },
-        429: {"model": ErrorBody, "description": "Too many unverified keys from this address."},
+        429: {
+            "model": ErrorBody,
+            "content": {"application/json": {}},
+            "description": "Too many unverified keys from this address.",
+        },
     },
 )
 async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
