@@ -41,14 +41,12 @@ async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str
     response_class=PlainTextResponse,
     responses={
         401: {
-            "model": ErrorBody,
-            "content": {"application/json": {}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
             "description": "No valid API key (unless DESIST_METRICS_ACCESS=open or the caller "
             "is in DESIST_OPERATIONS_ADDRESSES).",
         },
         429: {
-            "model": ErrorBody,
-            "content": {"application/json": {}},
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
             "description": "Too many unverified keys from this address.",
         },
     },
