@@ -36,7 +36,21 @@ async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str
     }
 
 
-@router.get("/metrics", response_class=PlainTextResponse)
+@router.get(
+    "/metrics",
+    response_class=PlainTextResponse,
+    responses={
+        401: {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            "description": "No valid API key (unless DESIST_METRICS_ACCESS=open or the caller "
+            "is in DESIST_OPERATIONS_ADDRESSES).",
+        },
+        429: {
+            "content": {"application/json": {"schema": {"$ref": "#/components/schemas/ErrorBody"}}},
+            "description": "Too many unverified keys from this address.",
+        },
+    },
+)
 async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
     """Return the Prometheus metrics of this process."""
     return PlainTextResponse(
