@@ -40,6 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import norm
 
+from models.contract.tags import CALIBRATION_TAG_PREFIX
 from pipeline.calibration_metrics import (
     ECE_BINS,
     calibration_slope_intercept,
@@ -55,7 +56,7 @@ OVERALL = "overall"
 NOT_ESTIMABLE = "not estimable"
 #: Tag prefix of the gate record on a registered version.
 # Stop-gap: tags.py exports no public prefix to build this from.
-TAG_PREFIX = "desist" + ".calibration"  # moves to models/contract/tags.py
+TAG_PREFIX = CALIBRATION_TAG_PREFIX
 
 # The significance tests run per scope judged; the ceiling is not a test.
 _TESTS_PER_SCOPE = 3

@@ -26,7 +26,7 @@ from pydantic import BaseModel
 from sklearn.model_selection import train_test_split
 
 from models.contract.artifact import skops_trusted_types
-from models.contract.tags import RUN_ERROR
+from models.contract.tags import RUN_ERROR, RUN_THREADS, RUN_THREADS_REASON
 from models.encoding import to_model_input
 from models.threads import ThreadBudget, choose_threads, thread_limit
 from pipeline.config import RiskTrainConfig
@@ -68,7 +68,7 @@ def config_params(config: BaseModel) -> dict[str, str]:
 
 def budget_params(budget: ThreadBudget) -> dict[str, str]:
     """Return the thread budget as run parameters (logged beside the config's)."""
-    return {"desist.threads": str(budget.threads), "desist.threads_reason": budget.reason}
+    return {RUN_THREADS: str(budget.threads), RUN_THREADS_REASON: budget.reason}
 
 
 @contextmanager

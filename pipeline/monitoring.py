@@ -36,6 +36,16 @@ from mlflow.exceptions import MlflowException
 from data.decisions import OVERRIDDEN, latest_decisions
 from data.outcomes import link_outcomes
 from data.schema import ID_FIELD
+from models.contract.tags import (
+    MONITOR_ALERT,
+    MONITOR_ALERTS,
+    MONITOR_MODEL,
+    MONITOR_STAGE,
+    MONITOR_VERSION,
+    TAG_LAST_MONITORING_ALERT,
+    TAG_LAST_MONITORING_RUN,
+    TAG_TRAINING_REFERENCE,
+)
 from pipeline.calibration_metrics import ece_noise_test
 from pipeline.drift import SCORE, TrainingReference, compare_binned, drift_table
 from pipeline.evaluation import Evaluation, evaluate_scores
@@ -54,21 +64,18 @@ from pipeline.tracking import Tracker
 
 EXIT_OK = 0
 EXIT_ALERT = 1
-# Stop-gap: models/contract/tags.py names no monitoring tag and exports no prefix yet,
-# so these names are built here until they move there (tags.py is the one home of names).
-TAG_MODEL = "desist" + ".monitored_model"  # moves to models/contract/tags.py
-TAG_VERSION = "desist" + ".monitored_version"  # moves to models/contract/tags.py
-TAG_ALERT = "desist" + ".alert"  # moves to models/contract/tags.py
-TAG_ALERTS = "desist" + ".alerts"  # moves to models/contract/tags.py
-TAG_STAGE = "desist" + ".monitoring_stage"  # moves to models/contract/tags.py
-#: Tag set on the registered version: its latest monitoring run, and whether it alerted.
-TAG_LAST_RUN = "desist" + ".last_monitoring_run"  # moves to models/contract/tags.py
-TAG_LAST_ALERT = "desist" + ".last_monitoring_alert"  # moves to models/contract/tags.py
+TAG_MODEL = MONITOR_MODEL
+TAG_VERSION = MONITOR_VERSION
+TAG_ALERT = MONITOR_ALERT
+TAG_ALERTS = MONITOR_ALERTS
+TAG_STAGE = MONITOR_STAGE
+TAG_LAST_RUN = TAG_LAST_MONITORING_RUN
+TAG_LAST_ALERT = TAG_LAST_MONITORING_ALERT
 
 
 #: Where registration logs the training reference in its run, and the version tag naming it.
 REFERENCE_ARTIFACT = "monitoring/training_reference.json"
-TAG_REFERENCE = "desist" + ".training_reference"  # moves to models/contract/tags.py
+TAG_REFERENCE = TAG_TRAINING_REFERENCE
 
 
 def log_training_reference(reference: TrainingReference) -> str:

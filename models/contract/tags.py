@@ -53,6 +53,24 @@ RUN_LEAKAGE_WARNING = _PREFIX + "leakage_warning"
 RUN_ERROR = _PREFIX + "error"
 RUN_DATASET_SHA256 = _PREFIX + "dataset_sha256"
 RUN_ROWS = _PREFIX + "rows"
+#: The thread budget a job ran with, and why that many (``pipeline.jobs``).
+RUN_THREADS = _PREFIX + "threads"
+RUN_THREADS_REASON = _PREFIX + "threads_reason"
+
+# --- the calibration gate's figures on a version (``pipeline.calibration_checks``) ---------
+CALIBRATION_TAG_PREFIX = _PREFIX + "calibration"
+
+# --- monitoring runs, and what they leave on the version they watch -----------------------
+MONITOR_MODEL = _PREFIX + "monitored_model"
+MONITOR_VERSION = _PREFIX + "monitored_version"
+MONITOR_ALERT = _PREFIX + "alert"
+MONITOR_ALERTS = _PREFIX + "alerts"
+MONITOR_STAGE = _PREFIX + "monitoring_stage"
+#: On the registered version: its latest monitoring run, and whether it alerted.
+TAG_LAST_MONITORING_RUN = _PREFIX + "last_monitoring_run"
+TAG_LAST_MONITORING_ALERT = _PREFIX + "last_monitoring_alert"
+#: On the registered version: where its training reference (for drift) is logged.
+TAG_TRAINING_REFERENCE = _PREFIX + "training_reference"
 
 # --- metadata of a batch-scoring output file (Parquet) -----------------------------------
 META_MODEL_URI = _PREFIX + "model_uri"

@@ -329,7 +329,7 @@ def test_decisions_export_reads_back_through_validate_decisions(
 
 
 def test_openapi_documents_both_operations_with_examples(service: Service) -> None:
-    document = service.client.get("/openapi.json").json()
+    document = service.client.get("/openapi.json", headers=service.headers()).json()
     for path, examples in (
         ("/v1/decisions", {"accepted", "overridden"}),
         ("/v1/outcomes", {"two people"}),
