@@ -27,21 +27,34 @@ HEADER_TIMEOUT = 1.0
 BODY_TIMEOUT = 3.0  # a gap that long while eight 1.4 MB uploads share the loop
 
 
-@pytest.fixture(scope="module")
-def live(trained_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
-    tmp_path = tmp_path_factory.mktemp("live-edges")
+def _serve(
+    trained_store: Store, tmp_path_factory: pytest.TempPathFactory, name: str, **overrides: Any
+) -> Iterator[Any]:
+    tmp_path = tmp_path_factory.mktemp(name)
     settings = make_settings(
         trained_store,
         tmp_path,
-        unverified_per_second=0.2,  # burst 1, one more every 5 s: robust to a slow machine
         header_timeout_seconds=HEADER_TIMEOUT,
         body_timeout_seconds=BODY_TIMEOUT,
+        **overrides,
     )
     key = create_key("edges", "score", settings=settings)
     with LiveService(settings, tmp_path / "service.log") as service:
         service.start()
         service.key = key  # type: ignore[attr-defined]
         yield service
+
+
+@pytest.fixture(scope="module")
+def live(trained_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    yield from _serve(trained_store, tmp_path_factory, "live-edges")
+
+
+@pytest.fixture(scope="module")
+def limited(trained_store: Store, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A service of its own whose per-address limit is tight, so no other test spends it."""
+    # Burst 1, one more every 5 s: robust to a slow machine.
+    yield from _serve(trained_store, tmp_path_factory, "live-limited", unverified_per_second=0.2)
 
 
 def _raw(live: Any, data: bytes) -> socket.socket:
@@ -62,10 +75,10 @@ def test_no_server_header(live: Any) -> None:
     assert answer.status_code == 200 and "server" not in answer.headers
 
 
-def test_a_rotating_x_forwarded_for_does_not_escape_the_per_address_limit(live: Any) -> None:
+def test_a_rotating_x_forwarded_for_does_not_escape_the_per_address_limit(limited: Any) -> None:
     statuses = [
         httpx.post(
-            f"{live.url}/v1/risk-scores",
+            f"{limited.url}/v1/risk-scores",
             json={"assessments": [assessment()]},
             headers={
                 "Authorization": f"Bearer dsk_{i:012x}_guess",
