@@ -51,7 +51,7 @@ from pipeline.plots import (
 from pipeline.risk_families import FamilyFit, Selection, family_table
 
 if TYPE_CHECKING:
-    from pipeline.risk_audit import Audited, Compared
+    from pipeline.risk_audit import Audited, CalibrationJudged, Compared
 
 #: The audit's tables, each logged as ``fairness/{name}.csv``.
 FAIRNESS_TABLES = (
@@ -200,6 +200,26 @@ def record_selection(selection: Selection) -> None:
         }
     )
     mlflow.set_tag("desist.selected_family", selection.chosen.result.family)
+
+
+def record_calibration_gate(judged: CalibrationJudged) -> None:
+    """Log every check of the calibration gate (``tables/calibration_gate.json``) and its decision.
+
+    Cross-fitted, the out-of-fold checks go to ``tables/calibration_gate_out_of_fold.json``
+    (for reviewers; the test split decides).
+    """
+    mlflow.log_table(pd.DataFrame(judged.test.as_rows()), "tables/calibration_gate.json")
+    metrics = {
+        "calibration_gate_passed": float(judged.test.passed),
+        "calibration_gate_per_test_alpha": judged.test.per_test_alpha,
+    }
+    if judged.out_of_fold is not None:
+        mlflow.log_table(
+            pd.DataFrame(judged.out_of_fold.as_rows()),
+            "tables/calibration_gate_out_of_fold.json",
+        )
+        metrics["out_of_fold_calibration_gate_passed"] = float(judged.out_of_fold.passed)
+    mlflow.log_metrics(metrics)
 
 
 def record_comparison(staged: StagedArtifacts, compared: Compared, y_test: np.ndarray) -> None:

@@ -22,13 +22,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from models.contract.register import logged_model_digest, register_version
-from models.contract.tags import DatasetTag, VersionTags
+from models.contract.tags import DatasetTag, VersionTags, calibration_entries
 from pipeline import risk_record as record
+from pipeline.calibration_checks import CalibrationGateResult
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.evaluation import Evaluation
 from pipeline.jobs import Progress, Splits, job_run, silent, split_frame, staged_artifacts
-from pipeline.risk_audit import audit, compare, screen_single_features
+from pipeline.risk_audit import audit, compare, judge_calibration, screen_single_features
 from pipeline.risk_families import (
     FamilyResult,
     RecordedFamily,
@@ -61,6 +62,8 @@ class TrainResult:
     auc_gains: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     fairness_summary: tuple[str, ...] = ()
     single_feature_auc: dict[str, float] = field(default_factory=dict)
+    #: The calibration gate on the test split, as recorded on the version.
+    calibration_gate: CalibrationGateResult | None = None
 
 
 def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = silent) -> TrainResult:
@@ -98,6 +101,9 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         selection = _fit_families(config, data, splits, experiment_id, progress)
         record.record_selection(selection)
         chosen, evaluation = selection.chosen.result, selection.chosen.fit.evaluation
+        progress("Judging calibration on the test split ...")
+        judged = judge_calibration(config, splits, selection)
+        record.record_calibration_gate(judged)
         y_test = splits.test[config.target].to_numpy(dtype=int)
         with staged_artifacts() as staged:
             progress("Comparing with the incumbent and baselines on the same test rows ...")
@@ -130,7 +136,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         where = "out-of-fold" if config.cross_fitted else "calibration-split"
         progress(f"Selected {chosen.family} (best {where} AUC); registering ...")
         version, digest = _register(
-            config, data, run_id, chosen, evaluation, selection.chosen.model_uri
+            config, data, run_id, chosen, evaluation, selection.chosen.model_uri, judged.test
         )
         record.record_registered(version)
     return TrainResult(
@@ -151,6 +157,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         auc_gains=compared.gains,
         fairness_summary=tuple(summary),
         single_feature_auc=dict(zip(screened["feature"], screened["auc"], strict=True)),
+        calibration_gate=judged.test,
     )
 
 
@@ -201,6 +208,7 @@ def _register(
     chosen: FamilyResult,
     evaluation: Evaluation,
     model_uri: str,
+    calibration_gate: CalibrationGateResult,
 ) -> tuple[str, str]:
     digest = logged_model_digest(model_uri)
     tags = VersionTags(
@@ -218,5 +226,6 @@ def _register(
         bands=config.bands.cutoffs,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         model_card=f"runs:/{chosen.run_id}/model_card.html",
+        calibration=calibration_entries(calibration_gate.to_tags()),
     )
     return register_version(model_uri, config.registered_model, tags), digest
