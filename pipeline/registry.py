@@ -35,6 +35,7 @@ from models.contract.tags import (
 )
 from pipeline.config import GateConfig, PathwayGateConfig
 from pipeline.tracking import Tracker
+from pipeline.version_story import record_decision
 
 #: The gate that no ``--force`` overrides.
 AUDIT_GATE = "no_audit_only_feature"
@@ -427,6 +428,7 @@ def promote(
         client.set_model_version_tag(
             name, version, gate_tag(check.name), "pass" if check.passed else "fail"
         )
+    record_decision(tracker, target, record)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     return PromotionResult(

@@ -119,26 +119,33 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
                     title=f"Fairness audit: {config.registered_model}",
                 )
             summary = [] if audited is None else audited.summary
-            notes = [record.noise_note(selection, len(splits.test))]
-            card = record.build_model_card(
-                config,
-                data,
-                splits,
-                chosen.family,
-                run_id,
-                evaluation,
-                compared.table,
-                notes,
-                summary,
-            )
-            record.stage_card(staged, card)
-        # Registration is the run's last step: a run that fails earlier registers nothing.
+        # Registration comes after every check: a run that fails earlier registers nothing.
         where = "out-of-fold" if config.cross_fitted else "calibration-split"
         progress(f"Selected {chosen.family} (best {where} AUC); registering ...")
         version, digest = _register(
             config, data, run_id, chosen, evaluation, selection.chosen.model_uri, judged.test
         )
         record.record_registered(version)
+        # The card is written once the version is known, so it is titled with it; the
+        # version's source run (the family's) gets the same complete card.
+        card = record.build_model_card(
+            config,
+            data,
+            splits,
+            chosen.family,
+            run_id,
+            evaluation,
+            compared.table,
+            [record.noise_note(selection, len(splits.test))],
+            summary,
+            version=version,
+            gate=judged.test,
+            links=record.parent_links(run_id, chosen.run_id, has_audit=audited is not None),
+        )
+        record.record_full_card(tracker, card, chosen.run_id, run_id)
+        record.record_descriptions(
+            tracker, config, data, splits, version, evaluation, compared, judged.test, chosen.family
+        )
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -225,6 +232,7 @@ def _register(
         dataset=DatasetTag(name=data.name, source=data.source, sha256=data.sha256),
         bands=config.bands.cutoffs,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        # The complete card, logged to the source run once the version is known.
         model_card=f"runs:/{chosen.run_id}/model_card.html",
         calibration=calibration_entries(calibration_gate.to_tags()),
     )

@@ -57,6 +57,11 @@ RUN_LEAKAGE_WARNING = _PREFIX + "leakage_warning"
 RUN_ERROR = _PREFIX + "error"
 RUN_DATASET_SHA256 = _PREFIX + "dataset_sha256"
 RUN_ROWS = _PREFIX + "rows"
+#: On the registered family's run (the version's source run): the job's parent run and
+#: where its fairness report and comparison are (``runs:/`` URIs).
+RUN_PARENT = _PREFIX + "parent_run_id"
+RUN_FAIRNESS_REPORT = _PREFIX + "fairness_report"
+RUN_COMPARISON = _PREFIX + "comparison"
 
 # --- metadata of a batch-scoring output file (Parquet) -----------------------------------
 META_MODEL_URI = _PREFIX + "model_uri"
