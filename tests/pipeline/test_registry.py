@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -151,6 +152,13 @@ def test_promotion_flow_records_every_decision(tracker: Tracker) -> None:
         "rollback drill",
     )
     assert str(client.get_model_version_by_alias("desist-risk", CHAMPION).version) == weaker.version
+    # The decision in words: gates.md in the version's source run, and the description.
+    forced_version = client.get_model_version("desist-risk", weaker.version)
+    text = Path(client.download_artifacts(forced_version.run_id, "gates.md")).read_text()
+    assert "- forced because: rollback drill" in text and "| calibration |" in text
+    assert "forced past failed gates" in (forced_version.description or "")
+    assert "Test ROC AUC" in (forced_version.description or "")
+    assert "Not promoted yet" not in (forced_version.description or "")
 
 
 def test_force_cannot_promote_a_model_that_uses_an_audit_only_attribute(tracker: Tracker) -> None:
