@@ -204,6 +204,8 @@ class Audited:
     audit: FairnessAudit
     summary: list[str]
     attributes: tuple[str, ...]
+    #: The attribute the report's reading is written from: the ratio's, when the data has it.
+    attribute: str = ""
 
 
 def fairness_summary(audit: FairnessAudit, compared: Compared, fair: FairnessConfig) -> list[str]:
@@ -260,4 +262,8 @@ def audit(config: RiskTrainConfig, splits: Splits, compared: Compared) -> Audite
         config=config.fairness,
         seed=config.evaluation.bootstrap_seed,
     )
-    return Audited(result, fairness_summary(result, compared, config.fairness), tuple(groups))
+    attribute = (
+        config.fairness.attribute if config.fairness.attribute in groups else next(iter(groups))
+    )
+    summary = fairness_summary(result, compared, config.fairness)
+    return Audited(result, summary, tuple(groups), attribute)

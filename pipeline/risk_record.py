@@ -338,7 +338,14 @@ def record_audit(
         table: pd.DataFrame = getattr(audit, name)
         staged.text(table.to_csv(index=False), f"fairness/{name}.csv")
     staged.text(
-        render_report(audit, figures, audited.summary, title),
+        render_report(
+            audit,
+            figures,
+            audited.summary,
+            title,
+            attribute=audited.attribute,
+            min_group_size=min_group_size,
+        ),
         "fairness/report.html",
     )
     metrics = {
