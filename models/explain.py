@@ -76,12 +76,22 @@ def risk_pipeline(model: ScoreCalibratedClassifier | Pipeline) -> Pipeline:
     return pipeline
 
 
-def top_contributions(contributions: np.ndarray, limit: int) -> tuple[np.ndarray, np.ndarray]:
+def top_contributions(
+    contributions: np.ndarray, limit: int, assessed: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Return, per row, the columns of the ``limit`` largest contributions by size, and their sizes.
 
     Ties keep column order (a stable sort), so equal rows always get equal reasons.
+    With ``assessed`` (rows x features, True where a value was given), a field
+    that was not assessed ranks after every assessed one: it is picked only
+    when fewer than ``limit`` fields were assessed, and callers showing
+    reasons drop it (a reason is a fact about the person, and "not assessed"
+    is none).
     """
-    order = np.argsort(-np.abs(contributions), axis=1, kind="stable")[:, :limit]
+    size = np.abs(contributions)
+    if assessed is not None:
+        size = np.where(assessed, size, -1.0)
+    order = np.argsort(-size, axis=1, kind="stable")[:, :limit]
     return order, np.take_along_axis(contributions, order, axis=1)
 
 
@@ -113,26 +123,27 @@ def explain(model: ScoreCalibratedClassifier | Pipeline, assessments: pd.DataFra
 def top_reasons(
     explanation: Explanation, assessments: pd.DataFrame, *, limit: int = 3
 ) -> list[list[Reason]]:
-    """Return, per row, the ``limit`` features that moved its score most.
+    """Return, per row, the (at most) ``limit`` assessed features that moved its score most.
 
-    A missing value is reported as ``None`` ("not assessed").
+    A field that was not assessed is never a reason: a row with fewer than
+    ``limit`` assessed features gets fewer reasons.
     """
-    order, _ = top_contributions(explanation.contributions, limit)
     columns = {name: assessments[name].to_numpy(dtype=object) for name in explanation.features}
+    assessed = np.column_stack([~pd.isna(columns[name]) for name in explanation.features])
+    order, _ = top_contributions(explanation.contributions, limit, assessed)
     reasons = []
     for i, picks in enumerate(order):
-        row = []
-        for j in picks:
-            name = explanation.features[j]
-            value = columns[name][i]
-            row.append(
+        reasons.append(
+            [
                 Reason(
-                    feature=name,
-                    value=None if pd.isna(value) else value,
+                    feature=explanation.features[j],
+                    value=columns[explanation.features[j]][i],
                     contribution=float(explanation.contributions[i, j]),
                 )
-            )
-        reasons.append(row)
+                for j in picks
+                if assessed[i, j]
+            ]
+        )
     return reasons
 
 

@@ -288,7 +288,8 @@ class _ChunkScorer:
         logit, contributions = self.explainer.logit_and_contributions(X)
         probability = self.loaded.model.calibrate_scores(logit)
         band = self.loaded.bands.band_index(probability).astype(np.int8)
-        order, picked = top_contributions(contributions, self.top)
+        # Assessed fields first, as the service ranks them (models.explain.top_contributions).
+        order, picked = top_contributions(contributions, self.top, ~np.isnan(X))
         columns: list[pa.Array] = [
             pa.array(valid[ID_FIELD], pa.string()),
             pa.array(probability, pa.float64()),

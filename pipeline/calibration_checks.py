@@ -40,7 +40,7 @@ import pandas as pd
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 from scipy.stats import norm
 
-from models.contract.tags import CALIBRATION_TAG_PREFIX
+from models.contract.tags import CALIBRATION_PASSED, calibration_tag
 from pipeline.calibration_metrics import (
     ECE_BINS,
     calibration_slope_intercept,
@@ -54,9 +54,6 @@ from pipeline.names import slug
 OVERALL = "overall"
 #: Status of a check that could not be computed (e.g. one outcome class).
 NOT_ESTIMABLE = "not estimable"
-#: Tag prefix of the gate record on a registered version.
-# Stop-gap: tags.py exports no public prefix to build this from.
-TAG_PREFIX = CALIBRATION_TAG_PREFIX
 
 # The significance tests run per scope judged; the ceiling is not a test.
 _TESTS_PER_SCOPE = 3
@@ -191,19 +188,22 @@ class CalibrationGateResult:
 
         ``desist.calibration.passed`` holds the decision; every check adds
         ``<scope>.<check>`` (the figure, 6 significant digits),
-        ``<scope>.<check>.limit`` and ``<scope>.<check>.status``, with the
+        ``<scope>.<check>.limit`` and ``<scope>.<check>.status`` (and
+        ``<scope>.<check>.detail`` when there is more to say), with the
         scope's characters outside ``[a-z0-9_]`` turned into ``_``.
         """
         tags = {
-            f"{TAG_PREFIX}.passed": str(self.passed).lower(),
-            f"{TAG_PREFIX}.false_alarm_rate": f"{self.false_alarm_rate:g}",
-            f"{TAG_PREFIX}.per_test_alpha": f"{self.per_test_alpha:.6g}",
+            calibration_tag(CALIBRATION_PASSED): str(self.passed).lower(),
+            calibration_tag("false_alarm_rate"): f"{self.false_alarm_rate:g}",
+            calibration_tag("per_test_alpha"): f"{self.per_test_alpha:.6g}",
         }
         for c in self.checks:
-            stem = f"{TAG_PREFIX}.{slug(c.scope)}.{c.check}"
+            stem = calibration_tag(f"{slug(c.scope)}.{c.check}")
             tags[stem] = "nan" if math.isnan(c.value) else f"{c.value:.6g}"
             tags[f"{stem}.limit"] = c.limit
             tags[f"{stem}.status"] = c.status
+            if c.detail and c.detail != c.status:
+                tags[f"{stem}.detail"] = c.detail
         return tags
 
 

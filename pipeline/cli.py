@@ -85,6 +85,7 @@ def _train_risk(args: argparse.Namespace) -> int:
         f"ECE {test['ece']:.3f}, Brier {test['brier']:.3f}, "
         f"slope {test['calibration_slope']:.2f}\n"
         f"  largest group calibration gap {result.max_group_calibration_gap:.3f}\n"
+        + _calibration_lines(result)
         + "".join(
             f"  {f.family:<10} test AUC {f.test['roc_auc']:.4f}, ECE {f.test['ece']:.4f}, "
             f"fit {f.fit_seconds:.1f} s\n"
@@ -155,6 +156,16 @@ def _mission(args: argparse.Namespace) -> int:
 
     print(run_mission_from_files(args.risk_config, args.pathway_config, args.threads, to_stderr))
     return 0
+
+
+def _calibration_lines(result: TrainResult) -> str:
+    gate = result.calibration_gate
+    if gate is None:
+        return ""
+    failed = ", ".join(f"{c.scope} {c.check}" for c in gate.failures())
+    verdict = "passes" if gate.passed else f"FAILS ({failed})"
+    judged = sum(c.passed is not None for c in gate.checks)
+    return f"  calibration gate on the test split {verdict}: {judged} checks judged\n"
 
 
 def _promote(args: argparse.Namespace) -> int:

@@ -36,20 +36,38 @@ from pipeline.evaluation import NOT_RECORDED
 
 IMPOSSIBILITY = (
     "These figures cannot all be equal across groups at once. Where groups re-offend at "
-    "different base rates (here African-American defendants were re-arrested more often "
-    "than Caucasian defendants), a score that is calibrated within each group (a given "
+    "different base rates{here}, a score that is calibrated within each group (a given "
     "score means the same risk whoever holds it) must give the higher-base-rate group a "
     "higher false positive rate and a lower false negative rate at any single cut-off "
     "(Chouldechova 2017; Kleinberg, Mullainathan and Raghavan 2016). Equal error rates "
-    "could only be bought by scoring groups differently, which means using race, or by "
-    "giving up calibration. desist does neither: race is never a feature and no "
+    "could only be bought by scoring groups differently, which means using {attribute}, or by "
+    "giving up calibration. desist does neither: {attribute} is never a feature and no "
     "group-specific cut-off is used. Read the error-rate ratios as a consequence of "
     "different base rates meeting one cut-off, and judge a score first on whether it "
     "means the same thing in every group (calibration within groups) and on how well it "
-    "ranks within each group (AUC). The outcome itself is a new arrest or charge, which "
-    "also measures policing: base rates recorded this way may overstate differences "
+    "ranks within each group (AUC). The outcome itself is a new arrest, charge or sanction, "
+    "which also measures policing: base rates recorded this way may overstate differences "
     "in actual offending."
 )
+
+
+def how_to_read(base_rates: pd.DataFrame, attribute: str, min_group_size: int) -> str:
+    """Return :data:`IMPOSSIBILITY` written from the data's own groups of ``attribute``.
+
+    Names the groups of ``min_group_size`` or more with the highest and lowest
+    observed rates; says nothing about groups the data does not have.
+    """
+    rows = base_rates[(base_rates["attribute"] == attribute) & (base_rates["n"] >= min_group_size)]
+    here = ""
+    if len(rows) >= 2:
+        ranked = rows.sort_values("observed_rate")
+        low, high = ranked.iloc[0], ranked.iloc[-1]
+        here = (
+            f" (here, by {attribute}: {high['group']} {high['observed_rate']:.0%} against "
+            f"{low['group']} {low['observed_rate']:.0%}, among groups of {min_group_size}+)"
+        )
+    return IMPOSSIBILITY.format(here=here, attribute=attribute)
+
 
 #: Quantiles of the bootstrap intervals.
 CI = (0.025, 0.975)

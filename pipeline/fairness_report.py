@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from pipeline.document import number
-from pipeline.fairness import IMPOSSIBILITY, METRIC_LABELS, FairnessAudit
+from pipeline.fairness import METRIC_LABELS, FairnessAudit, how_to_read
 from pipeline.html import Drawable, escape, html_list, html_page, html_table, inline_png
 
 _CSS = (
@@ -37,19 +37,29 @@ def wide_table(audit: FairnessAudit) -> pd.DataFrame:
 
 
 def render_report(
-    audit: FairnessAudit, figures: Mapping[str, Drawable], summary: Sequence[str], title: str
+    audit: FairnessAudit,
+    figures: Mapping[str, Drawable],
+    summary: Sequence[str],
+    title: str,
+    *,
+    attribute: str = "race",
+    min_group_size: int = 50,
 ) -> str:
-    """Render the audit as one self-contained HTML page (figures inline)."""
+    """Render the audit as one self-contained HTML page (figures inline).
+
+    Headline figures first; the reading is written from the data's own groups
+    of ``attribute`` (the ratio's, e.g. ethnicity or race); empty tables are left out.
+    """
     parts = [
         "<h2>Key figures</h2>",
         html_list(summary),
         "<h2>How to read these figures</h2>",
-        f"<p>{escape(IMPOSSIBILITY)}</p>",
+        f"<p>{escape(how_to_read(audit.base_rates, attribute, min_group_size))}</p>",
         "<h2>Base rates</h2>",
         _frame_table(audit.base_rates),
-        "<h2>Error-rate ratios</h2>",
-        _frame_table(audit.ratios),
     ]
+    if len(audit.ratios):
+        parts += ["<h2>Error-rate ratios</h2>", _frame_table(audit.ratios)]
     for name, fig in figures.items():
         parts += [f"<h2>{escape(name)}</h2>", inline_png(fig, name)]
     parts += [

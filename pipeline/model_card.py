@@ -16,6 +16,7 @@ import pandas as pd
 from data.schema import FIELDS_BY_NAME, NEVER_FEATURES
 from models.bands import RiskBands
 from models.risk import FAMILY_DESCRIPTIONS
+from pipeline.calibration_checks import CalibrationGateResult
 from pipeline.document import (
     Block,
     Bullets,
@@ -91,6 +92,13 @@ class ModelCard:
         What this model is for, when not desist's own purpose (e.g. a
         benchmark on another country's records); the limits on sentencing
         and on the practitioner's judgement are stated either way.
+    gate
+        The calibration gate's record (the registered version's card).
+    links
+        ``(label, runs:/ URI)`` of the reports the card points to (fairness
+        report, comparison, gate record).
+    min_group_size
+        Groups with fewer people show "too few to judge (n = k)", not figures.
 
     Raises
     ------
@@ -122,6 +130,9 @@ class ModelCard:
     fairness_summary: list[str]
     calibration: str = ""
     intended_use: str = ""
+    gate: CalibrationGateResult | None = None
+    links: tuple[tuple[str, str], ...] = ()
+    min_group_size: int = 0
 
     def __post_init__(self) -> None:
         """Refuse a card whose statements about features would be false."""
@@ -182,8 +193,32 @@ def _sections(card: ModelCard) -> list[Section]:
     ]
     if card.comparisons is not None and len(card.comparisons):
         sections.append(_comparisons(card.comparisons))
-    sections += [_fairness(card), _limits(card)]
+    sections += [_fairness(card)]
+    if card.gate is not None:
+        sections.append(_gate(card.gate))
+    if card.links:
+        sections.append(Section("Reports", [Table(("report", "where"), list(card.links))]))
+    sections.append(_limits(card))
     return sections
+
+
+def _gate(gate: CalibrationGateResult) -> Section:
+    verdict = "passed" if gate.passed else "FAILED"
+    rows = [
+        (c.scope, c.check, count(c.n), number(c.value), c.limit, c.status, c.detail)
+        for c in gate.checks
+    ]
+    return Section(
+        "Calibration gate",
+        [
+            f"Judged on the test split: {verdict}. Tests whose false-alarm rate is known, "
+            f"sharing a family-wise rate of {gate.false_alarm_rate:g} (each at "
+            f"{gate.per_test_alpha:.3g}); groups too small to judge are not judged. "
+            "Promotion also checks the AUC against the champion and the audit-only fields; "
+            "its decision is on the version (desist.promotion) and in gates.md.",
+            Table(("scope", "check", "people", "figure", "limit", "result", "detail"), rows),
+        ],
+    )
 
 
 def _intended_use(card: ModelCard) -> Section:
@@ -328,7 +363,10 @@ def _groups(card: ModelCard) -> Section:
     if not len(table):
         return Section("Per-group results", ["No groups were evaluated."])
     rows = [
-        (
+        (str(r.attribute), str(r.group), count(r.n), f"too few to judge (n = {int(r.n)})")
+        + ("",) * 4
+        if r.n < card.min_group_size
+        else (
             str(r.attribute),
             str(r.group),
             count(r.n),

@@ -7,8 +7,10 @@ tags on the version, so a reviewer can see why it was or was not promoted.
 
 The gates are declarative: a list of :class:`MetricThreshold` (a figure read
 from the version's tags, the limit it must meet and in which direction, as
-MLflow's ``MetricThreshold``) plus the audit-only field check, built from the
-job's gate config by :func:`gates_for`.
+MLflow's ``MetricThreshold``), the calibration gate (:class:`CalibrationGate`,
+which reads the record the job wrote at registration, every figure with its
+limit and verdict) and the audit-only field check, built from the job's gate
+config by :func:`gates_for`.
 """
 
 from __future__ import annotations
@@ -22,12 +24,23 @@ from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 
 from models.contract.errors import RegistryError, VersionTagError
-from models.contract.tags import CHAMPION, TAG_GATES, TAG_PROMOTION, VersionTags, gate_tag
+from models.contract.tags import (
+    CALIBRATION_PASSED,
+    CHAMPION,
+    TAG_GATES,
+    TAG_PROMOTION,
+    VersionTags,
+    calibration_tag,
+    gate_tag,
+)
 from pipeline.config import GateConfig, PathwayGateConfig
 from pipeline.tracking import Tracker
+from pipeline.version_story import record_decision
 
 #: The gate that no ``--force`` overrides.
 AUDIT_GATE = "no_audit_only_feature"
+#: The gate on the calibration record written at registration.
+CALIBRATION_GATE = "calibration"
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -42,6 +55,8 @@ class VersionFigures:
     max_group_calibration_gap: float | None = None
     policy_value: float | None = None
     rnr_value: float | None = None
+    #: The calibration gate's record (entry -> text, see :class:`VersionTags`).
+    calibration: tuple[tuple[str, str], ...] = ()
 
     def figure(self, metric: str) -> float:
         """Return figure ``metric`` (one of the optional fields), which must be recorded."""
@@ -77,6 +92,7 @@ class VersionFigures:
             max_group_calibration_gap=tags.max_group_calibration_gap,
             policy_value=tags.estimated_policy_value,
             rnr_value=tags.estimated_rnr_value,
+            calibration=tags.calibration,
         )
         for metric in needed:
             figures.figure(metric)
@@ -91,6 +107,8 @@ class GateCheck:
     passed: bool
     figure: float | str
     limit: float | str
+    #: The figures behind the gate, one row each (the calibration gate's checks).
+    details: tuple[dict[str, str], ...] = ()
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -160,7 +178,75 @@ class NoAuditOnlyFeature:
         return GateCheck(self.name, not forbidden, ",".join(forbidden) or "none", "none")
 
 
-Gate = MetricThreshold | NoAuditOnlyFeature
+def calibration_rows(record: tuple[tuple[str, str], ...]) -> tuple[dict[str, str], ...]:
+    """Return the calibration record's checks, one row each, in the order they were written.
+
+    Each row has ``scope`` (slugged, e.g. ``race_african_american``),
+    ``check``, ``value``, ``limit``, ``status`` and ``detail``.
+    """
+    entries = dict(record)
+    rows = []
+    for key in entries:
+        if not key.endswith(".status"):
+            continue
+        stem = key.removesuffix(".status")
+        scope, check = stem.rsplit(".", 1)
+        rows.append(
+            {
+                "scope": scope,
+                "check": check,
+                "value": entries.get(stem, ""),
+                "limit": entries.get(f"{stem}.limit", ""),
+                "status": entries[key],
+                "detail": entries.get(f"{stem}.detail", ""),
+            }
+        )
+    # Overall first, then groups by name; within a scope, the checks in the gate's order.
+    order = {"noise_test": 0, "spiegelhalter_z": 1, "slope": 2, "debiased_error": 3}
+    rows.sort(key=lambda r: (r["scope"] != "overall", r["scope"], order.get(r["check"], 9)))
+    return tuple(rows)
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationGate:
+    """The gate on the calibration record a risk version carries from its job.
+
+    The job judged the test split (:func:`pipeline.calibration_checks.evaluate_calibration_gate`)
+    and wrote every figure, its limit and its verdict as tags; this gate passes
+    when that record passed, and carries every figure into the promotion record.
+    """
+
+    name: str = CALIBRATION_GATE
+    metrics: tuple[str, ...] = ()
+
+    def check(self, candidate: VersionFigures, champion: VersionFigures | None) -> GateCheck:
+        """Return the check: how many judged checks passed, with every check as a detail.
+
+        Raises
+        ------
+        RegistryError
+            If the version has no calibration record (trained before the gate existed).
+        """
+        entries = dict(candidate.calibration)
+        if CALIBRATION_PASSED not in entries:
+            raise RegistryError(
+                f"version {candidate.version} has no calibration gate record "
+                f"({calibration_tag(CALIBRATION_PASSED)} is missing): it was registered "
+                "before the gate existed; retrain it to promote it"
+            )
+        rows = calibration_rows(candidate.calibration)
+        judged = [r for r in rows if r["status"] in ("pass", "fail")]
+        failed = [f"{r['scope']} {r['check']}" for r in judged if r["status"] == "fail"]
+        figure = f"{len(judged) - len(failed)} of {len(judged)} judged checks pass"
+        if failed:
+            figure += f" (failed: {', '.join(failed)})"
+        rate = entries.get("false_alarm_rate", "?")
+        limit = f"every judged check passes (family-wise false-alarm rate {rate})"
+        passed = entries[CALIBRATION_PASSED] == "true"
+        return GateCheck(self.name, passed, figure, limit, rows)
+
+
+Gate = MetricThreshold | NoAuditOnlyFeature | CalibrationGate
 
 
 def gates_for(
@@ -195,16 +281,8 @@ def gates_for(
             greater_is_better=True,
             champion_tolerance=gates.auc_tolerance,
         ),
-        MetricThreshold(
-            name="calibration_error", metric="ece", greater_is_better=False, threshold=gates.max_ece
-        ),
+        CalibrationGate(),
         audit,
-        MetricThreshold(
-            name="group_calibration_gap",
-            metric="max_group_calibration_gap",
-            greater_is_better=False,
-            threshold=gates.max_group_calibration_gap,
-        ),
     )
 
 
@@ -332,7 +410,13 @@ def promote(
         "by": actor or getpass.getuser(),
         "champion_before": None if current is None else str(current.version),
         "checks": [
-            {"gate": c.name, "passed": c.passed, "figure": c.figure, "limit": c.limit}
+            {
+                "gate": c.name,
+                "passed": c.passed,
+                "figure": c.figure,
+                "limit": c.limit,
+                **({"details": list(c.details)} if c.details else {}),
+            }
             for c in decision.checks
         ],
     }
@@ -344,6 +428,7 @@ def promote(
         client.set_model_version_tag(
             name, version, gate_tag(check.name), "pass" if check.passed else "fail"
         )
+    record_decision(tracker, target, record)
     if promoted:
         client.set_registered_model_alias(name, CHAMPION, version)
     return PromotionResult(

@@ -1,4 +1,4 @@
-"""Checks of the risk job: the single-feature screen, the comparison, the fairness audit.
+"""Checks of the risk job: the feature screen, the calibration gate, the comparison, the audit.
 
 Each step computes on the job's splits and returns a typed result; what goes
 to MLflow is :mod:`pipeline.risk_record`'s (the screen records its table and
@@ -15,6 +15,7 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 from data.errors import LeakageError
+from pipeline.calibration_checks import CalibrationGateResult, evaluate_calibration_gate
 from pipeline.comparison import (
     OperatingPoint,
     ScoredTest,
@@ -72,6 +73,43 @@ def screen_single_features(
         record_leakage_warning(message)
         progress(f"WARNING {message}")
     return table
+
+
+@dataclass(frozen=True, slots=True)
+class CalibrationJudged:
+    """The calibration gate on the test split, and (cross-fitted) the same checks out of fold.
+
+    The test split decides: its people took no part in fitting or calibrating.
+    The out-of-fold record is kept for reviewers only: the calibration map was
+    learnt on those very scores, so their slope and z are near 1 and 0 by
+    construction (docs/calibration-gate.md).
+    """
+
+    test: CalibrationGateResult
+    out_of_fold: CalibrationGateResult | None
+
+
+def judge_calibration(
+    config: RiskTrainConfig, splits: Splits, selection: Selection
+) -> CalibrationJudged:
+    """Run the calibration gate on the chosen family's test scores (and out of fold)."""
+    fit = selection.chosen.fit
+    test = evaluate_calibration_gate(
+        splits.test[config.target].to_numpy(dtype=int),
+        fit.test_probability,
+        config.calibration_gate,
+        audited_groups(splits.test, config.audited_attributes),
+    )
+    out_of_fold = None
+    if config.cross_fitted:
+        rows = choice_rows(splits, cross_fitted=True)
+        out_of_fold = evaluate_calibration_gate(
+            rows[config.target].to_numpy(dtype=int),
+            fit.choice_probability,
+            config.calibration_gate,
+            audited_groups(rows, config.audited_attributes),
+        )
+    return CalibrationJudged(test, out_of_fold)
 
 
 @dataclass(frozen=True, eq=False)
@@ -166,6 +204,8 @@ class Audited:
     audit: FairnessAudit
     summary: list[str]
     attributes: tuple[str, ...]
+    #: The attribute the report's reading is written from: the ratio's, when the data has it.
+    attribute: str = ""
 
 
 def fairness_summary(audit: FairnessAudit, compared: Compared, fair: FairnessConfig) -> list[str]:
@@ -222,4 +262,8 @@ def audit(config: RiskTrainConfig, splits: Splits, compared: Compared) -> Audite
         config=config.fairness,
         seed=config.evaluation.bootstrap_seed,
     )
-    return Audited(result, fairness_summary(result, compared, config.fairness), tuple(groups))
+    attribute = (
+        config.fairness.attribute if config.fairness.attribute in groups else next(iter(groups))
+    )
+    summary = fairness_summary(result, compared, config.fairness)
+    return Audited(result, summary, tuple(groups), attribute)

@@ -23,13 +23,17 @@ import pandas as pd
 
 from data.schema import FIELDS_BY_NAME
 from models.contract.tags import (
+    RUN_COMPARISON,
+    RUN_FAIRNESS_REPORT,
     RUN_LEAKAGE_WARNING,
+    RUN_PARENT,
     RUN_REGISTERED_VERSION,
     RUN_SELECTED_FAMILY,
     TAG_FAMILY,
 )
 from models.risk import AnySettings
 from models.threads import ThreadBudget
+from pipeline.calibration_checks import CalibrationGateResult
 from pipeline.config import RiskTrainConfig
 from pipeline.datasets import JobData
 from pipeline.evaluation import Evaluation
@@ -56,9 +60,11 @@ from pipeline.plots import (
     plot_score_distribution,
 )
 from pipeline.risk_families import FamilyFit, Selection, family_table
+from pipeline.tracking import Tracker
+from pipeline.version_story import GATES_ARTIFACT, model_description, version_description
 
 if TYPE_CHECKING:
-    from pipeline.risk_audit import Audited, Compared
+    from pipeline.risk_audit import Audited, CalibrationJudged, Compared
 
 #: The audit's tables, each logged as ``fairness/{name}.csv``.
 FAIRNESS_TABLES = (
@@ -104,11 +110,15 @@ def build_model_card(
     comparisons: pd.DataFrame | None = None,
     notes: list[str] | None = None,
     fairness_summary: list[str] | None = None,
+    *,
+    version: str | None = None,
+    gate: CalibrationGateResult | None = None,
+    links: tuple[tuple[str, str], ...] = (),
 ) -> ModelCard:
-    """Build the model card of a family's run, or (with comparisons and notes) of the parent run."""
+    """Build the model card of a family's run, or (with the rest) the registered version's."""
     return ModelCard(
         model_name=config.registered_model,
-        version=None,
+        version=version,
         family=family,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
         run_id=run_id,
@@ -129,7 +139,75 @@ def build_model_card(
         fairness_summary=fairness_summary or [],
         calibration=calibration_words(config, splits),
         intended_use=config.intended_use,
+        gate=gate,
+        links=links,
+        min_group_size=config.fairness.min_group_size,
     )
+
+
+def parent_links(
+    parent_run_id: str, source_run_id: str, *, has_audit: bool
+) -> tuple[tuple[str, str], ...]:
+    """Where the registered version's card points: the parent run's reports, the gate record."""
+    links = [
+        (
+            "comparison with the incumbent and baselines",
+            f"runs:/{parent_run_id}/tables/comparison.csv",
+        ),
+        ("calibration gate, every figure", f"runs:/{parent_run_id}/tables/calibration_gate.json"),
+        ("promotion gates (written by desist promote)", f"runs:/{source_run_id}/{GATES_ARTIFACT}"),
+    ]
+    if has_audit:
+        links.insert(0, ("fairness report", f"runs:/{parent_run_id}/fairness/report.html"))
+    return tuple(links)
+
+
+def record_full_card(
+    tracker: Tracker, card: ModelCard, source_run_id: str, parent_run_id: str
+) -> None:
+    """Log the registered version's card to its source run and the parent run; link the two.
+
+    The source run (the chosen family's) is what the registry shows for the
+    version; its tags point at the parent run's fairness report and comparison.
+    """
+    client = tracker.client()
+    for run in (source_run_id, parent_run_id):
+        client.log_text(run, render_markdown(card), "model_card.md")
+        client.log_text(run, render_html(card), "model_card.html")
+    client.set_tag(source_run_id, RUN_PARENT, parent_run_id)
+    client.set_tag(source_run_id, RUN_COMPARISON, f"runs:/{parent_run_id}/tables/comparison.csv")
+    if any(label == "fairness report" for label, _ in card.links):
+        client.set_tag(
+            source_run_id, RUN_FAIRNESS_REPORT, f"runs:/{parent_run_id}/fairness/report.html"
+        )
+
+
+def record_descriptions(
+    tracker: Tracker,
+    config: RiskTrainConfig,
+    data: JobData,
+    splits: Splits,
+    version: str,
+    evaluation: Evaluation,
+    compared: Compared,
+    gate: CalibrationGateResult,
+    family: str,
+) -> None:
+    """Write the registered model's and the new version's descriptions (read first)."""
+    client = tracker.client()
+    name = config.registered_model
+    client.update_registered_model(name, description=model_description(name, config.intended_use))
+    text = version_description(
+        family=family,
+        dataset=data.name,
+        digest=data.sha256,
+        n_train=len(splits.train) + len(splits.calibration),
+        n_test=len(splits.test),
+        headline=evaluation.headline,
+        comparisons=compared.gains,
+        gate=gate,
+    )
+    client.update_model_version(name, version, description=text)
 
 
 def calibration_words(config: RiskTrainConfig, splits: Splits) -> str:
@@ -211,6 +289,26 @@ def record_selection(selection: Selection) -> None:
     mlflow.set_tag(RUN_SELECTED_FAMILY, selection.chosen.result.family)
 
 
+def record_calibration_gate(judged: CalibrationJudged) -> None:
+    """Log every check of the calibration gate (``tables/calibration_gate.json``) and its decision.
+
+    Cross-fitted, the out-of-fold checks go to ``tables/calibration_gate_out_of_fold.json``
+    (for reviewers; the test split decides).
+    """
+    mlflow.log_table(pd.DataFrame(judged.test.as_rows()), "tables/calibration_gate.json")
+    metrics = {
+        "calibration_gate_passed": float(judged.test.passed),
+        "calibration_gate_per_test_alpha": judged.test.per_test_alpha,
+    }
+    if judged.out_of_fold is not None:
+        mlflow.log_table(
+            pd.DataFrame(judged.out_of_fold.as_rows()),
+            "tables/calibration_gate_out_of_fold.json",
+        )
+        metrics["out_of_fold_calibration_gate_passed"] = float(judged.out_of_fold.passed)
+    mlflow.log_metrics(metrics)
+
+
 def record_comparison(staged: StagedArtifacts, compared: Compared, y_test: np.ndarray) -> None:
     """Log the comparison's metrics and table; stage its table as CSV and its ROC curves."""
     metrics: dict[str, float] = {}
@@ -252,7 +350,14 @@ def record_audit(
         table: pd.DataFrame = getattr(audit, name)
         staged.text(table.to_csv(index=False), f"fairness/{name}.csv")
     staged.text(
-        render_report(audit, figures, audited.summary, title),
+        render_report(
+            audit,
+            figures,
+            audited.summary,
+            title,
+            attribute=audited.attribute,
+            min_group_size=min_group_size,
+        ),
         "fairness/report.html",
     )
     metrics = {

@@ -22,8 +22,9 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
 from models.contract.register import logged_model_digest, register_version
-from models.contract.tags import DatasetTag, VersionTags
+from models.contract.tags import DatasetTag, VersionTags, calibration_entries
 from pipeline import risk_record as record
+from pipeline.calibration_checks import CalibrationGateResult
 from pipeline.config import RiskTrainConfig, check_leakage
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.evaluation import Evaluation
@@ -36,7 +37,7 @@ from pipeline.jobs import (
     split_frame,
     staged_artifacts,
 )
-from pipeline.risk_audit import audit, compare, screen_single_features
+from pipeline.risk_audit import audit, compare, judge_calibration, screen_single_features
 from pipeline.risk_families import (
     FamilyResult,
     RecordedFamily,
@@ -69,6 +70,8 @@ class TrainResult:
     auc_gains: dict[str, tuple[float, float, float]] = field(default_factory=dict)
     fairness_summary: tuple[str, ...] = ()
     single_feature_auc: dict[str, float] = field(default_factory=dict)
+    #: The calibration gate on the test split, as recorded on the version.
+    calibration_gate: CalibrationGateResult | None = None
 
 
 def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = silent) -> TrainResult:
@@ -110,6 +113,9 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         selection = _fit_families(config, data, splits, experiment_id, progress)
         record.record_selection(selection)
         chosen, evaluation = selection.chosen.result, selection.chosen.fit.evaluation
+        progress("Judging calibration on the test split ...")
+        judged = judge_calibration(config, splits, selection)
+        record.record_calibration_gate(judged)
         y_test = splits.test[config.target].to_numpy(dtype=int)
         with staged_artifacts() as staged:
             progress("Comparing with the incumbent and baselines on the same test rows ...")
@@ -125,26 +131,33 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
                     title=f"Fairness audit: {config.registered_model}",
                 )
             summary = [] if audited is None else audited.summary
-            notes = [record.noise_note(selection, len(splits.test))]
-            card = record.build_model_card(
-                config,
-                data,
-                splits,
-                chosen.family,
-                run_id,
-                evaluation,
-                compared.table,
-                notes,
-                summary,
-            )
-            record.stage_card(staged, card)
-        # Registration is the run's last step: a run that fails earlier registers nothing.
+        # Registration comes after every check: a run that fails earlier registers nothing.
         where = "out-of-fold" if config.cross_fitted else "calibration-split"
         progress(f"Selected {chosen.family} (best {where} AUC); registering ...")
         version, digest = _register(
-            config, data, run_id, chosen, evaluation, selection.chosen.model_uri
+            config, data, run_id, chosen, evaluation, selection.chosen.model_uri, judged.test
         )
         record.record_registered(version)
+        # The card is written once the version is known, so it is titled with it; the
+        # version's source run (the family's) gets the same complete card.
+        card = record.build_model_card(
+            config,
+            data,
+            splits,
+            chosen.family,
+            run_id,
+            evaluation,
+            compared.table,
+            [record.noise_note(selection, len(splits.test))],
+            summary,
+            version=version,
+            gate=judged.test,
+            links=record.parent_links(run_id, chosen.run_id, has_audit=audited is not None),
+        )
+        record.record_full_card(tracker, card, chosen.run_id, run_id)
+        record.record_descriptions(
+            tracker, config, data, splits, version, evaluation, compared, judged.test, chosen.family
+        )
     return TrainResult(
         run_id=run_id,
         experiment_id=experiment_id,
@@ -163,6 +176,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         auc_gains=compared.gains,
         fairness_summary=tuple(summary),
         single_feature_auc=dict(zip(screened["feature"], screened["auc"], strict=True)),
+        calibration_gate=judged.test,
     )
 
 
@@ -213,6 +227,7 @@ def _register(
     chosen: FamilyResult,
     evaluation: Evaluation,
     model_uri: str,
+    calibration_gate: CalibrationGateResult,
 ) -> tuple[str, str]:
     digest = logged_model_digest(model_uri)
     tags = VersionTags(
@@ -229,6 +244,8 @@ def _register(
         dataset=DatasetTag(name=data.name, source=data.source, sha256=data.sha256),
         bands=config.bands.cutoffs,
         trained_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        # The complete card, logged to the source run once the version is known.
         model_card=f"runs:/{chosen.run_id}/model_card.html",
+        calibration=calibration_entries(calibration_gate.to_tags()),
     )
     return register_version(model_uri, config.registered_model, tags), digest

@@ -124,7 +124,10 @@ class Scorer:
         logit, contributions = self._explainer.logit_and_contributions(X)
         probability = self.model.calibrate_scores(logit)
         bands = self.bands.band_names(probability)
-        order, picked = top_contributions(contributions, min(self.top_reasons, len(self.features)))
+        # A field not assessed is never a reason (models.explain.top_contributions).
+        assessed = ~np.isnan(X)
+        limit = min(self.top_reasons, len(self.features))
+        order, picked = top_contributions(contributions, limit, assessed)
         # Plain Python values from here on: indexing numpy scalars one by one is slow.
         names = [[self.features[j] for j in row] for row in order.tolist()]
         scores: list[Score] = []
@@ -140,6 +143,7 @@ class Scorer:
                     "direction": "raises" if c > 0 else "lowers",
                 }
                 for f, c in zip(features, amounts, strict=True)
+                if getattr(item, f) is not None
             ]
             scores.append(
                 {

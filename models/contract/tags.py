@@ -43,6 +43,10 @@ TAG_RNR_VALUE = _PREFIX + "estimated_rnr_value"
 TAG_GATES = _PREFIX + "gates"
 TAG_PROMOTION = _PREFIX + "promotion"
 GATE_TAG_PREFIX = _PREFIX + "gate."
+#: Written at registration: the calibration gate's record (``<prefix>passed`` and every figure).
+CALIBRATION_TAG_PREFIX = _PREFIX + "calibration."
+#: The calibration gate's decision among the tags under :data:`CALIBRATION_TAG_PREFIX`.
+CALIBRATION_PASSED = "passed"
 
 # --- tags of a job's MLflow runs ---------------------------------------------------------
 #: A family's child run: which family it fitted (same name as the version tag).
@@ -57,9 +61,6 @@ RUN_ROWS = _PREFIX + "rows"
 RUN_THREADS = _PREFIX + "threads"
 RUN_THREADS_REASON = _PREFIX + "threads_reason"
 
-# --- the calibration gate's figures on a version (``pipeline.calibration_checks``) ---------
-CALIBRATION_TAG_PREFIX = _PREFIX + "calibration"
-
 # --- monitoring runs, and what they leave on the version they watch -----------------------
 MONITOR_MODEL = _PREFIX + "monitored_model"
 MONITOR_VERSION = _PREFIX + "monitored_version"
@@ -72,6 +73,12 @@ TAG_LAST_MONITORING_ALERT = _PREFIX + "last_monitoring_alert"
 #: On the registered version: where its training reference (for drift) is logged.
 TAG_TRAINING_REFERENCE = _PREFIX + "training_reference"
 
+#: On the registered family's run (the version's source run): the job's parent run and
+#: where its fairness report and comparison are (``runs:/`` URIs).
+RUN_PARENT = _PREFIX + "parent_run_id"
+RUN_FAIRNESS_REPORT = _PREFIX + "fairness_report"
+RUN_COMPARISON = _PREFIX + "comparison"
+
 # --- metadata of a batch-scoring output file (Parquet) -----------------------------------
 META_MODEL_URI = _PREFIX + "model_uri"
 META_MODEL = _PREFIX + "model"
@@ -82,6 +89,20 @@ META_EXPLANATION_METHOD = _PREFIX + "explanation_method"
 META_SCORED_AT = _PREFIX + "scored_at"
 #: Which engine scored the file (Spark writes ``spark <master>``).
 META_ENGINE = _PREFIX + "engine"
+
+
+def calibration_tag(name: str) -> str:
+    """Return the tag of the calibration gate's record entry ``name`` (e.g. ``passed``)."""
+    return CALIBRATION_TAG_PREFIX + name
+
+
+def calibration_entries(tags: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """Return the calibration gate's record among ``tags``, names without their prefix."""
+    return tuple(
+        (tag.removeprefix(CALIBRATION_TAG_PREFIX), text)
+        for tag, text in tags.items()
+        if tag.startswith(CALIBRATION_TAG_PREFIX)
+    )
 
 
 def gate_tag(gate: str) -> str:
@@ -187,7 +208,10 @@ class VersionTags:
     family, audited attributes, test figures, dataset, bands and model card;
     a pathway version its estimated policy values. A promoted (or refused)
     version carries the promotion record (``gates_record``, JSON text), its
-    ``promotion`` decision and one result per gate (``gate_results``).
+    ``promotion`` decision and one result per gate (``gate_results``). A risk
+    version also carries the calibration gate's record (``calibration``:
+    entry name under :data:`CALIBRATION_TAG_PREFIX` -> text, as
+    :meth:`pipeline.calibration_checks.CalibrationGateResult.to_tags` gives it).
 
     Figures are kept to :data:`FIGURE_DECIMALS` decimals, the precision of
     their tags, so that ``from_mlflow_tags(tags.to_mlflow_tags()) == tags``.
@@ -212,6 +236,7 @@ class VersionTags:
     gates_record: str | None = None
     promotion: str | None = None
     gate_results: tuple[tuple[str, bool], ...] = ()
+    calibration: tuple[tuple[str, str], ...] = ()
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):
@@ -221,6 +246,13 @@ class VersionTags:
                 object.__setattr__(self, name, tuple(value))
         # One order, that of the tags read back, so that the round trip gives an equal value.
         object.__setattr__(self, "gate_results", tuple(sorted(self.gate_results)))
+        object.__setattr__(self, "calibration", tuple(sorted(self.calibration)))
+
+    @property
+    def calibration_passed(self) -> bool | None:
+        """Return the calibration gate's decision, or None when the version has no record."""
+        found = dict(self.calibration).get(CALIBRATION_PASSED)
+        return None if found is None else found == "true"
 
     def to_mlflow_tags(self) -> dict[str, str]:
         """Return the tags as MLflow stores them (absent fields are left out)."""
@@ -231,6 +263,8 @@ class VersionTags:
         }
         for gate, passed in self.gate_results:
             tags[gate_tag(gate)] = "pass" if passed else "fail"
+        for name, text in self.calibration:
+            tags[calibration_tag(name)] = text
         return tags
 
     @classmethod
@@ -257,4 +291,10 @@ class VersionTags:
             if tags[tag] not in _GATE_RESULTS:
                 raise VersionTagError(tag, f"bad value {tags[tag]!r:.80} (pass or fail)")
             results.append((tag.removeprefix(GATE_TAG_PREFIX), _GATE_RESULTS[tags[tag]]))
-        return cls(**values, gate_results=tuple(results))
+        calibration = calibration_entries(tags)
+        passed = dict(calibration).get(CALIBRATION_PASSED)
+        if passed is not None and passed not in ("true", "false"):
+            raise VersionTagError(
+                calibration_tag(CALIBRATION_PASSED), f"bad value {passed!r:.80} (true or false)"
+            )
+        return cls(**values, gate_results=tuple(results), calibration=calibration)

@@ -61,15 +61,34 @@ def test_top_reasons_are_the_largest_contributions(
     people = risk_data[2].head(20)
     explanation = explain(scorecard, people)
     reasons = top_reasons(explanation, people, limit=3)
-    assert len(reasons) == 20 and all(len(r) == 3 for r in reasons)
+    assessed = people[explanation.features].notna().to_numpy()
+    assert len(reasons) == 20
+    assert all(len(r) == min(3, a.sum()) for r, a in zip(reasons, assessed, strict=True))
     for i, row in enumerate(reasons):
         sizes = [abs(r.contribution) for r in row]
         assert sizes == sorted(sizes, reverse=True)
-        assert sizes[0] == pytest.approx(np.abs(explanation.contributions[i]).max())
+        largest = np.abs(explanation.contributions[i])[assessed[i]].max()
+        assert sizes[0] == pytest.approx(largest)
         for reason in row:
             assert reason.direction == ("raises" if reason.contribution > 0 else "lowers")
-            value = people.iloc[i][reason.feature]
-            assert reason.value == (None if pd.isna(value) else value)
+            # A field not assessed is never a reason: every reason has the value given.
+            assert reason.value is not None and not pd.isna(reason.value)
+            assert reason.value == people.iloc[i][reason.feature]
+
+
+def test_a_field_not_assessed_is_never_a_reason(
+    scorecard: ScoreCalibratedClassifier, risk_data: Data
+) -> None:
+    people = risk_data[2].head(50).copy()
+    explanation = explain(scorecard, people)
+    # Blank the field that moved each row most: it must not come back as a null reason.
+    top = np.abs(explanation.contributions).argmax(axis=1)
+    for i, j in enumerate(top):
+        people.iloc[i, people.columns.get_loc(explanation.features[j])] = None
+    explanation = explain(scorecard, people)
+    for i, row in enumerate(top_reasons(explanation, people, limit=3)):
+        assert row and all(r.value is not None and not pd.isna(r.value) for r in row)
+        assert explanation.features[top[i]] not in {r.feature for r in row}
 
 
 def test_feature_effects_show_the_risk_drivers(
@@ -88,3 +107,7 @@ def test_top_contributions_orders_by_size_and_keeps_signs() -> None:
     order, picked = top_contributions(contributions, 3)
     assert order.tolist() == [[1, 2, 0], [0, 1, 2]]
     assert picked.tolist() == [[-0.5, 0.3, 0.1], [0.2, 0.2, -0.2]]
+    # A field not assessed ranks after every assessed one, however large its part.
+    assessed = np.array([[True, False, True, True], [True, True, True, True]])
+    order, picked = top_contributions(contributions, 3, assessed)
+    assert order.tolist() == [[2, 0, 3], [0, 1, 2]]

@@ -19,9 +19,9 @@ import numpy as np
 import pytest
 from pydantic import ValidationError
 
+from models.contract.tags import calibration_tag
 from pipeline.calibration_checks import (
     OVERALL,
-    TAG_PREFIX,
     CalibrationGateConfig,
     calibration_slope_interval,
     ece_noise_p_value,
@@ -143,9 +143,9 @@ def test_every_figure_has_its_limit_and_the_record_is_ready_for_the_registry() -
     assert {r["scope"] for r in rows} == {OVERALL}
     assert all(r["limit"] and r["status"] in ("pass", "fail") for r in rows)
     tags = result.to_tags()
-    assert tags[f"{TAG_PREFIX}.passed"] == str(result.passed).lower()
-    assert tags[f"{TAG_PREFIX}.overall.spiegelhalter_z.limit"] == "|z| < 2.39"
-    assert tags[f"{TAG_PREFIX}.overall.noise_test.limit"] == "p >= 0.0167"
+    assert tags[calibration_tag("passed")] == str(result.passed).lower()
+    assert tags[calibration_tag("overall.spiegelhalter_z.limit")] == "|z| < 2.39"
+    assert tags[calibration_tag("overall.noise_test.limit")] == "p >= 0.0167"
     assert all(len(k) < 250 and len(v) < 500 for k, v in tags.items())
 
 

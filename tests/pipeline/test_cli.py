@@ -44,9 +44,8 @@ def test_train_then_promote_latest_from_the_command_line(
         "synthetic = { rows = 3000, seed = 1 }\n"
         "[[models]]\n"
         'family = "scorecard"\n'
-        "[gates]\n"
-        "max_ece = 0.2\n"
-        "max_group_calibration_gap = 0.2\n"
+        "[calibration_gate]\n"
+        "max_debiased_error = 0.2\n"
         "[evaluation]\n"
         "n_bootstrap = 20\n"
     )

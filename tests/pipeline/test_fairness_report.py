@@ -60,3 +60,20 @@ def test_the_band_section_only_when_a_model_is_banded(audit: FairnessAudit) -> N
     unbanded = replace(audit, calibration_by_band=pd.DataFrame([]))
     page = render_report(unbanded, {}, [], "T")
     assert "by risk band" not in page and page.count("<table>") == 4
+
+
+def test_the_reading_is_written_from_the_data_s_own_groups() -> None:
+    from pipeline.fairness import how_to_read
+
+    rates = pd.DataFrame(
+        {
+            "attribute": ["ethnicity"] * 3 + ["sex"],
+            "group": ["white", "black", "mixed", "male"],
+            "n": [4_000, 900, 20, 5_000],
+            "observed_rate": [0.30, 0.36, 0.9, 0.3],
+        }
+    )
+    text = how_to_read(rates, "ethnicity", 50)
+    assert "here, by ethnicity: black 36% against white 30%" in text
+    assert "African-American" not in text and "Caucasian" not in text and "mixed" not in text
+    assert "ethnicity is never a feature" in text

@@ -214,3 +214,25 @@ def test_a_known_family_is_described_and_an_unknown_one_shown_as_named(
     blend = render_markdown(make_card(evaluation, family="average"))
     assert "| model family | average: the mean log-odds of member models" in blend
     assert "| model family | logistic regression |" in render_markdown(make_card(evaluation))
+
+
+def test_a_group_below_the_reporting_minimum_is_too_few_to_judge(evaluation: Evaluation) -> None:
+    text = render_markdown(make_card(evaluation, min_group_size=10_000))
+    assert "too few to judge (n = " in text
+    assert not re.search(r"\| sex \| female \| [\d,]+ \| 0\.\d{3} \(", text)
+
+
+def test_the_registered_card_shows_the_calibration_gate_and_its_reports(
+    evaluation: Evaluation,
+) -> None:
+    from pipeline.calibration_checks import CalibrationGateConfig, evaluate_calibration_gate
+
+    rng = np.random.default_rng(3)
+    p = rng.beta(2, 4, 1_000)
+    y = (rng.random(1_000) < p).astype(int)
+    gate = evaluate_calibration_gate(y, p, CalibrationGateConfig(noise_draws=199))
+    links = (("fairness report", "runs:/abc/fairness/report.html"),)
+    text = render_markdown(make_card(evaluation, gate=gate, links=links))
+    assert headings(text)[-3:] == ["Calibration gate", "Reports", "Limits"]
+    assert "spiegelhalter_z" in text and "runs:/abc/fairness/report.html" in text
+    assert ("Judged on the test split: passed" in text) == gate.passed

@@ -235,3 +235,35 @@ def test_a_logged_model_states_its_requirements_pinned_to_what_is_installed(
     listed = (local / "requirements.txt").read_text().split()
     assert listed == [f"{name}=={importlib.metadata.version(name)}" for name in MODEL_PACKAGES]
     assert not any(line.startswith("pytest") for line in listed)  # not the test process's own
+
+
+def test_the_registered_version_tells_its_whole_story(trained: tuple[Tracker, TrainResult]) -> None:
+    tracker, result = trained
+    client = tracker.client()
+    version = client.get_model_version("desist-risk", result.version)
+    # The calibration gate was judged on the test split and written figure by figure.
+    assert result.calibration_gate is not None
+    assert version.tags["desist.calibration.passed"] == str(result.calibration_gate.passed).lower()
+    assert "desist.calibration.overall.spiegelhalter_z.limit" in version.tags
+    # The card the version links is the complete one, titled with its name and version.
+    source = version.tags["desist.model_card"].removeprefix("runs:/").split("/")[0]
+    assert source == version.run_id
+    card = Path(client.download_artifacts(source, "model_card.md")).read_text()
+    assert card.startswith(f"# Model card: desist-risk (version {result.version})")
+    for heading in ("## Comparisons", "## Fairness", "## Calibration gate", "## Reports"):
+        assert heading in card
+    assert f"runs:/{result.run_id}/fairness/report.html" in card
+    parent_card = Path(client.download_artifacts(result.run_id, "model_card.md")).read_text()
+    assert parent_card == card
+    # The source run points at the parent run's reports.
+    source_tags = client.get_run(source).data.tags
+    assert source_tags["desist.parent_run_id"] == result.run_id
+    assert source_tags["desist.fairness_report"].endswith("/fairness/report.html")
+    # Descriptions a reviewer reads first.
+    assert "re-offending risk model trained by desist" in (
+        client.get_registered_model("desist-risk").description or ""
+    )
+    assert "Calibration gate on the test split" in (version.description or "")
+    assert "Test ROC AUC" in (version.description or "")
+    gate_rows = client.download_artifacts(result.run_id, "tables/calibration_gate.json")
+    assert "noise_test" in Path(gate_rows).read_text()

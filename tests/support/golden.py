@@ -45,6 +45,7 @@ from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pandas as pd
 from pydantic import BaseModel
 from threadpoolctl import threadpool_limits
@@ -251,10 +252,13 @@ def batch_risk(model: ScoreCalibratedClassifier) -> dict[str, Record]:
     valid = checked_frame()
     with one_thread():
         explainer = FastExplainer(model, threads=1)
-        logit, contributions = explainer.logit_and_contributions(explainer.encoder.transform(valid))
+        X = explainer.encoder.transform(valid)
+        logit, contributions = explainer.logit_and_contributions(X)
         probability = model.calibrate_scores(logit)
         band = BANDS.band_index(probability)
-        order, picked = top_contributions(contributions, min(TOP_REASONS, len(explainer.features)))
+        # Assessed fields rank first, as in batch scoring and the service.
+        limit = min(TOP_REASONS, len(explainer.features))
+        order, picked = top_contributions(contributions, limit, ~np.isnan(X))
     return {
         ref: {
             "risk_probability": float(probability[i]),

@@ -88,3 +88,15 @@ def test_a_missing_or_bad_tag_is_named(tag: str, value: str | None, reason: str)
 
 def test_the_champion_alias_is_the_one_the_service_serves_by_default() -> None:
     assert Settings.model_fields["model_alias"].default == CHAMPION == "champion"
+
+
+def test_the_calibration_record_round_trips_and_gives_its_decision() -> None:
+    record = (("passed", "false"), ("overall.slope", "1.6"), ("overall.slope.status", "fail"))
+    tags = risk_tags(calibration=record)
+    written = tags.to_mlflow_tags()
+    assert written["desist.calibration.overall.slope.status"] == "fail"
+    read = VersionTags.from_mlflow_tags(written)
+    assert read == tags and read.calibration_passed is False
+    assert risk_tags().calibration_passed is None
+    with pytest.raises(VersionTagError, match=r"desist\.calibration\.passed"):
+        VersionTags.from_mlflow_tags({**written, "desist.calibration.passed": "maybe"})
