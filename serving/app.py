@@ -17,6 +17,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
+from fastapi_offline import FastAPIOffline
 
 from serving.error_handlers import install_error_handlers
 from serving.lifespan import make_lifespan
@@ -29,6 +30,29 @@ from serving.routes.batch import BatchBody
 from serving.security import install_cors
 from serving.settings import Settings, get_settings
 
+#: Where the Swagger UI and ReDoc files of ``/docs`` and ``/redoc`` are served from.
+DOCS_ASSETS_URL = "/docs-assets"
+
+API_DESCRIPTION = """\
+Scores offender assessments for a case system, and recommends rehabilitation pathways.
+
+* **POST /v1/risk-scores**: the calibrated probability of a new sanction within 12 months,
+  its band (`low`, `medium`, `high`, `very high`) and the fields that moved it most, each
+  with the value sent and whether it `raises` or `lowers` the risk.
+* **POST /v1/pathway-recommendations**: the programmes likely to lower each person's risk,
+  with the estimated reduction and its interval; every other programme with why it is left out.
+* **GET /v1/models**: the versions served, their figures and a link to each model card.
+
+Send `Authorization: Bearer <key>` and a JSON body of 1 or more assessments. Every answer is
+written to the audit log before it is sent; quote its `request_id` to find it.
+
+**Errors** all have one body (`ErrorBody`): `error` (a machine-readable kind such as
+`invalid_request`, `unauthenticated`, `payload_too_large`, `model_unavailable`), `detail` in
+words, the `request_id`, and for a refused batch the `violations`: the assessment's position
+(from 0), the field and the reason, naming the value sent and what is allowed. A request is
+answered whole or refused whole: never a 200 with an error inside.
+"""
+
 
 def create_app(settings: Settings) -> FastAPI:
     """Return the scoring service app for ``settings``.
@@ -37,11 +61,16 @@ def create_app(settings: Settings) -> FastAPI:
     lifespan), not here; a model that fails to load leaves the app running
     and ``/readyz`` answering 503 with the reason.
     """
-    app = FastAPI(
+    # /docs and /redoc from Swagger UI and ReDoc files the package ships: no CDN, so they
+    # render on a closed network. No validator badge: Swagger UI would send the schema out.
+    app = FastAPIOffline(
         title="desist scoring service",
         summary="Calibrated re-offending risk scores with reasons, audited.",
+        description=API_DESCRIPTION,
         version="1",
         lifespan=make_lifespan(settings),
+        static_url=DOCS_ASSETS_URL,
+        swagger_ui_parameters={"validatorUrl": None},
     )
     metrics = Metrics()
     app.state.metrics = metrics

@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import DesistError
+from data.schema import FIELDS_BY_NAME
 from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.errors import (
     AuditWriteError,
@@ -99,6 +100,20 @@ def client_message(exc: DesistError) -> str:
     return " ".join(str(part) for part in exc.args)
 
 
+#: Pydantic's error types for a number outside its field's range.
+_RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
+
+
+def _schema_reason(field: str, kind: str, value: Any, default: str) -> str:
+    """Word a range or category error as batch rejects do: the value sent and what is allowed."""
+    spec = FIELDS_BY_NAME[field]
+    if kind in _RANGE_ERRORS and isinstance(value, int | float) and not isinstance(value, bool):
+        return spec.out_of_range_reason(value)
+    if kind == "literal_error":
+        return spec.unknown_category_reason(value)
+    return default
+
+
 def _violation(error: Any) -> Violation:
     loc = [part for part in error["loc"] if part != "body"]
     index = None
@@ -114,6 +129,8 @@ def _violation(error: Any) -> Violation:
         reason = "unknown field: not part of the assessment schema"
     elif kind == "missing":
         reason = "required field is missing"
+    elif field in FIELDS_BY_NAME and "input" in error:
+        reason = _schema_reason(field, kind, error["input"], reason)
     return Violation(assessment_index=index, field=field, reason=reason)
 
 

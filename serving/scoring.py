@@ -38,7 +38,8 @@ def parse_body(raw: bytes, model: type[BaseModel]) -> Any:
     try:
         return model.model_validate_json(raw)
     except ValidationError as err:
-        raise InvalidRequestError(err.errors(include_url=False, include_input=False)) from err
+        # The inputs let a range or category violation name the value sent (only those use it).
+        raise InvalidRequestError(err.errors(include_url=False)) from err
 
 
 def score_batch(
