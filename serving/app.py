@@ -24,7 +24,9 @@ from serving.lifespan import make_lifespan
 from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
+from serving.model_cards import ModelCards
 from serving.ratelimit import RateLimitMiddleware
+from serving.registry_loader import registry_client
 from serving.routes import admin, models, operations, pathway_recommendations, risk_scores
 from serving.routes.batch import BatchBody
 from serving.security import install_cors
@@ -75,6 +77,9 @@ def create_app(settings: Settings) -> FastAPI:
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.model_cards = ModelCards(
+        lambda: registry_client(settings), (settings.model_name, settings.pathway_model_name)
+    )
     install_error_handlers(app, metrics)
     add_routes(app, settings)
     app.add_middleware(RateLimitMiddleware, settings=settings)

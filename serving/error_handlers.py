@@ -29,6 +29,7 @@ from serving.errors import (
 )
 from serving.logs import get_logger
 from serving.metrics import Metrics
+from serving.model_cards import ModelCardNotFoundError
 from serving.schemas import BATCH_TOO_LARGE, ErrorBody, Violation
 
 log = get_logger("serving")
@@ -37,6 +38,7 @@ log = get_logger("serving")
 STATUS: dict[type[DesistError], tuple[int, str]] = {
     AuthenticationError: (401, "unauthenticated"),
     PermissionDeniedError: (403, "forbidden"),
+    ModelCardNotFoundError: (404, "not_found"),
     PayloadTooLargeError: (413, "payload_too_large"),
     UnsupportedMediaTypeError: (415, "unsupported_media_type"),
     ModelUnavailableError: (503, "model_unavailable"),
