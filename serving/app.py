@@ -17,8 +17,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from fastapi import FastAPI
-from fastapi_offline import FastAPIOffline
 
+from serving.docs import make_docs_app
 from serving.error_handlers import install_error_handlers
 from serving.lifespan import make_lifespan
 from serving.logs import configure_logging
@@ -31,9 +31,6 @@ from serving.routes import admin, models, operations, pathway_recommendations, r
 from serving.routes.batch import BatchBody
 from serving.security import install_cors
 from serving.settings import Settings, get_settings
-
-#: Where the Swagger UI and ReDoc files of ``/docs`` and ``/redoc`` are served from.
-DOCS_ASSETS_URL = "/docs-assets"
 
 API_DESCRIPTION = """\
 Scores offender assessments for a case system, and recommends rehabilitation pathways.
@@ -63,16 +60,13 @@ def create_app(settings: Settings) -> FastAPI:
     lifespan), not here; a model that fails to load leaves the app running
     and ``/readyz`` answering 503 with the reason.
     """
-    # /docs and /redoc from Swagger UI and ReDoc files the package ships: no CDN, so they
-    # render on a closed network. No validator badge: Swagger UI would send the schema out.
-    app = FastAPIOffline(
+    # /docs and /redoc from files the service serves: they render on a closed network.
+    app = make_docs_app(
         title="desist scoring service",
         summary="Calibrated re-offending risk scores with reasons, audited.",
         description=API_DESCRIPTION,
         version="1",
         lifespan=make_lifespan(settings),
-        static_url=DOCS_ASSETS_URL,
-        swagger_ui_parameters={"validatorUrl": None},
     )
     metrics = Metrics()
     app.state.metrics = metrics

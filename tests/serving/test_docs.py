@@ -9,7 +9,7 @@ import pytest
 
 from data.schema import EXAMPLE_ASSESSMENT, make_assessment_model
 from models.bands import BAND_NAMES
-from serving.app import DOCS_ASSETS_URL
+from serving.docs import ASSETS, DOCS_ASSETS_URL, REDOC_SCRIPT_URL
 from serving.schemas import (
     EXAMPLE_INVALID_REQUEST,
     EXAMPLE_RECOMMENDATIONS,
@@ -32,13 +32,30 @@ def test_docs_pages_load_only_assets_the_service_serves(service: Service, page: 
     assets = _ASSET.findall(html)
     assert assets, "the page loads no script or style at all"
     for url in assets:
-        assert url.startswith(f"{DOCS_ASSETS_URL}/"), url
+        assert url.startswith((f"{DOCS_ASSETS_URL}/", REDOC_SCRIPT_URL)), url
         served = service.client.get(url)
         assert served.status_code == 200 and len(served.content) > 1000, url
 
 
+def test_no_bundle_served_names_an_outside_address_to_load(service: Service) -> None:
+    redoc = service.client.get(REDOC_SCRIPT_URL)
+    assert redoc.status_code == 200 and len(redoc.content) > 500_000
+    assert b"https://cdn." not in redoc.content
+    for name in ("swagger-ui-bundle.js", "swagger-ui.css"):
+        served = service.client.get(f"{DOCS_ASSETS_URL}/{name}").content
+        assert served == (ASSETS / name).read_bytes()  # the package's own files
+        assert b"https://cdn." not in served and b"fonts.googleapis" not in served
+
+
 def test_swagger_ui_sends_the_schema_to_no_validator(service: Service) -> None:
     assert '"validatorUrl": null' in service.client.get("/docs").text
+
+
+@pytest.mark.parametrize("page", ["/docs", "/redoc"])
+def test_docs_pages_may_load_nothing_from_another_origin(service: Service, page: str) -> None:
+    policy = service.client.get(page).headers["content-security-policy"]
+    assert "default-src 'self'" in policy and "img-src 'self' data:" in policy
+    assert "http" not in policy
 
 
 def test_band_and_direction_are_enums(service: Service) -> None:
