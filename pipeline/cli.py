@@ -420,6 +420,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``desist`` command; return its exit code."""
     # desist runs on closed networks: MLflow must not try to send usage telemetry.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Registering downloads the logged model to digest it: MLflow drew a progress bar
+    # of seven tiny files across the job's own progress lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

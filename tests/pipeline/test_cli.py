@@ -143,3 +143,13 @@ def test_serve_help_documents_every_option() -> None:
     assert {a.dest for a in options} == {"host", "port", "workers"}
     assert all(a.help and "default" in a.help for a in options)
     assert "DESIST_" in (serve.description or "")
+
+
+def test_the_command_turns_off_mlflows_download_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert main(["synth", "--rows", "10", "--out", str(tmp_path / "c.csv")]) == 0
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"
