@@ -136,6 +136,25 @@ class FieldSpec:
             return "text"
         return f"{self.minimum:g} to {self.maximum:g}"
 
+    def out_of_range_reason(self, value: float) -> str:
+        """Say that ``value`` is outside this field's range, naming both.
+
+        The one wording of batch rejects (:mod:`data.validation`) and of the
+        scoring service's violations.
+        """
+        return f"out of range ({self.allowed_text}): {value:g}"
+
+    def unknown_category_reason(self, value: object) -> str:
+        """Say that ``value`` is not one of this field's categories, naming them (as above)."""
+        shown = repr(value)
+        if len(shown) > _SHOWN_VALUE_CHARS:  # a client's long text is not echoed whole
+            shown = shown[: _SHOWN_VALUE_CHARS - 3] + "..."
+        return f"unknown category {shown} (expected {self.allowed_text})"
+
+
+#: At most this many characters of a refused value are quoted back in a reason.
+_SHOWN_VALUE_CHARS = 60
+
 
 def _need(name: str, pathway: Pathway, description: str) -> FieldSpec:
     return FieldSpec(
@@ -494,6 +513,36 @@ def check_feature_names(features: tuple[str, ...] | list[str]) -> None:
             raise ForbiddenFeatureError(name, spec.role.value)
 
 
+#: A plausible assessment as a case system sends it: the example of the API docs.
+#: A 27-year-old with a long record, a burglary, unsettled accommodation and drug
+#: misuse; two needs items not assessed (omitted), protected characteristics sent
+#: for the audit only.
+EXAMPLE_ASSESSMENT: dict[str, Any] = {
+    ID_FIELD: "case-2024-00417",
+    "age": 27,
+    "age_first_sanction": 15,
+    "total_sanctions": 9,
+    "juvenile_sanctions": 3,
+    "offence_category": "burglary",
+    "custodial_history": 1,
+    "months_offence_free": 4.5,
+    "drug_misuse": 2,
+    "alcohol_misuse": 1,
+    "unemployed": 2,
+    "literacy_numeracy": 1,
+    "no_settled_accommodation": 2,
+    "unsuitable_accommodation": 1,
+    "procriminal_attitudes": 1,
+    "impulsivity": 2,
+    "debt": 1,
+    "benefit_dependence": 1,
+    "family_relationships": 1,
+    "parenting_responsibilities": 0,
+    "ethnicity": "white",
+    "sex": "male",
+}
+
+
 def _assessment_annotation(spec: FieldSpec) -> object:
     """Return the pydantic type of one assessment field, with its range and description."""
     text = f"{spec.description} Allowed: {spec.allowed_text}."
@@ -576,7 +625,7 @@ def make_assessment_model() -> type[BaseModel]:
     }
     model: type[BaseModel] = create_model(
         "Assessment",
-        __config__=ConfigDict(extra="forbid"),
+        __config__=ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ASSESSMENT]}),
         __doc__="One offender assessment to score; missing needs items mean 'not assessed'.",
         __validators__=validators,
         **definitions,

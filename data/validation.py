@@ -151,7 +151,7 @@ def _check_numeric(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Serie
         out.add_rows(
             spec.name,
             out_of_range,
-            [f"out of range ({spec.allowed_text}): {v:g}" for v in number[out_of_range]],
+            [spec.out_of_range_reason(v) for v in number[out_of_range].tolist()],
         )
     if spec.kind is not Kind.NUMBER:
         fractional = finite & ~out_of_range & (np.floor(number) != number)
@@ -188,7 +188,7 @@ def _check_category(spec: FieldSpec, raw: pd.Series, out: _Collector) -> pd.Seri
         out.add_rows(
             spec.name,
             unknown,
-            [f"unknown category {v!r} (expected {spec.allowed_text})" for v in values],
+            [spec.unknown_category_reason(v) for v in values],
         )
     if not spec.nullable:
         out.add_rows(spec.name, ~present, "missing value (this field is required)")

@@ -49,7 +49,6 @@ from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError
 from models.contract.fetch import FetchedModel, fetch_model
 from models.contract.tags import (
-    CHAMPION,
     META_BANDS,
     META_DIGEST,
     META_EXPLANATION_METHOD,
@@ -59,10 +58,10 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
+from pipeline.batch_model import check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
 
-CHAMPION_URI = f"models:/desist-risk@{CHAMPION}"
 #: A risk model fetched and verified for batch scoring.
 LoadedRiskModel = FetchedModel[ScoreCalibratedClassifier]
 _ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)
@@ -73,14 +72,15 @@ class BatchScoreConfig(BaseModel):
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
-    model_uri: str = Field(
-        default=CHAMPION_URI,
-        description="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH",
+    model_uri: str | None = Field(
+        default=None,
+        description="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH; "
+        "default: the champion of the config's model (pipeline.batch_model)",
     )
     input: Path = Field(description="CSV or Parquet file of assessments")
     output: Path = Field(description="CSV or Parquet file to write, by extension")
     dataset_config: Path | None = Field(
-        default=None, description="TOML config whose [adapter] table maps the source's columns"
+        default=None, description="TOML config: its [adapter] maps the columns (batch_model)"
     )
     chunk_rows: int = Field(default=100_000, ge=1, le=10_000_000)
     top_reasons: int = Field(default=3, ge=1, le=10)
@@ -379,6 +379,7 @@ def score_file(
         If the input cannot be read.
     """
     started = time.perf_counter()
+    expected = expected_model(config.dataset_config)
     adapter = load_adapter(config.dataset_config) if config.dataset_config else None
     id_column = adapter.id_column if adapter else ID_FIELD
     columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
@@ -386,12 +387,13 @@ def score_file(
     # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
     with tracker.activate():
         loaded = fetch_model(
-            config.model_uri,
+            model_uri_for(config.model_uri, expected),
             ScoreCalibratedClassifier,
             tracking_uri=tracker.tracking_uri,
             allow_unverified=config.allow_unverified,
         )
     scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
+    check_features(loaded.label, scorer.explainer.features, expected)
     load_seconds = time.perf_counter() - started
     rejects_schema = _rejects_schema(id_column)
     seen = SeenIds()

@@ -145,6 +145,10 @@ def _train_pathways(args: argparse.Namespace) -> int:
     for name, (mean, low, high) in result.policy_values.items():
         lines.append(f"    {name:<24} {mean:+.3f} ({low:+.3f} to {high:+.3f})")
     lines.append(f"  people with at least one recommendation: {result.recommended_share:.0%}")
+    # As the risk job: the config names the registered model and its gates.
+    lines.append(
+        f"  promote:    desist promote pathways --config {args.config} --version {result.version}"
+    )
     lines.append(f"  browse:     {tracker.ui_command()}")
     print("\n".join(lines))
     return 0
@@ -210,6 +214,14 @@ def _promote(args: argparse.Namespace) -> int:
         print(f"{name} version {result.version} is now champion ({how}).")
         return 0
     print(f"{name} version {result.version} was NOT promoted; champion unchanged.")
+    if not args.force:
+        # The override exists and is audited: say how to use it, and that it needs a reason.
+        config_option = f" --config {args.config}" if args.config else ""
+        print(
+            "  next step: retrain, or override the failed gates on the record with\n"
+            f"    desist promote {args.kind}{config_option} --version {result.version} "
+            '--force --reason "why these gates may be overridden"'
+        )
     return 1
 
 
@@ -240,9 +252,9 @@ def _score(args: argparse.Namespace) -> int:
     check = "digest verified" if model.verified else "UNVERIFIED: never registered, no digest"
     bands = ", ".join(f"{name} {count:,}" for name, count in result.band_counts.items())
     print(
-        f"Scored {result.rows_scored:,} of {result.rows_read:,} rows in {result.seconds:.1f} s "
-        f"({result.rows_per_second:,.0f} rows/s)\n"
-        f"  model:    {model.label} ({check}: {model.digest})\n"
+        f"Model {model.label} ({check}: {model.digest})\n"
+        f"  Scored {result.rows_scored:,} of {result.rows_read:,} rows "
+        f"in {result.seconds:.1f} s ({result.rows_per_second:,.0f} rows/s)\n"
         f"  bands:    {bands} (cut-offs {', '.join(f'{c:.0%}' for c in model.bands.cutoffs)})\n"
         f"  output:   {result.output}\n"
         f"  rejected: {result.rows_rejected:,} rows ({result.violations:,} violations) "
@@ -397,14 +409,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.add_argument(
         "--model",
-        default="models:/desist-risk@champion",
-        help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH "
-        "(default models:/desist-risk@champion)",
+        help="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH (default: the "
+        "champion of --config's registered_model, else models:/desist-risk@champion)",
     )
     score.add_argument("--input", type=Path, required=True, help="assessments, .csv or .parquet")
     score.add_argument("--output", type=Path, required=True, help="scores, .csv or .parquet")
     score.add_argument(
-        "--config", type=Path, help="dataset config whose [adapter] table maps the source columns"
+        "--config",
+        type=Path,
+        help="config whose [adapter] table maps the source columns; a risk config also names "
+        "the model to score with and the features it must use (another model's are refused)",
     )
     score.add_argument("--chunk-rows", type=int, help="rows per chunk (default 100,000)")
     score.add_argument("--top-reasons", type=int, default=3, help="reasons per row (default 3)")
@@ -416,10 +430,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     score.set_defaults(handler=_score)
 
-    serve = commands.add_parser("serve", help="run the HTTP scoring service")
-    serve.add_argument("--host", default="127.0.0.1", help="listen address (default loopback)")
-    serve.add_argument("--port", type=int, default=8000)
-    serve.add_argument("--workers", type=int, default=1, help="worker processes")
+    serve = commands.add_parser(
+        "serve",
+        help="run the HTTP scoring service",
+        description="Run the scoring service (API docs at /docs and /redoc). Everything "
+        "else is read from DESIST_* environment variables: DESIST_MODEL_NAME and "
+        "DESIST_MODEL_ALIAS (the versions served), DESIST_TRACKING_URI (the registry), "
+        "DESIST_DATABASE_URL (API keys and audit log); see serving/settings.py.",
+    )
+    serve.add_argument("--host", default="127.0.0.1", help="listen address (default 127.0.0.1)")
+    serve.add_argument("--port", type=int, default=8000, help="listen port (default 8000)")
+    serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        help="worker processes, each with its own copy of the model (default 1)",
+    )
     serve.set_defaults(handler=_serve)
 
     keys = commands.add_parser("keys", help="manage API keys of case systems")
@@ -453,6 +479,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``desist`` command; return its exit code."""
     # desist runs on closed networks: MLflow must not try to send usage telemetry.
     os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
+    # Registering downloads the logged model to digest it: MLflow drew a progress bar
+    # of seven tiny files across the job's own progress lines.
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     parser = build_parser()
     args = parser.parse_args(argv)
     handler: Callable[[argparse.Namespace], int] = args.handler

@@ -54,6 +54,7 @@ from models.bands import BAND_NAMES
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.fetch import fetch_model
 from models.contract.tags import META_ENGINE
+from pipeline.batch_model import check_features, expected_model, model_uri_for
 from pipeline.batch_scoring import (
     _ASSESSMENT_COLUMNS,
     BatchScoreConfig,
@@ -345,17 +346,19 @@ def score_file_spark(
     started = time.perf_counter()
     if not config.input.is_file():
         raise DatasetFormatError(f"{config.input}: no such file")
+    expected = expected_model(config.dataset_config)
     adapter = load_adapter(config.dataset_config) if config.dataset_config else None
     id_column = adapter.id_column if adapter else ID_FIELD
     columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
     with tracker.activate():
         loaded = fetch_model(
-            config.model_uri,
+            model_uri_for(config.model_uri, expected),
             ScoreCalibratedClassifier,
             tracking_uri=tracker.tracking_uri,
             allow_unverified=config.allow_unverified,
         )
     scorer = _ChunkScorer(loaded, id_column, config.top_reasons, threads=1)
+    check_features(loaded.label, scorer.explainer.features, expected)
     schema = scorer.schema.with_metadata(
         {**(scorer.schema.metadata or {}), META_ENGINE.encode(): f"spark {master}".encode()}
     )

@@ -18,12 +18,15 @@ from typing import Any
 
 from fastapi import FastAPI
 
+from serving.docs import make_docs_app
 from serving.error_handlers import install_error_handlers
 from serving.lifespan import make_lifespan
 from serving.logs import configure_logging
 from serving.metrics import Metrics
 from serving.middleware import RequestContextMiddleware
+from serving.model_cards import ModelCards
 from serving.ratelimit import RateLimitMiddleware
+from serving.registry_loader import registry_client
 from serving.routes import (
     admin,
     decisions,
@@ -37,6 +40,26 @@ from serving.routes.batch import BatchBody
 from serving.security import OperationsGuardMiddleware, install_cors
 from serving.settings import Settings, get_settings
 
+API_DESCRIPTION = """\
+Scores offender assessments for a case system, and recommends rehabilitation pathways.
+
+* **POST /v1/risk-scores**: the calibrated probability of a new sanction within 12 months,
+  its band (`low`, `medium`, `high`, `very high`) and the fields that moved it most, each
+  with the value sent and whether it `raises` or `lowers` the risk.
+* **POST /v1/pathway-recommendations**: the programmes likely to lower each person's risk,
+  with the estimated reduction and its interval; every other programme with why it is left out.
+* **GET /v1/models**: the versions served, their figures and a link to each model card.
+
+Send `Authorization: Bearer <key>` and a JSON body of 1 or more assessments. Every answer is
+written to the audit log before it is sent; quote its `request_id` to find it.
+
+**Errors** all have one body (`ErrorBody`): `error` (a machine-readable kind such as
+`invalid_request`, `unauthenticated`, `payload_too_large`, `model_unavailable`), `detail` in
+words, the `request_id`, and for a refused batch the `violations`: the assessment's position
+(from 0), the field and the reason, naming the value sent and what is allowed. A request is
+answered whole or refused whole: never a 200 with an error inside.
+"""
+
 
 def create_app(settings: Settings) -> FastAPI:
     """Return the scoring service app for ``settings``.
@@ -46,20 +69,23 @@ def create_app(settings: Settings) -> FastAPI:
     and ``/readyz`` answering 503 with the reason.
     """
     docs = settings.docs_access != "off"
-    app = FastAPI(
+    # /docs and /redoc from files the service serves: they render on a closed network.
+    app = make_docs_app(
+        docs=docs,
         title="desist scoring service",
         summary="Calibrated re-offending risk scores with reasons, audited.",
+        description=API_DESCRIPTION,
         version="1",
         lifespan=make_lifespan(settings),
         # A trailing-slash redirect takes its Location from the client's Host header.
         redirect_slashes=False,
-        docs_url="/docs" if docs else None,
-        redoc_url="/redoc" if docs else None,
-        openapi_url="/openapi.json" if docs else None,
     )
     metrics = Metrics()
     app.state.metrics = metrics
     app.state.settings = settings
+    app.state.model_cards = ModelCards(
+        lambda: registry_client(settings), (settings.model_name, settings.pathway_model_name)
+    )
     install_error_handlers(app, metrics, settings.max_violations)
     add_routes(app, settings)
     app.add_middleware(OperationsGuardMiddleware, settings=settings)

@@ -17,6 +17,7 @@ from starlette.concurrency import run_in_threadpool
 from serving.errors import AuthenticationError, PermissionDeniedError
 from serving.keys import Client, KeyStore
 from serving.metrics import Metrics
+from serving.model_cards import ModelCards
 from serving.registry_loader import LoadedModel, LoadedPathwayModel, ModelHolder
 
 bearer = HTTPBearer(
@@ -42,6 +43,12 @@ async def get_metrics(request: Request) -> Metrics:
     """Return this process's metrics."""
     metrics: Metrics = request.app.state.metrics
     return metrics
+
+
+async def get_model_cards(request: Request) -> ModelCards:
+    """Return the store of the served models' cards."""
+    cards: ModelCards = request.app.state.model_cards
+    return cards
 
 
 async def get_holder(request: Request) -> ModelHolder[LoadedModel]:
@@ -99,6 +106,7 @@ def require(scope: str) -> Callable[..., Awaitable[Client]]:
 ModelDep = Annotated[LoadedModel, Depends(get_model)]
 PathwayModelDep = Annotated[LoadedPathwayModel, Depends(get_pathway_model)]
 MetricsDep = Annotated[Metrics, Depends(get_metrics)]
+ModelCardsDep = Annotated[ModelCards, Depends(get_model_cards)]
 HolderDep = Annotated[ModelHolder[LoadedModel], Depends(get_holder)]
 PathwayHolderDep = Annotated[ModelHolder[LoadedPathwayModel], Depends(get_pathway_holder)]
 ClientDep = Annotated[Client, Depends(require("score"))]

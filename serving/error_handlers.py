@@ -16,6 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import DesistError
+from data.schema import FIELDS_BY_NAME
 from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.errors import (
     AuditOutcomeUnknownError,
@@ -31,6 +32,7 @@ from serving.errors import (
 )
 from serving.logs import get_logger
 from serving.metrics import Metrics
+from serving.model_cards import ModelCardNotFoundError
 from serving.schemas import BATCH_TOO_LARGE, ErrorBody, Violation
 
 log = get_logger("serving")
@@ -40,6 +42,7 @@ STATUS: dict[type[DesistError], tuple[int, str]] = {
     AuthenticationError: (401, "unauthenticated"),
     PermissionDeniedError: (403, "forbidden"),
     UnknownScoreError: (404, "score_not_found"),
+    ModelCardNotFoundError: (404, "not_found"),
     PayloadTooLargeError: (413, "payload_too_large"),
     UnsupportedMediaTypeError: (415, "unsupported_media_type"),
     ModelUnavailableError: (503, "model_unavailable"),
@@ -114,6 +117,20 @@ def client_message(exc: DesistError) -> str:
     return " ".join(str(part) for part in exc.args)
 
 
+#: Pydantic's error types for a number outside its field's range.
+_RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
+
+
+def _schema_reason(field: str, kind: str, value: Any, default: str) -> str:
+    """Word a range or category error as batch rejects do: the value sent and what is allowed."""
+    spec = FIELDS_BY_NAME[field]
+    if kind in _RANGE_ERRORS and isinstance(value, int | float) and not isinstance(value, bool):
+        return spec.out_of_range_reason(value)
+    if kind == "literal_error":
+        return spec.unknown_category_reason(value)
+    return default
+
+
 def _violation(error: Any) -> Violation:
     loc = [part for part in error["loc"] if part != "body"]
     index = None
@@ -129,6 +146,8 @@ def _violation(error: Any) -> Violation:
         reason = "unknown field: not part of the assessment schema"
     elif kind == "missing":
         reason = "required field is missing"
+    elif field in FIELDS_BY_NAME and "input" in error:
+        reason = _schema_reason(field, kind, error["input"], reason)
     return Violation(assessment_index=index, field=field, reason=reason)
 
 

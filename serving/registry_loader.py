@@ -45,6 +45,7 @@ from models.contract.tags import (
     TAG_TRAINED_AT,
 )
 from models.pathways import PathwayEffectModel
+from serving.model_cards import card_url
 from serving.recommender import Recommender
 from serving.scorer import Scorer
 from serving.settings import Settings
@@ -71,7 +72,6 @@ def _provenance(tags: dict[str, str]) -> dict[str, Any]:
     return {
         "trained_at": tags.get(TAG_TRAINED_AT),
         "dataset": dataset,
-        "model_card": tags.get(TAG_MODEL_CARD),
         "run_id": tags.get(TAG_RUN),
     }
 
@@ -90,6 +90,8 @@ def _describe(
         "kind": kind,
         **details,
         **_provenance(model.tags),
+        # The service's own link: the tag's runs:/ URI opens nowhere outside MLflow.
+        "model_card": card_url(model.name, model.version) if TAG_MODEL_CARD in model.tags else None,
         "metrics": metrics,
         "artifact_digest": model.digest,
         "loaded_at": model.loaded_at.isoformat(timespec="seconds"),

@@ -8,18 +8,113 @@ built on first use because its batch limit is a setting.
 from __future__ import annotations
 
 from functools import cache
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
-from data.schema import make_assessment_model
+from data.schema import EXAMPLE_ASSESSMENT, FIELDS_BY_NAME, ID_FIELD, make_assessment_model
 
 BATCH_TOO_LARGE = "batch_too_large"
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
+
+
+#: The bands of :data:`models.bands.BAND_NAMES`, low to very high (a test keeps them equal).
+RiskBand = Literal["low", "medium", "high", "very high"]
+#: Whether a reason raises or lowers the risk (:attr:`models.explain.Reason.direction`).
+Direction = Literal["raises", "lowers"]
+
+_EXAMPLE_REQUEST_ID = "3f2b8c1e6a4d4f0e9b7a5c2d1e0f8a6b"
+
+#: What ``POST /v1/risk-scores`` answers for the example assessment (the docs' example).
+EXAMPLE_RISK_SCORES: dict[str, Any] = {
+    "model_name": "desist-risk",
+    "model_version": "3",
+    "request_id": _EXAMPLE_REQUEST_ID,
+    "scores": [
+        {
+            "subject_ref": EXAMPLE_ASSESSMENT[ID_FIELD],
+            "risk_probability": 0.64,
+            "risk_band": "high",
+            "reasons": [
+                {
+                    "feature": name,
+                    "value": EXAMPLE_ASSESSMENT[name],
+                    "contribution": contribution,
+                    "direction": "raises" if contribution > 0 else "lowers",
+                }
+                for name, contribution in (
+                    ("total_sanctions", 0.58),
+                    ("drug_misuse", 0.41),
+                    ("months_offence_free", 0.27),
+                )
+            ],
+        }
+    ],
+}
+
+#: What ``POST /v1/pathway-recommendations`` answers for the example assessment.
+EXAMPLE_RECOMMENDATIONS: dict[str, Any] = {
+    "model_name": "desist-pathways",
+    "model_version": "2",
+    "request_id": _EXAMPLE_REQUEST_ID,
+    "recommendations": [
+        {
+            "subject_ref": EXAMPLE_ASSESSMENT[ID_FIELD],
+            "recommended": [
+                {
+                    "programme": "drugs_alcohol",
+                    "estimated_reduction": 0.07,
+                    "interval_low": 0.03,
+                    "interval_high": 0.11,
+                    "needs": ["drug_misuse", "alcohol_misuse"],
+                },
+                {
+                    "programme": "accommodation",
+                    "estimated_reduction": 0.05,
+                    "interval_low": 0.01,
+                    "interval_high": 0.09,
+                    "needs": ["no_settled_accommodation", "unsuitable_accommodation"],
+                },
+            ],
+            "not_recommended": [
+                {
+                    "programme": "princes_trust",
+                    "reason": "not_eligible",
+                    "explanation": "for ages 16 to 25; this person is 27",
+                },
+                {
+                    "programme": "finance_debt",
+                    "reason": "not_clearly_beneficial",
+                    "explanation": "estimated reduction 0.01 (interval -0.03 to 0.05) "
+                    "is not clearly above zero",
+                },
+            ],
+        }
+    ],
+}
+
+#: A refused batch: the 422 answer, worded as the service words it.
+EXAMPLE_INVALID_REQUEST: dict[str, Any] = {
+    "error": "invalid_request",
+    "detail": "2 problem(s) in the request",
+    "request_id": _EXAMPLE_REQUEST_ID,
+    "violations": [
+        {
+            "assessment_index": 0,
+            "field": "age",
+            "reason": FIELDS_BY_NAME["age"].out_of_range_reason(140),
+        },
+        {
+            "assessment_index": 1,
+            "field": "offence_category",
+            "reason": FIELDS_BY_NAME["offence_category"].unknown_category_reason("arson"),
+        },
+    ],
+}
 
 
 class ReasonOut(_Strict):
@@ -30,7 +125,7 @@ class ReasonOut(_Strict):
         description="The value sent for it; null when not assessed."
     )
     contribution: float = Field(description="Its contribution to the log-odds score.")
-    direction: str = Field(description="'raises' or 'lowers' the risk.")
+    direction: Direction = Field(description="'raises' or 'lowers' the risk.")
 
 
 class RiskScore(_Strict):
@@ -40,7 +135,7 @@ class RiskScore(_Strict):
     risk_probability: float = Field(
         ge=0, le=1, description="Calibrated probability of a new sanction within 12 months."
     )
-    risk_band: str = Field(description="low, medium, high or very high.")
+    risk_band: RiskBand = Field(description="low, medium, high or very high.")
     reasons: list[ReasonOut] = Field(
         description="Features that moved the score most, largest first."
     )
@@ -48,6 +143,8 @@ class RiskScore(_Strict):
 
 class RiskScoreResponse(_Strict):
     """Scores of a batch, in request order, with the model version that gave them."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RISK_SCORES]})
 
     model_name: str
     model_version: str
@@ -100,6 +197,10 @@ class PathwayRecommendation(_Strict):
 class PathwayRecommendationResponse(_Strict):
     """Recommendations of a batch, in request order, with the model version that gave them."""
 
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [EXAMPLE_RECOMMENDATIONS]}
+    )
+
     model_name: str
     model_version: str
     request_id: str = Field(description="Quote it to find the audit records of these answers.")
@@ -119,6 +220,10 @@ class Violation(_Strict):
 
 class ErrorBody(_Strict):
     """Every error the service answers with."""
+
+    model_config = ConfigDict(
+        extra="forbid", json_schema_extra={"examples": [EXAMPLE_INVALID_REQUEST]}
+    )
 
     error: str = Field(description="Machine-readable kind of error.")
     detail: str
@@ -211,7 +316,10 @@ def openapi_request_body(model: type[BaseModel]) -> tuple[dict[str, Any], dict[s
         "requestBody": {
             "required": True,
             "content": {
-                "application/json": {"schema": {"$ref": f"#/components/schemas/{model.__name__}"}}
+                "application/json": {
+                    "schema": {"$ref": f"#/components/schemas/{model.__name__}"},
+                    "example": {"assessments": [EXAMPLE_ASSESSMENT]},
+                }
             },
         }
     }

@@ -56,7 +56,8 @@ def parse_body(raw: bytes, model: type[BaseModel], max_problems: int = 100) -> A
     except ValidationError as err:
         total = err.error_count()
         if total <= max_problems:
-            raise InvalidRequestError(err.errors(include_url=False, include_input=False)) from err
+            # The inputs let a range or category violation name the value sent (only those use it).
+            raise InvalidRequestError(err.errors(include_url=False)) from err
         raise InvalidRequestError(_first_problems(raw, model, max_problems), total) from err
 
 
@@ -102,7 +103,7 @@ def _first_problems(raw: bytes, model: type[BaseModel], max_problems: int) -> li
         try:
             item_model.model_validate(item)
         except ValidationError as err:
-            for problem in err.errors(include_url=False, include_input=False):
+            for problem in err.errors(include_url=False):
                 problem["loc"] = ("assessments", index, *problem["loc"])
                 problems.append(problem)
         if len(problems) >= max_problems:

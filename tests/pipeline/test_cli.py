@@ -85,3 +85,73 @@ def test_keys_and_audit_commands(
         assert out.read_text().startswith("id,")
     finally:
         get_settings.cache_clear()
+
+
+def test_a_refused_promotion_prints_the_override_step(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    config = tmp_path / "strict.toml"
+    config.write_text(
+        'features = ["age", "total_sanctions"]\n'
+        '[dataset]\nname = "tiny"\nsynthetic = { rows = 3000, seed = 1 }\n'
+        '[[models]]\nfamily = "scorecard"\n'
+        # Limits no model meets: the promotion is refused.
+        "[gates]\nmax_ece = 0.000001\nmax_group_calibration_gap = 0.000001\n"
+        "[evaluation]\nn_bootstrap = 20\n"
+    )
+    assert main(["train", "risk", "--config", str(config)]) == 0
+    capsys.readouterr()
+    assert main(["promote", "risk", "--config", str(config), "--version", "1"]) == 1
+    printed = capsys.readouterr().out
+    assert "was NOT promoted" in printed
+    (step,) = [line for line in printed.splitlines() if "--force --reason" in line]
+    assert step.strip().startswith(f"desist promote risk --config {config} --version 1 --force")
+
+
+def test_the_pathways_job_prints_its_promote_hint(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import pipeline.train_pathways as job
+    from pipeline.train_pathways import PathwayTrainResult
+
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    fields = PathwayTrainResult.__dataclass_fields__
+    done = {name: None for name in fields} | {
+        "run_id": "abc",
+        "registered_model": "desist-pathways",
+        "version": "4",
+        "policy_values": {},
+        "recommended_share": 0.5,
+        "seconds": 1.0,
+    }
+    monkeypatch.setattr(job, "train", lambda *a, **k: PathwayTrainResult(**done))
+    assert main(["train", "pathways", "--config", "configs/pathways.toml"]) == 0
+    printed = capsys.readouterr().out
+    assert "promote:    desist promote pathways --config configs/pathways.toml --version 4" in (
+        printed
+    )
+
+
+def test_serve_help_documents_every_option() -> None:
+    from pipeline.cli import build_parser
+
+    parser = build_parser()
+    commands = next(a for a in parser._actions if a.dest == "command")
+    serve = commands.choices["serve"]  # type: ignore[index]
+    options = [a for a in serve._actions if a.dest != "help"]
+    assert {a.dest for a in options} == {"host", "port", "workers"}
+    assert all(a.help and "default" in a.help for a in options)
+    assert "DESIST_" in (serve.description or "")
+
+
+def test_the_command_turns_off_mlflows_download_progress_bar(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    monkeypatch.delenv("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", raising=False)
+    assert main(["synth", "--rows", "10", "--out", str(tmp_path / "c.csv")]) == 0
+    assert os.environ["MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR"] == "false"

@@ -35,7 +35,9 @@ def test_registered_version_page_shows_its_description(
 
     page = browser_page.page
     page.goto(f"{mlflow_server.url}/#/models/desist-risk-browser/versions/{version.version}")
-    page.get_by_text("Calibration gate passed", exact=False).first.wait_for(state="visible")
+    page.get_by_text("Calibration gate passed", exact=False).first.wait_for(
+        state="visible", timeout=90_000
+    )
     assert DESCRIPTION in page.inner_text("body")
     browser_page.screenshot("version-page")
     assert browser_page.requests, "the page made no request at all: nothing was loaded"

@@ -62,13 +62,21 @@ def test_needs_items_left_out_are_accepted_as_not_assessed(service: Service) -> 
     ("change", "field", "reason"),
     [
         ({"favourite_colour": "blue"}, "favourite_colour", "unknown field"),
-        ({"age": 12}, "age", "greater than or equal to 16"),
-        ({"drug_misuse": 3}, "drug_misuse", "less than or equal to 2"),
+        ({"age": 12}, "age", "out of range (16 to 100): 12"),
+        (
+            {"drug_misuse": 3},
+            "drug_misuse",
+            "out of range (0 (no problems), 1 (some problems) or 2 (significant problems)): 3",
+        ),
         ({"age": "30"}, "age", "valid integer"),
         ({"months_offence_free": "4"}, "months_offence_free", "valid number"),
         ({"age_first_sanction": 40}, "age_first_sanction", "above age"),
         ({"juvenile_sanctions": 9}, "juvenile_sanctions", "exceed total sanctions"),
-        ({"offence_category": "arson"}, "offence_category", "'violence'"),
+        (
+            {"offence_category": "arson"},
+            "offence_category",
+            "unknown category 'arson' (expected one of violence, robbery, burglary",
+        ),
         ({"reoffended_12m": 1}, "reoffended_12m", "unknown field"),
     ],
 )
@@ -267,7 +275,7 @@ def test_models_endpoint_describes_the_served_version(service: Service) -> None:
     assert described["family"] == "scorecard"
     assert described["trained_at"] and described["dataset"]["name"] == "synthetic-test"
     assert 0.5 < described["metrics"]["test_roc_auc"] < 1
-    assert described["model_card"].endswith("model_card.html")
+    assert described["model_card"] == "/v1/models/desist-risk/1/card"
     assert described["artifact_digest"].startswith("sha256:")
 
 
