@@ -7,7 +7,15 @@ import pytest
 
 from data.schema import NEVER_FEATURES
 from models.contract.errors import RegistryError
-from models.contract.tags import CHAMPION, TAG_FEATURES, TAG_GATES, TAG_PROMOTION, gate_tag
+from models.contract.tags import (
+    CALIBRATION_TAG_PREFIX,
+    CHAMPION,
+    TAG_FEATURES,
+    TAG_GATES,
+    TAG_PROMOTION,
+    calibration_tag,
+    gate_tag,
+)
 from pipeline.config import GateConfig
 from pipeline.registry import CalibrationGate, VersionFigures, evaluate_gates, promote
 from pipeline.tracking import Tracker
@@ -115,8 +123,8 @@ def test_promotion_flow_records_every_decision(tracker: Tracker) -> None:
     assert record["decision"] == "promoted" and record["by"] == "ana"
     # The job judged calibration on the test split and wrote every figure on the version.
     assert first.calibration_gate is not None and first.calibration_gate.passed
-    assert first_tags["desist.calibration.passed"] == "true"
-    assert first_tags["desist.calibration.overall.noise_test.status"] == "pass"
+    assert first_tags[calibration_tag("passed")] == "true"
+    assert first_tags[calibration_tag("overall.noise_test.status")] == "pass"
     (calibration,) = [c for c in record["checks"] if c["gate"] == "calibration"]
     assert calibration["passed"] and len(calibration["details"]) >= 4
     assert first_tags[gate_tag("calibration")] == "pass"
@@ -177,7 +185,7 @@ def test_promoting_a_version_without_calibration_tags_is_refused(tracker: Tracke
     result = train(small_config(models=small_config().models[:1]), tracker=tracker)
     client = tracker.client()
     for tag in client.get_model_version("desist-risk", result.version).tags:
-        if tag.startswith("desist.calibration."):
+        if tag.startswith(CALIBRATION_TAG_PREFIX):
             client.delete_model_version_tag("desist-risk", result.version, tag)
     with pytest.raises(RegistryError, match="no calibration gate record"):
         promote(tracker, "desist-risk", result.version, GATES, NEVER_FEATURES)

@@ -14,10 +14,14 @@ from data.synthetic import SynthConfig, generate_cohort
 from models.contract.artifact import directory_digest
 from models.contract.tags import (
     RUN_ERROR,
+    RUN_FAIRNESS_REPORT,
+    RUN_PARENT,
     RUN_SELECTED_FAMILY,
     TAG_DIGEST,
     TAG_FAMILY,
     TAG_FEATURES,
+    TAG_MODEL_CARD,
+    calibration_tag,
 )
 from models.risk import AverageSettings, BoostingSettings, ScorecardSettings
 from pipeline import risk_record
@@ -243,10 +247,10 @@ def test_the_registered_version_tells_its_whole_story(trained: tuple[Tracker, Tr
     version = client.get_model_version("desist-risk", result.version)
     # The calibration gate was judged on the test split and written figure by figure.
     assert result.calibration_gate is not None
-    assert version.tags["desist.calibration.passed"] == str(result.calibration_gate.passed).lower()
-    assert "desist.calibration.overall.spiegelhalter_z.limit" in version.tags
+    assert version.tags[calibration_tag("passed")] == str(result.calibration_gate.passed).lower()
+    assert calibration_tag("overall.spiegelhalter_z.limit") in version.tags
     # The card the version links is the complete one, titled with its name and version.
-    source = version.tags["desist.model_card"].removeprefix("runs:/").split("/")[0]
+    source = version.tags[TAG_MODEL_CARD].removeprefix("runs:/").split("/")[0]
     assert source == version.run_id
     card = Path(client.download_artifacts(source, "model_card.md")).read_text()
     assert card.startswith(f"# Model card: desist-risk (version {result.version})")
@@ -257,8 +261,8 @@ def test_the_registered_version_tells_its_whole_story(trained: tuple[Tracker, Tr
     assert parent_card == card
     # The source run points at the parent run's reports.
     source_tags = client.get_run(source).data.tags
-    assert source_tags["desist.parent_run_id"] == result.run_id
-    assert source_tags["desist.fairness_report"].endswith("/fairness/report.html")
+    assert source_tags[RUN_PARENT] == result.run_id
+    assert source_tags[RUN_FAIRNESS_REPORT].endswith("/fairness/report.html")
     # Descriptions a reviewer reads first.
     assert "re-offending risk model trained by desist" in (
         client.get_registered_model("desist-risk").description or ""

@@ -10,6 +10,7 @@ from models.contract.tags import (
     TAG_FEATURES,
     DatasetTag,
     VersionTags,
+    calibration_tag,
     gate_tag,
 )
 from serving.settings import Settings
@@ -94,9 +95,9 @@ def test_the_calibration_record_round_trips_and_gives_its_decision() -> None:
     record = (("passed", "false"), ("overall.slope", "1.6"), ("overall.slope.status", "fail"))
     tags = risk_tags(calibration=record)
     written = tags.to_mlflow_tags()
-    assert written["desist.calibration.overall.slope.status"] == "fail"
+    assert written[calibration_tag("overall.slope.status")] == "fail"
     read = VersionTags.from_mlflow_tags(written)
     assert read == tags and read.calibration_passed is False
     assert risk_tags().calibration_passed is None
     with pytest.raises(VersionTagError, match=r"desist\.calibration\.passed"):
-        VersionTags.from_mlflow_tags({**written, "desist.calibration.passed": "maybe"})
+        VersionTags.from_mlflow_tags({**written, calibration_tag("passed"): "maybe"})
