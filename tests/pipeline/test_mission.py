@@ -10,6 +10,7 @@ from sqlalchemy import select
 from benchmarks.support.configs import small_config
 from data.synthetic import SynthConfig
 from models.risk import ScorecardSettings
+from pipeline.calibration_checks import CalibrationGateConfig
 from pipeline.config import (
     DatasetConfig,
     GateConfig,
@@ -22,7 +23,9 @@ from pipeline.tracking import Tracker
 from serving.database import api_keys_table, make_engine
 from serving.settings import Settings
 
-LOOSE_GATES = GateConfig(auc_tolerance=1.0, max_ece=1.0, max_group_calibration_gap=1.0)
+LOOSE_GATES = GateConfig(auc_tolerance=1.0)
+# Small cohorts: only a grossly miscalibrated model would be refused.
+LOOSE_CALIBRATION = CalibrationGateConfig(max_debiased_error=1.0, slope_bounds=(0.01, 100.0))
 
 
 def _pathway_config(gates: PathwayGateConfig) -> PathwayTrainConfig:
@@ -42,7 +45,9 @@ def test_mission_trains_promotes_serves_audits_and_reports(tmp_path: Path) -> No
     settings = _settings(tmp_path)
     lines: list[str] = []
     result = run_mission(
-        small_config(models=(ScorecardSettings(),), gates=LOOSE_GATES),
+        small_config(
+            models=(ScorecardSettings(),), gates=LOOSE_GATES, calibration_gate=LOOSE_CALIBRATION
+        ),
         _pathway_config(PathwayGateConfig(min_gain_over_rnr=-1.0)),
         tracker=tracker,
         settings=settings,
@@ -68,11 +73,16 @@ def test_mission_trains_promotes_serves_audits_and_reports(tmp_path: Path) -> No
 
 
 def test_mission_stops_when_a_gate_refuses_a_model(tmp_path: Path) -> None:
-    refusing = GateConfig(max_ece=1e-9)
+    # No pathway model beats the needs-score rule by a whole probability point.
+    refusing = PathwayGateConfig(min_gain_over_rnr=1.0)
     with pytest.raises(MissionError, match="not promoted"):
         run_mission(
-            small_config(models=(ScorecardSettings(),), gates=refusing),
-            _pathway_config(PathwayGateConfig()),
+            small_config(
+                models=(ScorecardSettings(),),
+                gates=LOOSE_GATES,
+                calibration_gate=LOOSE_CALIBRATION,
+            ),
+            _pathway_config(refusing),
             tracker=Tracker.for_home(tmp_path / "home"),
             settings=_settings(tmp_path),
         )

@@ -30,7 +30,7 @@ pytestmark = pytest.mark.team
 
 ROLE = {role.name: role for role in TEAM_ROLES}
 # Small test splits make ECE noisy; the gates themselves are tested elsewhere.
-GATES = GateConfig(auc_tolerance=0.01, max_ece=0.15, max_group_calibration_gap=0.15)
+GATES = GateConfig(auc_tolerance=0.01)
 
 
 @dataclass(frozen=True)
