@@ -53,7 +53,7 @@ AUDIT_TABLES: dict[str, Table] = {
 #: Kinds of entry whose rows are inserted one statement per row (few rows, a revision to count).
 OVERSIGHT_KINDS = ("decisions", "outcomes")
 #: Transactions tried when two decisions race for the same revision of one score.
-REVISION_ATTEMPTS = 5
+REVISION_ATTEMPTS = 20
 
 
 def input_digest(assessment: BaseModel) -> str:

@@ -114,6 +114,7 @@ EXAMPLE_INVALID_REQUEST: dict[str, Any] = {
             "reason": FIELDS_BY_NAME["offence_category"].unknown_category_reason("arson"),
         },
     ],
+    "violation_count": 2,
 }
 
 

@@ -18,9 +18,16 @@ from serving.schemas import (
     PathwayRecommendationResponse,
     RiskScoreResponse,
 )
+from serving.settings import Settings
 from tests.support.serving import Service
 
 _ASSET = re.compile(r"""(?:src|href)=["']([^"']+)["']""")
+
+
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The service's settings with its documents open: these tests read them as a browser would."""
+    return settings.model_copy(update={"docs_access": "open"})
 
 
 @pytest.mark.parametrize("page", ["/docs", "/redoc"])

@@ -17,6 +17,12 @@ browser_page = browser.browser_page
 pytestmark = pytest.mark.browser
 
 
+@pytest.fixture
+def settings(settings: Settings) -> Settings:
+    """The service's settings with its documents open: these tests read them as a browser would."""
+    return settings.model_copy(update={"docs_access": "open"})
+
+
 def test_docs_and_redoc_render_the_operations_with_no_outside_request(
     settings: Settings, tmp_path: Path, browser_page: BrowserPage
 ) -> None:
