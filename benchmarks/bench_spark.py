@@ -34,40 +34,20 @@ MODEL_URI = "models:/desist-risk@champion"
 
 
 def _train(home: Path) -> None:
+    from benchmarks.support.configs import small_config
     from data.schema import NEVER_FEATURES
     from data.synthetic import SynthConfig
     from models.risk import ScorecardSettings
-    from pipeline.config import (
-        DatasetConfig,
-        EvaluationConfig,
-        FairnessConfig,
-        GateConfig,
-        RiskTrainConfig,
-    )
+    from pipeline.config import DatasetConfig, GateConfig
     from pipeline.registry import promote
     from pipeline.tracking import Tracker
     from pipeline.train_risk import train
 
     tracker = Tracker.for_home(home)
-    config = RiskTrainConfig(
+    # The suite's small config (features, audit-only field, fairness), on a larger cohort.
+    config = small_config(
         dataset=DatasetConfig(name="bench-spark", synthetic=SynthConfig(rows=20_000, seed=5)),
-        features=(
-            "age",
-            "total_sanctions",
-            "months_offence_free",
-            "offence_category",
-            "drug_misuse",
-            "unemployed",
-            "no_settled_accommodation",
-            "procriminal_attitudes",
-            "sex",
-        ),
-        audit_only=("ethnicity",),
         models=(ScorecardSettings(),),
-        evaluation=EvaluationConfig(n_bootstrap=30),
-        fairness=FairnessConfig(
-            attribute="ethnicity", group="black", reference="white", n_bootstrap=20
-        ),
     )
     result = train(config, tracker=tracker)
     promote(
