@@ -2,10 +2,23 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import mlflow
+import pytest
+from mlflow.pyfunc import PythonModel
+
 from models.contract.artifact import directory_digest
 from models.contract.register import logged_model_digest, register_version
 from models.contract.tags import VersionTags
 from pipeline.tracking import Tracker
+
+
+class _Constant(PythonModel):
+    """The smallest logged model: registration is under test, not prediction."""
+
+    def predict(
+        self, context: object, model_input: list[str], params: dict[str, object] | None = None
+    ) -> list[float]:
+        return [0.5 for _ in model_input]
 
 
 def test_a_version_is_registered_with_exactly_its_typed_tags(tmp_path: Path) -> None:
@@ -30,3 +43,27 @@ def test_a_version_is_registered_with_exactly_its_typed_tags(tmp_path: Path) -> 
     version = tracker.client().get_model_version("desist-pathways", "1")
     assert version.tags == tags.to_mlflow_tags()
     assert VersionTags.from_mlflow_tags(version.tags) == tags
+
+
+def test_a_logged_model_registers_linked_to_its_run_and_prints_nothing(
+    tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    tracker = Tracker.for_home(tmp_path / "home")
+    with tracker.activate(), mlflow.start_run() as run:
+        info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=[])
+        tags = VersionTags(
+            run_id=run.info.run_id,
+            features=("age",),
+            audit_only=("ethnicity",),
+            digest="0" * 64,
+            trained_at="2026-12-02T02:00:00+00:00",
+        )
+        capfd.readouterr()
+        first = register_version(info.model_uri, "desist-risk", tags)
+        second = register_version(info.model_uri, "desist-risk", tags)
+    assert (first, second) == ("1", "2")
+    # MLflow's fluent register_model printed two lines per call; the job prints its own summary.
+    assert "regist" not in capfd.readouterr().err.lower()
+    version = tracker.client().get_model_version("desist-risk", "2")
+    assert version.run_id == run.info.run_id
+    assert version.source == info.model_uri
