@@ -189,10 +189,12 @@ class Settings(BaseSettings):
         "share one Redis).",
     )
     redis_timeout_seconds: float = Field(
-        default=0.1,
+        default=0.5,
         gt=0,
         description="Longest wait for Redis to connect or answer before a request's limit is "
-        "decided by the worker's own buckets (checked again 5 s later).",
+        "decided by the worker's own buckets (Redis is tried again 5 s later, so an outage "
+        "delays one request per worker per 5 s by this much). 0.1 s was too short on a busy "
+        "2-core machine.",
     )
     monitoring_snapshot: Path | None = Field(
         default=None,
