@@ -182,6 +182,13 @@ def audit_rows(database_url: str) -> int:
         engine.dispose()
 
 
+def scraped(url: str, prefix: str) -> float:
+    """Return the sum of the samples starting with ``prefix`` in one scrape of ``url/metrics``."""
+    text = requests.get(f"{url}/metrics", timeout=10).text
+    lines = [line for line in text.splitlines() if line.startswith(prefix)]
+    return sum(float(line.rsplit(" ", 1)[1]) for line in lines)
+
+
 def _run(url: str, key: str, n: int, clients: int, database_url: str) -> dict[str, Any]:
     before = audit_rows(database_url)
     started = time.perf_counter()
@@ -220,6 +227,7 @@ def main() -> None:
             database_url,
             rate_limit_per_second=100_000,
             rate_limit_burst=100_000,
+            metrics_access="open",
         )
         key = create_score_key(environ)
         load_before = os.getloadavg()
@@ -234,6 +242,12 @@ def main() -> None:
                 # One replica is called past its proxy, as a single service would be.
                 url = config.url if ports == 2 else config.replica_url(config.replica_ports[0])
                 figures[name] = _run(url, key, args.requests, args.clients, database_url)
+                # Requests whose limit a worker decided alone (Redis too slow or away): 0 means
+                # every request took its token from Redis.
+                figures[name]["rate_limit_fallbacks"] = sum(
+                    scraped(config.replica_url(p), "desist_rate_limit_fallbacks_total")
+                    for p in config.replica_ports
+                )
             finally:
                 replicas_down(config)
         figures["load_average_before_after"] = [round(load_before[0], 1), os.getloadavg()[0]]

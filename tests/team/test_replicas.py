@@ -31,6 +31,7 @@ from benchmarks.bench_replicas import (
     audited_versions,
     create_score_key,
     replica_environment,
+    scraped,
     send_scores,
     train_champion,
 )
@@ -68,12 +69,7 @@ class Replicas:
 
     def counted(self, prefix: str) -> list[float]:
         """Each replica's sum of the samples starting with ``prefix``, from one scrape of it."""
-        counts = []
-        for port in self.config.replica_ports:
-            text = requests.get(f"{self.config.replica_url(port)}/metrics", timeout=10).text
-            lines = [line for line in text.splitlines() if line.startswith(prefix)]
-            counts.append(sum(float(line.rsplit(" ", 1)[1]) for line in lines))
-        return counts
+        return [scraped(self.config.replica_url(p), prefix) for p in self.config.replica_ports]
 
 
 @pytest.fixture(scope="module")
