@@ -13,10 +13,11 @@ again; a request that fails to connect is re-dispatched to the other replica
 (``retries 2``, ``option redispatch``). ``X-Forwarded-For`` carries the
 client's address to the replicas.
 
-What the service itself must still do for replicas (rate limits shared in
-Redis, metrics in prometheus-client's multiprocess mode, a bound on how long
-a promotion takes to reach every replica) is wired in ``serving/``; see
-``docs/deployment.md``.
+Each replica gets its own, emptied, ``PROMETHEUS_MULTIPROC_DIR`` (its
+workers' metrics in one scrape). What the environment should also hold for
+replicas: ``DESIST_RATE_LIMIT_BACKEND=redis`` (one limit across them all,
+:mod:`serving.ratelimit`) and ``DESIST_POLL_SECONDS`` (the bound on how long
+a promotion takes to reach every replica); see ``docs/deployment.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import requests
 
 from data.errors import DesistError
 from pipeline.tracking import desist_home
+from serving.metrics import fresh_multiprocess_dir
 
 
 class ReplicaStackError(DesistError):
@@ -72,10 +74,18 @@ class ReplicaStackConfig:
         """The proxy's URL: what case systems call."""
         return f"http://{self.host}:{self.proxy_port}"
 
+    def replica_url(self, port: int) -> str:
+        """Return one replica's own URL, past the proxy (its ``/readyz``, ``/metrics``)."""
+        return f"http://{self.host}:{port}"
+
     @property
     def haproxy_config(self) -> Path:
         """The proxy's config file."""
         return self.home / "haproxy.cfg"
+
+    def metrics_dir(self, port: int) -> Path:
+        """Return the replica's prometheus-client multiprocess folder (emptied at each start)."""
+        return self.home / f"prometheus-{port}"
 
     @property
     def pid_file(self) -> Path:
@@ -195,9 +205,12 @@ def replicas_up(
         for port in config.replica_ports:
             command = [sys.executable, "-m", "pipeline.cli", "serve", "--host", config.host]
             command += ["--port", str(port), "--workers", str(config.workers)]
-            started.append(_start(command, config.home / f"replica-{port}.log", environ))
+            # Each replica's workers write their metrics to its own folder: one scrape of a
+            # replica reports all its workers; the replicas are scraped one by one.
+            replica_env = {**environ, **fresh_multiprocess_dir(config.metrics_dir(port))}
+            started.append(_start(command, config.home / f"replica-{port}.log", replica_env))
         for port, process in zip(config.replica_ports, started, strict=True):
-            _wait(f"http://{config.host}:{port}/readyz", config.ready_seconds, process)
+            _wait(f"{config.replica_url(port)}/readyz", config.ready_seconds, process)
         config.haproxy_config.write_text(haproxy_config_text(config))
         checked = subprocess.run(
             [haproxy, "-c", "-f", str(config.haproxy_config)], capture_output=True, check=False

@@ -20,7 +20,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import requests
 
@@ -52,19 +52,21 @@ class TeamRole:
     grants: tuple[tuple[str, str], ...]
     description: str
 
-    @property
-    def user_variable(self) -> str:
-        """The environment variable that may rename this role's user."""
-        return f"DESIST_TEAM_{self.name.upper().replace('-', '_')}_USER"
+    def variable(self, what: Literal["USER", "PASSWORD"]) -> str:
+        """Name the environment variable of this role's user name or password.
+
+        ``DESIST_TEAM_<ROLE>_USER`` may rename the user; ``..._PASSWORD`` holds its password.
+        """
+        return f"DESIST_TEAM_{self.name.upper().replace('-', '_')}_{what}"
 
     @property
     def password_variable(self) -> str:
         """The environment variable that holds this role's password."""
-        return f"DESIST_TEAM_{self.name.upper().replace('-', '_')}_PASSWORD"
+        return self.variable("PASSWORD")
 
     def username(self, environ: Mapping[str, str]) -> str:
         """Return this role's user name (``DESIST_TEAM_<ROLE>_USER`` or the default)."""
-        return environ.get(self.user_variable) or self.default_user
+        return environ.get(self.variable("USER")) or self.default_user
 
 
 TEAM_ROLES = (

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from data.errors import DesistError
 from serving.audit import AUDIT_TABLES
 from serving.database import make_engine
+from serving.metrics import fresh_multiprocess_dir
 from serving.settings import Settings
 
 
@@ -78,10 +79,12 @@ def running_service(
     port = free_loopback_port()
     url = f"http://127.0.0.1:{port}"
     code = f"from serving.commands import serve; serve('127.0.0.1', {port}, 1)"
+    # Its own empty folder for prometheus-client's multiprocess files: one scrape, every worker.
+    metrics = fresh_multiprocess_dir(settings.resolved_home() / "prometheus" / str(port))
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", code],
-            env=_environment(settings),
+            env={**_environment(settings), **metrics},
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,  # its own process group: the stop reaches all of it

@@ -171,6 +171,37 @@ class Settings(BaseSettings):
         description="Networks (e.g. 10.0.0.0/8, 127.0.0.1/32) that may read the docs and "
         "the metrics without a key; none by default.",
     )
+    rate_limit_backend: Literal["memory", "redis"] = Field(
+        default="memory",
+        description="Where the rate-limit buckets live: 'memory' (default), each worker its own, "
+        "so N workers and R replicas allow N x R times the rate; 'redis', one bucket per client "
+        "shared by every worker and replica (serving.ratelimit). While Redis is unreachable each "
+        "worker falls back to its own buckets, logs a warning and counts "
+        "desist_rate_limit_fallbacks_total.",
+    )
+    redis_url: str = Field(
+        default="redis://127.0.0.1:6379/0",
+        description="Redis of the shared rate limits (rate_limit_backend='redis').",
+    )
+    redis_prefix: str = Field(
+        default="desist:ratelimit:",
+        description="Start of every Redis key the rate limits write (several services can "
+        "share one Redis).",
+    )
+    redis_timeout_seconds: float = Field(
+        default=0.5,
+        gt=0,
+        description="Longest wait for Redis to connect or answer before a request's limit is "
+        "decided by the worker's own buckets (Redis is tried again 5 s later, so an outage "
+        "delays one request per worker per 5 s by this much). 0.1 s was too short on a busy "
+        "2-core machine.",
+    )
+    monitoring_snapshot: Path | None = Field(
+        default=None,
+        description="JSON file of the latest monitoring results (serving.metrics."
+        "write_drift_snapshot; docs/monitoring.md), read at every scrape of /metrics for the "
+        "desist_drift_psi and desist_drift_alert gauges; none by default (no drift gauges).",
+    )
 
     def resolved_home(self) -> Path:
         """Return ``home`` as an absolute path."""

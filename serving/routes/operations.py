@@ -2,8 +2,9 @@
 
 # No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse
+from starlette.concurrency import run_in_threadpool
 
 from serving.dependencies import HolderDep, MetricsDep, PathwayHolderDep
 from serving.schemas import ErrorBody
@@ -51,8 +52,9 @@ async def readyz(holder: HolderDep, pathways: PathwayHolderDep) -> dict[str, str
         },
     },
 )
-async def metrics_text(metrics: MetricsDep) -> PlainTextResponse:
-    """Return the Prometheus metrics of this process."""
-    return PlainTextResponse(
-        metrics.render(), media_type="text/plain; version=0.0.4; charset=utf-8"
-    )
+async def metrics_text(request: Request, metrics: MetricsDep) -> PlainTextResponse:
+    """Return the Prometheus metrics of this instance (every worker) and the latest drift."""
+    snapshot = request.app.state.settings.monitoring_snapshot
+    # Reads the snapshot file and, in multiprocess mode, every worker's files: off the loop.
+    text = await run_in_threadpool(metrics.render, snapshot)
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -306,7 +306,7 @@ def test_metrics_count_requests_latency_errors_and_bands(service: Service) -> No
     assert 'le="+Inf"' in text_body
     assert 'desist_errors_total{kind="validation"' in text_body
     bands = [line for line in text_body.splitlines() if line.startswith("desist_scores_total{")]
-    assert sum(int(line.rsplit(" ", 1)[1]) for line in bands) == 2
+    assert sum(float(line.rsplit(" ", 1)[1]) for line in bands) == 2
 
 
 def test_openapi_documents_every_field_with_its_range(service: Service) -> None:

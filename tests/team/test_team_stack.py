@@ -34,15 +34,32 @@ GATES = GateConfig(auc_tolerance=0.01)
 
 
 @dataclass(frozen=True)
+class Api:
+    """MLflow's REST API as one team member: ``get("runs/get", run_id=...)``."""
+
+    session: requests.Session
+    url: str
+
+    def get(self, path: str, **params: str) -> requests.Response:
+        return self.session.get(f"{self.url}/api/2.0/mlflow/{path}", params=params)
+
+    def post(self, path: str, **body: str) -> requests.Response:
+        return self.session.post(f"{self.url}/api/2.0/mlflow/{path}", json=body)
+
+    def delete(self, path: str, **body: str) -> requests.Response:
+        return self.session.delete(f"{self.url}/api/2.0/mlflow/{path}", json=body)
+
+
+@dataclass(frozen=True)
 class Stack:
     config: TeamStackConfig
     environ: dict[str, str]
 
-    def session(self, role: str) -> requests.Session:
+    def api(self, role: str) -> Api:
         session = requests.Session()
         env = client_environment(self.config.url, ROLE[role], self.environ)
         session.auth = (env["MLFLOW_TRACKING_USERNAME"], env["MLFLOW_TRACKING_PASSWORD"])
-        return session
+        return Api(session, self.config.url)
 
     def use(self, monkeypatch: pytest.MonkeyPatch, role: str) -> None:
         for name, value in client_environment(self.config.url, ROLE[role], self.environ).items():
@@ -100,15 +117,11 @@ def test_a_data_scientist_trains_and_promotes_through_the_server(
     stack: Stack, trained: tuple[str, str, str]
 ) -> None:
     run_id, name, version = trained
-    reviewer = stack.session("reviewer")
-    url = stack.config.url
-    run = reviewer.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": run_id})
-    assert run.status_code == 200
+    reviewer = stack.api("reviewer")
+    assert reviewer.get("runs/get", run_id=run_id).status_code == 200
     # Artifacts went through the server's proxy into its own folder.
     assert any(stack.config.artifacts.rglob("MLmodel"))
-    alias = reviewer.get(
-        f"{url}/api/2.0/mlflow/registered-models/alias", params={"name": name, "alias": "champion"}
-    )
+    alias = reviewer.get("registered-models/alias", name=name, alias="champion")
     assert alias.status_code == 200 and alias.json()["model_version"]["version"] == version
 
 
@@ -116,12 +129,9 @@ def test_no_credential_reaches_tags_params_or_the_server_log(
     stack: Stack, trained: tuple[str, str, str]
 ) -> None:
     run_id, name, version = trained
-    reviewer = stack.session("reviewer")
-    url = stack.config.url
-    run = reviewer.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": run_id}).text
-    model = reviewer.get(
-        f"{url}/api/2.0/mlflow/model-versions/get", params={"name": name, "version": version}
-    ).text
+    reviewer = stack.api("reviewer")
+    run = reviewer.get("runs/get", run_id=run_id).text
+    model = reviewer.get("model-versions/get", name=name, version=version).text
     log = stack.config.log_file.read_text()
     config_file = stack.config.auth_config.read_text()
     for secret in stack.environ.values():
@@ -133,25 +143,18 @@ def test_the_reviewer_reads_runs_artifacts_and_models_but_changes_nothing(
     stack: Stack, trained: tuple[str, str, str]
 ) -> None:
     run_id, name, version = trained
-    reviewer = stack.session("reviewer")
-    url = stack.config.url
-    artifacts = reviewer.get(f"{url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id})
+    reviewer = stack.api("reviewer")
+    artifacts = reviewer.get("artifacts/list", run_id=run_id)
     assert artifacts.status_code == 200 and artifacts.json()["files"]
     refused = {
         "move the alias": reviewer.post(
-            f"{url}/api/2.0/mlflow/registered-models/alias",
-            json={"name": name, "alias": "champion", "version": version},
+            "registered-models/alias", name=name, alias="champion", version=version
         ),
         "tag a version": reviewer.post(
-            f"{url}/api/2.0/mlflow/model-versions/set-tag",
-            json={"name": name, "version": version, "key": "k", "value": "v"},
+            "model-versions/set-tag", name=name, version=version, key="k", value="v"
         ),
-        "tag the run": reviewer.post(
-            f"{url}/api/2.0/mlflow/runs/set-tag", json={"run_id": run_id, "key": "k", "value": "v"}
-        ),
-        "delete the version": reviewer.delete(
-            f"{url}/api/2.0/mlflow/model-versions/delete", json={"name": name, "version": version}
-        ),
+        "tag the run": reviewer.post("runs/set-tag", run_id=run_id, key="k", value="v"),
+        "delete the version": reviewer.delete("model-versions/delete", name=name, version=version),
     }
     assert {what: r.status_code for what, r in refused.items()} == dict.fromkeys(refused, 403)
 
@@ -169,16 +172,10 @@ def test_the_service_account_loads_the_champion_and_reads_no_run(
         f"models:/{name}@{CHAMPION}", ScoreCalibratedClassifier, tracking_uri=stack.config.url
     )
     assert loaded.verified and loaded.version == version
-    service = stack.session("service")
-    url = stack.config.url
-    run = service.get(f"{url}/api/2.0/mlflow/runs/get", params={"run_id": run_id})
-    assert run.status_code == 403
-    listed = service.get(f"{url}/api/2.0/mlflow/artifacts/list", params={"run_id": run_id})
-    assert listed.status_code == 403
-    moved = service.post(
-        f"{url}/api/2.0/mlflow/registered-models/alias",
-        json={"name": name, "alias": "champion", "version": version},
-    )
+    service = stack.api("service")
+    assert service.get("runs/get", run_id=run_id).status_code == 403
+    assert service.get("artifacts/list", run_id=run_id).status_code == 403
+    moved = service.post("registered-models/alias", name=name, alias="champion", version=version)
     assert moved.status_code == 403
 
 
