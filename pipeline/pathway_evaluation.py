@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from data.schema import PROGRAMMES
+from models.pathway_estimates import PathwayEstimates
 from models.pathway_rules import (
     NaivePathwayModel,
     most_common_need_policy,
     random_policy,
     rnr_policy,
 )
-from models.pathways import PathwayEffectModel, PathwayEstimates
+from models.pathways import PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 
 

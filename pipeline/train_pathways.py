@@ -23,7 +23,8 @@ from sklearn.model_selection import train_test_split
 
 from models.contract.register import logged_model_digest, register_version
 from models.contract.tags import RUN_REGISTERED_VERSION, VersionTags
-from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
+from models.pathway_programmes import REFERRAL_COLUMNS
+from models.pathways import PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.jobs import (
