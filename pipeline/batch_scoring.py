@@ -58,7 +58,7 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
-from pipeline.batch_model import check_features, expected_model, model_uri_for
+from pipeline.batch_model import ExpectedModel, check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
 
@@ -125,6 +125,38 @@ class BatchScoreResult:
     band_counts: dict[str, int]
     seconds: float
     load_seconds: float
+
+    @classmethod
+    def finished(
+        cls,
+        config: BatchScoreConfig,
+        model: LoadedRiskModel,
+        *,
+        rows_read: int,
+        rows_scored: int,
+        rows_rejected: int,
+        violations: int,
+        bands: np.ndarray,
+        started: float,
+        load_seconds: float,
+    ) -> BatchScoreResult:
+        """Return the result of a run that began at ``started`` (``time.perf_counter``).
+
+        ``bands`` counts the scored rows of each band, in ``BAND_NAMES`` order.
+        """
+        return cls(
+            input=config.input,
+            output=config.output,
+            rejects=config.rejects,
+            model=model,
+            rows_read=rows_read,
+            rows_scored=rows_scored,
+            rows_rejected=rows_rejected,
+            violations=violations,
+            band_counts={name: int(n) for name, n in zip(BAND_NAMES, bands, strict=True)},
+            seconds=time.perf_counter() - started,
+            load_seconds=load_seconds,
+        )
 
     @property
     def rows_per_second(self) -> float:
@@ -330,6 +362,54 @@ def _rejects_table(
     )
 
 
+@dataclass(frozen=True, slots=True)
+class ScoringSource:
+    """How a file's rows are read: through its dataset config's adapter, or in schema columns."""
+
+    #: The risk model the dataset config names (None without one, or for another config).
+    expected: ExpectedModel | None
+    adapter: SourceAdapter | None
+    id_column: str
+    #: The file's columns that are read: the adapter's sources, or the assessment's fields.
+    columns: frozenset[str]
+
+    @classmethod
+    def of(cls, config: BatchScoreConfig) -> ScoringSource:
+        """Read the run's dataset config, if any (see :class:`BatchScoreConfig`)."""
+        expected = expected_model(config.dataset_config)
+        adapter = load_adapter(config.dataset_config) if config.dataset_config else None
+        return cls(
+            expected=expected,
+            adapter=adapter,
+            id_column=adapter.id_column if adapter else ID_FIELD,
+            columns=frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS),
+        )
+
+
+def verified_scorer(
+    config: BatchScoreConfig, tracker: Tracker, source: ScoringSource, *, threads: int
+) -> _ChunkScorer:
+    """Fetch the run's model, verified, and return the scorer of its chunks.
+
+    Raises
+    ------
+    ModelIntegrityError, ModelLoadError
+        As :func:`score_file`; also when the model's features are not those
+        the dataset config names.
+    """
+    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
+    with tracker.activate():
+        loaded = fetch_model(
+            model_uri_for(config.model_uri, source.expected),
+            ScoreCalibratedClassifier,
+            tracking_uri=tracker.tracking_uri,
+            allow_unverified=config.allow_unverified,
+        )
+    scorer = _ChunkScorer(loaded, source.id_column, config.top_reasons, threads)
+    check_features(loaded.label, scorer.explainer.features, source.expected)
+    return scorer
+
+
 def _adapt(
     adapter: SourceAdapter | None, chunk: pd.DataFrame
 ) -> tuple[pd.DataFrame, list[SourceValueProblem]]:
@@ -348,6 +428,10 @@ def score_file(
     config: BatchScoreConfig, *, tracker: Tracker, progress: Progress = silent
 ) -> BatchScoreResult:
     """Score every valid row of a file; report every rejected one.
+
+    The file is read, checked and scored a chunk at a time; the output and
+    rejects files take their names only once the whole file is done, so a
+    failure midway leaves no partial output (and keeps an older one).
 
     Parameters
     ----------
@@ -379,21 +463,10 @@ def score_file(
         If the input cannot be read.
     """
     started = time.perf_counter()
-    expected = expected_model(config.dataset_config)
-    adapter = load_adapter(config.dataset_config) if config.dataset_config else None
-    id_column = adapter.id_column if adapter else ID_FIELD
-    columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
-    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
-    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
-    with tracker.activate():
-        loaded = fetch_model(
-            model_uri_for(config.model_uri, expected),
-            ScoreCalibratedClassifier,
-            tracking_uri=tracker.tracking_uri,
-            allow_unverified=config.allow_unverified,
-        )
-    scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
-    check_features(loaded.label, scorer.explainer.features, expected)
+    source = ScoringSource.of(config)
+    adapter, id_column = source.adapter, source.id_column
+    total, chunks = _open_chunks(config.input, config.chunk_rows, source.columns, id_column)
+    scorer = verified_scorer(config, tracker, source, threads=config.threads)
     load_seconds = time.perf_counter() - started
     rejects_schema = _rejects_schema(id_column)
     seen = SeenIds()
@@ -434,16 +507,14 @@ def score_file(
             raise SchemaValidationError(
                 [Violation("*", None, "dataset has no rows")], source=str(config.input)
             )
-    return BatchScoreResult(
-        input=config.input,
-        output=config.output,
-        rejects=config.rejects,
-        model=loaded,
+    return BatchScoreResult.finished(
+        config,
+        scorer.loaded,
         rows_read=rows_read,
         rows_scored=rows_scored,
         rows_rejected=rows_rejected,
         violations=violations,
-        band_counts={name: int(n) for name, n in zip(BAND_NAMES, band_counts, strict=True)},
-        seconds=time.perf_counter() - started,
+        bands=band_counts,
+        started=started,
         load_seconds=load_seconds,
     )

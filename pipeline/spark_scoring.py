@@ -45,26 +45,24 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.adapters import SourceAdapter, load_adapter
+from data.adapters import SourceAdapter
 from data.errors import DatasetFormatError, DesistError, SchemaValidationError, Violation
 from data.loaders import file_format
 from data.schema import ID_FIELD
 from data.validation import SeenIds, check_rows
 from models.bands import BAND_NAMES
-from models.calibration import ScoreCalibratedClassifier
-from models.contract.fetch import fetch_model
 from models.contract.tags import META_ENGINE
-from pipeline.batch_model import check_features, expected_model, model_uri_for
 from pipeline.batch_scoring import (
-    _ASSESSMENT_COLUMNS,
     BatchScoreConfig,
     BatchScoreResult,
     LoadedRiskModel,
+    ScoringSource,
     _adapt,
     _ChunkScorer,
     _Outputs,
     _rejects_schema,
     _rejects_table,
+    verified_scorer,
 )
 from pipeline.jobs import Progress, silent
 from pipeline.spark_session import make_spark_session, typed_like_read_csv
@@ -88,6 +86,7 @@ class _Job:
 
     adapter: SourceAdapter | None
     id_column: str
+    #: Whether the input is CSV, whose values are typed as the pandas reader would type them.
     csv: bool
     top: int
     source: str
@@ -346,19 +345,10 @@ def score_file_spark(
     started = time.perf_counter()
     if not config.input.is_file():
         raise DatasetFormatError(f"{config.input}: no such file")
-    expected = expected_model(config.dataset_config)
-    adapter = load_adapter(config.dataset_config) if config.dataset_config else None
-    id_column = adapter.id_column if adapter else ID_FIELD
-    columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
-    with tracker.activate():
-        loaded = fetch_model(
-            model_uri_for(config.model_uri, expected),
-            ScoreCalibratedClassifier,
-            tracking_uri=tracker.tracking_uri,
-            allow_unverified=config.allow_unverified,
-        )
-    scorer = _ChunkScorer(loaded, id_column, config.top_reasons, threads=1)
-    check_features(loaded.label, scorer.explainer.features, expected)
+    source = ScoringSource.of(config)
+    adapter, id_column = source.adapter, source.id_column
+    scorer = verified_scorer(config, tracker, source, threads=1)
+    loaded = scorer.loaded
     schema = scorer.schema.with_metadata(
         {**(scorer.schema.metadata or {}), META_ENGINE.encode(): f"spark {master}".encode()}
     )
@@ -368,7 +358,7 @@ def score_file_spark(
     try:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.chunk_rows))
         try:
-            frame = _read(spark, config, columns)
+            frame = _read(spark, config, source.columns)
             offsets, rows_read, first_rows = _row_numbers(frame, id_column)
         except (Py4JJavaError, PySparkException) as err:
             reason = str(err).strip().splitlines()[0][:300]
@@ -415,16 +405,14 @@ def score_file_spark(
         shutil.rmtree(staged, ignore_errors=True)
         if session is None:
             spark.stop()
-    return BatchScoreResult(
-        input=config.input,
-        output=config.output,
-        rejects=config.rejects,
-        model=loaded,
+    return BatchScoreResult.finished(
+        config,
+        loaded,
         rows_read=rows_read,
         rows_scored=int(counts.bands.sum()),
         rows_rejected=counts.rejected_rows,
         violations=counts.violations,
-        band_counts={name: int(n) for name, n in zip(BAND_NAMES, counts.bands, strict=True)},
-        seconds=time.perf_counter() - started,
+        bands=counts.bands,
+        started=started,
         load_seconds=load_seconds,
     )
