@@ -43,6 +43,7 @@ from serving.settings import Settings
 #: The client name of the key the mission creates, uses and revokes.
 MISSION_CLIENT = "desist-mission"
 
+
 class MissionError(DesistError):
     """A step of the mission failed; the message names it and what was seen."""
 
