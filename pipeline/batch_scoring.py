@@ -25,22 +25,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
-from data.errors import DatasetFormatError, SchemaValidationError, SourceValueProblem, Violation
+from data.errors import SchemaValidationError, SourceValueProblem, Violation
 from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
 from data.validation import SeenIds, check_rows
@@ -58,6 +54,7 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
+from pipeline.batch_files import Outputs, open_chunks, rejects_schema_for, rejects_table
 from pipeline.batch_model import ExpectedModel, check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
@@ -164,123 +161,6 @@ class BatchScoreResult:
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
 
 
-def _open_chunks(
-    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
-) -> tuple[int | None, Iterator[pd.DataFrame]]:
-    """Open the input: its row count when known (Parquet), and its chunks of ``chunk_rows``.
-
-    Only ``columns`` are read, when given.
-
-    Raises
-    ------
-    DatasetFormatError
-        If the file is missing or cannot be parsed (naming the rows reached),
-        here or while iterating.
-    """
-    if not path.is_file():
-        raise DatasetFormatError(f"{path}: no such file")
-    if file_format(path) == "csv":
-        return None, _csv_chunks(path, chunk_rows, columns, id_column)
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as err:
-        raise DatasetFormatError(f"{path}: cannot be read as parquet ({err})") from err
-    return parquet.metadata.num_rows, _parquet_chunks(path, parquet, chunk_rows, columns)
-
-
-def _csv_chunks(
-    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
-) -> Iterator[pd.DataFrame]:
-    rows = 0
-    try:
-        reader = pd.read_csv(
-            path,
-            # Identifiers stay text even when they look like numbers.
-            dtype={id_column: "string"},
-            usecols=None if columns is None else (lambda name: name in columns),
-            chunksize=chunk_rows,
-        )
-        with reader:
-            for chunk in reader:
-                rows += len(chunk)
-                yield chunk
-    except (ValueError, OSError) as err:
-        raise DatasetFormatError(
-            f"{path}: cannot be read as csv after data row {rows:,} ({err})"
-        ) from err
-
-
-def _parquet_chunks(
-    path: Path, parquet: pq.ParquetFile, chunk_rows: int, columns: frozenset[str] | None
-) -> Iterator[pd.DataFrame]:
-    names = parquet.schema_arrow.names
-    wanted = names if columns is None else [n for n in names if n in columns]
-    rows = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-            rows += batch.num_rows
-            yield batch.to_pandas()
-    except (OSError, pa.ArrowException) as err:
-        raise DatasetFormatError(
-            f"{path}: cannot be read as parquet after data row {rows:,} ({err})"
-        ) from err
-
-
-class _TableSink:
-    """Arrow tables appended to a CSV or Parquet file that appears only on ``commit``."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer: pq.ParquetWriter | pa_csv.CSVWriter
-        if file_format(path) == "parquet":
-            self._writer = pq.ParquetWriter(self.partial, schema)
-        else:
-            options = pa_csv.WriteOptions(quoting_style="needed")
-            self._writer = pa_csv.CSVWriter(self.partial, schema, write_options=options)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(table)
-
-    def commit(self) -> None:
-        self._writer.close()
-        self.partial.replace(self.path)
-
-    def discard(self) -> None:
-        self._writer.close()
-        self.partial.unlink(missing_ok=True)
-
-
-class _Outputs:
-    """The scores file and the rejects file, both committed or both discarded."""
-
-    def __init__(self, config: BatchScoreConfig, scores: pa.Schema, rejects: pa.Schema) -> None:
-        self.scores = _TableSink(config.output, scores)
-        try:
-            self.rejects = _TableSink(config.rejects, rejects)
-        except BaseException:
-            self.scores.discard()
-            raise
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.rejects.commit()
-            self.scores.commit()
-        else:
-            self.rejects.discard()
-            self.scores.discard()
-
-
 class _ChunkScorer:
     """Turns one validated chunk into output columns with the loaded model."""
 
@@ -333,33 +213,6 @@ class _ChunkScorer:
             )
             columns.append(pa.array(picked[:, i], pa.float64()))
         return pa.Table.from_arrays(columns, schema=self.schema), band
-
-
-def _rejects_schema(id_column: str) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("row", pa.int64()),
-            pa.field(id_column, pa.string()),
-            pa.field("column", pa.string()),
-            pa.field("reason", pa.string()),
-        ]
-    )
-
-
-def _rejects_table(
-    violations: list[Violation], ids: pd.Series, first_row: int, schema: pa.Schema
-) -> pa.Table:
-    rows = np.array([v.row for v in violations], dtype=np.int64)
-    id_values = ids.to_numpy(dtype=object, na_value=None)[rows - first_row]
-    return pa.Table.from_arrays(
-        [
-            pa.array(rows, pa.int64()),
-            pa.array(id_values, pa.string()),
-            pa.array([v.column for v in violations], pa.string()),
-            pa.array([v.reason for v in violations], pa.string()),
-        ],
-        schema=schema,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -465,14 +318,14 @@ def score_file(
     started = time.perf_counter()
     source = ScoringSource.of(config)
     adapter, id_column = source.adapter, source.id_column
-    total, chunks = _open_chunks(config.input, config.chunk_rows, source.columns, id_column)
+    total, chunks = open_chunks(config.input, config.chunk_rows, source.columns, id_column)
     scorer = verified_scorer(config, tracker, source, threads=config.threads)
     load_seconds = time.perf_counter() - started
-    rejects_schema = _rejects_schema(id_column)
+    rejects_schema = rejects_schema_for(id_column)
     seen = SeenIds()
     band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
     rows_read = rows_scored = rows_rejected = violations = 0
-    with _Outputs(config, scorer.schema, rejects_schema) as outputs:
+    with Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs:
         for raw in chunks:
             first_row = rows_read + 1
             canonical, problems = _adapt(adapter, raw)
@@ -489,7 +342,7 @@ def score_file(
                 band_counts += np.bincount(band, minlength=len(BAND_NAMES))
             if checked.violations:
                 outputs.rejects.write(
-                    _rejects_table(
+                    rejects_table(
                         checked.violations, canonical[ID_FIELD], first_row, rejects_schema
                     )
                 )

@@ -52,6 +52,7 @@ from data.schema import ID_FIELD
 from data.validation import SeenIds, check_rows
 from models.bands import BAND_NAMES
 from models.contract.tags import META_ENGINE
+from pipeline.batch_files import Outputs, rejects_schema_for, rejects_table
 from pipeline.batch_scoring import (
     BatchScoreConfig,
     BatchScoreResult,
@@ -59,9 +60,6 @@ from pipeline.batch_scoring import (
     ScoringSource,
     _adapt,
     _ChunkScorer,
-    _Outputs,
-    _rejects_schema,
-    _rejects_table,
     verified_scorer,
 )
 from pipeline.jobs import Progress, silent
@@ -139,7 +137,7 @@ def _text(values: np.ndarray) -> pd.Series:
 def _score_batches(
     job: _Job, scorer: _ChunkScorer, batches: Iterator[pd.DataFrame], first_row: int
 ) -> Iterator[pd.DataFrame]:
-    rejects_schema = _rejects_schema(job.id_column)
+    rejects_schema = rejects_schema_for(job.id_column)
     for raw in batches:
         if job.csv:
             raw = typed_like_read_csv(raw, job.id_column)
@@ -171,7 +169,7 @@ def _score_batches(
                 ).to_numpy()
             parts.append(pd.DataFrame(part))
         if checked.violations:
-            rejected = _rejects_table(
+            rejected = rejects_table(
                 checked.violations, canonical[ID_FIELD], first_row, rejects_schema
             )
             text = {
@@ -274,10 +272,10 @@ class _Counts:
     last_rejected: int = 0
 
 
-def _merge(staged: Path, outputs: _Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> _Counts:
+def _merge(staged: Path, outputs: Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> _Counts:
     """Stream the staged parts, in partition order, into the output and rejects files."""
     counts = _Counts(np.zeros(len(BAND_NAMES), dtype=np.int64))
-    rejects_schema = _rejects_schema(scorer.id_column)
+    rejects_schema = rejects_schema_for(scorer.id_column)
     for part in sorted(staged.glob("part-*.parquet")):
         for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
             kinds = batch.column("kind").to_numpy(zero_copy_only=False)
@@ -399,7 +397,9 @@ def score_file_spark(
         finally:
             model.destroy()
         progress(f"  scored on Spark in {time.perf_counter() - started:.1f} s; writing outputs")
-        with _Outputs(config, schema, _rejects_schema(id_column)) as outputs:
+        with Outputs(
+            config.output, schema, config.rejects, rejects_schema_for(id_column)
+        ) as outputs:
             counts = _merge(staged, outputs, scorer, schema)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
