@@ -25,7 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Self
@@ -102,6 +102,22 @@ class BatchScoreConfig(BaseModel):
         return self.output.with_name(f"{self.output.stem}.rejected.csv")
 
 
+@dataclass(slots=True)
+class RowCounts:
+    """What a run has done so far: rows read and rejected, violations, scored rows per band."""
+
+    #: Scored rows of each band, in ``BAND_NAMES`` order.
+    bands: np.ndarray = field(default_factory=lambda: np.zeros(len(BAND_NAMES), dtype=np.int64))
+    read: int = 0
+    rejected: int = 0
+    violations: int = 0
+
+    @property
+    def scored(self) -> int:
+        """Rows scored: each has exactly one band."""
+        return int(self.bands.sum())
+
+
 @dataclass(frozen=True, slots=True)
 class BatchScoreResult:
     """What a batch scoring run did.
@@ -128,29 +144,22 @@ class BatchScoreResult:
         cls,
         config: BatchScoreConfig,
         model: LoadedRiskModel,
+        counts: RowCounts,
         *,
-        rows_read: int,
-        rows_scored: int,
-        rows_rejected: int,
-        violations: int,
-        bands: np.ndarray,
         started: float,
         load_seconds: float,
     ) -> BatchScoreResult:
-        """Return the result of a run that began at ``started`` (``time.perf_counter``).
-
-        ``bands`` counts the scored rows of each band, in ``BAND_NAMES`` order.
-        """
+        """Return the result of a run that began at ``started`` (``time.perf_counter``)."""
         return cls(
             input=config.input,
             output=config.output,
             rejects=config.rejects,
             model=model,
-            rows_read=rows_read,
-            rows_scored=rows_scored,
-            rows_rejected=rows_rejected,
-            violations=violations,
-            band_counts={name: int(n) for name, n in zip(BAND_NAMES, bands, strict=True)},
+            rows_read=counts.read,
+            rows_scored=counts.scored,
+            rows_rejected=counts.rejected,
+            violations=counts.violations,
+            band_counts={name: int(n) for name, n in zip(BAND_NAMES, counts.bands, strict=True)},
             seconds=time.perf_counter() - started,
             load_seconds=load_seconds,
         )
@@ -323,11 +332,10 @@ def score_file(
     load_seconds = time.perf_counter() - started
     rejects_schema = rejects_schema_for(id_column)
     seen = SeenIds()
-    band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
-    rows_read = rows_scored = rows_rejected = violations = 0
+    counts = RowCounts()
     with Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs:
         for raw in chunks:
-            first_row = rows_read + 1
+            first_row = counts.read + 1
             canonical, problems = _adapt(adapter, raw)
             checked = check_rows(
                 canonical,
@@ -339,35 +347,26 @@ def score_file(
             if len(checked.valid):
                 table, band = scorer.score(checked.valid)
                 outputs.scores.write(table)
-                band_counts += np.bincount(band, minlength=len(BAND_NAMES))
+                counts.bands += np.bincount(band, minlength=len(BAND_NAMES))
             if checked.violations:
                 outputs.rejects.write(
                     rejects_table(
                         checked.violations, canonical[ID_FIELD], first_row, rejects_schema
                     )
                 )
-            rows_read += len(raw)
-            rows_scored += len(checked.valid)
-            rows_rejected += checked.rejected_rows.size
-            violations += len(checked.violations)
-            rate = rows_read / (time.perf_counter() - started)
+            counts.read += len(raw)
+            counts.rejected += checked.rejected_rows.size
+            counts.violations += len(checked.violations)
+            rate = counts.read / (time.perf_counter() - started)
             of_total = f" of {total:,}" if total else ""
             progress(
-                f"  {rows_read:,}{of_total} rows: {rows_scored:,} scored, "
-                f"{rows_rejected:,} rejected ({rate:,.0f} rows/s)"
+                f"  {counts.read:,}{of_total} rows: {counts.scored:,} scored, "
+                f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
             )
-        if rows_read == 0:
+        if counts.read == 0:
             raise SchemaValidationError(
                 [Violation("*", None, "dataset has no rows")], source=str(config.input)
             )
     return BatchScoreResult.finished(
-        config,
-        scorer.loaded,
-        rows_read=rows_read,
-        rows_scored=rows_scored,
-        rows_rejected=rows_rejected,
-        violations=violations,
-        bands=band_counts,
-        started=started,
-        load_seconds=load_seconds,
+        config, scorer.loaded, counts, started=started, load_seconds=load_seconds
     )

@@ -57,6 +57,7 @@ from pipeline.batch_scoring import (
     BatchScoreConfig,
     BatchScoreResult,
     LoadedRiskModel,
+    RowCounts,
     ScoringSource,
     _adapt,
     _ChunkScorer,
@@ -264,17 +265,13 @@ def _row_numbers(frame: DataFrame, id_column: str) -> tuple[tuple[int, ...], int
     )
 
 
-@dataclass
-class _Counts:
-    bands: np.ndarray
-    rejected_rows: int = 0
-    violations: int = 0
-    last_rejected: int = 0
+def _merge(staged: Path, outputs: Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> RowCounts:
+    """Stream the staged parts, in partition order, into the output and rejects files.
 
-
-def _merge(staged: Path, outputs: Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> _Counts:
-    """Stream the staged parts, in partition order, into the output and rejects files."""
-    counts = _Counts(np.zeros(len(BAND_NAMES), dtype=np.int64))
+    The counts returned hold all but the rows read, which the caller knows.
+    """
+    counts = RowCounts()
+    last_rejected = 0
     rejects_schema = rejects_schema_for(scorer.id_column)
     for part in sorted(staged.glob("part-*.parquet")):
         for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
@@ -286,10 +283,10 @@ def _merge(staged: Path, outputs: Outputs, scorer: _ChunkScorer, schema: pa.Sche
                 if kind == _KIND_REJECT:
                     # A row's violations are adjacent: count the changes of row number.
                     numbers = rows.column("row").to_numpy()
-                    counts.rejected_rows += int(np.count_nonzero(np.diff(numbers))) + int(
-                        numbers[0] != counts.last_rejected
+                    counts.rejected += int(np.count_nonzero(np.diff(numbers))) + int(
+                        numbers[0] != last_rejected
                     )
-                    counts.last_rejected = int(numbers[-1])
+                    last_rejected = int(numbers[-1])
                     counts.violations += rows.num_rows
                     names = ("row", "id", "column", "reason")
                     outputs.rejects.write(
@@ -405,14 +402,7 @@ def score_file_spark(
         shutil.rmtree(staged, ignore_errors=True)
         if session is None:
             spark.stop()
+    counts.read = rows_read
     return BatchScoreResult.finished(
-        config,
-        loaded,
-        rows_read=rows_read,
-        rows_scored=int(counts.bands.sum()),
-        rows_rejected=counts.rejected_rows,
-        violations=counts.violations,
-        bands=counts.bands,
-        started=started,
-        load_seconds=load_seconds,
+        config, loaded, counts, started=started, load_seconds=load_seconds
     )
