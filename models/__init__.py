@@ -9,7 +9,9 @@ blend), :mod:`models.log_odds` (what log-odds classifiers share),
 matrix), :mod:`models.bands`, :mod:`models.explain` (reasons for a score),
 :mod:`models.attribution` (each estimator's attribution, ``FastExplainer``),
 :mod:`models.tree_paths` (tree-path attributions of a booster),
-:mod:`models.pathways` (the pathway-effect model), :mod:`models.pathway_rules`
-(rule-based baselines), and the package :mod:`models.contract`. The module
-map is ``docs/architecture.md``.
+:mod:`models.pathways` (the pathway-effect model), :mod:`models.pathway_estimates`
+(its estimates and recommendations), :mod:`models.pathway_confidence` (their
+confidence groups), :mod:`models.pathway_programmes` (referral columns, needs,
+eligibility), :mod:`models.pathway_rules` (rule-based baselines), and the
+package :mod:`models.contract`. The module map is ``docs/architecture.md``.
 """

@@ -20,7 +20,7 @@ import numpy as np
 import pandas as pd
 
 from data.schema import PROGRAMMES
-from models.pathways import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
+from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
 
 def need_scores(assessments: pd.DataFrame) -> np.ndarray:

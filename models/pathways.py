@@ -33,7 +33,13 @@ of everyone in it. A programme is recommended only when the estimate is
 above ``min_effect`` and the group's mean is above zero at a family-wise
 level over every group of every programme (one-sided, Bonferroni: 5% / (8 x
 groups)), so that a world in which nothing works yields (almost) no
-recommendation.
+recommendation (:mod:`models.pathway_confidence`).
+
+This module holds the types a saved pathway model is made of (the names
+``models.contract.artifact.TRUSTED_TYPES`` trusts); what it estimates and the
+recommendations read from that are :mod:`models.pathway_estimates`, the
+programmes' referral columns, needs and eligibility
+:mod:`models.pathway_programmes`.
 """
 
 from __future__ import annotations
@@ -42,51 +48,29 @@ from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
-from scipy.stats import norm
 from sklearn.base import BaseEstimator
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils.validation import check_is_fitted
 
-from data.schema import (
-    PRINCES_TRUST,
-    PRINCES_TRUST_AGE_RANGE,
-    PROGRAMMES,
-    Pathway,
-    needs_of,
-)
+from data.schema import PROGRAMMES
 from models.encoding import AssessmentEncoder
+from models.pathway_confidence import confidence_groups, family_wise_z
+from models.pathway_estimates import PathwayEstimates, Recommendation, recommendations
+from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
-REFERRAL_COLUMNS: tuple[str, ...] = tuple(f"referred_{p}" for p in PROGRAMMES)
-
-#: Family-wise error rate of the "above zero" tests behind recommendations.
-FAMILY_WISE_ALPHA = 0.05
-
-
-def family_wise_z(n_tests: int) -> float:
-    """Return the one-sided Bonferroni critical value for ``n_tests`` tests at 5%.
-
-    Every confidence group of every programme is one test: with ten groups
-    and eight programmes, 5% / 8 per test (the earlier level) would let a
-    world with no effect at all yield a recommendation about a third of the
-    time.
-    """
-    return float(norm.ppf(1 - FAMILY_WISE_ALPHA / n_tests))
-
-
-#: The needs items behind each programme (Prince's Trust: education and employment).
-PROGRAMME_NEEDS: dict[str, tuple[str, ...]] = {
-    **{p.value: needs_of(p) for p in Pathway},
-    PRINCES_TRUST: needs_of(Pathway.EDUCATION_EMPLOYMENT),
-}
-
-
-def eligible(programme: str, ages: np.ndarray) -> np.ndarray:
-    """Return who may be referred to ``programme`` (Prince's Trust: ages 16-25 only)."""
-    if programme != PRINCES_TRUST:
-        return np.ones(ages.shape, dtype=bool)
-    low, high = PRINCES_TRUST_AGE_RANGE
-    return (ages >= low) & (ages <= high)
+# The estimates and recommendations, the programmes' facts and the confidence
+# groups have modules of their own; their names stay importable from here.
+__all__ = [
+    "PROGRAMME_NEEDS",
+    "REFERRAL_COLUMNS",
+    "PathwayEffectModel",
+    "PathwayEstimates",
+    "Recommendation",
+    "eligible",
+    "family_wise_z",
+    "recommendations",
+]
 
 
 def _booster(seed: int, max_iter: int, learning_rate: float) -> HistGradientBoostingClassifier:
@@ -192,30 +176,6 @@ class _Nuisance:
             )
             pseudo[:, j] = untreated[:, j] - with_j - weight * residual
         return _PseudoOutcomes(pseudo, untreated, propensity)
-
-
-@dataclass(frozen=True, slots=True)
-class PathwayEstimates:
-    """Per person and programme: estimated effect, its group interval, and flags.
-
-    Arrays have shape ``(n_people, n_programmes)`` in ``programmes`` order;
-    effects are absolute reductions in 12-month re-offending probability
-    (positive = the referral lowers risk).
-    """
-
-    programmes: tuple[str, ...]
-    effect: np.ndarray
-    interval_low: np.ndarray
-    interval_high: np.ndarray
-    propensity: np.ndarray
-    in_overlap: np.ndarray
-    eligible: np.ndarray
-    recommended: np.ndarray
-
-    def ranked(self, row: int) -> list[int]:
-        """Return programme indices of recommended programmes, largest effect first."""
-        picks = np.flatnonzero(self.recommended[row])
-        return [int(i) for i in picks[np.argsort(-self.effect[row, picks], kind="stable")]]
 
 
 class PathwayEffectModel(BaseEstimator):
@@ -354,23 +314,11 @@ class PathwayEffectModel(BaseEstimator):
                 out_of_fold[held] = fold_model.predict(x[held]) * baseline[held]
             self.referral_rate_[programme] = float(referrals[:, j].mean())
 
-            edges = np.unique(
-                np.quantile(out_of_fold[usable], np.linspace(0, 1, self.n_groups + 1)[1:-1])
-            )
-            group = np.searchsorted(edges, out_of_fold[usable], side="right")
-            low = np.full(edges.size + 1, np.nan)
-            high = np.full(edges.size + 1, np.nan)
-            floor = np.full(edges.size + 1, np.nan)
-            for g in range(edges.size + 1):
-                values = pseudo[usable][group == g]
-                if values.size >= 30:
-                    error = values.std(ddof=1) / np.sqrt(values.size)
-                    low[g], high[g] = values.mean() - 1.96 * error, values.mean() + 1.96 * error
-                    floor[g] = values.mean() - z * error
-            self.group_edges_[programme] = edges
-            self.group_low_[programme] = low
-            self.group_high_[programme] = high
-            self.group_floor_[programme] = floor
+            groups = confidence_groups(out_of_fold[usable], pseudo[usable], self.n_groups, z)
+            self.group_edges_[programme] = groups.edges
+            self.group_low_[programme] = groups.low
+            self.group_high_[programme] = groups.high
+            self.group_floor_[programme] = groups.floor
         return self
 
     def _effect_regressor(self) -> HistGradientBoostingRegressor:
@@ -457,53 +405,3 @@ class PathwayEffectModel(BaseEstimator):
             eligible=is_eligible,
             recommended=recommended,
         )
-
-
-@dataclass(frozen=True, slots=True)
-class Recommendation:
-    """One recommended programme for one person."""
-
-    programme: str
-    estimated_reduction: float
-    interval: tuple[float, float]
-    needs: tuple[str, ...]
-
-
-def recommendations(
-    estimates: PathwayEstimates, assessments: pd.DataFrame
-) -> list[list[Recommendation]]:
-    """Return, per person, the recommended programmes, largest estimated reduction first.
-
-    ``needs`` lists the person's flagged needs items (score above 0) behind
-    each programme. A programme outside the evidence (overlap), not open to
-    the person (eligibility) or not clearly above zero is left out.
-    """
-    values = {
-        p: assessments[list(items)].to_numpy(dtype=np.float64, na_value=0.0)
-        for p, items in PROGRAMME_NEEDS.items()
-    }
-    out = []
-    for row in range(len(assessments)):
-        person = []
-        for j in estimates.ranked(row):
-            programme = estimates.programmes[j]
-            flagged = tuple(
-                item
-                for item, value in zip(
-                    PROGRAMME_NEEDS[programme], values[programme][row], strict=True
-                )
-                if value > 0
-            )
-            person.append(
-                Recommendation(
-                    programme=programme,
-                    estimated_reduction=float(estimates.effect[row, j]),
-                    interval=(
-                        float(estimates.interval_low[row, j]),
-                        float(estimates.interval_high[row, j]),
-                    ),
-                    needs=flagged,
-                )
-            )
-        out.append(person)
-    return out

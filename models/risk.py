@@ -55,7 +55,11 @@ class ScorecardSettings(BaseModel):
 
 
 class BoostingSettings(BaseModel):
-    """Settings of ``HistGradientBoostingClassifier``."""
+    """Settings of ``HistGradientBoostingClassifier``.
+
+    Every field but ``family`` and ``monotonic`` is one of its parameters, by
+    the same name: :func:`build_boosting` passes them on as they are.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
 
@@ -134,14 +138,8 @@ def build_boosting(features: tuple[str, ...], settings: BoostingSettings) -> Pip
     """
     monotonic = monotonic_constraints(features) if settings.monotonic else None
     booster = HistGradientBoostingClassifier(
-        learning_rate=settings.learning_rate,
-        max_iter=settings.max_iter,
-        max_leaf_nodes=settings.max_leaf_nodes,
-        min_samples_leaf=settings.min_samples_leaf,
-        l2_regularization=settings.l2_regularization,
-        early_stopping=settings.early_stopping,
+        **settings.model_dump(exclude={"family", "monotonic"}),
         monotonic_cst=None if monotonic is None else monotonic.tolist(),
-        random_state=settings.random_state,
     )
     return _encoded(features, booster)
 

@@ -25,22 +25,18 @@ from __future__ import annotations
 import json
 import os
 import time
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
 from typing import Self
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.csv as pa_csv
-import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
-from data.errors import DatasetFormatError, SchemaValidationError, SourceValueProblem, Violation
+from data.errors import SchemaValidationError, SourceValueProblem, Violation
 from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
 from data.validation import SeenIds, check_rows
@@ -58,7 +54,8 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
-from pipeline.batch_model import check_features, expected_model, model_uri_for
+from pipeline.batch_files import Outputs, open_chunks, rejects_schema_for, rejects_table
+from pipeline.batch_model import ExpectedModel, check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
 
@@ -105,6 +102,22 @@ class BatchScoreConfig(BaseModel):
         return self.output.with_name(f"{self.output.stem}.rejected.csv")
 
 
+@dataclass(slots=True)
+class RowCounts:
+    """What a run has done so far: rows read and rejected, violations, scored rows per band."""
+
+    #: Scored rows of each band, in ``BAND_NAMES`` order.
+    bands: np.ndarray = field(default_factory=lambda: np.zeros(len(BAND_NAMES), dtype=np.int64))
+    read: int = 0
+    rejected: int = 0
+    violations: int = 0
+
+    @property
+    def scored(self) -> int:
+        """Rows scored: each has exactly one band."""
+        return int(self.bands.sum())
+
+
 @dataclass(frozen=True, slots=True)
 class BatchScoreResult:
     """What a batch scoring run did.
@@ -126,127 +139,35 @@ class BatchScoreResult:
     seconds: float
     load_seconds: float
 
+    @classmethod
+    def finished(
+        cls,
+        config: BatchScoreConfig,
+        model: LoadedRiskModel,
+        counts: RowCounts,
+        *,
+        started: float,
+        load_seconds: float,
+    ) -> BatchScoreResult:
+        """Return the result of a run that began at ``started`` (``time.perf_counter``)."""
+        return cls(
+            input=config.input,
+            output=config.output,
+            rejects=config.rejects,
+            model=model,
+            rows_read=counts.read,
+            rows_scored=counts.scored,
+            rows_rejected=counts.rejected,
+            violations=counts.violations,
+            band_counts={name: int(n) for name, n in zip(BAND_NAMES, counts.bands, strict=True)},
+            seconds=time.perf_counter() - started,
+            load_seconds=load_seconds,
+        )
+
     @property
     def rows_per_second(self) -> float:
         """Input rows handled per second, end to end (model load included)."""
         return self.rows_read / self.seconds if self.seconds > 0 else 0.0
-
-
-def _open_chunks(
-    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
-) -> tuple[int | None, Iterator[pd.DataFrame]]:
-    """Open the input: its row count when known (Parquet), and its chunks of ``chunk_rows``.
-
-    Only ``columns`` are read, when given.
-
-    Raises
-    ------
-    DatasetFormatError
-        If the file is missing or cannot be parsed (naming the rows reached),
-        here or while iterating.
-    """
-    if not path.is_file():
-        raise DatasetFormatError(f"{path}: no such file")
-    if file_format(path) == "csv":
-        return None, _csv_chunks(path, chunk_rows, columns, id_column)
-    try:
-        parquet = pq.ParquetFile(path)
-    except (OSError, pa.ArrowException) as err:
-        raise DatasetFormatError(f"{path}: cannot be read as parquet ({err})") from err
-    return parquet.metadata.num_rows, _parquet_chunks(path, parquet, chunk_rows, columns)
-
-
-def _csv_chunks(
-    path: Path, chunk_rows: int, columns: frozenset[str] | None, id_column: str
-) -> Iterator[pd.DataFrame]:
-    rows = 0
-    try:
-        reader = pd.read_csv(
-            path,
-            # Identifiers stay text even when they look like numbers.
-            dtype={id_column: "string"},
-            usecols=None if columns is None else (lambda name: name in columns),
-            chunksize=chunk_rows,
-        )
-        with reader:
-            for chunk in reader:
-                rows += len(chunk)
-                yield chunk
-    except (ValueError, OSError) as err:
-        raise DatasetFormatError(
-            f"{path}: cannot be read as csv after data row {rows:,} ({err})"
-        ) from err
-
-
-def _parquet_chunks(
-    path: Path, parquet: pq.ParquetFile, chunk_rows: int, columns: frozenset[str] | None
-) -> Iterator[pd.DataFrame]:
-    names = parquet.schema_arrow.names
-    wanted = names if columns is None else [n for n in names if n in columns]
-    rows = 0
-    try:
-        for batch in parquet.iter_batches(batch_size=chunk_rows, columns=wanted):
-            rows += batch.num_rows
-            yield batch.to_pandas()
-    except (OSError, pa.ArrowException) as err:
-        raise DatasetFormatError(
-            f"{path}: cannot be read as parquet after data row {rows:,} ({err})"
-        ) from err
-
-
-class _TableSink:
-    """Arrow tables appended to a CSV or Parquet file that appears only on ``commit``."""
-
-    def __init__(self, path: Path, schema: pa.Schema) -> None:
-        self.path = path
-        self.partial = path.with_name(f".{path.name}.partial")
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self._writer: pq.ParquetWriter | pa_csv.CSVWriter
-        if file_format(path) == "parquet":
-            self._writer = pq.ParquetWriter(self.partial, schema)
-        else:
-            options = pa_csv.WriteOptions(quoting_style="needed")
-            self._writer = pa_csv.CSVWriter(self.partial, schema, write_options=options)
-
-    def write(self, table: pa.Table) -> None:
-        if table.num_rows:
-            self._writer.write_table(table)
-
-    def commit(self) -> None:
-        self._writer.close()
-        self.partial.replace(self.path)
-
-    def discard(self) -> None:
-        self._writer.close()
-        self.partial.unlink(missing_ok=True)
-
-
-class _Outputs:
-    """The scores file and the rejects file, both committed or both discarded."""
-
-    def __init__(self, config: BatchScoreConfig, scores: pa.Schema, rejects: pa.Schema) -> None:
-        self.scores = _TableSink(config.output, scores)
-        try:
-            self.rejects = _TableSink(config.rejects, rejects)
-        except BaseException:
-            self.scores.discard()
-            raise
-
-    def __enter__(self) -> Self:
-        return self
-
-    def __exit__(
-        self,
-        kind: type[BaseException] | None,
-        error: BaseException | None,
-        trace: TracebackType | None,
-    ) -> None:
-        if kind is None:
-            self.rejects.commit()
-            self.scores.commit()
-        else:
-            self.rejects.discard()
-            self.scores.discard()
 
 
 class _ChunkScorer:
@@ -303,31 +224,52 @@ class _ChunkScorer:
         return pa.Table.from_arrays(columns, schema=self.schema), band
 
 
-def _rejects_schema(id_column: str) -> pa.Schema:
-    return pa.schema(
-        [
-            pa.field("row", pa.int64()),
-            pa.field(id_column, pa.string()),
-            pa.field("column", pa.string()),
-            pa.field("reason", pa.string()),
-        ]
-    )
+@dataclass(frozen=True, slots=True)
+class ScoringSource:
+    """How a file's rows are read: through its dataset config's adapter, or in schema columns."""
+
+    #: The risk model the dataset config names (None without one, or for another config).
+    expected: ExpectedModel | None
+    adapter: SourceAdapter | None
+    id_column: str
+    #: The file's columns that are read: the adapter's sources, or the assessment's fields.
+    columns: frozenset[str]
+
+    @classmethod
+    def of(cls, config: BatchScoreConfig) -> ScoringSource:
+        """Read the run's dataset config, if any (see :class:`BatchScoreConfig`)."""
+        expected = expected_model(config.dataset_config)
+        adapter = load_adapter(config.dataset_config) if config.dataset_config else None
+        return cls(
+            expected=expected,
+            adapter=adapter,
+            id_column=adapter.id_column if adapter else ID_FIELD,
+            columns=frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS),
+        )
 
 
-def _rejects_table(
-    violations: list[Violation], ids: pd.Series, first_row: int, schema: pa.Schema
-) -> pa.Table:
-    rows = np.array([v.row for v in violations], dtype=np.int64)
-    id_values = ids.to_numpy(dtype=object, na_value=None)[rows - first_row]
-    return pa.Table.from_arrays(
-        [
-            pa.array(rows, pa.int64()),
-            pa.array(id_values, pa.string()),
-            pa.array([v.column for v in violations], pa.string()),
-            pa.array([v.reason for v in violations], pa.string()),
-        ],
-        schema=schema,
-    )
+def verified_scorer(
+    config: BatchScoreConfig, tracker: Tracker, source: ScoringSource, *, threads: int
+) -> _ChunkScorer:
+    """Fetch the run's model, verified, and return the scorer of its chunks.
+
+    Raises
+    ------
+    ModelIntegrityError, ModelLoadError
+        As :func:`score_file`; also when the model's features are not those
+        the dataset config names.
+    """
+    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
+    with tracker.activate():
+        loaded = fetch_model(
+            model_uri_for(config.model_uri, source.expected),
+            ScoreCalibratedClassifier,
+            tracking_uri=tracker.tracking_uri,
+            allow_unverified=config.allow_unverified,
+        )
+    scorer = _ChunkScorer(loaded, source.id_column, config.top_reasons, threads)
+    check_features(loaded.label, scorer.explainer.features, source.expected)
+    return scorer
 
 
 def _adapt(
@@ -348,6 +290,10 @@ def score_file(
     config: BatchScoreConfig, *, tracker: Tracker, progress: Progress = silent
 ) -> BatchScoreResult:
     """Score every valid row of a file; report every rejected one.
+
+    The file is read, checked and scored a chunk at a time; the output and
+    rejects files take their names only once the whole file is done, so a
+    failure midway leaves no partial output (and keeps an older one).
 
     Parameters
     ----------
@@ -379,29 +325,17 @@ def score_file(
         If the input cannot be read.
     """
     started = time.perf_counter()
-    expected = expected_model(config.dataset_config)
-    adapter = load_adapter(config.dataset_config) if config.dataset_config else None
-    id_column = adapter.id_column if adapter else ID_FIELD
-    columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
-    total, chunks = _open_chunks(config.input, config.chunk_rows, columns, id_column)
-    # Activated as well as passed: MLflow resolves a runs:/ model through the active store.
-    with tracker.activate():
-        loaded = fetch_model(
-            model_uri_for(config.model_uri, expected),
-            ScoreCalibratedClassifier,
-            tracking_uri=tracker.tracking_uri,
-            allow_unverified=config.allow_unverified,
-        )
-    scorer = _ChunkScorer(loaded, id_column, config.top_reasons, config.threads)
-    check_features(loaded.label, scorer.explainer.features, expected)
+    source = ScoringSource.of(config)
+    adapter, id_column = source.adapter, source.id_column
+    total, chunks = open_chunks(config.input, config.chunk_rows, source.columns, id_column)
+    scorer = verified_scorer(config, tracker, source, threads=config.threads)
     load_seconds = time.perf_counter() - started
-    rejects_schema = _rejects_schema(id_column)
+    rejects_schema = rejects_schema_for(id_column)
     seen = SeenIds()
-    band_counts = np.zeros(len(BAND_NAMES), dtype=np.int64)
-    rows_read = rows_scored = rows_rejected = violations = 0
-    with _Outputs(config, scorer.schema, rejects_schema) as outputs:
+    counts = RowCounts()
+    with Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs:
         for raw in chunks:
-            first_row = rows_read + 1
+            first_row = counts.read + 1
             canonical, problems = _adapt(adapter, raw)
             checked = check_rows(
                 canonical,
@@ -413,37 +347,26 @@ def score_file(
             if len(checked.valid):
                 table, band = scorer.score(checked.valid)
                 outputs.scores.write(table)
-                band_counts += np.bincount(band, minlength=len(BAND_NAMES))
+                counts.bands += np.bincount(band, minlength=len(BAND_NAMES))
             if checked.violations:
                 outputs.rejects.write(
-                    _rejects_table(
+                    rejects_table(
                         checked.violations, canonical[ID_FIELD], first_row, rejects_schema
                     )
                 )
-            rows_read += len(raw)
-            rows_scored += len(checked.valid)
-            rows_rejected += checked.rejected_rows.size
-            violations += len(checked.violations)
-            rate = rows_read / (time.perf_counter() - started)
+            counts.read += len(raw)
+            counts.rejected += checked.rejected_rows.size
+            counts.violations += len(checked.violations)
+            rate = counts.read / (time.perf_counter() - started)
             of_total = f" of {total:,}" if total else ""
             progress(
-                f"  {rows_read:,}{of_total} rows: {rows_scored:,} scored, "
-                f"{rows_rejected:,} rejected ({rate:,.0f} rows/s)"
+                f"  {counts.read:,}{of_total} rows: {counts.scored:,} scored, "
+                f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
             )
-        if rows_read == 0:
+        if counts.read == 0:
             raise SchemaValidationError(
                 [Violation("*", None, "dataset has no rows")], source=str(config.input)
             )
-    return BatchScoreResult(
-        input=config.input,
-        output=config.output,
-        rejects=config.rejects,
-        model=loaded,
-        rows_read=rows_read,
-        rows_scored=rows_scored,
-        rows_rejected=rows_rejected,
-        violations=violations,
-        band_counts={name: int(n) for name, n in zip(BAND_NAMES, band_counts, strict=True)},
-        seconds=time.perf_counter() - started,
-        load_seconds=load_seconds,
+    return BatchScoreResult.finished(
+        config, scorer.loaded, counts, started=started, load_seconds=load_seconds
     )

@@ -409,7 +409,7 @@ def _scope_checks(
         None if math.isnan(z) else abs(z) < z_limit,
         NOT_ESTIMABLE if math.isnan(z) else "",
     )
-    out = [noise, spiegelhalter, _slope_check(scope, y, p, alpha, config)]
+    out = [noise, spiegelhalter, _slope_check(scope, y, p, 1 - alpha, config.slope_bounds)]
     if scope == OVERALL:
         error = debiased_calibration_error(y, p)
         out.append(
@@ -430,12 +430,11 @@ def _slope_check(
     scope: str,
     y: npt.NDArray[np.int64],
     p: npt.NDArray[np.float64],
-    alpha: float,
-    config: CalibrationGateConfig,
+    level: float,
+    bounds: tuple[float, float],
 ) -> CalibrationCheck:
-    level = 1 - alpha
     slope, low, high = calibration_slope_interval(y, p, level)
-    bound_low, bound_high = config.slope_bounds
+    bound_low, bound_high = bounds
     limit = f"{level:.2%} interval holds 1 or lies in [{bound_low:g}, {bound_high:g}]"
     if math.isnan(low):
         return CalibrationCheck(scope, "slope", len(y), slope, limit, None, NOT_ESTIMABLE)

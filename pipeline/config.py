@@ -236,10 +236,7 @@ class RiskTrainConfig(_JobConfig):
     baselines: tuple[BaselineConfig, ...] = ()
     fairness: FairnessConfig = FairnessConfig()
     single_feature_auc_limit: float = Field(
-        default=0.9,
-        gt=0.5,
-        le=1,
-        description="warn when one feature alone separates the outcome better than this",
+        default=0.9, gt=0.5, le=1, description="warn when one feature alone has an AUC above this"
     )
     intended_use: str = Field(
         default="",
@@ -264,13 +261,14 @@ class RiskTrainConfig(_JobConfig):
 
 
 class PathwayModelConfig(_Strict):
-    """Settings of the doubly robust pathway-effect model."""
+    """Settings of the doubly robust pathway-effect model.
+
+    Each field is a parameter of :class:`models.pathways.PathwayEffectModel`,
+    by the same name.
+    """
 
     overlap: float = Field(
-        default=0.02,
-        gt=0,
-        lt=0.5,
-        description="propensities outside [overlap, 1-overlap] are not used",
+        default=0.02, gt=0, lt=0.5, description="propensity outside [overlap, 1-overlap]: not used"
     )
     min_effect: float = Field(
         default=0.005, ge=0, description="smallest absolute reduction worth recommending"

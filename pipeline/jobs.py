@@ -1,8 +1,8 @@
 """Helpers every job shares.
 
 Progress lines, the config as run parameters, the thread budget, the risk
-split, staged artifacts, the logged model and the run that records its own
-failure.
+split, staged artifacts, the logged model, the run that records its own
+failure and the training run that holds it.
 
 The training jobs, the feature study, batch scoring and the command line use
 these helpers; no job imports another job's names.
@@ -30,7 +30,7 @@ from models.contract.tags import RUN_ERROR, RUN_THREADS, RUN_THREADS_REASON
 from models.encoding import to_model_input
 from models.threads import ThreadBudget, choose_threads, thread_limit
 from pipeline.config import RiskTrainConfig
-from pipeline.tracking import model_requirements
+from pipeline.tracking import Tracker, model_requirements
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -160,6 +160,33 @@ def job_run(experiment_id: str, run_name: str, *, nested: bool = False) -> Itera
         recording_failure(),
     ):
         yield run.info.run_id
+
+
+@dataclass(frozen=True, slots=True)
+class TrainingRun:
+    """A training job's run: its experiment, its id and the thread budget it runs within."""
+
+    experiment_id: str
+    run_id: str
+    budget: ThreadBudget
+
+
+@contextmanager
+def training_run(
+    tracker: Tracker, experiment: str, run_name: str, threads: int | None, progress: Progress
+) -> Iterator[TrainingRun]:
+    """Run the block in a training job's run, against ``tracker``'s store, within its threads.
+
+    The run records its own failure (see :func:`job_run`); the thread budget
+    is chosen from ``threads`` and said (see :func:`job_threads`).
+    """
+    experiment_id = tracker.experiment_id(experiment)
+    with (
+        tracker.activate(),
+        job_run(experiment_id, run_name) as run_id,
+        job_threads(threads, progress) as budget,
+    ):
+        yield TrainingRun(experiment_id, run_id, budget)
 
 
 class StagedArtifacts:

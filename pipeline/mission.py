@@ -3,7 +3,8 @@
 ``desist mission`` (``make run``) trains the risk model and the pathway model,
 promotes each through its gates, starts the real service on a free loopback
 port with a key created for the run, asks it for one risk score and one
-pathway recommendation over HTTP, checks that each answer was written to the
+pathway recommendation over HTTP (for the assessment the API docs show,
+``data.schema.EXAMPLE_ASSESSMENT``), checks that each answer was written to the
 audit log, stops the service, revokes the key and prints one screen: what
 was built, the figures, and the next commands.
 
@@ -17,12 +18,11 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import httpx
 
 from data.errors import DesistError
-from data.schema import NEVER_FEATURES
+from data.schema import EXAMPLE_ASSESSMENT, NEVER_FEATURES
 from pipeline.config import (
     PathwayTrainConfig,
     RiskTrainConfig,
@@ -42,23 +42,6 @@ from serving.settings import Settings
 
 #: The client name of the key the mission creates, uses and revokes.
 MISSION_CLIENT = "desist-mission"
-
-#: One assessment as a case system sends it (a few needs items not assessed).
-SAMPLE_ASSESSMENT: dict[str, Any] = {
-    "subject_ref": "mission-0001",
-    "age": 27,
-    "age_first_sanction": 15,
-    "total_sanctions": 6,
-    "juvenile_sanctions": 2,
-    "offence_category": "burglary",
-    "custodial_history": 1,
-    "months_offence_free": 4.5,
-    "drug_misuse": 2,
-    "unemployed": 1,
-    "no_settled_accommodation": 1,
-    "procriminal_attitudes": 1,
-    "sex": "male",
-}
 
 
 class MissionError(DesistError):
@@ -212,7 +195,7 @@ def _ask(
     client: httpx.Client, settings: Settings, route: str, kind: str, version: str
 ) -> ServedAnswer:
     started = time.perf_counter()
-    response = client.post(route, json={"assessments": [SAMPLE_ASSESSMENT]})
+    response = client.post(route, json={"assessments": [EXAMPLE_ASSESSMENT]})
     milliseconds = (time.perf_counter() - started) * 1000
     if response.status_code != 200:
         raise MissionError(f"POST {route} answered {response.status_code}: {response.text[:500]}")

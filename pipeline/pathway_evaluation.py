@@ -14,13 +14,14 @@ import numpy as np
 import pandas as pd
 
 from data.schema import PROGRAMMES
+from models.pathway_estimates import PathwayEstimates
 from models.pathway_rules import (
     NaivePathwayModel,
     most_common_need_policy,
     random_policy,
     rnr_policy,
 )
-from models.pathways import PathwayEffectModel, PathwayEstimates
+from models.pathways import PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 
 
@@ -32,15 +33,8 @@ def _mean_interval(values: np.ndarray) -> tuple[float, float, float]:
 
 def build_pathway_model(config: PathwayTrainConfig) -> PathwayEffectModel:
     """Return the unfitted pathway-effect model a config describes."""
-    settings = config.model
-    return PathwayEffectModel(
-        features=config.features,
-        overlap=settings.overlap,
-        min_effect=settings.min_effect,
-        n_groups=settings.n_groups,
-        max_iter=settings.max_iter,
-        random_state=settings.random_state,
-    )
+    # Every field of the model's config is one of its parameters, by the same name.
+    return PathwayEffectModel(features=config.features, **config.model.model_dump())
 
 
 def policy_values(

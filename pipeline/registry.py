@@ -43,6 +43,16 @@ AUDIT_GATE = "no_audit_only_feature"
 CALIBRATION_GATE = "calibration"
 
 
+#: Optional figure of :class:`VersionFigures` -> the :class:`VersionTags` field it is read from.
+_FIGURE_FIELDS = {
+    "roc_auc": "test_roc_auc",
+    "ece": "test_ece",
+    "max_group_calibration_gap": "max_group_calibration_gap",
+    "policy_value": "estimated_policy_value",
+    "rnr_value": "estimated_rnr_value",
+}
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class VersionFigures:
     """What the gates look at, read from a version's tags (risk or pathway figures)."""
@@ -87,12 +97,8 @@ class VersionFigures:
             version=str(version.version),
             features=tags.features,
             audit_only=tags.audit_only,
-            roc_auc=tags.test_roc_auc,
-            ece=tags.test_ece,
-            max_group_calibration_gap=tags.max_group_calibration_gap,
-            policy_value=tags.estimated_policy_value,
-            rnr_value=tags.estimated_rnr_value,
             calibration=tags.calibration,
+            **{figure: getattr(tags, field) for figure, field in _FIGURE_FIELDS.items()},
         )
         for metric in needed:
             figures.figure(metric)

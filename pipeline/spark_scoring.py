@@ -45,26 +45,23 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from data.adapters import SourceAdapter, load_adapter
+from data.adapters import SourceAdapter
 from data.errors import DatasetFormatError, DesistError, SchemaValidationError, Violation
 from data.loaders import file_format
 from data.schema import ID_FIELD
 from data.validation import SeenIds, check_rows
 from models.bands import BAND_NAMES
-from models.calibration import ScoreCalibratedClassifier
-from models.contract.fetch import fetch_model
 from models.contract.tags import META_ENGINE
-from pipeline.batch_model import check_features, expected_model, model_uri_for
+from pipeline.batch_files import Outputs, rejects_schema_for, rejects_table
 from pipeline.batch_scoring import (
-    _ASSESSMENT_COLUMNS,
     BatchScoreConfig,
     BatchScoreResult,
     LoadedRiskModel,
+    RowCounts,
+    ScoringSource,
     _adapt,
     _ChunkScorer,
-    _Outputs,
-    _rejects_schema,
-    _rejects_table,
+    verified_scorer,
 )
 from pipeline.jobs import Progress, silent
 from pipeline.spark_session import make_spark_session, typed_like_read_csv
@@ -88,6 +85,7 @@ class _Job:
 
     adapter: SourceAdapter | None
     id_column: str
+    #: Whether the input is CSV, whose values are typed as the pandas reader would type them.
     csv: bool
     top: int
     source: str
@@ -140,7 +138,7 @@ def _text(values: np.ndarray) -> pd.Series:
 def _score_batches(
     job: _Job, scorer: _ChunkScorer, batches: Iterator[pd.DataFrame], first_row: int
 ) -> Iterator[pd.DataFrame]:
-    rejects_schema = _rejects_schema(job.id_column)
+    rejects_schema = rejects_schema_for(job.id_column)
     for raw in batches:
         if job.csv:
             raw = typed_like_read_csv(raw, job.id_column)
@@ -172,7 +170,7 @@ def _score_batches(
                 ).to_numpy()
             parts.append(pd.DataFrame(part))
         if checked.violations:
-            rejected = _rejects_table(
+            rejected = rejects_table(
                 checked.violations, canonical[ID_FIELD], first_row, rejects_schema
             )
             text = {
@@ -267,18 +265,14 @@ def _row_numbers(frame: DataFrame, id_column: str) -> tuple[tuple[int, ...], int
     )
 
 
-@dataclass
-class _Counts:
-    bands: np.ndarray
-    rejected_rows: int = 0
-    violations: int = 0
-    last_rejected: int = 0
+def _merge(staged: Path, outputs: Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> RowCounts:
+    """Stream the staged parts, in partition order, into the output and rejects files.
 
-
-def _merge(staged: Path, outputs: _Outputs, scorer: _ChunkScorer, schema: pa.Schema) -> _Counts:
-    """Stream the staged parts, in partition order, into the output and rejects files."""
-    counts = _Counts(np.zeros(len(BAND_NAMES), dtype=np.int64))
-    rejects_schema = _rejects_schema(scorer.id_column)
+    The counts returned hold all but the rows read, which the caller knows.
+    """
+    counts = RowCounts()
+    last_rejected = 0
+    rejects_schema = rejects_schema_for(scorer.id_column)
     for part in sorted(staged.glob("part-*.parquet")):
         for batch in pq.ParquetFile(part).iter_batches(batch_size=100_000):
             kinds = batch.column("kind").to_numpy(zero_copy_only=False)
@@ -289,10 +283,10 @@ def _merge(staged: Path, outputs: _Outputs, scorer: _ChunkScorer, schema: pa.Sch
                 if kind == _KIND_REJECT:
                     # A row's violations are adjacent: count the changes of row number.
                     numbers = rows.column("row").to_numpy()
-                    counts.rejected_rows += int(np.count_nonzero(np.diff(numbers))) + int(
-                        numbers[0] != counts.last_rejected
+                    counts.rejected += int(np.count_nonzero(np.diff(numbers))) + int(
+                        numbers[0] != last_rejected
                     )
-                    counts.last_rejected = int(numbers[-1])
+                    last_rejected = int(numbers[-1])
                     counts.violations += rows.num_rows
                     names = ("row", "id", "column", "reason")
                     outputs.rejects.write(
@@ -346,19 +340,10 @@ def score_file_spark(
     started = time.perf_counter()
     if not config.input.is_file():
         raise DatasetFormatError(f"{config.input}: no such file")
-    expected = expected_model(config.dataset_config)
-    adapter = load_adapter(config.dataset_config) if config.dataset_config else None
-    id_column = adapter.id_column if adapter else ID_FIELD
-    columns = frozenset(adapter.source_columns() if adapter else _ASSESSMENT_COLUMNS)
-    with tracker.activate():
-        loaded = fetch_model(
-            model_uri_for(config.model_uri, expected),
-            ScoreCalibratedClassifier,
-            tracking_uri=tracker.tracking_uri,
-            allow_unverified=config.allow_unverified,
-        )
-    scorer = _ChunkScorer(loaded, id_column, config.top_reasons, threads=1)
-    check_features(loaded.label, scorer.explainer.features, expected)
+    source = ScoringSource.of(config)
+    adapter, id_column = source.adapter, source.id_column
+    scorer = verified_scorer(config, tracker, source, threads=1)
+    loaded = scorer.loaded
     schema = scorer.schema.with_metadata(
         {**(scorer.schema.metadata or {}), META_ENGINE.encode(): f"spark {master}".encode()}
     )
@@ -368,7 +353,7 @@ def score_file_spark(
     try:
         spark.conf.set("spark.sql.execution.arrow.maxRecordsPerBatch", str(config.chunk_rows))
         try:
-            frame = _read(spark, config, columns)
+            frame = _read(spark, config, source.columns)
             offsets, rows_read, first_rows = _row_numbers(frame, id_column)
         except (Py4JJavaError, PySparkException) as err:
             reason = str(err).strip().splitlines()[0][:300]
@@ -409,22 +394,15 @@ def score_file_spark(
         finally:
             model.destroy()
         progress(f"  scored on Spark in {time.perf_counter() - started:.1f} s; writing outputs")
-        with _Outputs(config, schema, _rejects_schema(id_column)) as outputs:
+        with Outputs(
+            config.output, schema, config.rejects, rejects_schema_for(id_column)
+        ) as outputs:
             counts = _merge(staged, outputs, scorer, schema)
     finally:
         shutil.rmtree(staged, ignore_errors=True)
         if session is None:
             spark.stop()
-    return BatchScoreResult(
-        input=config.input,
-        output=config.output,
-        rejects=config.rejects,
-        model=loaded,
-        rows_read=rows_read,
-        rows_scored=int(counts.bands.sum()),
-        rows_rejected=counts.rejected_rows,
-        violations=counts.violations,
-        band_counts={name: int(n) for name, n in zip(BAND_NAMES, counts.bands, strict=True)},
-        seconds=time.perf_counter() - started,
-        load_seconds=load_seconds,
+    counts.read = rows_read
+    return BatchScoreResult.finished(
+        config, loaded, counts, started=started, load_seconds=load_seconds
     )

@@ -23,18 +23,18 @@ from sklearn.model_selection import train_test_split
 
 from models.contract.register import logged_model_digest, register_version
 from models.contract.tags import RUN_REGISTERED_VERSION, VersionTags
-from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
+from models.pathway_programmes import REFERRAL_COLUMNS
+from models.pathways import PathwayEffectModel
 from pipeline.config import PathwayTrainConfig
 from pipeline.datasets import JobData, load_job_data, log_job_data
 from pipeline.jobs import (
     Progress,
     budget_params,
     config_params,
-    job_run,
-    job_threads,
     log_job_model,
     silent,
     staged_artifacts,
+    training_run,
 )
 from pipeline.pathway_evaluation import PathwayEvaluation, build_pathway_model, evaluate_pathways
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
@@ -69,13 +69,11 @@ def train(
         Where runs and the registry live, and what receives one line per long step.
     """
     started = time.perf_counter()
-    experiment_id = tracker.experiment_id(config.experiment)
-    with (
-        tracker.activate(),
-        job_run(experiment_id, "train-pathways") as run_id,
-        job_threads(config.threads, progress) as budget,
-    ):
-        mlflow.log_params({**config_params(config), **budget_params(budget)})
+    with training_run(
+        tracker, config.experiment, "train-pathways", config.threads, progress
+    ) as job:
+        experiment_id, run_id = job.experiment_id, job.run_id
+        mlflow.log_params({**config_params(config), **budget_params(job.budget)})
         data = _load(config, progress)
         train_part, test = _split(data, config)
         progress(f"Fitting per-programme effects on {len(train_part):,} people (cross-fitted) ...")

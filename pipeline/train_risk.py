@@ -31,11 +31,10 @@ from pipeline.evaluation import Evaluation
 from pipeline.jobs import (
     Progress,
     Splits,
-    job_run,
-    job_threads,
     silent,
     split_frame,
     staged_artifacts,
+    training_run,
 )
 from pipeline.risk_audit import audit, compare, judge_calibration, screen_single_features
 from pipeline.risk_families import (
@@ -97,12 +96,8 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         If the data breaks the schema (the run is marked FAILED, nothing registered).
     """
     started = time.perf_counter()
-    experiment_id = tracker.experiment_id(config.experiment)
-    with (
-        tracker.activate(),
-        job_run(experiment_id, "train-risk") as run_id,
-        job_threads(config.threads, progress) as budget,
-    ):
+    with training_run(tracker, config.experiment, "train-risk", config.threads, progress) as job:
+        experiment_id, run_id, budget = job.experiment_id, job.run_id, job.budget
         # Refused before anything is read or fitted (the config check, again, for
         # configs built in code with model_construct).
         check_leakage(config.features, config.audit_only, config.adapter)

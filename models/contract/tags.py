@@ -110,10 +110,6 @@ def gate_tag(gate: str) -> str:
     return GATE_TAG_PREFIX + gate
 
 
-#: Figures are recorded to 6 decimals; :class:`VersionTags` keeps them at that precision.
-FIGURE_DECIMALS = 6
-
-
 @dataclass(frozen=True, slots=True)
 class DatasetTag:
     """The training data a version was fitted on: its name, origin and content digest."""
@@ -127,6 +123,10 @@ def _text(value: str) -> str:
     if not isinstance(value, str):
         raise ValueError("not text")
     return value
+
+
+#: Figures are recorded to 6 decimals; :class:`VersionTags` keeps them at that precision.
+FIGURE_DECIMALS = 6
 
 
 def _figure(value: float) -> str:

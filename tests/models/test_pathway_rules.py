@@ -8,6 +8,7 @@ import pytest
 
 from data.schema import PROGRAMMES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
+from models.pathway_programmes import PROGRAMME_NEEDS
 from models.pathway_rules import (
     NaivePathwayModel,
     eligibility,
@@ -16,7 +17,6 @@ from models.pathway_rules import (
     random_policy,
     rnr_policy,
 )
-from models.pathways import PROGRAMME_NEEDS
 
 
 @pytest.fixture(scope="module")

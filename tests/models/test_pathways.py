@@ -8,7 +8,8 @@ import pytest
 
 from data.schema import DEFAULT_FEATURES, PRINCES_TRUST, PROGRAMMES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
-from models.pathways import PathwayEffectModel, PathwayEstimates, recommendations
+from models.pathway_estimates import PathwayEstimates, recommendations
+from models.pathways import PathwayEffectModel
 
 Fitted = tuple[PathwayEffectModel, PathwayEstimates, pd.DataFrame, pd.DataFrame]
 

@@ -92,16 +92,18 @@ def test_a_model_with_other_features_is_refused_before_any_row(
     assert not (tmp_path / "s.csv").exists()
 
 
+@pytest.fixture
+def commanded(champion: Trained, monkeypatch: pytest.MonkeyPatch) -> Trained:
+    """The champion's registry, as the ``desist`` command finds it (``MLFLOW_TRACKING_URI``)."""
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", champion[0].tracking_uri)
+    return champion
+
+
 def test_the_command_names_the_model_first(
-    champion: Trained,
-    cases: Path,
-    tmp_path: Path,
-    monkeypatch: pytest.MonkeyPatch,
-    capsys: pytest.CaptureFixture[str],
+    commanded: Trained, cases: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    tracker, result = champion
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", tracker.tracking_uri)
-    config = risk_config(tmp_path / "risk.toml", result.registered_model, features_of(champion))
+    _, result = commanded
+    config = risk_config(tmp_path / "risk.toml", result.registered_model, features_of(commanded))
     args = ["score", "--config", str(config), "--input", str(cases)]
     assert main([*args, "--output", str(tmp_path / "s.csv")]) == 0
     first = capsys.readouterr().out.splitlines()[0]

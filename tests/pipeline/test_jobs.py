@@ -8,7 +8,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from data.synthetic import SynthConfig
-from models.contract.tags import RUN_ERROR
+from models.contract.tags import RUN_ERROR, RUN_THREADS
 from pipeline.config import DatasetConfig, PathwayTrainConfig
 from pipeline.jobs import (
     config_params,
@@ -16,6 +16,7 @@ from pipeline.jobs import (
     silent,
     staged_artifacts,
     to_stderr,
+    training_run,
 )
 from pipeline.tracking import Tracker
 
@@ -90,3 +91,20 @@ def test_a_failing_block_logs_nothing_staged_and_the_run_records_the_error(
     assert run.info.status == "FAILED"
     assert run.data.tags[RUN_ERROR] == "RuntimeError: disk full"
     assert tracker.client().list_artifacts(run.info.run_id) == []
+
+
+def test_a_training_run_is_named_in_its_experiment_and_runs_within_its_threads(
+    tmp_path: Path,
+) -> None:
+    tracker = Tracker.for_home(tmp_path / "home")
+    lines: list[str] = []
+    with training_run(tracker, "training", "train-x", 1, lines.append) as job:
+        mlflow.log_param(RUN_THREADS, str(job.budget.threads))
+    assert job.experiment_id == tracker.experiment_id("training")
+    assert job.budget.threads == 1 and lines == [f"Thread budget: 1 ({job.budget.reason})"]
+    (run,) = tracker.client().search_runs([job.experiment_id])
+    assert (run.info.run_id, run.info.run_name, run.info.status) == (
+        job.run_id,
+        "train-x",
+        "FINISHED",
+    )

@@ -6,7 +6,7 @@ import pytest
 
 from data.schema import PROGRAMMES
 from data.synthetic import SynthConfig, generate_cohort
-from models.pathways import PathwayEstimates
+from models.pathway_estimates import PathwayEstimates
 from pipeline.config import DatasetConfig, PathwayModelConfig, PathwayTrainConfig
 from pipeline.pathway_evaluation import (
     build_pathway_model,

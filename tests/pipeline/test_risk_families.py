@@ -23,14 +23,16 @@ from pipeline.risk_families import (
     fit_family,
 )
 
+#: The job config the fixture's family is fitted under: the suite's small one, scorecard only.
+CONFIG = small_config(models=(ScorecardSettings(),))
+
 
 @pytest.fixture(scope="module")
 def fitted() -> tuple[Splits, FamilyFit]:
-    config = small_config(models=(ScorecardSettings(),))
     frame, _ = generate_cohort(SynthConfig(rows=2_000, seed=4))
-    splits = split_frame(frame, config)
+    splits = split_frame(frame, CONFIG)
     lines: list[str] = []
-    fit = fit_family(config, ScorecardSettings(), splits, lines.append)
+    fit = fit_family(CONFIG, ScorecardSettings(), splits, lines.append)
     assert lines[0] == "  scorecard: fitting on 1,200 rows ..."
     return splits, fit
 
