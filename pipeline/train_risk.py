@@ -111,7 +111,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         splits = _split(config, data, progress)
         screened = screen_single_features(config, splits.train, progress)
         selection = _fit_families(config, data, splits, experiment_id, progress)
-        record.record_selection(selection)
+        record.record_selection(selection, min_group_size=config.fairness.min_group_size)
         chosen, evaluation = selection.chosen.result, selection.chosen.fit.evaluation
         progress("Judging calibration on the test split ...")
         judged = judge_calibration(config, splits, selection)
@@ -122,7 +122,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
             compared = compare(config, splits, selection)
             record.record_comparison(staged, compared, y_test)
             progress("Auditing fairness ...")
-            audited = audit(config, splits, compared)
+            audited = audit(config, splits, compared, progress)
             if audited is not None:
                 record.record_audit(
                     staged,
@@ -156,7 +156,16 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         )
         record.record_full_card(tracker, card, chosen.run_id, run_id)
         record.record_descriptions(
-            tracker, config, data, splits, version, evaluation, compared, judged.test, chosen.family
+            tracker,
+            config,
+            data,
+            splits,
+            version,
+            evaluation,
+            compared,
+            judged.test,
+            chosen.family,
+            fairness=() if audited is None else audited.headline,
         )
     return TrainResult(
         run_id=run_id,
