@@ -333,7 +333,7 @@ def _ratio_rows(
         return []
     if min(members.n, reference.n) < config.min_group_size:
         return []
-    out = []
+    out: list[dict[str, object]] = []
     for i, point in enumerate(model.operating_points):
         for name in ("fpr", "fnr", "selection_rate"):
             key = f"{name}@{i}"
