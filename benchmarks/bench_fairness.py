@@ -188,6 +188,9 @@ def agreement(ours: pd.DataFrame, reference: pd.DataFrame) -> dict[str, Any]:
     """Endpoint differences between the two bootstraps, in bootstrap standard deviations."""
     keys = ["model", "operating_point", "attribute", "group", "metric"]
     merged = ours.merge(reference, on=keys, suffixes=("", "_reference"))
+    figures = ["value", "ci_low", "ci_high"]
+    for column in figures + [f"{c}_reference" for c in figures]:
+        merged[column] = pd.to_numeric(merged[column], errors="coerce").astype(float)
     merged = merged[np.isfinite(merged["ci_low"]) & np.isfinite(merged["ci_low_reference"])]
     sd = (merged["ci_high_reference"] - merged["ci_low_reference"]) / 3.92
     low = ((merged["ci_low"] - merged["ci_low_reference"]) / sd).abs()
