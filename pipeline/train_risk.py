@@ -220,9 +220,12 @@ def _fit_families(
 ) -> Selection:
     """Fit and record each family in its own child run, then choose one."""
     families = []
-    for settings in config.models:
+    for i, settings in enumerate(config.models, start=1):
         with record.family_run(experiment_id, settings) as family_run_id:
             fit = fit_family(config, settings, splits, progress)
+            progress(
+                f"  {settings.family} ({i}/{len(config.models)}): logging plots, card, model ..."
+            )
             uri = record.record_family(config, data, splits, fit, family_run_id)
         families.append(RecordedFamily(fit, fit.result(family_run_id), uri))
     y_test = splits.test[config.target].to_numpy(dtype=int)
