@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import math
 import re
-import zlib
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -26,7 +25,13 @@ import pandas as pd
 from sklearn.metrics import average_precision_score
 
 from models.bands import BAND_NAMES, RiskBands
-from pipeline.bootstrap import bootstrap_auc_and_gap, percentile_interval, roc_auc
+from pipeline.bootstrap import (
+    bootstrap_auc_and_gap,
+    draw_group_resamples,
+    group_figures,
+    percentile_interval,
+    roc_auc,
+)
 from pipeline.calibration_metrics import (
     FloatArray,
     IntArray,
@@ -84,7 +89,7 @@ class Evaluation:
     band_table: pd.DataFrame
     group_table: pd.DataFrame
 
-    def metrics(self, prefix: str = "") -> dict[str, float]:
+    def metrics(self, prefix: str = "", min_group_size: int = 0) -> dict[str, float]:
         """Flatten everything into MLflow metric names.
 
         Parameters
@@ -92,6 +97,9 @@ class Evaluation:
         prefix
             Put before every name, e.g. ``"test_"``. Must itself be
             MLflow-safe.
+        min_group_size
+            The reporting minimum: a smaller group logs its size only, never
+            figures (an AUC of 1.0 from three people would chart as a result).
 
         Returns
         -------
@@ -118,9 +126,8 @@ class Evaluation:
             named += [(f"{stem}_{column}", float(getattr(row, column))) for column in _BAND_METRICS]
         for row in self.group_table.itertuples(index=False):
             stem = f"{prefix}group_{slug(str(row.attribute))}_{slug(str(row.group))}"
-            named += [
-                (f"{stem}_{column}", float(getattr(row, column))) for column in _GROUP_METRICS
-            ]
+            columns = _GROUP_METRICS if row.n >= min_group_size else ("n",)
+            named += [(f"{stem}_{column}", float(getattr(row, column))) for column in columns]
         out = dict(named)
         if len(out) != len(named):
             # e.g. groups "Black" and "black": one would silently overwrite the other.
@@ -280,35 +287,27 @@ def _group_table(
     seed: int,
 ) -> pd.DataFrame:
     rows = []
-    for attribute, labels in group_labels.items():
-        codes = labels.cat.codes.to_numpy()
-        for code, group in enumerate(labels.cat.categories):
-            members = codes == code
-            if not members.any():
-                continue
-            y_g, p_g = y[members], p[members]
-            rng = np.random.default_rng([seed, zlib.crc32(f"{attribute}\0{group}".encode())])
-            boot_auc, boot_gap = bootstrap_auc_and_gap(y_g, p_g, n_bootstrap, rng)
-            auc_low, auc_high = percentile_interval(boot_auc)
-            gap_low, gap_high = percentile_interval(boot_gap)
-            mean_predicted = float(p_g.mean())
-            observed_rate = float(y_g.mean())
-            rows.append(
-                {
-                    "attribute": attribute,
-                    "group": str(group),
-                    "n": int(members.sum()),
-                    "roc_auc": roc_auc(y_g, p_g),
-                    "roc_auc_ci_low": auc_low,
-                    "roc_auc_ci_high": auc_high,
-                    "ece": expected_calibration_error(y_g, p_g),
-                    "mean_predicted": mean_predicted,
-                    "observed_rate": observed_rate,
-                    "calibration_gap": mean_predicted - observed_rate,
-                    "calibration_gap_ci_low": gap_low,
-                    "calibration_gap_ci_high": gap_high,
-                }
-            )
+    # The same resamples (and figures) as the fairness audit's, so a group's interval is one.
+    for draws in draw_group_resamples(group_labels, n_bootstrap, seed).groups:
+        figures = group_figures(draws, y, p, p)
+        auc_low, auc_high = figures.interval("roc_auc")
+        gap_low, gap_high = figures.interval("calibration_gap")
+        rows.append(
+            {
+                "attribute": draws.attribute,
+                "group": draws.group,
+                "n": draws.n,
+                "roc_auc": figures.values["roc_auc"],
+                "roc_auc_ci_low": auc_low,
+                "roc_auc_ci_high": auc_high,
+                "ece": expected_calibration_error(y[draws.rows], p[draws.rows]),
+                "mean_predicted": figures.values["mean_predicted"],
+                "observed_rate": figures.values["observed_rate"],
+                "calibration_gap": figures.values["calibration_gap"],
+                "calibration_gap_ci_low": gap_low,
+                "calibration_gap_ci_high": gap_high,
+            }
+        )
     return pd.DataFrame(rows, columns=list(GROUP_COLUMNS))
 
 

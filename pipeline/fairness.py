@@ -1,11 +1,14 @@
-"""Fairness audit of desist and the incumbent, side by side, with fairlearn's ``MetricFrame``.
+"""Fairness audit of desist and the incumbent, side by side, from one bootstrap.
 
 For every audited attribute (race, sex) and every model, on the same test
 rows: ROC AUC, calibration within groups (mean predicted against observed,
 overall and by decile of score), and at each operating cut-off the selection
 rate, false positive rate and false negative rate, each with a bootstrap
 interval; plus the ratio of error rates between two named groups (e.g.
-African-American against Caucasian defendants) with its own interval.
+African-American against Caucasian defendants) with its own interval. Every
+interval comes from one set of resamples per group, drawn once and read by
+every model and figure at once (:mod:`pipeline.bootstrap`); a group below the
+reporting minimum is listed with its size only, too few to judge.
 
 Reading these figures needs the impossibility results (see
 :data:`IMPOSSIBILITY`): when groups re-offend at different rates, no score
@@ -26,10 +29,16 @@ from dataclasses import dataclass
 import numpy as np
 import numpy.typing as npt
 import pandas as pd
-from fairlearn.metrics import MetricFrame
-from sklearn.metrics import roc_auc_score
 
 from models.bands import BAND_NAMES, RiskBands
+from pipeline.bootstrap import (
+    FLAG_RATES,
+    THRESHOLD_FREE,
+    GroupFigures,
+    draw_group_resamples,
+    group_figures,
+    percentile_interval,
+)
 from pipeline.comparison import ScoredTest
 from pipeline.config import FairnessConfig
 from pipeline.evaluation import NOT_RECORDED
@@ -69,8 +78,6 @@ def how_to_read(base_rates: pd.DataFrame, attribute: str, min_group_size: int) -
     return IMPOSSIBILITY.format(here=here, attribute=attribute)
 
 
-#: Quantiles of the bootstrap intervals.
-CI = (0.025, 0.975)
 METRIC_LABELS = {
     "roc_auc": "ROC AUC",
     "mean_predicted": "mean predicted",
@@ -80,8 +87,6 @@ METRIC_LABELS = {
     "fpr": "false positive rate",
     "fnr": "false negative rate",
 }
-
-Metric = Callable[..., float]
 
 
 @dataclass(frozen=True, eq=False)
@@ -93,7 +98,8 @@ class FairnessAudit:
     by_group
         Long table: ``model, operating_point, attribute, group, n, metric,
         value, ci_low, ci_high``; threshold-free metrics have operating point
-        ``"-"``.
+        ``"-"``. A group below :attr:`min_group_size` keeps its size only
+        (value and interval NaN): too few to judge.
     calibration_by_decile
         ``model, attribute, group, decile, n, mean_predicted, observed_rate``:
         deciles of each model's score over all test rows.
@@ -105,6 +111,8 @@ class FairnessAudit:
         value, ci_low, ci_high``: group's rate over the reference group's.
     base_rates
         ``attribute, group, n, observed_rate``.
+    min_group_size
+        The reporting minimum: smaller groups are too few to judge.
     """
 
     by_group: pd.DataFrame
@@ -112,6 +120,7 @@ class FairnessAudit:
     calibration_by_band: pd.DataFrame
     ratios: pd.DataFrame
     base_rates: pd.DataFrame
+    min_group_size: int = 0
 
     def ratio(self, model: str, operating_point: str, metric: str = "fpr") -> pd.Series | None:
         """Return one row of :attr:`ratios`, or None."""
@@ -123,7 +132,7 @@ class FairnessAudit:
         return None if rows.empty else rows.iloc[0]
 
     def value(self, model: str, attribute: str, group: str, metric: str, point: str = "-") -> float:
-        """Return one figure of :attr:`by_group` (NaN when absent)."""
+        """Return one figure of :attr:`by_group` (NaN when absent or too few to judge)."""
         table = self.by_group
         rows = table[
             (table["model"] == model)
@@ -135,47 +144,24 @@ class FairnessAudit:
         return math.nan if rows.empty else float(rows["value"].iloc[0])
 
 
-def _auc(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64], **_: object) -> float:
-    y = np.asarray(y)
-    return math.nan if y.min() == y.max() else float(roc_auc_score(y, score))
-
-
-def _mean_predicted(
-    y: npt.NDArray[np.int64], score: object, *, p: npt.NDArray[np.float64]
-) -> float:
-    return float(np.mean(p))
-
-
-def _observed_rate(y: npt.NDArray[np.int64], score: object, **_: object) -> float:
-    return float(np.mean(y))
-
-
-def _calibration_gap(
-    y: npt.NDArray[np.int64], score: object, *, p: npt.NDArray[np.float64]
-) -> float:
-    return float(np.mean(p) - np.mean(y))
-
-
-def _flag_rate(threshold: float, outcome: int | None) -> Metric:
-    """Share flagged (score >= threshold), among all or among those with ``outcome``."""
-
-    def rate(y: npt.NDArray[np.int64], score: npt.NDArray[np.float64], **_: object) -> float:
-        y, score = np.asarray(y), np.asarray(score)
-        flagged = score >= threshold
-        if outcome is None:
-            return float(flagged.mean()) if len(y) else math.nan
-        members = y == outcome
-        if not members.any():
-            return math.nan
-        share = flagged[members].mean()
-        return float(share if outcome == 0 else 1 - share)
-
-    return rate
+def too_few(n: int) -> str:
+    """Return what a group below the reporting minimum shows instead of its figures."""
+    return f"too few to judge (n = {n:,})"
 
 
 def _labels(values: pd.Series) -> pd.Series:
     series = values.reset_index(drop=True).astype(object)
     return series.where(series.notna(), NOT_RECORDED).map(str)
+
+
+_RATIO_COLUMNS = (
+    *("model", "operating_point", "metric", "attribute", "group", "reference"),
+    *("value", "ci_low", "ci_high"),
+)
+
+
+def _no_progress(message: str) -> None:
+    """Discard progress lines (a library caller's default)."""
 
 
 def audit_fairness(
@@ -187,8 +173,14 @@ def audit_fairness(
     banded: Sequence[str],
     config: FairnessConfig,
     seed: int,
+    n_bootstrap: int | None = None,
+    progress: Callable[[str], None] = _no_progress,
 ) -> FairnessAudit:
     """Audit ``models`` on the same rows, by every attribute in ``groups``.
+
+    Every group is resampled once (:func:`pipeline.bootstrap.draw_group_resamples`)
+    and every model's figures and the ratios are read off those resamples, the
+    same the evaluation's group table reads: one interval per figure.
 
     Parameters
     ----------
@@ -205,7 +197,12 @@ def audit_fairness(
     config
         Group sizes, bootstrap size and the groups of the headline ratio.
     seed
-        Seeds every bootstrap.
+        Seeds every group's resamples (with the attribute's and group's names).
+    n_bootstrap
+        Resamples per group when not ``config.n_bootstrap``: the risk job
+        passes its evaluation's, so both read the same resamples.
+    progress
+        Receives one line per attribute, with a count.
     """
     y_arr = np.asarray(y, dtype=np.int64)
     rows: list[dict[str, object]] = []
@@ -213,108 +210,82 @@ def audit_fairness(
     band_rows: list[dict[str, object]] = []
     base_rows: list[dict[str, object]] = []
     ratio_rows: list[dict[str, object]] = []
-    for attribute, raw in groups.items():
-        labels = _labels(raw)
-        counts = labels.value_counts()
-        for group, n in counts.items():
-            base_rows.append(
-                {
-                    "attribute": attribute,
-                    "group": group,
-                    "n": int(n),
-                    "observed_rate": float(y_arr[(labels == group).to_numpy()].mean()),
-                }
-            )
-        large = labels.isin(counts[counts >= config.min_group_size].index).to_numpy()
+    labels = {attribute: _labels(raw) for attribute, raw in groups.items()}
+    resamples = draw_group_resamples(
+        labels, config.n_bootstrap if n_bootstrap is None else n_bootstrap, seed
+    )
+    for step, (attribute, attribute_labels) in enumerate(labels.items(), start=1):
+        drawn = resamples.of(attribute)
+        progress(
+            f"  fairness {step}/{len(labels)}: {attribute}, {len(drawn)} groups x "
+            f"{len(models)} models, {resamples.n_bootstrap} resamples each"
+        )
+        base_rows += [
+            {
+                "attribute": attribute,
+                "group": d.group,
+                "n": d.n,
+                "observed_rate": float(y_arr[d.rows].mean()),
+            }
+            for d in sorted(drawn, key=lambda d: -d.n)
+        ]
         for model in models:
-            rows += _metric_rows(y_arr, model, labels, large, attribute, config, seed)
-            decile_rows += _calibration_rows(y_arr, model, labels, attribute, "decile", None)
+            thresholds = [point.threshold for point in model.operating_points]
+            figures = {
+                d.group: group_figures(d, y_arr, model.probability, model.score, thresholds)
+                for d in drawn
+            }
+            rows += _metric_rows(model, figures, config.min_group_size)
+            decile_rows += _calibration_rows(
+                y_arr, model, attribute_labels, attribute, "decile", None
+            )
             if model.name in banded:
-                band_rows += _calibration_rows(y_arr, model, labels, attribute, "band", bands)
+                band_rows += _calibration_rows(
+                    y_arr, model, attribute_labels, attribute, "band", bands
+                )
             if attribute == config.attribute:
-                ratio_rows += _ratio_rows(y_arr, model, labels, attribute, config, seed)
+                ratio_rows += _ratio_rows(model, figures, attribute, config)
     return FairnessAudit(
         by_group=pd.DataFrame(rows),
         calibration_by_decile=pd.DataFrame(decile_rows),
         calibration_by_band=pd.DataFrame(band_rows),
-        ratios=pd.DataFrame(
-            ratio_rows,
-            columns=[
-                "model",
-                "operating_point",
-                "metric",
-                "attribute",
-                "group",
-                "reference",
-                "value",
-                "ci_low",
-                "ci_high",
-            ],
-        ),
+        ratios=pd.DataFrame(ratio_rows, columns=list(_RATIO_COLUMNS)),
         base_rates=pd.DataFrame(base_rows),
+        min_group_size=config.min_group_size,
     )
 
 
-def _metrics_of(model: ScoredTest) -> dict[str, tuple[str, str, Metric]]:
-    """Metric key -> (operating point, metric name, function of (y, score, p=probability))."""
-    metrics: dict[str, tuple[str, str, Metric]] = {
-        "roc_auc": ("-", "roc_auc", _auc),
-        "mean_predicted": ("-", "mean_predicted", _mean_predicted),
-        "observed_rate": ("-", "observed_rate", _observed_rate),
-        "calibration_gap": ("-", "calibration_gap", _calibration_gap),
-    }
+def _metric_keys(model: ScoredTest) -> list[tuple[str, str, str]]:
+    """(key in :class:`GroupFigures`, operating point label, metric name) of every figure."""
+    keys = [(name, "-", name) for name in THRESHOLD_FREE]
     for i, point in enumerate(model.operating_points):
-        for name, outcome in (("selection_rate", None), ("fpr", 0), ("fnr", 1)):
-            metrics[f"{name}@{i}"] = (point.label, name, _flag_rate(point.threshold, outcome))
-    return metrics
+        keys += [(f"{name}@{i}", point.label, name) for name in FLAG_RATES]
+    return keys
 
 
 def _metric_rows(
-    y: npt.NDArray[np.int64],
-    model: ScoredTest,
-    labels: pd.Series,
-    large: npt.NDArray[np.bool_],
-    attribute: str,
-    config: FairnessConfig,
-    seed: int,
+    model: ScoredTest, figures: Mapping[str, GroupFigures], min_group_size: int
 ) -> list[dict[str, object]]:
-    metrics = _metrics_of(model)
     out: list[dict[str, object]] = []
-    # Intervals only where a group is large enough to resample meaningfully.
-    for subset, n_boot in ((large, config.n_bootstrap), (~large, None)):
-        if not subset.any():
-            continue
-        probability = model.probability[subset]
-        frame = MetricFrame(
-            metrics={key: function for key, (_, _, function) in metrics.items()},
-            y_true=y[subset],
-            y_pred=model.score[subset],
-            sensitive_features=labels[subset].to_numpy(),
-            # Every metric receives the probability too; calibration metrics use it.
-            sample_params={key: {"p": probability} for key in metrics},
-            n_boot=n_boot,
-            ci_quantiles=list(CI) if n_boot else None,
-            random_state=seed if n_boot else None,
-        )
-        by_group = frame.by_group
-        low = frame.by_group_ci[0] if n_boot else None
-        high = frame.by_group_ci[1] if n_boot else None
-        sizes = labels[subset].value_counts()
-        for group in by_group.index:
-            for key, (point, name, _) in metrics.items():
-                out.append(
-                    {
-                        "model": model.name,
-                        "operating_point": point,
-                        "attribute": attribute,
-                        "group": str(group),
-                        "n": int(sizes[group]),
-                        "metric": name,
-                        "value": float(by_group.loc[group, key]),
-                        "ci_low": math.nan if low is None else float(low.loc[group, key]),
-                        "ci_high": math.nan if high is None else float(high.loc[group, key]),
-                    }
-                )
+    for group, found in figures.items():
+        # Below the reporting minimum a group's figures are noise (an AUC of 1.0 from
+        # two people): its size is kept, its figures are not.
+        judged = found.n >= min_group_size
+        for key, point, name in _metric_keys(model):
+            low, high = found.interval(key) if judged else (math.nan, math.nan)
+            out.append(
+                {
+                    "model": model.name,
+                    "operating_point": point,
+                    "attribute": found.attribute,
+                    "group": group,
+                    "n": found.n,
+                    "metric": name,
+                    "value": found.values[key] if judged else math.nan,
+                    "ci_low": low,
+                    "ci_high": high,
+                }
+            )
     return out
 
 
@@ -355,38 +326,23 @@ def _calibration_rows(
 
 
 def _ratio_rows(
-    y: npt.NDArray[np.int64],
-    model: ScoredTest,
-    labels: pd.Series,
-    attribute: str,
-    config: FairnessConfig,
-    seed: int,
+    model: ScoredTest, figures: Mapping[str, GroupFigures], attribute: str, config: FairnessConfig
 ) -> list[dict[str, object]]:
-    members = (labels == config.group).to_numpy()
-    reference = (labels == config.reference).to_numpy()
-    if members.sum() < config.min_group_size or reference.sum() < config.min_group_size:
+    members, reference = figures.get(config.group), figures.get(config.reference)
+    if members is None or reference is None:
         return []
-    rng = np.random.default_rng([seed, 11])
-    a_rows, b_rows = np.flatnonzero(members), np.flatnonzero(reference)
-    draws = [
-        (rng.choice(a_rows, a_rows.size), rng.choice(b_rows, b_rows.size))
-        for _ in range(config.n_bootstrap)
-    ]
-    out = []
-    for point in model.operating_points:
-        for name, outcome in (("fpr", 0), ("fnr", 1), ("selection_rate", None)):
-            rate = _flag_rate(point.threshold, outcome)
-            value = _safe_ratio(
-                rate(y[a_rows], model.score[a_rows]), rate(y[b_rows], model.score[b_rows])
-            )
-            samples = np.array(
-                [
-                    _safe_ratio(rate(y[a], model.score[a]), rate(y[b], model.score[b]))
-                    for a, b in draws
-                ]
-            )
-            finite = samples[np.isfinite(samples)]
-            low, high = np.percentile(finite, [2.5, 97.5]) if finite.size > 1 else (math.nan,) * 2
+    if min(members.n, reference.n) < config.min_group_size:
+        return []
+    out: list[dict[str, object]] = []
+    for i, point in enumerate(model.operating_points):
+        for name in ("fpr", "fnr", "selection_rate"):
+            key = f"{name}@{i}"
+            # The two groups are resampled independently, so the ratio's resamples are
+            # the ratios of theirs: the same draws as every other figure.
+            top, bottom = members.samples[key], reference.samples[key]
+            with np.errstate(invalid="ignore", divide="ignore"):
+                samples = np.where(bottom > 0, top / bottom, np.nan)
+            low, high = percentile_interval(samples)
             out.append(
                 {
                     "model": model.name,
@@ -395,9 +351,9 @@ def _ratio_rows(
                     "attribute": attribute,
                     "group": config.group,
                     "reference": config.reference,
-                    "value": value,
-                    "ci_low": float(low),
-                    "ci_high": float(high),
+                    "value": _safe_ratio(members.values[key], reference.values[key]),
+                    "ci_low": low,
+                    "ci_high": high,
                 }
             )
     return out

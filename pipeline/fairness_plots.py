@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 from matplotlib.figure import Figure
 
-from pipeline.fairness import METRIC_LABELS, FairnessAudit
+from pipeline.fairness import METRIC_LABELS, FairnessAudit, too_few
 
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 
@@ -22,6 +22,11 @@ def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
     ]
     series = list(dict.fromkeys(zip(table["model"], table["operating_point"], strict=True)))
     groups = list(dict.fromkeys(table["group"]))
+    sizes = table.groupby("group", sort=False)["n"].first()
+    # A group too small to judge has no points (its figures are NaN); its label says why.
+    names = [
+        f"{g}: {too_few(int(sizes[g]))}" if sizes[g] < audit.min_group_size else g for g in groups
+    ]
     fig = Figure(figsize=(12, 1.5 + 0.45 * len(groups) * max(len(series), 1) / 2))
     for column, metric in enumerate(("fpr", "fnr", "selection_rate")):
         ax = fig.add_subplot(1, 3, column + 1)
@@ -49,7 +54,7 @@ def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
                 label=f"{model} ({point})",
             )
         ticks = np.arange(len(groups)) * (len(series) + 1) + (len(series) - 1) / 2
-        ax.set_yticks(ticks, groups if column == 0 else [""] * len(groups))
+        ax.set_yticks(ticks, names if column == 0 else [""] * len(groups))
         ax.set(xlim=(0, 1), title=METRIC_LABELS[metric])
         ax.invert_yaxis()
     handles, labels = fig.axes[0].get_legend_handles_labels()

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 import pandas as pd
 
 from pipeline.document import number
-from pipeline.fairness import METRIC_LABELS, FairnessAudit, how_to_read
+from pipeline.fairness import METRIC_LABELS, FairnessAudit, how_to_read, too_few
 from pipeline.html import Drawable, escape, html_list, html_page, html_table, inline_png
 
 _CSS = (
@@ -25,11 +25,20 @@ _CSS = (
 
 
 def wide_table(audit: FairnessAudit) -> pd.DataFrame:
-    """Return :attr:`FairnessAudit.by_group` one row per figure, value with interval."""
+    """Return :attr:`FairnessAudit.by_group` one row per figure, value with interval.
+
+    A group below the reporting minimum reads "too few to judge (n = k)".
+    """
     table = audit.by_group.copy()
     table["value (95% CI)"] = [
-        _fmt(v) if math.isnan(lo) else f"{v:.3f} ({lo:.3f} to {hi:.3f})"
-        for v, lo, hi in zip(table["value"], table["ci_low"], table["ci_high"], strict=True)
+        too_few(int(n))
+        if n < audit.min_group_size
+        else _fmt(v)
+        if math.isnan(lo)
+        else f"{v:.3f} ({lo:.3f} to {hi:.3f})"
+        for n, v, lo, hi in zip(
+            table["n"], table["value"], table["ci_low"], table["ci_high"], strict=True
+        )
     ]
     table["metric"] = table["metric"].map(METRIC_LABELS)
     columns = ["attribute", "group", "n", "metric", "operating_point", "model", "value (95% CI)"]
@@ -64,7 +73,8 @@ def render_report(
         parts += [f"<h2>{escape(name)}</h2>", inline_png(fig, name)]
     parts += [
         "<h2>By group</h2>",
-        "<p>Groups smaller than the configured minimum have no intervals.</p>",
+        f"<p>Groups of fewer than {audit.min_group_size:,} people are too few to judge: "
+        "their size is shown, not their figures.</p>",
         _frame_table(wide_table(audit)),
         "<h2>Calibration within groups, by decile of score</h2>",
         _frame_table(audit.calibration_by_decile),

@@ -27,8 +27,8 @@ from pipeline.comparison import (
 )
 from pipeline.config import FairnessConfig, RiskTrainConfig
 from pipeline.evaluation import Evaluation
-from pipeline.fairness import FairnessAudit, audit_fairness
-from pipeline.jobs import Progress, Splits
+from pipeline.fairness import FairnessAudit, audit_fairness, too_few
+from pipeline.jobs import Progress, Splits, silent
 from pipeline.risk_families import (
     RecordedFamily,
     Selection,
@@ -206,35 +206,46 @@ class Audited:
     attributes: tuple[str, ...]
     #: The attribute the report's reading is written from: the ratio's, when the data has it.
     attribute: str = ""
+    #: desist's own error-rate ratios in words (the version's description quotes them).
+    headline: tuple[str, ...] = ()
+
+
+def ratio_lines(audit: FairnessAudit, model: ScoredTest, fair: FairnessConfig) -> list[str]:
+    """Return ``model``'s false positive rate ratio at each of its cut-offs, in words."""
+    lines = []
+    for point in model.operating_points:
+        ratio = audit.ratio(model.name, point.label)
+        if ratio is None:
+            continue
+        a = audit.value(model.name, fair.attribute, fair.group, "fpr", point.label)
+        b = audit.value(model.name, fair.attribute, fair.reference, "fpr", point.label)
+        lines.append(
+            f"False positive rate ratio {fair.group} / {fair.reference}, {model.name} at "
+            f"{point.label}: {ratio['value']:.2f} (95% CI {ratio['ci_low']:.2f} to "
+            f"{ratio['ci_high']:.2f}); FPR {a:.1%} vs {b:.1%}."
+        )
+    return lines
 
 
 def fairness_summary(audit: FairnessAudit, compared: Compared, fair: FairnessConfig) -> list[str]:
     """Return the audit's key figures in words, for the model card and the report."""
-    lines = []
-    for model in compared.scored:
-        for point in model.operating_points:
-            ratio = audit.ratio(model.name, point.label)
-            if ratio is None:
-                continue
-            a = audit.value(model.name, fair.attribute, fair.group, "fpr", point.label)
-            b = audit.value(model.name, fair.attribute, fair.reference, "fpr", point.label)
-            lines.append(
-                f"False positive rate ratio {fair.group} / {fair.reference}, {model.name} at "
-                f"{point.label}: {ratio['value']:.2f} (95% CI {ratio['ci_low']:.2f} to "
-                f"{ratio['ci_high']:.2f}); FPR {a:.1%} vs {b:.1%}."
-            )
+    lines = [line for model in compared.scored for line in ratio_lines(audit, model, fair)]
     for attribute in dict.fromkeys(audit.by_group["attribute"]):
         for model in compared.scored[:2]:
             rows = audit.by_group[
                 (audit.by_group["model"] == model.name)
                 & (audit.by_group["attribute"] == attribute)
                 & (audit.by_group["metric"] == "calibration_gap")
-                & audit.by_group["ci_low"].notna()
             ]
+            judged = rows[rows["n"] >= audit.min_group_size]
             gaps = ", ".join(
                 f"{r.group} {100 * r.value:+.1f} ({100 * r.ci_low:+.1f} to {100 * r.ci_high:+.1f})"
-                for r in rows.itertuples()
+                for r in judged.itertuples()
             )
+            small = rows[rows["n"] < audit.min_group_size]
+            if len(small):
+                gaps += "; " if gaps else ""
+                gaps += ", ".join(f"{r.group} {too_few(int(r.n))}" for r in small.itertuples())
             if gaps:
                 lines.append(
                     f"Calibration gap by {attribute}, {model.name} (predicted minus observed, "
@@ -248,8 +259,14 @@ def fairness_summary(audit: FairnessAudit, compared: Compared, fair: FairnessCon
     return lines
 
 
-def audit(config: RiskTrainConfig, splits: Splits, compared: Compared) -> Audited | None:
-    """Audit every compared score's fairness on the test split (None: no attribute recorded)."""
+def audit(
+    config: RiskTrainConfig, splits: Splits, compared: Compared, progress: Progress = silent
+) -> Audited | None:
+    """Audit every compared score's fairness on the test split (None: no attribute recorded).
+
+    The audit resamples each group as the evaluation does (its resample count
+    and seed), so desist's group intervals in the report are those of the card.
+    """
     groups = audited_groups(splits.test, config.audited_attributes)
     if not groups:
         return None
@@ -261,9 +278,12 @@ def audit(config: RiskTrainConfig, splits: Splits, compared: Compared) -> Audite
         banded=[DESIST],
         config=config.fairness,
         seed=config.evaluation.bootstrap_seed,
+        n_bootstrap=config.evaluation.n_bootstrap,
+        progress=progress,
     )
     attribute = (
         config.fairness.attribute if config.fairness.attribute in groups else next(iter(groups))
     )
     summary = fairness_summary(result, compared, config.fairness)
-    return Audited(result, summary, tuple(groups), attribute)
+    headline = tuple(ratio_lines(result, compared.scored[0], config.fairness))
+    return Audited(result, summary, tuple(groups), attribute, headline)

@@ -12,7 +12,7 @@ artifacts. Metrics go in one ``log_metrics`` per step, and files written with
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
@@ -192,8 +192,12 @@ def record_descriptions(
     compared: Compared,
     gate: CalibrationGateResult,
     family: str,
+    fairness: Sequence[str] = (),
 ) -> None:
-    """Write the registered model's and the new version's descriptions (read first)."""
+    """Write the registered model's and the new version's descriptions (read first).
+
+    ``fairness``: the audit's headline figures in words, as the card states them.
+    """
     client = tracker.client()
     name = config.registered_model
     client.update_registered_model(name, description=model_description(name, config.intended_use))
@@ -206,6 +210,7 @@ def record_descriptions(
         headline=evaluation.headline,
         comparisons=compared.gains,
         gate=gate,
+        fairness=fairness,
     )
     client.update_model_version(name, version, description=text)
 
@@ -246,7 +251,7 @@ def record_family(
 ) -> str:
     """Log a fitted family in its (active) child run; return its logged model's URI."""
     metrics = {
-        **fit.evaluation.metrics("test_"),
+        **fit.evaluation.metrics("test_", config.fairness.min_group_size),
         **fit.choice_metrics,
         "fit_seconds": fit.fit_seconds,
         "test_max_group_calibration_gap": fit.max_group_calibration_gap,
@@ -274,13 +279,16 @@ def record_family(
     return str(info.model_uri)
 
 
-def record_selection(selection: Selection) -> None:
-    """Log the families compared and the chosen one's test figures in the parent run."""
+def record_selection(selection: Selection, *, min_group_size: int = 0) -> None:
+    """Log the families compared and the chosen one's test figures in the parent run.
+
+    Groups smaller than ``min_group_size`` (the reporting minimum) log their size only.
+    """
     evaluation = selection.chosen.fit.evaluation
     mlflow.log_table(family_table(selection), "tables/family_comparison.json")
     mlflow.log_metrics(
         {
-            **evaluation.metrics("test_"),
+            **evaluation.metrics("test_", min_group_size),
             "test_max_group_calibration_gap": selection.chosen.fit.max_group_calibration_gap,
             "test_ece_noise_floor": selection.ece_noise_floor,
             "test_ece_noise_p": selection.ece_noise_p,

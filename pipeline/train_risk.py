@@ -106,7 +106,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         splits = _split(config, data, progress)
         screened = screen_single_features(config, splits.train, progress)
         selection = _fit_families(config, data, splits, experiment_id, progress)
-        record.record_selection(selection)
+        record.record_selection(selection, min_group_size=config.fairness.min_group_size)
         chosen, evaluation = selection.chosen.result, selection.chosen.fit.evaluation
         progress("Judging calibration on the test split ...")
         judged = judge_calibration(config, splits, selection)
@@ -117,7 +117,7 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
             compared = compare(config, splits, selection)
             record.record_comparison(staged, compared, y_test)
             progress("Auditing fairness ...")
-            audited = audit(config, splits, compared)
+            audited = audit(config, splits, compared, progress)
             if audited is not None:
                 record.record_audit(
                     staged,
@@ -151,7 +151,16 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         )
         record.record_full_card(tracker, card, chosen.run_id, run_id)
         record.record_descriptions(
-            tracker, config, data, splits, version, evaluation, compared, judged.test, chosen.family
+            tracker,
+            config,
+            data,
+            splits,
+            version,
+            evaluation,
+            compared,
+            judged.test,
+            chosen.family,
+            fairness=() if audited is None else audited.headline,
         )
     return TrainResult(
         run_id=run_id,
@@ -206,9 +215,12 @@ def _fit_families(
 ) -> Selection:
     """Fit and record each family in its own child run, then choose one."""
     families = []
-    for settings in config.models:
+    for i, settings in enumerate(config.models, start=1):
         with record.family_run(experiment_id, settings) as family_run_id:
             fit = fit_family(config, settings, splits, progress)
+            progress(
+                f"  {settings.family} ({i}/{len(config.models)}): logging plots, card, model ..."
+            )
             uri = record.record_family(config, data, splits, fit, family_run_id)
         families.append(RecordedFamily(fit, fit.result(family_run_id), uri))
     y_test = splits.test[config.target].to_numpy(dtype=int)

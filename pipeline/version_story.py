@@ -53,11 +53,13 @@ def version_description(
     headline: Mapping[str, float],
     comparisons: Mapping[str, tuple[float, float, float]],
     gate: CalibrationGateResult,
+    fairness: Sequence[str] = (),
 ) -> str:
     """Return a version's description: what, trained on what, headline figures, gate in words.
 
     ``comparisons`` maps another score's name to desist's AUC gain over it
-    (gain, 95 % low, high) on the same test rows.
+    (gain, 95 % low, high) on the same test rows; ``fairness`` holds the
+    audit's headline ratios in words, as the card and the report state them.
     """
     lines = [
         f"{family} model trained on {dataset} ({n_train:,} people; data sha256 {digest[:12]}), "
@@ -71,6 +73,7 @@ def version_description(
             f"AUC {gain:+.3f} over {other} on the same test people (95% CI {low:+.3f} to "
             f"{high:+.3f})."
         )
+    lines += fairness
     lines.append(calibration_words(gate))
     lines.append(_NOT_YET)
     return "\n\n".join(lines)

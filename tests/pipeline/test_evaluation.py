@@ -203,3 +203,16 @@ def test_invalid_groups_and_bootstrap_counts_raise_value_error() -> None:
         evaluate_scores(y, p, bands=BANDS, groups={"sex": np.zeros(99)})
     with pytest.raises(ValueError, match="n_bootstrap"):
         evaluate_scores(y, p, bands=BANDS, groups={}, n_bootstrap=-1)
+
+
+def test_a_group_below_the_reporting_minimum_logs_its_size_only() -> None:
+    y, p = calibrated(2_000, seed=12)
+    group = np.where(np.arange(2_000) < 3, "few", "many")
+    metrics = evaluate_scores(y, p, bands=BANDS, groups={"g": group}, n_bootstrap=20).metrics(
+        "test_", min_group_size=50
+    )
+    assert metrics["test_group_g_few_n"] == 3
+    assert not [
+        name for name in metrics if name.startswith("test_group_g_few_") and not name.endswith("_n")
+    ]
+    assert "test_group_g_many_roc_auc" in metrics

@@ -6,6 +6,7 @@ import numpy as np
 
 from models.bands import RiskBands
 from pipeline.comparison import OperatingPoint, ScoredTest
+from pipeline.evaluation import evaluate_scores
 from pipeline.fairness import IMPOSSIBILITY, audit_fairness
 from pipeline.fairness_plots import plot_error_rates
 from pipeline.fairness_report import render_report
@@ -50,3 +51,46 @@ def test_report_states_the_impossibility_results_and_embeds_figures() -> None:
     page = render_report(audit, {"Error rates": plot_error_rates(audit, "group")}, ["x"], "T")
     assert "Chouldechova" in page and IMPOSSIBILITY[:40] in page
     assert "data:image/png;base64," in page and "<table>" in page
+
+
+def test_the_audit_and_the_evaluation_give_a_group_figure_one_interval() -> None:
+    y, risk, group = calibrated_two_groups()
+    model = ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),))
+    audit = audit_fairness(
+        y,
+        [model],
+        {"group": group},
+        bands=RiskBands(),
+        banded=[],
+        config=CONFIG,
+        seed=3,
+        n_bootstrap=40,
+    )
+    evaluation = evaluate_scores(
+        y, risk, bands=RiskBands(), groups={"group": group}, n_bootstrap=40, seed=3
+    )
+    table = audit.by_group.set_index(["group", "metric"])
+    for row in evaluation.group_table[evaluation.group_table["n"] >= 50].itertuples():
+        for metric, low, high in (
+            ("roc_auc", row.roc_auc_ci_low, row.roc_auc_ci_high),
+            ("calibration_gap", row.calibration_gap_ci_low, row.calibration_gap_ci_high),
+        ):
+            found = table.loc[(row.group, metric)]
+            assert (found["ci_low"], found["ci_high"]) == (low, high)
+            assert found["value"] == getattr(row, metric)
+
+
+def test_a_group_below_the_minimum_keeps_its_size_and_no_figure() -> None:
+    y, risk, group = calibrated_two_groups()
+    y = y.copy()
+    y[:30] = 1  # the tiny group only re-offends: its AUC would read n/a, its FNR 0.0
+    model = ScoredTest("model", risk, risk, (OperatingPoint("p >= 0.5", 0.5),))
+    audit = audit_fairness(
+        y, [model], {"group": group}, bands=RiskBands(), banded=[], config=CONFIG, seed=0
+    )
+    tiny = audit.by_group[audit.by_group["group"] == "tiny"]
+    assert (tiny["n"] == 30).all() and tiny["value"].isna().all()
+    assert math.isnan(audit.value("model", "group", "tiny", "fnr", "p >= 0.5"))
+    assert audit.min_group_size == CONFIG.min_group_size
+    page = render_report(audit, {}, [], "T")
+    assert "too few to judge (n = 30)" in page

@@ -20,7 +20,12 @@ def test_error_rates_have_a_panel_per_rate_and_a_series_per_model_and_cut_off(
     assert titles == ["false positive rate", "false negative rate", "selection rate (flagged)"]
     labels = fig.axes[0].get_legend_handles_labels()[1]
     assert labels == ["model (p >= 0.5)", "tool (tool >= 5)"]
-    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == ["a", "b", "tiny"]
+    # A group below the reporting minimum is named, with no points: too few to judge.
+    assert [t.get_text() for t in fig.axes[0].get_yticklabels()] == [
+        "a",
+        "b",
+        "tiny: too few to judge (n = 30)",
+    ]
     assert "95% intervals" in fig.get_suptitle()
 
 

@@ -55,9 +55,14 @@ def test_the_audit_summarises_rates_and_gaps_and_ends_with_the_impossibility_not
     job: tuple[RiskTrainConfig, Splits, Selection, Compared],
 ) -> None:
     config, splits, _, compared = job
-    audited = audit(config, splits, compared)
+    lines: list[str] = []
+    audited = audit(config, splits, compared, lines.append)
     assert audited is not None
     assert "ethnicity" in audited.attributes
+    # A progress line per attribute, with a count.
+    assert len(lines) == len(audited.attributes)
+    assert lines[0].startswith(f"  fairness 1/{len(audited.attributes)}: ")
+    assert audited.headline and audited.headline[0] in audited.summary
     assert any(
         line.startswith("False positive rate ratio black / white") for line in audited.summary
     )

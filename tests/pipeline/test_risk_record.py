@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import html
 from pathlib import Path
 
 import mlflow
@@ -25,6 +26,7 @@ from pipeline.risk_record import (
     slug,
 )
 from pipeline.tracking import Tracker
+from pipeline.train_risk import TrainResult
 
 RNG = np.random.default_rng(0)
 P = RNG.uniform(0.05, 0.95, 1_000)
@@ -126,3 +128,47 @@ def test_the_audit_is_staged_as_figures_tables_and_a_report(tmp_path: Path) -> N
         "plots/fairness_calibration_within_groups_of_ethnicity.png",
     } <= names
     assert "test_fpr_ratio_desist_0" in tracker.get_run(run.info.run_id).data.metrics
+
+
+def test_the_card_the_report_and_the_metrics_show_one_interval_per_figure(
+    trained: tuple[Tracker, TrainResult],
+) -> None:
+    """Rendered from one job: desist's group AUC reads the same in its card and its report."""
+    tracker, result = trained
+    client = tracker.client()
+    card = Path(client.download_artifacts(result.run_id, "model_card.md")).read_text()
+    report = html.unescape(
+        Path(client.download_artifacts(result.run_id, "fairness/report.html")).read_text()
+    )
+    by_group = pd.read_csv(client.download_artifacts(result.run_id, "fairness/by_group.csv"))
+    metrics = client.get_run(result.run_id).data.metrics
+    minimum = small_config().fairness.min_group_size
+    auc = by_group[(by_group["model"] == "desist") & (by_group["metric"] == "roc_auc")]
+    judged, small = auc[auc["n"] >= minimum], auc[auc["n"] < minimum]
+    assert len(judged) >= 3 and len(small) >= 1  # the small config has both kinds
+    for row in judged.itertuples():
+        interval = f"{row.value:.3f} ({row.ci_low:.3f} to {row.ci_high:.3f})"
+        card_row = next(
+            line
+            for line in card.splitlines()
+            if line.startswith(f"| {row.attribute} | {row.group} |")
+        )
+        assert card_row.split(" | ")[3] == interval
+        cells = f"<td>{row.attribute}</td><td>{row.group}</td><td>{row.n}</td><td>ROC AUC</td>"
+        assert f"{cells}<td>-</td><td>desist</td><td>{interval}</td>" in report
+        stem = f"test_group_{slug(row.attribute)}_{slug(row.group)}"
+        assert metrics[f"{stem}_roc_auc_ci_low"] == row.ci_low
+        assert metrics[f"{stem}_roc_auc_ci_high"] == row.ci_high
+    for row in small.itertuples():
+        stem = f"test_group_{slug(row.attribute)}_{slug(row.group)}"
+        assert f"{stem}_roc_auc" not in metrics and metrics[f"{stem}_n"] == row.n
+        assert (
+            f"| {row.attribute} | {row.group} | {row.n:,} | too few to judge (n = {row.n})" in card
+        )
+        assert (
+            f"<td>ROC AUC</td><td>-</td><td>desist</td><td>too few to judge (n = {row.n})" in report
+        )
+    # The version's description quotes the same ratio as the card and the report.
+    version = client.get_model_version("desist-risk", result.version)
+    ratio_line = next(line for line in result.fairness_summary if "ratio" in line)
+    assert ratio_line in (version.description or "") and ratio_line in card and ratio_line in report

@@ -41,8 +41,13 @@ def test_a_version_description_says_what_on_what_figures_and_gate() -> None:
         headline=HEADLINE,
         comparisons={"COMPAS decile": (0.04, 0.01, 0.07)},
         gate=_gate(),
+        fairness=[
+            "False positive rate ratio a / b, desist at p >= 0.5: 1.20 (95% CI 1.01 to 1.41)."
+        ],
     )
     assert text.startswith("average model trained on broward (4,616 people")
+    # The audit's headline ratio, in the words the card and the report use.
+    assert "\n\nFalse positive rate ratio a / b, desist at p >= 0.5: 1.20 (95% CI" in text
     assert "Test ROC AUC 0.731 (95% CI 0.700 to 0.760)" in text
     assert "AUC +0.040 over COMPAS decile" in text
     assert "Too few to judge: sex=female (n = 5)." in text

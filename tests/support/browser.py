@@ -165,24 +165,28 @@ class MlflowServer:
     tracking_uri: str
 
 
-@pytest.fixture
-def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
-    """A real ``mlflow server`` on loopback, SQLite store and artifacts in ``tmp_path``."""
+@contextlib.contextmanager
+def running_mlflow_server(folder: Path) -> Iterator[MlflowServer]:
+    """Run a real ``mlflow server`` on loopback for the block, its store and files in ``folder``.
+
+    A module can share one server (its start and the UI's first load are the
+    slow part) by calling this from a module-scoped fixture.
+    """
     mlflow = Path(sys.executable).with_name("mlflow")
     executable = str(mlflow) if mlflow.exists() else shutil.which("mlflow")
     if executable is None:
         pytest.skip("the mlflow command is not installed")
     port = free_port()
     url = f"http://127.0.0.1:{port}"
-    log = (tmp_path / "mlflow-server.log").open("wb")
+    log = (folder / "mlflow-server.log").open("wb")
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true"}
     command = [
         executable,
         "server",
         "--backend-store-uri",
-        f"sqlite:///{tmp_path / 'mlflow.db'}",
+        f"sqlite:///{folder / 'mlflow.db'}",
         "--artifacts-destination",
-        str(tmp_path / "artifacts"),
+        str(folder / "artifacts"),
         "--host",
         "127.0.0.1",
         "--port",
@@ -194,7 +198,7 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
         command, stdout=log, stderr=subprocess.STDOUT, env=env, start_new_session=True
     )
     try:
-        _wait_for(url, process, tmp_path / "mlflow-server.log")
+        _wait_for(url, process, folder / "mlflow-server.log")
         yield MlflowServer(url=url, tracking_uri=url)
     finally:
         with contextlib.suppress(ProcessLookupError):
@@ -205,6 +209,13 @@ def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
             os.killpg(process.pid, 9)
             process.wait(timeout=5)
         log.close()
+
+
+@pytest.fixture
+def mlflow_server(tmp_path: Path) -> Iterator[MlflowServer]:
+    """A real ``mlflow server`` on loopback, SQLite store and artifacts in ``tmp_path``."""
+    with running_mlflow_server(tmp_path) as server:
+        yield server
 
 
 def _wait_for(url: str, process: subprocess.Popen[bytes], log: Path) -> None:
