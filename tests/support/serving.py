@@ -69,3 +69,12 @@ def audit_rows(settings: Settings, table: Table = audit_table) -> int:
 
 def recommendation_rows(settings: Settings) -> int:
     return audit_rows(settings, recommendation_audit_table)
+
+
+def audited_subject_refs(database_url: str) -> list[str]:
+    """Return the ``subject_ref`` of every row of the score audit log at ``database_url``."""
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
+    engine.dispose()
+    return list(refs)
