@@ -14,6 +14,7 @@ from benchmarks.support.registry import Store
 from serving.app import create_app
 from serving.commands import create_key
 from serving.database import audit_table, make_engine, recommendation_audit_table
+from serving.keys import KeyStore
 from serving.settings import Settings
 
 
@@ -57,6 +58,13 @@ def start_service(
         before_start()
     with TestClient(create_app(settings)) as client:
         yield Service(client, settings, score_key, admin_key)
+
+
+def key_store_with_key(tmp_path: Path, cache_seconds: float) -> tuple[KeyStore, str, str]:
+    """Return a key store under ``tmp_path`` with one score key of client ``c``: its id, the key."""
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=cache_seconds)
+    key_id, key = keys.create_key("c", "score")
+    return keys, key_id, key
 
 
 def audit_rows(settings: Settings, table: Table = audit_table) -> int:
