@@ -51,6 +51,7 @@ DOCS_POLICY = (
 def _add_page(
     app: FastAPI,
     path: str,
+    name: str,
     render: Callable[..., HTMLResponse],
     title: str,
     assets: dict[str, str],
@@ -73,6 +74,7 @@ def _add_page(
         html.headers["Content-Security-Policy"] = DOCS_POLICY
         return html
 
+    page.__name__ = name  # the route's name, as a function of its own would give it
     app.get(path, include_in_schema=False)(page)
 
 
@@ -88,6 +90,7 @@ def make_docs_app(*, docs: bool = True, **options: Any) -> FastAPI:
     _add_page(
         app,
         "/docs",
+        "swagger_ui",
         get_swagger_ui_html,
         "Swagger UI",
         {
@@ -101,6 +104,7 @@ def make_docs_app(*, docs: bool = True, **options: Any) -> FastAPI:
     _add_page(
         app,
         "/redoc",
+        "redoc",
         get_redoc_html,
         "ReDoc",
         {"redoc_js_url": REDOC_SCRIPT_URL, "redoc_favicon_url": f"{DOCS_ASSETS_URL}/favicon.png"},
