@@ -107,28 +107,42 @@ def audit_check(settings: Settings, load: Load) -> dict[str, Any]:
     }
 
 
-def kill9(home: Path, scratch: Path, seconds: float, every: float, url: str | None) -> Any:
-    settings = service_settings(home, scratch, **({"database_url": url} if url else {}))
-    key = create_key("load", "score", settings=settings)
+def kill_and_restart(live: LiveService, seconds: float, every: float) -> list[float]:
+    """SIGKILL ``live`` every ``every`` s for ``seconds``, restarting it at once.
+
+    Returns the seconds each restart took.
+    """
     restarts = []
-    with LiveService(settings, scratch / "kill9.log") as live:
+    end = time.monotonic() + seconds
+    while time.monotonic() + every < end:
+        time.sleep(every)
+        live.kill()
+        started = time.monotonic()
         live.start()
-        with Load(http_sender(live.url, key)) as load:
-            end = time.monotonic() + seconds
-            while time.monotonic() + every < end:
-                time.sleep(every)
-                live.kill()
-                started = time.monotonic()
-                live.start()
-                restarts.append(round(time.monotonic() - started, 2))
-            load.wait_for(200, 20)
+        restarts.append(round(time.monotonic() - started, 2))
+    return restarts
+
+
+def kill9_figures(restarts: list[float], load: Load, check: dict[str, Any]) -> dict[str, Any]:
+    """The figures of a kill -9 scenario: the kills, the answers, and ``check`` on what was kept."""
     return {
         "kills": len(restarts),
         "restart_seconds": restarts,
         "statuses": dict(load.statuses()),
         "transport_errors_while_down": load.transport_errors,
-        **audit_check(settings, load),
+        **check,
     }
+
+
+def kill9(home: Path, scratch: Path, seconds: float, every: float, url: str | None) -> Any:
+    settings = service_settings(home, scratch, **({"database_url": url} if url else {}))
+    key = create_key("load", "score", settings=settings)
+    with LiveService(settings, scratch / "kill9.log") as live:
+        live.start()
+        with Load(http_sender(live.url, key)) as load:
+            restarts = kill_and_restart(live, seconds, every)
+            load.wait_for(200, 20)
+    return kill9_figures(restarts, load, audit_check(settings, load))
 
 
 def kill9_oversight(
@@ -137,26 +151,13 @@ def kill9_oversight(
     settings = service_settings(home, scratch, **({"database_url": url} if url else {}))
     score_key = create_key("case-system", "score", settings=settings)
     feed_key = create_key("records-office", "outcomes", settings=settings)
-    restarts = []
     with LiveService(settings, scratch / "kill9.log") as live:
         live.start()
         pool = serve_pool(live.url, score_key)
         with Load(oversight_sender(live.url, score_key, feed_key, pool)) as load:
-            end = time.monotonic() + seconds
-            while time.monotonic() + every < end:
-                time.sleep(every)
-                live.kill()
-                started = time.monotonic()
-                live.start()
-                restarts.append(round(time.monotonic() - started, 2))
+            restarts = kill_and_restart(live, seconds, every)
             load.wait_for(201, 20)
-    return {
-        "kills": len(restarts),
-        "restart_seconds": restarts,
-        "statuses": dict(load.statuses()),
-        "transport_errors_while_down": load.transport_errors,
-        **oversight_check(settings, load),
-    }
+    return kill9_figures(restarts, load, oversight_check(settings, load))
 
 
 def outage(

@@ -23,15 +23,16 @@ from __future__ import annotations
 import csv
 import hashlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel
-from sqlalchemy import Connection, Engine, Table, func, insert, select
+from sqlalchemy import ColumnElement, Connection, Engine, Table, and_, func, insert, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
+from data.decisions import DecisionRequest
 from serving.database import (
     audit_table,
     decision_audit_table,
@@ -54,6 +55,11 @@ AUDIT_TABLES: dict[str, Table] = {
 OVERSIGHT_KINDS = ("decisions", "outcomes")
 #: Transactions tried when two decisions race for the same revision of one score.
 REVISION_ATTEMPTS = 20
+
+
+def served_to(table: Table, request_id: str, subject_ref: str) -> ColumnElement[bool]:
+    """Return the condition on ``table``'s rows: served under ``request_id`` for ``subject_ref``."""
+    return and_(table.c.request_id == request_id, table.c.subject_ref == subject_ref)
 
 
 def input_digest(assessment: BaseModel) -> str:
@@ -106,6 +112,12 @@ class DecisionRecord:
     reason: str | None
     practitioner_ref: str
     revision: int = 0
+
+    @classmethod
+    def from_request(cls, decision: DecisionRequest) -> DecisionRecord:
+        """Return a checked decision as recorded: field for field; its revision comes at commit."""
+        requested = {f.name for f in fields(cls)} - {"revision"}
+        return cls(**decision.model_dump(include=requested))
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,45 +207,15 @@ class AuditLog:
             "recommendations": _Insert(engine, recommendation_audit_table),
         }
 
-    def record(
-        self,
-        *,
-        client: str,
-        request_id: str,
-        model_name: str,
-        model_version: str,
-        records: Sequence[AuditRecord],
-    ) -> None:
-        """Insert the score rows of one request in a single transaction.
+    def record(self, entry: AuditEntry) -> None:
+        """Insert the rows of one request (scores, recommendations, ...) in a single transaction.
 
         Raises
         ------
         AuditWriteError
             If the rows could not be committed; none of them then exists.
         """
-        self.record_all(
-            [AuditEntry("scores", client, request_id, model_name, model_version, records)]
-        )
-
-    def record_recommendations(
-        self,
-        *,
-        client: str,
-        request_id: str,
-        model_name: str,
-        model_version: str,
-        records: Sequence[RecommendationRecord],
-    ) -> None:
-        """Insert the recommendation rows of one request in a single transaction.
-
-        Raises
-        ------
-        AuditWriteError
-            If the rows could not be committed; none of them then exists.
-        """
-        self.record_all(
-            [AuditEntry("recommendations", client, request_id, model_name, model_version, records)]
-        )
+        self.record_all([entry])
 
     def record_all(
         self,
@@ -342,16 +324,14 @@ def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
         for served in (audit_table, recommendation_audit_table):
             conn.execute(
                 select(served.c.id)
-                .where(served.c.request_id == record.request_id)
-                .where(served.c.subject_ref == record.subject_ref)
+                .where(served_to(served, record.request_id, record.subject_ref))
                 .with_for_update()
             ).all()
         # Counted in this transaction, so a second decision of the same group sees the first;
         # a concurrent one committing the same revision first fails the unique constraint.
         latest = conn.execute(
             select(func.coalesce(func.max(table.c.revision), 0)).where(
-                table.c.request_id == record.request_id,
-                table.c.subject_ref == record.subject_ref,
+                served_to(table, record.request_id, record.subject_ref)
             )
         ).scalar_one()
         record.revision = int(latest) + 1

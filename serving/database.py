@@ -44,12 +44,19 @@ log = get_logger("serving.database")
 metadata = MetaData()
 
 
-def _audit_columns() -> list[Column[Any]]:
-    """Return what every audit row records: when, who asked, for whom, which model, which inputs."""
+def _recorded_columns() -> list[Column[Any]]:
+    """Return the columns every audit log starts with: the row's id, when, and which client."""
     return [
         Column("id", Integer, primary_key=True, autoincrement=True),
         Column("time", DateTime(timezone=True), nullable=False, index=True),
         Column("client", String(128), nullable=False),
+    ]
+
+
+def _audit_columns() -> list[Column[Any]]:
+    """Return what every served row records: when, who asked, for whom, which model and inputs."""
+    return [
+        *_recorded_columns(),
         Column("request_id", String(64), nullable=False, index=True),
         Column("subject_ref", String(128), nullable=False),
         Column("model_name", String(128), nullable=False),
@@ -97,9 +104,7 @@ unanswered_table = Table(
 decision_audit_table = Table(
     "decision_audit",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", DateTime(timezone=True), nullable=False, index=True),
-    Column("client", String(128), nullable=False),
+    *_recorded_columns(),
     Column("decision_request_id", String(64), nullable=False),
     Column("request_id", String(64), nullable=False, index=True),
     Column("subject_ref", String(128), nullable=False),
@@ -117,9 +122,7 @@ decision_audit_table = Table(
 outcome_audit_table = Table(
     "outcome_audit",
     metadata,
-    Column("id", Integer, primary_key=True, autoincrement=True),
-    Column("time", DateTime(timezone=True), nullable=False, index=True),
-    Column("client", String(128), nullable=False),
+    *_recorded_columns(),
     Column("request_id", String(64), nullable=False, index=True),
     Column("subject_ref", String(128), nullable=False, index=True),
     Column("outcome_date", Date, nullable=True),

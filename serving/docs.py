@@ -11,6 +11,7 @@ this origin, and Swagger UI sends the schema to no validator.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -47,6 +48,36 @@ DOCS_POLICY = (
 )
 
 
+def _add_page(
+    app: FastAPI,
+    path: str,
+    name: str,
+    render: Callable[..., HTMLResponse],
+    title: str,
+    assets: dict[str, str],
+    **options: Any,
+) -> None:
+    """Add the page ``render`` makes at ``path``: its assets under the root path, the policy set.
+
+    ``assets`` maps ``render``'s URL arguments to paths on this service; ``options``
+    are its other arguments.
+    """
+
+    async def page(request: Request) -> HTMLResponse:
+        root = request.scope.get("root_path", "")
+        html = render(
+            openapi_url=f"{root}{app.openapi_url}",
+            title=f"{app.title} - {title}",
+            **{name: f"{root}{url}" for name, url in assets.items()},
+            **options,
+        )
+        html.headers["Content-Security-Policy"] = DOCS_POLICY
+        return html
+
+    page.__name__ = name  # the route's name, as a function of its own would give it
+    app.get(path, include_in_schema=False)(page)
+
+
 def make_docs_app(*, docs: bool = True, **options: Any) -> FastAPI:
     """Return a FastAPI app with the docs' assets mounted and ``/docs`` and ``/redoc`` added.
 
@@ -56,35 +87,29 @@ def make_docs_app(*, docs: bool = True, **options: Any) -> FastAPI:
     if not docs:
         return FastAPI(docs_url=None, redoc_url=None, openapi_url=None, **options)
     app = FastAPIOffline(docs_url=None, redoc_url=None, static_url=DOCS_ASSETS_URL, **options)
-    headers = {"Content-Security-Policy": DOCS_POLICY}
-
-    @app.get("/docs", include_in_schema=False)
-    async def swagger_ui(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        page = get_swagger_ui_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} - Swagger UI",
-            swagger_js_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
-            swagger_css_url=f"{root}{DOCS_ASSETS_URL}/swagger-ui.css",
-            swagger_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
-            # No validator badge: Swagger UI would send the schema to validator.swagger.io.
-            swagger_ui_parameters={"validatorUrl": None},
-        )
-        page.headers.update(headers)
-        return page
-
-    @app.get("/redoc", include_in_schema=False)
-    async def redoc(request: Request) -> HTMLResponse:
-        root = request.scope.get("root_path", "")
-        page = get_redoc_html(
-            openapi_url=f"{root}{app.openapi_url}",
-            title=f"{app.title} - ReDoc",
-            redoc_js_url=f"{root}{REDOC_SCRIPT_URL}",
-            redoc_favicon_url=f"{root}{DOCS_ASSETS_URL}/favicon.png",
-            with_google_fonts=False,
-        )
-        page.headers.update(headers)
-        return page
+    _add_page(
+        app,
+        "/docs",
+        "swagger_ui",
+        get_swagger_ui_html,
+        "Swagger UI",
+        {
+            "swagger_js_url": f"{DOCS_ASSETS_URL}/swagger-ui-bundle.js",
+            "swagger_css_url": f"{DOCS_ASSETS_URL}/swagger-ui.css",
+            "swagger_favicon_url": f"{DOCS_ASSETS_URL}/favicon.png",
+        },
+        # No validator badge: Swagger UI would send the schema to validator.swagger.io.
+        swagger_ui_parameters={"validatorUrl": None},
+    )
+    _add_page(
+        app,
+        "/redoc",
+        "redoc",
+        get_redoc_html,
+        "ReDoc",
+        {"redoc_js_url": REDOC_SCRIPT_URL, "redoc_favicon_url": f"{DOCS_ASSETS_URL}/favicon.png"},
+        with_google_fonts=False,
+    )
 
     @app.get(REDOC_SCRIPT_URL, include_in_schema=False)
     async def redoc_bundle() -> Response:

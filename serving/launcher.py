@@ -50,7 +50,7 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def _environment(settings: Settings) -> dict[str, str]:
+def service_environment(settings: Settings) -> dict[str, str]:
     """Return the parent's environment with ``settings`` as ``DESIST_*`` variables."""
     values = {
         f"DESIST_{name.upper()}": str(value)
@@ -84,19 +84,28 @@ def running_service(
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", code],
-            env={**_environment(settings), **metrics},
+            env={**service_environment(settings), **metrics},
             stdout=subprocess.DEVNULL,
             stderr=log,
             start_new_session=True,  # its own process group: the stop reaches all of it
         )
         try:
-            _wait_ready(process, url, log_path, timeout)
+            wait_ready(process, url, log_path, timeout)
             yield RunningService(url, process)
         finally:
             _stop(process)
 
 
-def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: float) -> None:
+def wait_ready(
+    process: subprocess.Popen[bytes], url: str, log: Path, timeout: float, path: str = "/readyz"
+) -> None:
+    """Return once ``url`` + ``path`` answers 200 (``/healthz`` only says the process is up).
+
+    Raises
+    ------
+    ServiceStartError
+        If the process exits first, or ``timeout`` seconds pass.
+    """
     deadline = time.monotonic() + timeout
     while True:
         if process.poll() is not None:
@@ -105,7 +114,7 @@ def _wait_ready(process: subprocess.Popen[bytes], url: str, log: Path, timeout: 
                 f"(its log: {log})"
             )
         with contextlib.suppress(httpx.TransportError):
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+            if httpx.get(f"{url}{path}", timeout=2).status_code == 200:
                 return
         if time.monotonic() > deadline:
             raise ServiceStartError(f"the service was not ready within {timeout:.0f} s ({log})")

@@ -10,6 +10,7 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable, MutableMapping
+from dataclasses import dataclass
 from typing import Any
 
 from fastapi.responses import JSONResponse
@@ -36,26 +37,19 @@ class _BodyTimeoutError(Exception):
     """The next part of a request body did not arrive in time."""
 
 
+@dataclass(frozen=True, slots=True)
 class RequestContextMiddleware:
     """Give each request an id, cap its body, and log and count it when done.
 
     A plain ASGI middleware (not ``BaseHTTPMiddleware``), as it runs on every
-    request and must stay cheap.
+    request and must stay cheap. Starlette builds it as ``cls(app, **options)``.
     """
 
-    def __init__(
-        self,
-        app: ASGIApp,
-        max_body_bytes: int,
-        metrics: Metrics,
-        max_header_bytes: int = 16_384,
-        body_timeout: float = 10.0,
-    ) -> None:
-        self.app = app
-        self.max_body_bytes = max_body_bytes
-        self.max_header_bytes = max_header_bytes
-        self.body_timeout = body_timeout
-        self.metrics = metrics
+    app: ASGIApp
+    max_body_bytes: int
+    metrics: Metrics
+    max_header_bytes: int = 16_384
+    body_timeout: float = 10.0
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Handle one ASGI call."""

@@ -32,7 +32,7 @@ from data.decisions import DecisionRequest, override_problem
 from data.errors import SchemaValidationError
 from data.outcomes import FOLLOW_UP_END, OUTCOME_DATE, load_outcomes, validate_outcomes
 from data.schema import ID_FIELD
-from serving.audit import AuditEntry, AuditLog, DecisionRecord, OutcomeRecord
+from serving.audit import AuditEntry, AuditLog, DecisionRecord, OutcomeRecord, served_to
 from serving.database import audit_table, recommendation_audit_table
 from serving.errors import DatabaseUnavailableError, InvalidRequestError, UnknownScoreError
 from serving.keys import Client
@@ -67,16 +67,14 @@ def find_served(engine: Engine, request_id: str, subject_ref: str) -> Served:
         with engine.connect() as conn:
             band = conn.execute(
                 select(audit_table.c.risk_band)
-                .where(audit_table.c.request_id == request_id)
-                .where(audit_table.c.subject_ref == subject_ref)
+                .where(served_to(audit_table, request_id, subject_ref))
                 .limit(1)
             ).scalar()
             if band is not None:
                 return Served("scores", str(band))
             recommended = conn.execute(
                 select(recommendation_audit_table.c.id)
-                .where(recommendation_audit_table.c.request_id == request_id)
-                .where(recommendation_audit_table.c.subject_ref == subject_ref)
+                .where(served_to(recommendation_audit_table, request_id, subject_ref))
                 .limit(1)
             ).scalar()
     except SQLAlchemyError as err:
@@ -108,15 +106,7 @@ def decide(
         raise InvalidRequestError(
             [{"type": "override_unchanged", "loc": ("override_band",), "msg": problem}]
         )
-    record = DecisionRecord(
-        request_id=decision.request_id,
-        subject_ref=decision.subject_ref,
-        decision=decision.decision,
-        override_band=decision.override_band,
-        override_action=decision.override_action,
-        reason=decision.reason,
-        practitioner_ref=decision.practitioner_ref,
-    )
+    record = DecisionRecord.from_request(decision)
     entry = AuditEntry("decisions", client.name, request_id, "", "", [record])
     return (record, served), entry
 

@@ -19,7 +19,7 @@ import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, TypedDict, TypeVar
 
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
@@ -76,11 +76,21 @@ def _provenance(tags: dict[str, str]) -> dict[str, Any]:
     }
 
 
+#: The figures ``GET /v1/models`` reports of each kind of model: its name there -> the tag.
+_RISK_FIGURES = {
+    "test_roc_auc": TAG_AUC,
+    "test_ece": TAG_ECE,
+    "max_group_calibration_gap": TAG_GROUP_GAP,
+}
+_PATHWAY_FIGURES = {
+    "estimated_policy_value": TAG_POLICY_VALUE,
+    "estimated_rnr_value": TAG_RNR_VALUE,
+}
+_PATHWAY_FAMILY = "doubly robust per-programme effects"
+
+
 def _describe(
-    model: LoadedModel | LoadedPathwayModel,
-    kind: str,
-    details: dict[str, Any],
-    metrics: dict[str, float | None],
+    model: ServedVersion, kind: str, details: dict[str, Any], figures: dict[str, str]
 ) -> dict[str, Any]:
     """Return what ``GET /v1/models`` says of a served version: who it is, then its own facts."""
     return {
@@ -92,69 +102,71 @@ def _describe(
         **_provenance(model.tags),
         # The service's own link: the tag's runs:/ URI opens nowhere outside MLflow.
         "model_card": card_url(model.name, model.version) if TAG_MODEL_CARD in model.tags else None,
-        "metrics": metrics,
+        "metrics": {name: _figure(model.tags, tag) for name, tag in figures.items()},
         "artifact_digest": model.digest,
         "loaded_at": model.loaded_at.isoformat(timespec="seconds"),
     }
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedModel:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ServedVersion:
+    """A registered version being served: who it is, and what it was verified against."""
+
+    name: str
+    version: str
+    alias: str
+    digest: str
+    tags: dict[str, str]
+    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+
+
+class _Registration(TypedDict):
+    """The :class:`ServedVersion` fields of a fetched version, as keyword arguments."""
+
+    name: str
+    version: str
+    alias: str
+    digest: str
+    tags: dict[str, str]
+
+
+def _registration(settings: Settings, name: str, fetched: FetchedModel[Any]) -> _Registration:
+    return _Registration(
+        name=name,
+        version=str(fetched.version),
+        alias=settings.model_alias,
+        digest=fetched.digest,
+        tags=fetched.tags,
+    )
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedModel(ServedVersion):
     """A registered risk-model version, verified and ready to score."""
 
-    name: str
-    version: str
-    alias: str
     scorer: Scorer
-    digest: str
-    tags: dict[str, str]
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def describe(self) -> dict[str, Any]:
         """Return what ``GET /v1/models`` says about this version."""
-        return _describe(
-            self,
-            "risk",
-            {
-                "family": self.tags.get(TAG_FAMILY),
-                "explanation_method": self.scorer.method,
-                "features": list(self.scorer.features),
-                "bands": list(self.scorer.bands.cutoffs),
-            },
-            {
-                "test_roc_auc": _figure(self.tags, TAG_AUC),
-                "test_ece": _figure(self.tags, TAG_ECE),
-                "max_group_calibration_gap": _figure(self.tags, TAG_GROUP_GAP),
-            },
-        )
+        details = {
+            "family": self.tags.get(TAG_FAMILY),
+            "explanation_method": self.scorer.method,
+            "features": list(self.scorer.features),
+            "bands": list(self.scorer.bands.cutoffs),
+        }
+        return _describe(self, "risk", details, _RISK_FIGURES)
 
 
-@dataclass(frozen=True, slots=True)
-class LoadedPathwayModel:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LoadedPathwayModel(ServedVersion):
     """A registered pathway-model version, verified and ready to recommend."""
 
-    name: str
-    version: str
-    alias: str
     recommender: Recommender
-    digest: str
-    tags: dict[str, str]
-    loaded_at: datetime = field(default_factory=lambda: datetime.now(UTC))
 
     def describe(self) -> dict[str, Any]:
         """Return what ``GET /v1/models`` says about this version."""
-        return _describe(
-            self,
-            "pathways",
-            {
-                "family": "doubly robust per-programme effects",
-                "features": list(self.recommender.features),
-            },
-            {
-                "estimated_policy_value": _figure(self.tags, TAG_POLICY_VALUE),
-                "estimated_rnr_value": _figure(self.tags, TAG_RNR_VALUE),
-            },
-        )
+        details = {"family": _PATHWAY_FAMILY, "features": list(self.recommender.features)}
+        return _describe(self, "pathways", details, _PATHWAY_FIGURES)
 
 
 def registry_client(settings: Settings) -> MlflowClient:
@@ -189,7 +201,7 @@ def _fetch(settings: Settings, name: str, expect: type[FetchedT]) -> FetchedMode
     return fetch_model(uri, expect, tracking_uri=settings.resolved_tracking_uri())
 
 
-def _log_loaded(loaded: LoadedModel | LoadedPathwayModel) -> None:
+def _log_loaded(loaded: ServedVersion) -> None:
     extra = {"model": loaded.name, "version": loaded.version, "digest": loaded.digest}
     log.info("loaded model", extra=extra)
 
@@ -206,14 +218,8 @@ def load_model(settings: Settings) -> LoadedModel:
     """
     name = settings.model_name
     fetched = _fetch(settings, name, ScoreCalibratedClassifier)
-    loaded = LoadedModel(
-        name=name,
-        version=str(fetched.version),
-        alias=settings.model_alias,
-        scorer=Scorer(fetched.model, fetched.bands, settings.top_reasons),
-        digest=fetched.digest,
-        tags=fetched.tags,
-    )
+    scorer = Scorer(fetched.model, fetched.bands, settings.top_reasons)
+    loaded = LoadedModel(scorer=scorer, **_registration(settings, name, fetched))
     _log_loaded(loaded)
     return loaded
 
@@ -221,23 +227,12 @@ def load_model(settings: Settings) -> LoadedModel:
 def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
     """Return the verified pathway model behind the alias, ready to recommend.
 
-    Raises
-    ------
-    ModelIntegrityError
-        If its files do not match the digest recorded at registration.
-    ModelLoadError
-        If it cannot be resolved or read, or uses an audit-only field.
+    Raises the errors of :func:`load_model` (a pathway model is not scored at load).
     """
     name = settings.pathway_model_name
     fetched = _fetch(settings, name, PathwayEffectModel)
-    loaded = LoadedPathwayModel(
-        name=name,
-        version=str(fetched.version),
-        alias=settings.model_alias,
-        recommender=Recommender(fetched.model),
-        digest=fetched.digest,
-        tags=fetched.tags,
-    )
+    recommender = Recommender(fetched.model)
+    loaded = LoadedPathwayModel(recommender=recommender, **_registration(settings, name, fetched))
     _log_loaded(loaded)
     return loaded
 

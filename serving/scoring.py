@@ -135,13 +135,8 @@ def score_batch(
     assessments = parse_body(raw, request_model).assessments
     scores = model.scorer.score(assessments)
     records = [
-        AuditRecord(
-            subject_ref=score["subject_ref"],
-            input_digest=input_digest(item),
-            risk_probability=score["risk_probability"],
-            risk_band=score["risk_band"],
-        )
-        for item, score in zip(assessments, scores, strict=True)
+        AuditRecord(score["subject_ref"], digest, score["risk_probability"], score["risk_band"])
+        for score, digest in zip(scores, map(input_digest, assessments), strict=True)
     ]
     # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
     content, entry = _answered("scores", scores, records, model, client, request_id)
@@ -159,12 +154,8 @@ def recommend_batch(
     assessments = parse_body(raw, request_model).assessments
     answers = model.recommender.recommend(assessments)
     records = [
-        RecommendationRecord(
-            subject_ref=answer["subject_ref"],
-            input_digest=input_digest(item),
-            recommended=audit_summary(answer),
-        )
-        for item, answer in zip(assessments, answers, strict=True)
+        RecommendationRecord(answer["subject_ref"], digest, audit_summary(answer))
+        for answer, digest in zip(answers, map(input_digest, assessments), strict=True)
     ]
     content, entry = _answered("recommendations", answers, records, model, client, request_id)
     tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]

@@ -9,12 +9,21 @@ from __future__ import annotations
 import os
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from models.contract.tags import CHAMPION
+
+
+def _seconds(default: float, description: str) -> Any:
+    """Return the field of a positive duration in seconds (a wait, a deadline or a timeout).
+
+    Every timeout of the service must be above zero: a zero wait would fail
+    every request, so it is refused when the settings are read.
+    """
+    return Field(default=default, gt=0, description=description)
 
 
 class Settings(BaseSettings):
@@ -95,35 +104,30 @@ class Settings(BaseSettings):
         description="Browser origins allowed to call the API (CORS); none by default, so "
         "browsers refuse cross-origin calls.",
     )
-    database_connect_timeout: float = Field(
-        default=2.0,
-        gt=0,
-        description="Seconds to wait for a new connection to the audit database (PostgreSQL: "
+    database_connect_timeout: float = _seconds(
+        2.0,
+        "Seconds to wait for a new connection to the audit database (PostgreSQL: "
         "whole seconds, at least 2).",
     )
-    database_statement_timeout: float = Field(
-        default=1.0,
-        gt=0,
-        description="PostgreSQL: longest a connection may be held for one transaction (its "
+    database_statement_timeout: float = _seconds(
+        1.0,
+        "PostgreSQL: longest a connection may be held for one transaction (its "
         "ping, inserts and commit); past it the connection is cut and the request fails "
         "with 503. Also the server's statement_timeout.",
     )
-    database_pool_timeout: float = Field(
-        default=1.0,
-        gt=0,
-        description="Seconds to wait for a free pooled connection to the audit database.",
+    database_pool_timeout: float = _seconds(
+        1.0,
+        "Seconds to wait for a free pooled connection to the audit database.",
     )
-    audit_deadline_seconds: float = Field(
-        default=1.5,
-        gt=0,
-        description="Longest a request waits for its audit commit (or, while the commit of "
+    audit_deadline_seconds: float = _seconds(
+        1.5,
+        "Longest a request waits for its audit commit (or, while the commit of "
         "the requests ahead of it is stuck, in the queue): then 503 audit_unavailable, or "
         "audit_outcome_unknown if its COMMIT was sent.",
     )
-    request_deadline_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        description="Longest a request waits for the scoring worker and its own scoring "
+    request_deadline_seconds: float = _seconds(
+        5.0,
+        "Longest a request waits for the scoring worker and its own scoring "
         "before 503 deadline_exceeded with Retry-After; nothing of it is recorded.",
     )
 
@@ -132,16 +136,14 @@ class Settings(BaseSettings):
         ge=1024,
         description="Largest request headers accepted, in bytes (431 above it).",
     )
-    header_timeout_seconds: float = Field(
-        default=5.0,
-        gt=0,
-        description="Seconds a client has to send a request's headers once it opened the "
+    header_timeout_seconds: float = _seconds(
+        5.0,
+        "Seconds a client has to send a request's headers once it opened the "
         "connection or began the request; then 408 and the connection is closed.",
     )
-    body_timeout_seconds: float = Field(
-        default=10.0,
-        gt=0,
-        description="Longest gap, in seconds, between two parts of a request body; then 408.",
+    body_timeout_seconds: float = _seconds(
+        10.0,
+        "Longest gap, in seconds, between two parts of a request body; then 408.",
     )
     max_violations: int = Field(
         default=100,

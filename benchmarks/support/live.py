@@ -30,6 +30,7 @@ from sqlalchemy import select
 
 from benchmarks.support.assessments import assessment
 from serving.database import audit_table, make_engine
+from serving.launcher import ServiceStartError, service_environment, wait_ready
 from serving.settings import Settings
 
 #: Assessments per request sent by :class:`Load`: a request's audit rows come in this number.
@@ -73,18 +74,7 @@ class LiveService:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers = workers
-        self.env = {
-            **os.environ,
-            "MLFLOW_DISABLE_TELEMETRY": "true",
-            **{
-                f"DESIST_{name.upper()}": str(value)
-                for name, value in settings.model_dump(mode="json").items()
-                if value is not None and not isinstance(value, list | tuple)
-            },
-            "DESIST_TRACKING_URI": settings.resolved_tracking_uri(),
-            "DESIST_DATABASE_URL": settings.resolved_database_url(),
-            **(extra_env or {}),
-        }
+        self.env = {**service_environment(settings), **(extra_env or {})}
         self.process: subprocess.Popen[bytes] | None = None
         self._log: IO[str] | None = None
 
@@ -105,16 +95,11 @@ class LiveService:
             start_new_session=True,  # its own process group: killpg reaches every worker
         )
         path = "/readyz" if ready else "/healthz"
-        deadline = time.monotonic() + timeout
-        while True:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"service exited: {self.log_path.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.TransportError):
-                if httpx.get(f"{self.url}{path}", timeout=2).status_code == 200:
-                    return
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"service not up within {timeout} s")
-            time.sleep(0.1)
+        try:
+            wait_ready(self.process, self.url, self.log_path, timeout, path)
+        except ServiceStartError as err:
+            # The log's tail, not only its path: a failing test or benchmark shows why.
+            raise RuntimeError(f"{err}: {self.log_path.read_text()[-2000:]}") from err
 
     def kill(self, sig: signal.Signals = signal.SIGKILL) -> None:
         """Send ``sig`` to the whole process group and wait for the process to end."""

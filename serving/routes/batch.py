@@ -1,23 +1,27 @@
-"""What the two batch routes share: their body model, reading the raw body, the scoring worker."""
+"""What the routes share: the batch routes' body and declaration, the raw body, the worker."""
 
 # No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 
 import functools
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
-from fastapi import Request
+from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel
 
 from serving.audit import AuditEntry
+from serving.error_handlers import BATCH_ERROR_RESPONSES
 from serving.errors import UnsupportedMediaTypeError
 from serving.keys import Client
 from serving.registry_loader import LoadedModel, LoadedPathwayModel
 from serving.schemas import assessment_batch_model, openapi_request_body
 from serving.scoring import Answer
 from serving.worker import ScoringWorker
+
+T = TypeVar("T")
+Endpoint = TypeVar("Endpoint", bound=Callable[..., Any])
 
 
 @dataclass(frozen=True)
@@ -38,6 +42,27 @@ class BatchBody:
         model = assessment_batch_model(max_batch)
         openapi, schemas = openapi_request_body(model)
         return cls(model, openapi, schemas)
+
+
+def batch_route(
+    router: APIRouter,
+    body: BatchBody,
+    path: str,
+    response_model: type[BaseModel],
+    summary: str,
+) -> Callable[[Endpoint], Endpoint]:
+    """Return the decorator that declares a batch route on ``router`` (POST ``path``).
+
+    Every batch route may answer the batch errors, and documents the body it
+    validates itself.
+    """
+    return router.post(
+        path,
+        response_model=response_model,
+        responses=BATCH_ERROR_RESPONSES,
+        summary=summary,
+        openapi_extra=body.openapi,
+    )
 
 
 def _is_json(content_type: str | None) -> bool:
@@ -75,8 +100,15 @@ async def answer(
     taking turns at the GIL cost more than the scoring itself.
     """
     raw = await read_body(request)
-    worker: ScoringWorker = request.app.state.scoring
-    content, labels = await worker.submit(
-        functools.partial(build, raw, body.model, model, client, request.state.request_id)
-    )
+    content, labels = await in_worker(request, build, raw, body.model, model, client)
     return Response(content=content, media_type="application/json"), labels
+
+
+async def in_worker(request: Request, step: Callable[..., tuple[T, AuditEntry]], *args: Any) -> T:
+    """Return ``step(*args, request_id)``'s answer, run in the scoring worker, once it is audited.
+
+    The worker commits the step's audit entry (with those of other requests
+    waiting) before the answer is released: nothing leaves unaudited.
+    """
+    worker: ScoringWorker = request.app.state.scoring
+    return await worker.submit(functools.partial(step, *args, request.state.request_id))

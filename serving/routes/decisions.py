@@ -7,7 +7,6 @@ too). Insert-only: a second decision on the same score is its next revision.
 
 # No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 
-import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Request
@@ -17,8 +16,8 @@ from serving.dependencies import ClientDep
 from serving.error_handlers import ERROR_RESPONSES
 from serving.oversight import decide
 from serving.oversight_schemas import DECISION_EXAMPLES, DecisionRecorded
+from serving.routes.batch import in_worker
 from serving.schemas import ErrorBody
-from serving.worker import ScoringWorker
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
     **ERROR_RESPONSES,
@@ -52,10 +51,8 @@ async def record_decision(
     before the answer; a later decision on the same score is recorded as
     the next revision, never as a change to this one.
     """
-    worker: ScoringWorker = request.app.state.scoring
-    record, served = await worker.submit(
-        functools.partial(decide, worker.audit.engine, decision, client, request.state.request_id)
-    )
+    engine = request.app.state.scoring.audit.engine
+    record, served = await in_worker(request, decide, engine, decision, client)
     return DecisionRecorded(
         request_id=record.request_id,
         subject_ref=record.subject_ref,

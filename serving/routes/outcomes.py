@@ -6,7 +6,6 @@ Keys with the ``outcomes`` scope (a records feed, which may not score) or
 
 # No ``from __future__ import annotations``: FastAPI reads route signatures at runtime.
 
-import functools
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Request
@@ -16,8 +15,8 @@ from serving.error_handlers import ERROR_RESPONSES
 from serving.keys import Client
 from serving.oversight import outcomes_entry
 from serving.oversight_schemas import OUTCOME_EXAMPLES, OutcomesRecorded, OutcomesRequest
+from serving.routes.batch import in_worker
 from serving.schemas import ErrorBody
-from serving.worker import ScoringWorker
 
 OutcomesClientDep = Annotated[Client, Depends(require("outcomes"))]
 
@@ -49,8 +48,5 @@ async def import_outcomes(
     request (422, every violation by position and field) and records nothing.
     The newest row per person counts.
     """
-    worker: ScoringWorker = request.app.state.scoring
-    rows = await worker.submit(
-        functools.partial(outcomes_entry, body, client, request.state.request_id)
-    )
+    rows = await in_worker(request, outcomes_entry, body, client)
     return OutcomesRecorded(request_id=request.state.request_id, rows=rows)

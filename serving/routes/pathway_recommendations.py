@@ -6,8 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.dependencies import ClientDep, PathwayModelDep
-from serving.error_handlers import BATCH_ERROR_RESPONSES
-from serving.routes.batch import BatchBody, answer
+from serving.routes.batch import BatchBody, answer, batch_route
 from serving.schemas import PathwayRecommendationResponse
 from serving.scoring import recommend_batch
 
@@ -16,12 +15,12 @@ def make_router(body: BatchBody) -> APIRouter:
     """Return the pathway-recommendation route for batches of ``body``."""
     router = APIRouter(tags=["pathways"])
 
-    @router.post(
+    @batch_route(
+        router,
+        body,
         "/v1/pathway-recommendations",
-        response_model=PathwayRecommendationResponse,
-        responses=BATCH_ERROR_RESPONSES,
-        summary="Recommend rehabilitation pathways for a batch of assessments",
-        openapi_extra=body.openapi,
+        PathwayRecommendationResponse,
+        "Recommend rehabilitation pathways for a batch of assessments",
     )
     async def recommend_pathways(
         request: Request,

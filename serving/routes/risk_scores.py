@@ -6,8 +6,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.dependencies import ClientDep, ModelDep
-from serving.error_handlers import BATCH_ERROR_RESPONSES
-from serving.routes.batch import BatchBody, answer
+from serving.routes.batch import BatchBody, answer, batch_route
 from serving.schemas import RiskScoreResponse
 from serving.scoring import score_batch
 
@@ -16,13 +15,7 @@ def make_router(body: BatchBody) -> APIRouter:
     """Return the risk-score route for batches of ``body``."""
     router = APIRouter(tags=["scores"])
 
-    @router.post(
-        "/v1/risk-scores",
-        response_model=RiskScoreResponse,
-        responses=BATCH_ERROR_RESPONSES,
-        summary="Score a batch of assessments",
-        openapi_extra=body.openapi,
-    )
+    @batch_route(router, body, "/v1/risk-scores", RiskScoreResponse, "Score a batch of assessments")
     async def score_assessments(
         request: Request,
         client: ClientDep,  # first: no one learns anything about the model before auth

@@ -14,8 +14,6 @@ import pytest
 
 from tests.support import golden
 
-RISK_MODELS = [spec.name for spec in golden.RISK_SPECS]
-
 
 @pytest.fixture(scope="session")
 def expected() -> dict[str, Any]:
@@ -32,7 +30,7 @@ def test_the_pinned_file_was_made_with_todays_settings(expected: dict[str, Any])
     assert expected, f"no pinned file: {golden.REGENERATE}"
     assert expected["spec"] == golden.describe_spec()
     assert expected["tolerance"] == golden.TOLERANCE
-    assert set(expected["risk"]) == set(RISK_MODELS)
+    assert set(expected["risk"]) == set(golden.RISK_MODELS)
 
 
 def test_every_regeneration_says_why(expected: dict[str, Any]) -> None:
@@ -71,7 +69,7 @@ def test_the_pins_cover_every_band(expected: dict[str, Any]) -> None:
 RISK_PATHS = {"batch": golden.batch_risk, "reference": golden.reference_risk}
 
 
-@pytest.mark.parametrize("name", RISK_MODELS)
+@pytest.mark.parametrize("name", golden.RISK_MODELS)
 @pytest.mark.parametrize("path", RISK_PATHS)
 def test_batch_and_reference_paths_give_the_pinned_scores(
     path: str, name: str, models: golden.GoldenModels, expected: dict[str, Any]

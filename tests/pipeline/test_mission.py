@@ -8,32 +8,17 @@ import pytest
 from sqlalchemy import select
 
 from benchmarks.support.configs import small_config
-from data.synthetic import SynthConfig
 from models.risk import ScorecardSettings
 from pipeline.calibration_checks import CalibrationGateConfig
-from pipeline.config import (
-    DatasetConfig,
-    GateConfig,
-    PathwayGateConfig,
-    PathwayModelConfig,
-    PathwayTrainConfig,
-)
+from pipeline.config import PathwayGateConfig
 from pipeline.mission import MISSION_CLIENT, MissionError, render_screen, run_mission
 from pipeline.tracking import Tracker
 from serving.database import api_keys_table, make_engine
 from serving.settings import Settings
+from tests.support.training import LOOSE_GATES, LOOSE_PATHWAY_GATES, tiny_pathway_config
 
-LOOSE_GATES = GateConfig(auc_tolerance=1.0)
 # Small cohorts: only a grossly miscalibrated model would be refused.
 LOOSE_CALIBRATION = CalibrationGateConfig(max_debiased_error=1.0, slope_bounds=(0.01, 100.0))
-
-
-def _pathway_config(gates: PathwayGateConfig) -> PathwayTrainConfig:
-    return PathwayTrainConfig(
-        dataset=DatasetConfig(name="tiny", synthetic=SynthConfig(rows=12_000, seed=5)),
-        model=PathwayModelConfig(max_iter=60),
-        gates=gates,
-    )
 
 
 def _settings(tmp_path: Path) -> Settings:
@@ -48,7 +33,7 @@ def test_mission_trains_promotes_serves_audits_and_reports(tmp_path: Path) -> No
         small_config(
             models=(ScorecardSettings(),), gates=LOOSE_GATES, calibration_gate=LOOSE_CALIBRATION
         ),
-        _pathway_config(PathwayGateConfig(min_gain_over_rnr=-1.0)),
+        tiny_pathway_config(LOOSE_PATHWAY_GATES),
         tracker=tracker,
         settings=settings,
         progress=lines.append,
@@ -82,7 +67,7 @@ def test_mission_stops_when_a_gate_refuses_a_model(tmp_path: Path) -> None:
                 gates=LOOSE_GATES,
                 calibration_gate=LOOSE_CALIBRATION,
             ),
-            _pathway_config(refusing),
+            tiny_pathway_config(refusing),
             tracker=Tracker.for_home(tmp_path / "home"),
             settings=_settings(tmp_path),
         )

@@ -19,21 +19,13 @@ from benchmarks.support.registry import MODEL, Store
 from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
 from data.synthetic import SynthConfig, generate_cohort
 from models.risk import ScorecardSettings
-from pipeline.config import (
-    DatasetConfig,
-    GateConfig,
-    PathwayGateConfig,
-    PathwayModelConfig,
-    PathwayTrainConfig,
-)
 from pipeline.registry import promote
 from pipeline.tracking import Tracker
 from pipeline.train_pathways import train as train_pathways
 from pipeline.train_risk import train
 from serving.settings import Settings
 from tests.support.serving import Service, make_settings, start_service
-
-LOOSE_GATES = GateConfig(auc_tolerance=1.0)
+from tests.support.training import LOOSE_GATES, LOOSE_PATHWAY_GATES, tiny_pathway_config
 
 
 @pytest.fixture(scope="session")
@@ -54,14 +46,14 @@ def pathway_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     tracker = Tracker.for_home(home)
     risk = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
     assert promote(tracker, MODEL, risk.version, LOOSE_GATES, (), actor="tests").promoted
-    config = PathwayTrainConfig(
-        dataset=DatasetConfig(name="tiny", synthetic=SynthConfig(rows=12_000, seed=5)),
-        model=PathwayModelConfig(max_iter=60),
-    )
-    pathways = train_pathways(config, tracker=tracker)
-    gates = PathwayGateConfig(min_gain_over_rnr=-1.0)
+    pathways = train_pathways(tiny_pathway_config(), tracker=tracker)
     decision = promote(
-        tracker, "desist-pathways", pathways.version, gates, NEVER_FEATURES, actor="tests"
+        tracker,
+        "desist-pathways",
+        pathways.version,
+        LOOSE_PATHWAY_GATES,
+        NEVER_FEATURES,
+        actor="tests",
     )
     assert decision.promoted
     return Store(home)

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
 from data.schema import make_assessment_model
-from serving.audit import AuditLog, AuditRecord, export_audit, input_digest
+from serving.audit import AuditEntry, AuditLog, AuditRecord, export_audit, input_digest
 from serving.commands import export_audit as export_command
 from serving.database import audit_table, make_engine
 from serving.errors import AuditWriteError
@@ -24,23 +24,11 @@ def record(subject: str) -> AuditRecord:
 def test_a_request_is_recorded_in_one_transaction(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
     log = AuditLog(engine)
-    log.record(
-        client="c",
-        request_id="r1",
-        model_name="desist-risk",
-        model_version="4",
-        records=[record("a"), record("b")],
-    )
+    log.record(AuditEntry("scores", "c", "r1", "desist-risk", "4", [record("a"), record("b")]))
     # A row that breaks a constraint fails the whole request: nothing of it is kept.
     bad = AuditRecord(None, "sha256:x", 0.5, "low")  # type: ignore[arg-type]
     with pytest.raises(AuditWriteError):
-        log.record(
-            client="c",
-            request_id="r2",
-            model_name="desist-risk",
-            model_version="4",
-            records=[record("c"), bad],
-        )
+        log.record(AuditEntry("scores", "c", "r2", "desist-risk", "4", [record("c"), bad]))
     with engine.connect() as conn:
         rows = conn.execute(select(audit_table)).all()
     assert [r.request_id for r in rows] == ["r1", "r1"]
@@ -59,9 +47,7 @@ def test_input_digest_is_canonical() -> None:
 
 def test_export_writes_csv_since_a_date(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
-    AuditLog(engine).record(
-        client="c", request_id="r", model_name="m", model_version="1", records=[record("a")]
-    )
+    AuditLog(engine).record(AuditEntry("scores", "c", "r", "m", "1", [record("a")]))
     out = tmp_path / "out" / "audit.csv"
     assert export_audit(engine, None, out) == 1
     (row,) = list(csv.DictReader(out.open()))
@@ -94,13 +80,8 @@ def test_audit_against_postgresql(
 
 def test_export_quotes_text_a_spreadsheet_would_run(tmp_path: Path) -> None:
     engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}")
-    AuditLog(engine).record(
-        client="c",
-        request_id="r",
-        model_name="m",
-        model_version="1",
-        records=[AuditRecord('=HYPERLINK("http://x")', "sha256:0", 0.4, "medium")],
-    )
+    formula = AuditRecord('=HYPERLINK("http://x")', "sha256:0", 0.4, "medium")
+    AuditLog(engine).record(AuditEntry("scores", "c", "r", "m", "1", [formula]))
     out = tmp_path / "audit.csv"
     assert export_audit(engine, None, out) == 1
     assert "'=HYPERLINK" in out.read_text()
@@ -117,9 +98,7 @@ def test_service_commits_leave_wal_checkpoints_to_the_background(tmp_path: Path)
         assert conn.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar_one() == 0
     empty = path.stat().st_size
     for i in range(600):
-        log.record(
-            client="c", request_id=str(i), model_name="m", model_version="1", records=[record]
-        )
+        log.record(AuditEntry("scores", "c", str(i), "m", "1", [record]))
     # ~1,900 log frames, past SQLite's default of a checkpoint every 1,000: none ran, the
     # database file has not grown.
     assert path.stat().st_size == empty
@@ -140,9 +119,7 @@ def test_a_checkpoint_leaves_no_statement_open_on_its_pooled_connection(
 
     engine = make_engine(f"sqlite:///{tmp_path / 'a.db'}", background_checkpoints=True)
     log = AuditLog(engine)
-    log.record(
-        client="c", request_id="r0", model_name="m", model_version="1", records=[record("a")]
-    )
+    log.record(AuditEntry("scores", "c", "r0", "m", "1", [record("a")]))
     # Something may keep the checkpoint's result alive after the call (a profiler or a
     # traceback holding its frame; seen under a stack sampler): its statement must be done
     # by then, or every commit on that pooled connection fails ("SQL statements in progress").
@@ -158,9 +135,7 @@ def test_a_checkpoint_leaves_no_statement_open_on_its_pooled_connection(
     checkpoint_wal(engine)
     monkeypatch.undo()
     assert kept
-    log.record(
-        client="c", request_id="r1", model_name="m", model_version="1", records=[record("b")]
-    )
+    log.record(AuditEntry("scores", "c", "r1", "m", "1", [record("b")]))
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(audit_table)).scalar_one() == 2
     engine.dispose()

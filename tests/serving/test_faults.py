@@ -12,12 +12,13 @@ import subprocess
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 from mlflow.tracking import MlflowClient
-from sqlalchemy import event, select
+from sqlalchemy import event
 
 from benchmarks.support.assessments import assessment
 from benchmarks.support.configs import small_config
@@ -39,8 +40,13 @@ from models.risk import ScorecardSettings
 from pipeline.tracking import Tracker
 from pipeline.train_risk import train
 from serving.commands import create_key, export_audit
-from serving.database import audit_table, make_engine
-from tests.support.serving import Service, audit_rows, make_settings, start_service
+from tests.support.serving import (
+    Service,
+    audit_rows,
+    audited_subject_refs,
+    make_settings,
+    start_service,
+)
 
 
 def in_process_sender(
@@ -168,27 +174,39 @@ def test_sqlite_read_only_at_start_recovers_without_a_restart(
     assert audit_rows(settings) == 1
 
 
-@pytest.mark.postgres
-def test_postgresql_unreachable_answers_503_and_recovers(
+@dataclass(frozen=True)
+class ProxiedService:
+    """A started service whose PostgreSQL audit database is reached through a proxy to cut."""
+
+    proxy: TcpProxy
+    service: Service
+    database_url: str  # the database itself, not through the proxy
+
+
+@pytest.fixture
+def proxied(
     trained_store: Store, tmp_path: Path, postgres_database: str
-) -> None:
+) -> Iterator[ProxiedService]:
+    """The service on PostgreSQL through a :class:`TcpProxy`, having scored ``before`` once."""
     with TcpProxy(5432) as proxy:
         url = postgres_database.replace(":5432/", f":{proxy.port}/")
-        settings = make_settings(trained_store, tmp_path, database_url=url)
-        for service in start_service(settings):
-            assert service.score([assessment()]).status_code == 200
-            proxy.cut()
-            started = time.monotonic()
-            refusals = [service.score([assessment(subject_ref="lost")]) for _ in range(3)]
-            assert time.monotonic() - started < 10  # fails fast, no hang
-            assert {r.status_code for r in refusals} == {503}
-            assert all("scores" not in r.json() for r in refusals)
-            proxy.restore()
-            score_until(service, 200)
-    engine = make_engine(postgres_database)
-    with engine.connect() as conn:
-        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
-    engine.dispose()
+        for service in start_service(make_settings(trained_store, tmp_path, database_url=url)):
+            # The link works before the fault: what follows is the fault's doing.
+            assert service.score([assessment(subject_ref="before")]).status_code == 200
+            yield ProxiedService(proxy, service, postgres_database)
+
+
+@pytest.mark.postgres
+def test_postgresql_unreachable_answers_503_and_recovers(proxied: ProxiedService) -> None:
+    proxied.proxy.cut()
+    started = time.monotonic()
+    refusals = [proxied.service.score([assessment(subject_ref="lost")]) for _ in range(3)]
+    assert time.monotonic() - started < 10  # fails fast, no hang
+    assert {r.status_code for r in refusals} == {503}
+    assert all("scores" not in r.json() for r in refusals)
+    proxied.proxy.restore()
+    score_until(proxied.service, 200)
+    refs = audited_subject_refs(proxied.database_url)
     assert "lost" not in refs and len(refs) == 2
 
 
@@ -201,56 +219,41 @@ def _refusal_within(service: Service, seconds: float, subject_ref: str) -> Any:
 
 
 @pytest.mark.postgres
-def test_a_frozen_postgresql_answers_503_within_2_s_and_recovers(
-    trained_store: Store, tmp_path: Path, postgres_database: str
-) -> None:
-    with TcpProxy(5432) as proxy:
-        url = postgres_database.replace(":5432/", f":{proxy.port}/")
-        settings = make_settings(trained_store, tmp_path, database_url=url)
-        for service in start_service(settings):
-            assert service.score([assessment()]).status_code == 200
-            proxy.freeze()  # connections stay open, nothing answers (a SIGSTOPped proxy)
-            refusals = [_refusal_within(service, 2.0, "frozen") for _ in range(4)]
-            assert {r.status_code for r in refusals} == {503}
-            assert {r.json()["error"] for r in refusals} <= {"audit_unavailable"}
-            assert all(r.headers["retry-after"] == "1" for r in refusals)
-            proxy.thaw()
-            score_until(service, 200, seconds=15)  # by itself: no restart, no admin call
-    engine = make_engine(postgres_database)
-    with engine.connect() as conn:
-        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
-    engine.dispose()
-    assert "frozen" not in refs  # answered 503 before COMMIT was sent: nothing recorded
+def test_a_frozen_postgresql_answers_503_within_2_s_and_recovers(proxied: ProxiedService) -> None:
+    proxied.proxy.freeze()  # connections stay open, nothing answers (a SIGSTOPped proxy)
+    refusals = [_refusal_within(proxied.service, 2.0, "frozen") for _ in range(4)]
+    assert {r.status_code for r in refusals} == {503}
+    assert {r.json()["error"] for r in refusals} <= {"audit_unavailable"}
+    assert all(r.headers["retry-after"] == "1" for r in refusals)
+    proxied.proxy.thaw()
+    score_until(proxied.service, 200, seconds=15)  # by itself: no restart, no admin call
+    # Answered 503 before COMMIT was sent: nothing recorded.
+    assert "frozen" not in audited_subject_refs(proxied.database_url)
 
 
 @pytest.mark.postgres
 def test_a_commit_whose_outcome_is_lost_is_answered_as_unknown_and_marked_in_the_export(
-    trained_store: Store, tmp_path: Path, postgres_database: str
+    proxied: ProxiedService, trained_store: Store, tmp_path: Path
 ) -> None:
-    with TcpProxy(5432) as proxy:
-        url = postgres_database.replace(":5432/", f":{proxy.port}/")
-        settings = make_settings(trained_store, tmp_path, database_url=url)
-        for service in start_service(settings):
-            assert service.score([assessment(subject_ref="before")]).status_code == 200
-            engine = service.client.app.state.scoring.audit.engine  # type: ignore[attr-defined]
-            lose_next_reply = [True]
+    service, proxy = proxied.service, proxied.proxy
+    engine = service.client.app.state.scoring.audit.engine  # type: ignore[attr-defined]
+    lose_next_reply = [True]
 
-            def on_commit(_conn: Any, lose: list[bool] = lose_next_reply) -> None:
-                # COMMIT reaches the server, which commits; its reply never comes back.
-                if lose and lose.pop():
-                    proxy.freeze(replies_only=True)
+    def on_commit(_conn: Any, lose: list[bool] = lose_next_reply) -> None:
+        # COMMIT reaches the server, which commits; its reply never comes back.
+        if lose and lose.pop():
+            proxy.freeze(replies_only=True)
 
-            event.listen(engine, "commit", on_commit)
-            lost = _refusal_within(service, 2.0, "outcome-lost")
-            assert lost.status_code == 503
-            assert lost.json()["error"] == "audit_outcome_unknown"
-            proxy.thaw()
-            score_until(service, 200, seconds=15)
-            assert service.score([assessment(subject_ref="after")]).status_code == 200
+    event.listen(engine, "commit", on_commit)
+    lost = _refusal_within(service, 2.0, "outcome-lost")
+    assert lost.status_code == 503
+    assert lost.json()["error"] == "audit_outcome_unknown"
+    proxy.thaw()
+    score_until(service, 200, seconds=15)
+    assert service.score([assessment(subject_ref="after")]).status_code == 200
     out = tmp_path / "audit.csv"
-    export_audit(
-        None, out, settings=make_settings(trained_store, tmp_path, database_url=postgres_database)
-    )
+    direct = make_settings(trained_store, tmp_path, database_url=proxied.database_url)
+    export_audit(None, out, settings=direct)
     answered = {row["subject_ref"]: row["answered"] for row in csv.DictReader(out.open())}
     # The row exists (the server did commit) and says its answer was not a score.
     assert answered["outcome-lost"] == "false"

@@ -6,46 +6,30 @@ Built straight from the fitted golden models (no MLflow); the pinned file
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from models.bands import RiskBands
 from serving.scorer import Scorer
 from tests.support import golden
 
-RISK_MODELS = [spec.name for spec in golden.RISK_SPECS]
+# The golden models are fitted once per process (fit_golden_models is cached), on one thread.
 
 
-@pytest.fixture(scope="session")
-def expected() -> dict[str, Any]:
-    return golden.load_expected()
+@pytest.mark.parametrize("name", golden.RISK_MODELS)
+def test_the_scorer_gives_the_pinned_scores(name: str) -> None:
+    got = {name: golden.served_risk(golden.fit_golden_models().risk[name])}
+    golden.assert_matches("served", "risk", got, golden.load_expected())
 
 
-@pytest.fixture(scope="session")
-def models() -> golden.GoldenModels:
-    """Fitted once per session (cached in tests.support.golden), on one thread."""
-    return golden.fit_golden_models()
-
-
-@pytest.mark.parametrize("name", RISK_MODELS)
-def test_the_scorer_gives_the_pinned_scores(
-    name: str, models: golden.GoldenModels, expected: dict[str, Any]
-) -> None:
-    got = {name: golden.served_risk(models.risk[name])}
-    golden.assert_matches("served", "risk", got, expected)
-
-
-def test_served_reasons_echo_the_assessment_values(models: golden.GoldenModels) -> None:
+def test_served_reasons_echo_the_assessment_values() -> None:
     items = golden.validated_assessments()
-    scores = Scorer(models.risk["average"], RiskBands(), golden.TOP_REASONS).score(items)
+    model = golden.fit_golden_models().risk["average"]
+    scores = Scorer(model, RiskBands(), golden.TOP_REASONS).score(items)
     for item, score in zip(items, scores, strict=True):
         for reason in score["reasons"]:
             assert reason["value"] == getattr(item, reason["feature"])
 
 
-def test_the_recommender_gives_the_pinned_answers(
-    models: golden.GoldenModels, expected: dict[str, Any]
-) -> None:
-    got = {"pathways": golden.served_recommendations(models.pathways)}
-    golden.assert_matches("served", "pathway_recommendations", got, expected)
+def test_the_recommender_gives_the_pinned_answers() -> None:
+    got = {"pathways": golden.served_recommendations(golden.fit_golden_models().pathways)}
+    golden.assert_matches("served", "pathway_recommendations", got, golden.load_expected())

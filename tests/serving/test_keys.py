@@ -11,6 +11,7 @@ from serving.database import api_keys_table, make_engine
 from serving.errors import AuthenticationError, KeyStoreError
 from serving.keys import KeyStore
 from serving.settings import Settings
+from tests.support.serving import key_store_with_key
 
 
 @pytest.fixture
@@ -58,8 +59,7 @@ def test_revocation_by_key_or_client(keys: KeyStore) -> None:
 
 
 def test_a_verified_key_is_cached_for_a_while(tmp_path: Path) -> None:
-    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=60)
-    _, key = keys.create_key("c", "score")
+    keys, _, key = key_store_with_key(tmp_path, cache_seconds=60)
     assert keys.cached(key) is None
     keys.verify(key)
     assert keys.cached(key) is not None and keys.cached(key + "x") is None

@@ -42,6 +42,18 @@ def decide(service: Service, key: str | None = None, **body: Any) -> Any:
     return service.client.post("/v1/decisions", json=body, headers=service.headers(key))
 
 
+def override(service: Service, request_id: str, reason: str, **changes: Any) -> Any:
+    """Override the score served to case-0001 under ``request_id``; ``changes``: band, action."""
+    return decide(
+        service,
+        request_id=request_id,
+        subject_ref="case-0001",
+        decision="overridden",
+        reason=reason,
+        **changes,
+    )
+
+
 def other_band(band: str) -> str:
     return "high" if band != "high" else "low"
 
@@ -59,13 +71,8 @@ def test_a_decision_is_recorded_and_a_second_one_is_a_revision(
     assert body["revision"] == 1 and body["served"] == "scores"
     assert body["request_id"] == request_id
     assert body["decision_request_id"] == first.headers["x-request-id"] != request_id
-    second = decide(
-        service,
-        request_id=request_id,
-        subject_ref="case-0001",
-        decision="overridden",
-        override_band=other_band(band),
-        reason="Disclosed relapse at interview.",
+    second = override(
+        service, request_id, "Disclosed relapse at interview.", override_band=other_band(band)
     )
     assert second.status_code == 201 and second.json()["revision"] == 2
     engine = make_engine(settings.resolved_database_url())
@@ -115,25 +122,16 @@ def test_an_invalid_decision_is_422_and_recorded_nowhere(
 
 def test_an_override_to_the_band_served_is_refused(service: Service, settings: Settings) -> None:
     request_id, band = served(service)
-    answer = decide(
-        service,
-        request_id=request_id,
-        subject_ref="case-0001",
-        decision="overridden",
-        override_band=band,
-        reason="the same band",
-    )
+    answer = override(service, request_id, "the same band", override_band=band)
     assert answer.status_code == 422
     assert answer.json()["violations"][0]["field"] == "override_band"
     # An action override keeps the band served and is accepted.
-    ok = decide(
+    ok = override(
         service,
-        request_id=request_id,
-        subject_ref="case-0001",
-        decision="overridden",
+        request_id,
+        "Already on a programme elsewhere.",
         override_band=band,
         override_action="no_programme",
-        reason="Already on a programme elsewhere.",
     )
     assert ok.status_code == 201
     assert decision_rows(settings) == 1
@@ -162,13 +160,8 @@ def test_who_may_decide_and_who_may_import(service: Service, settings: Settings)
 def race_for_revisions(url: str) -> None:
     engine = make_engine(url)
     log = AuditLog(engine)
-    log.record(
-        client="c",
-        request_id="score-1",
-        model_name="desist-risk",
-        model_version="1",
-        records=[AuditRecord("p", "sha256:x", 0.2, "low")],
-    )
+    scored = AuditRecord("p", "sha256:x", 0.2, "low")
+    log.record(AuditEntry("scores", "c", "score-1", "desist-risk", "1", [scored]))
 
     def decision() -> DecisionRecord:
         return DecisionRecord("score-1", "p", "accepted", None, None, None, "po-1")
@@ -307,13 +300,8 @@ def test_decisions_export_reads_back_through_validate_decisions(
 ) -> None:
     request_id, band = served(service)
     decide(service, request_id=request_id, subject_ref="case-0001", decision="accepted")
-    decide(
-        service,
-        request_id=request_id,
-        subject_ref="case-0001",
-        decision="overridden",
-        override_band=other_band(band),
-        reason="-dash first, quoted for spreadsheets",
+    override(
+        service, request_id, "-dash first, quoted for spreadsheets", override_band=other_band(band)
     )
     out = tmp_path / "decisions.csv"
     assert export_audit(None, out, settings=settings, kind="decisions") == 2

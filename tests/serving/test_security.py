@@ -29,7 +29,7 @@ from serving.logs import BackgroundHandler, JsonFormatter, describe_exception, g
 from serving.ratelimit import TokenBuckets
 from serving.security import check_listen_address, is_loopback
 from serving.settings import Settings
-from tests.support.serving import Service, make_settings, start_service
+from tests.support.serving import Service, key_store_with_key, make_settings, start_service
 
 # --- rate limits ---
 
@@ -182,8 +182,7 @@ def count_hashes(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
 def test_an_unknown_key_id_costs_the_same_hash_as_a_wrong_secret(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=0)
-    key_id, key = keys.create_key("c", "score")
+    keys, key_id, key = key_store_with_key(tmp_path, cache_seconds=0)
     hashed = count_hashes(monkeypatch)
     for attempt in (f"dsk_{key_id}_wrong", "dsk_ffffffffffff_wrong"):
         with pytest.raises(AuthenticationError, match="unknown or revoked"):
@@ -197,8 +196,7 @@ def test_an_unknown_key_id_costs_the_same_hash_as_a_wrong_secret(
 def test_concurrent_checks_of_one_key_cost_one_scrypt(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=60)
-    _, key = keys.create_key("c", "score")
+    keys, _, key = key_store_with_key(tmp_path, cache_seconds=60)
     hashed = count_hashes(monkeypatch)
     with ThreadPoolExecutor(8) as pool:
         clients = list(pool.map(keys.verify, [key] * 8))
@@ -207,8 +205,7 @@ def test_concurrent_checks_of_one_key_cost_one_scrypt(
 
 
 def test_an_expired_key_still_counts_as_its_client_for_rate_limits(tmp_path: Path) -> None:
-    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=0)
-    key_id, key = keys.create_key("c", "score")
+    keys, key_id, key = key_store_with_key(tmp_path, cache_seconds=0)
     assert keys.known(key) is None
     keys.verify(key)
     assert keys.cached(key) is None  # expired at once: authentication checks again

@@ -40,18 +40,31 @@ def rows_of(log: AuditLog, request_id: str) -> int:
         return len(found.all())
 
 
+class Holder:
+    """A first request that holds the worker's thread until released: the next ones queue up."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self._started = threading.Event()
+
+    def _build(self) -> tuple[str, AuditEntry]:
+        self._started.set()
+        self.release.wait(10)
+        return "held", entry("held")
+
+    async def hold(self, worker: ScoringWorker) -> asyncio.Future[str]:
+        """Submit the held request; return its answer-to-be once the worker is busy with it."""
+        first = asyncio.ensure_future(worker.submit(self._build))
+        while not self._started.is_set():
+            await asyncio.sleep(0.001)
+        return first
+
+
 def run_group(worker: ScoringWorker, ids: list[str], fail: set[str] | None = None) -> list[object]:
     """Submit ``ids`` while the worker is held by a first request, so that they queue up.
 
     Returns each request's outcome (answer or exception), in order, with the first one's last.
     """
-    gate = threading.Event()
-    holder_started = threading.Event()
-
-    def held() -> tuple[str, AuditEntry]:
-        holder_started.set()
-        gate.wait(10)
-        return "held", entry("held")
 
     def build(request_id: str) -> tuple[str, AuditEntry]:
         if fail and request_id in fail:
@@ -59,13 +72,12 @@ def run_group(worker: ScoringWorker, ids: list[str], fail: set[str] | None = Non
         return f"answer {request_id}", entry(request_id)
 
     async def main() -> list[object]:
-        first = asyncio.ensure_future(worker.submit(held))
-        while not holder_started.is_set():
-            await asyncio.sleep(0.001)
+        holder = Holder()
+        first = await holder.hold(worker)
         rest = [asyncio.ensure_future(worker.submit(lambda r=r: build(r))) for r in ids]
         await asyncio.sleep(0.05)  # every request queued behind the held one
         assert not any(f.done() for f in rest)
-        gate.set()
+        holder.release.set()
         return list(await asyncio.gather(*rest, first, return_exceptions=True))
 
     return asyncio.run(main())
@@ -79,14 +91,6 @@ def test_requests_waiting_together_share_one_commit_and_are_answered_after_it(
     answered_with_rows: dict[str, int] = {}
     ids = [f"r{i}" for i in range(5)]
 
-    gate = threading.Event()
-    started = threading.Event()
-
-    def held() -> tuple[str, AuditEntry]:
-        started.set()
-        gate.wait(10)
-        return "held", entry("held")
-
     async def ask(request_id: str) -> str:
         answer = await worker.submit(lambda: (f"answer {request_id}", entry(request_id)))
         # The answer is released only once its rows are committed.
@@ -94,12 +98,11 @@ def test_requests_waiting_together_share_one_commit_and_are_answered_after_it(
         return answer
 
     async def main() -> list[str]:
-        first = asyncio.ensure_future(worker.submit(held))
-        while not started.is_set():
-            await asyncio.sleep(0.001)
+        holder = Holder()
+        first = await holder.hold(worker)
         rest = [asyncio.ensure_future(ask(r)) for r in ids]
         await asyncio.sleep(0.05)
-        gate.set()
+        holder.release.set()
         return [await first, *await asyncio.gather(*rest)]
 
     answers = asyncio.run(main())

@@ -123,6 +123,8 @@ RISK_SPECS: tuple[RiskSpec, ...] = (
     ),
     RiskSpec("scorecard_platt", ScorecardSettings(max_bins=8, C=0.5), "sigmoid", 3),
 )
+#: The pinned risk models' names, in spec order (what tests parametrise over).
+RISK_MODELS = [spec.name for spec in RISK_SPECS]
 
 
 def describe_spec() -> dict[str, Any]:

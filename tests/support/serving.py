@@ -14,6 +14,7 @@ from benchmarks.support.registry import Store
 from serving.app import create_app
 from serving.commands import create_key
 from serving.database import audit_table, make_engine, recommendation_audit_table
+from serving.keys import KeyStore
 from serving.settings import Settings
 
 
@@ -59,6 +60,13 @@ def start_service(
         yield Service(client, settings, score_key, admin_key)
 
 
+def key_store_with_key(tmp_path: Path, cache_seconds: float) -> tuple[KeyStore, str, str]:
+    """Return a key store under ``tmp_path`` with one score key of client ``c``: its id, the key."""
+    keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=cache_seconds)
+    key_id, key = keys.create_key("c", "score")
+    return keys, key_id, key
+
+
 def audit_rows(settings: Settings, table: Table = audit_table) -> int:
     engine = make_engine(settings.resolved_database_url())
     with engine.connect() as conn:
@@ -69,3 +77,12 @@ def audit_rows(settings: Settings, table: Table = audit_table) -> int:
 
 def recommendation_rows(settings: Settings) -> int:
     return audit_rows(settings, recommendation_audit_table)
+
+
+def audited_subject_refs(database_url: str) -> list[str]:
+    """Return the ``subject_ref`` of every row of the score audit log at ``database_url``."""
+    engine = make_engine(database_url)
+    with engine.connect() as conn:
+        refs = conn.execute(select(audit_table.c.subject_ref)).scalars().all()
+    engine.dispose()
+    return list(refs)
