@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -72,16 +73,24 @@ def _wait_for_refresh(keys: KeyStore) -> None:
     assert not keys._refreshing
 
 
-def test_a_key_in_use_is_renewed_in_the_background_before_it_expires(tmp_path: Path) -> None:
+def test_a_key_in_use_is_renewed_in_the_background_before_it_expires(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The store's clock is the test's: on a loaded machine real sleeps of a fraction of the
+    # cache time let the entry expire before the test looked at it.
+    now = [1000.0]
+    monkeypatch.setattr("serving.keys.time", SimpleNamespace(monotonic=lambda: now[0]))
     keys = KeyStore(
-        make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=1.0, refresh_seconds=1.0
+        make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=1.0, refresh_seconds=0.5
     )
     _, key = keys.create_key("c", "score")
-    keys.verify(key)
-    time.sleep(0.3)
+    keys.verify(key)  # cached until 1001.0
+    now[0] = 1000.3
+    assert keys.cached(key) is not None and not keys._refreshing  # not yet in the last 0.5 s
+    now[0] = 1000.6
     assert keys.cached(key) is not None  # answered from the cache, check started
     _wait_for_refresh(keys)
-    time.sleep(0.8)  # past the first check's expiry
+    now[0] = 1001.3  # past the first check's expiry
     assert keys.cached(key) is not None
 
 
