@@ -76,6 +76,8 @@ TAG_LAST_ALERT = TAG_LAST_MONITORING_ALERT
 #: Where registration logs the training reference in its run, and the version tag naming it.
 REFERENCE_ARTIFACT = "monitoring/training_reference.json"
 TAG_REFERENCE = TAG_TRAINING_REFERENCE
+#: The HTML report among a monitoring run's artifacts.
+REPORT_ARTIFACT = "monitoring_report.html"
 
 
 def log_training_reference(reference: TrainingReference) -> str:
@@ -360,7 +362,7 @@ def _log(result: MonitorResult, config: MonitoringConfig) -> None:
     )
     mlflow.log_metrics(result.metrics())
     pngs = figure_pngs(build_figures(result, config))
-    mlflow.log_text(render_html(result, config, pngs), "monitoring_report.html")
+    mlflow.log_text(render_html(result, config, pngs), REPORT_ARTIFACT)
     with tempfile.TemporaryDirectory() as folder:
         for name, png in pngs.items():
             (Path(folder) / f"{name}.png").write_bytes(png)
