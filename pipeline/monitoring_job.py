@@ -1,7 +1,7 @@
 """The job behind ``desist monitor``: what the service recorded for a version, checked and logged.
 
 :func:`run_monitoring` reads the version's training reference from the
-registry (:func:`pipeline.monitoring.load_training_reference`), the scores
+registry (:func:`pipeline.monitoring_reference.load_training_reference`), the scores
 the version served in a period with the decisions and outcomes that followed
 from the service's database (:func:`serving.monitoring_inputs.load_monitoring_inputs`,
 the same ``DESIST_*`` settings as the service and ``desist outcomes import``),
@@ -25,8 +25,9 @@ import pandas as pd
 
 from data.loaders import load_dataset
 from data.schema import TARGET_FIELD
-from pipeline.monitoring import REPORT_ARTIFACT, MonitorResult, load_training_reference, monitor
+from pipeline.monitoring import REPORT_ARTIFACT, MonitorResult, monitor
 from pipeline.monitoring_config import MonitoringConfig
+from pipeline.monitoring_reference import load_training_reference
 from pipeline.tracking import Tracker
 from serving.database import make_engine
 from serving.monitoring_inputs import load_monitoring_inputs
