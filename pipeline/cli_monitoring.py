@@ -38,7 +38,8 @@ def summary(result: MonitorResult, report: Path | None = None) -> str:
         f"{result.n_decided:,} with a decision",
         f"  stage:  {stage}",
     ]
-    movers = result.drift[result.drift["feature"] != SCORE].nlargest(MOVERS_SHOWN, "psi")
+    inputs = result.drift[result.drift["feature"] != SCORE]
+    movers = inputs.assign(psi=inputs["psi"].astype(float)).nlargest(MOVERS_SHOWN, "psi")
     if len(movers):
         moved = ", ".join(f"{r.feature} {r.psi:.3f}" for r in movers.itertuples(index=False))
         lines.append(f"  largest input drift (PSI): {moved}")
