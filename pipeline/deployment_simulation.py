@@ -166,10 +166,6 @@ class Poster(Protocol):
         ...
 
 
-class ServiceAnswerError(RuntimeError):
-    """The service refused a request the simulation expected it to accept."""
-
-
 @dataclass(frozen=True, eq=False)
 class ServedCohort:
     """A later cohort scored through the service, and the files its deployment holds.
@@ -191,6 +187,10 @@ class ServedCohort:
     assessments: Path
     outcomes: Path
     decisions: int
+
+
+class ServiceAnswerError(RuntimeError):
+    """The service refused a request the simulation expected it to accept."""
 
 
 def _answer(client: Poster, url: str, body: dict[str, Any], key: str, expect: int) -> Any:
@@ -229,23 +229,21 @@ def record_decisions(client: Poster, key: str, decisions: pd.DataFrame) -> int:
     return len(ordered)
 
 
+#: Share of the scores served through the service that get a decision, and of those overridden.
+DECIDED_SHARE = 0.25
+OVERRIDE_RATE = 0.08
+
+
 def deploy_through_service(
-    client: Poster,
-    key: str,
-    shift: ShiftConfig,
-    *,
-    rows: int,
-    seed: int,
-    folder: Path,
-    decided_share: float = 0.25,
-    override_rate: float = 0.08,
+    client: Poster, key: str, shift: ShiftConfig, *, rows: int, seed: int, folder: Path
 ) -> ServedCohort:
     """Score a later cohort through the service, record decisions, write the truth file.
 
     The service stamps each score with the time it served it, so outcomes
     are drawn from that day on (dates a year and more ahead: the simulation
     runs the clock forward, and the monitor looks from the latest follow-up
-    end). Decisions are recorded on a random ``decided_share`` of the scores.
+    end). Decisions are recorded on a random :data:`DECIDED_SHARE` of the
+    scores, :data:`OVERRIDE_RATE` of them overridden.
     """
     later, _ = draw_later_cohort(rows, seed, shift)
     day = pd.Timestamp.now(tz="UTC").tz_localize(None).normalize()
@@ -254,9 +252,9 @@ def deploy_through_service(
         raise ServiceAnswerError("the service answered scores out of order")
     rng = np.random.default_rng([seed, 16])
     outcomes = simulate_outcomes(later, pd.DatetimeIndex([day] * rows), rng)
-    decided = served[rng.random(rows) < decided_share].reset_index(drop=True)
+    decided = served[rng.random(rows) < DECIDED_SHARE].reset_index(drop=True)
     decisions = simulate_decisions(
-        decided.assign(time=day), decided["risk_band"], rng, override_rate=override_rate
+        decided.assign(time=day), decided["risk_band"], rng, override_rate=OVERRIDE_RATE
     )
     folder.mkdir(parents=True, exist_ok=True)
     files = ServedCohort(

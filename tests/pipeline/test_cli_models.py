@@ -8,6 +8,18 @@ import pytest
 
 from pipeline.cli import main
 
+#: A config whose seeded model fails its calibration gate.
+STRICT_CONFIG = (
+    'features = ["age", "total_sanctions"]\n'
+    '[dataset]\nname = "tiny"\nsynthetic = { rows = 3000, seed = 1 }\n'
+    '[[models]]\nfamily = "scorecard"\n'
+    # Limits this seeded model does not meet: each calibration test at a level of
+    # about 0.16, and a ceiling of 0.000001 on the debiased calibration error.
+    "[calibration_gate]\nfalse_alarm_rate = 0.49\n"
+    "max_debiased_error = 0.000001\nnoise_draws = 99\n"
+    "[evaluation]\nn_bootstrap = 20\n"
+)
+
 
 def test_promote_without_models_is_a_clear_error(
     home: Path, capsys: pytest.CaptureFixture[str]
@@ -17,21 +29,10 @@ def test_promote_without_models_is_a_clear_error(
 
 
 def test_a_refused_promotion_prints_the_override_step(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     config = tmp_path / "strict.toml"
-    config.write_text(
-        'features = ["age", "total_sanctions"]\n'
-        '[dataset]\nname = "tiny"\nsynthetic = { rows = 3000, seed = 1 }\n'
-        '[[models]]\nfamily = "scorecard"\n'
-        # Limits this seeded model does not meet: each calibration test at a level of
-        # about 0.16, and a ceiling of 0.000001 on the debiased calibration error.
-        "[calibration_gate]\nfalse_alarm_rate = 0.49\n"
-        "max_debiased_error = 0.000001\nnoise_draws = 99\n"
-        "[evaluation]\nn_bootstrap = 20\n"
-    )
+    config.write_text(STRICT_CONFIG)
     assert main(["train", "risk", "--config", str(config)]) == 0
     capsys.readouterr()
     assert main(["promote", "risk", "--config", str(config), "--version", "1"]) == 1

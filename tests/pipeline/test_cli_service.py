@@ -90,11 +90,10 @@ def test_outcomes_import_refuses_a_file_with_any_bad_row_and_records_nothing(
     service_home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     file = tmp_path / "outcomes.csv"
-    file.write_text(
-        "subject_ref,outcome_date,follow_up_end\n"
-        "B-1,,2026-06-30\n"
-        "B-2,2026-13-01,2026-06-30\n"
-        "B-3,2026-07-01,2026-06-30\n"
+    rows = [("B-1", "", "2026-06-30"), ("B-2", "2026-13-01", "2026-06-30")]
+    rows.append(("B-3", "2026-07-01", "2026-06-30"))  # a sanction after follow-up ended
+    pd.DataFrame(rows, columns=["subject_ref", "outcome_date", "follow_up_end"]).to_csv(
+        file, index=False
     )
     assert main(["outcomes", "import", str(file)]) == 2
     error = capsys.readouterr().err

@@ -47,13 +47,11 @@ def test_train_then_promote_latest_from_the_command_line(
 
 
 def test_the_pathways_job_prints_its_promote_hint(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+    home: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     import pipeline.train_pathways as job
     from pipeline.train_pathways import PathwayTrainResult
 
-    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     fields = PathwayTrainResult.__dataclass_fields__
     done = {name: None for name in fields} | {
         "run_id": "abc",
