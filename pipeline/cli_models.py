@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from pipeline.cli_arguments import add_group
+from pipeline.cli_arguments import add_choice, add_group
 
 if TYPE_CHECKING:
     from pipeline.cli_arguments import Commands
@@ -80,7 +80,17 @@ def _score(args: argparse.Namespace) -> int:
     except ValidationError as err:
         problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
         raise ConfigError(f"desist score: {problems}") from err
-    result = score_file(config, tracker=Tracker.from_environment(), progress=to_stderr)
+    tracker = Tracker.from_environment()
+    if args.engine == "spark":
+        from pipeline.spark_scoring import score_file_spark
+
+        # Without --master, score_file_spark's own default (a local Spark) applies.
+        where = {"master": args.master} if args.master else {}
+        result = score_file_spark(config, tracker=tracker, progress=to_stderr, **where)
+    elif args.master is not None:
+        raise ConfigError("desist score: --master needs --engine spark")
+    else:
+        result = score_file(config, tracker=tracker, progress=to_stderr)
     model = result.model
     check = "digest verified" if model.verified else "UNVERIFIED: never registered, no digest"
     bands = ", ".join(f"{name} {count:,}" for name, count in result.band_counts.items())
@@ -138,5 +148,15 @@ def add_model_commands(commands: Commands) -> None:
         "--allow-unverified",
         action="store_true",
         help="score with a runs:/ model that was never registered (no digest to check)",
+    )
+    add_choice(
+        score,
+        "--engine",
+        ("local", "spark"),
+        "local: chunks in this process (default); spark: the same steps on Spark executors",
+    )
+    score.add_argument(
+        "--master",
+        help="Spark master URL with --engine spark (default local[2]), e.g. spark://h:7077",
     )
     score.set_defaults(handler=_score)

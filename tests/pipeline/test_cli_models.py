@@ -40,3 +40,32 @@ def test_a_refused_promotion_prints_the_override_step(
     assert "was NOT promoted" in printed
     (step,) = [line for line in printed.splitlines() if "--force --reason" in line]
     assert step.strip().startswith(f"desist promote risk --config {config} --version 1 --force")
+
+
+def test_score_with_the_spark_engine_reaches_spark_scoring(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("pyspark", reason="pyspark is not installed: the Spark engine cannot run")
+    import pipeline.spark_scoring as spark_scoring
+
+    reached: dict[str, object] = {}
+
+    def fake(config: object, **options: object) -> None:
+        reached.update(options, config=config)
+        raise spark_scoring.SparkScoringError("stopped after reaching Spark scoring")
+
+    monkeypatch.setattr(spark_scoring, "score_file_spark", fake)
+    files = ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+    spark = ["--engine", "spark", "--master", "spark://cluster:7077"]
+    assert main(["score", *files, *spark]) == 2
+    assert "stopped after reaching Spark scoring" in capsys.readouterr().err
+    assert reached["master"] == "spark://cluster:7077"
+    assert reached["config"].input == tmp_path / "in.csv"  # type: ignore[attr-defined]
+
+
+def test_a_spark_master_without_the_spark_engine_is_refused(
+    home: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    files = ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
+    assert main(["score", *files, "--master", "local[2]"]) == 2
+    assert "--master needs --engine spark" in capsys.readouterr().err
