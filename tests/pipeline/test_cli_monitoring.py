@@ -35,6 +35,7 @@ from serving.commands import create_key
 from serving.settings import Settings, get_settings
 
 ROWS = 1_500
+CONFIG = Path(__file__).parents[2] / "configs" / "monitoring.toml"
 
 
 @dataclass(frozen=True)
