@@ -17,15 +17,27 @@ simulated from the truth, and :func:`pipeline.monitoring.assess` run with
 shift, "named" counts the cohorts whose alerts name what moved (the
 calibration for the rate shift, the feature for the others).
 
-Finally the full job, :func:`pipeline.monitoring.monitor` (MLflow run,
+Then the full job, :func:`pipeline.monitoring.monitor` (MLflow run,
 HTML report, plots), is timed on ``--large`` scored people with outcomes, on
 an MLflow store that exists already (a new store's schema set-up is not timed).
 
-Figures: ``benchmarks/results/monitoring.json``.
+Last, ``--service-cohorts`` cohorts per setting go through the service as a
+deployment would (``through_service``): the risk job trains a scorecard on
+30,000 synthetic people (seed 101) and registers it with its training
+reference, it is promoted, the app starts in process on an SQLite audit
+database; each later cohort is sent to ``POST /v1/risk-scores``, a quarter of
+its scores get a decision through ``POST /v1/decisions`` (8 % overrides), its
+truth file is imported as ``desist outcomes import`` does, and ``desist
+monitor``'s job (:func:`pipeline.monitoring_job.run_monitoring`) checks that
+cohort's period with its assessments file, logging each run to MLflow.
+
+Figures: ``benchmarks/results/monitoring.json`` (``--service-only``: the service
+section alone, in ``monitoring_service.json``).
 
 Run: ``.venv/bin/python -m benchmarks.bench_monitoring [--cohorts 20] [--rows 5000]
-[--large 100000] [--extra-unshifted 0]`` (about 5 minutes on a busy 2-core machine;
-each extra unshifted cohort about 3 s more).
+[--large 100000] [--extra-unshifted 0] [--service-cohorts 3] [--service-only]``
+(about 5 minutes on a busy 2-core machine, plus about a minute per cohort through
+the service; each extra unshifted cohort about 3 s more).
 """
 
 from __future__ import annotations
@@ -34,17 +46,26 @@ import argparse
 import tempfile
 import time
 from collections import Counter
+from datetime import UTC, datetime
 from pathlib import Path
 
 from benchmarks.common import save
+from benchmarks.support.configs import small_config
 from data.shifts import ShiftConfig
+from data.synthetic import SynthConfig
+from models.risk import ScorecardSettings
+from pipeline.config import DatasetConfig, GateConfig
 from pipeline.deployment_simulation import (
+    deploy_through_service,
     monitor_simulated,
     simulate_monitoring_inputs,
     train_simulated_model,
 )
-from pipeline.monitoring_config import load_monitoring_config
+from pipeline.monitoring_config import MonitoringConfig, load_monitoring_config
+from pipeline.monitoring_job import MonitoringScope, run_monitoring
+from pipeline.registry import promote
 from pipeline.tracking import Tracker
+from pipeline.train_risk import train
 
 REPO = Path(__file__).parents[1]
 CONFIG = REPO / "configs" / "monitoring.toml"
@@ -58,6 +79,58 @@ SETTINGS: dict[str, tuple[ShiftConfig, tuple[str, ...]]] = {
 FIRST_SEED = 5_000
 
 
+def through_service(config: MonitoringConfig, cohorts: int, rows: int) -> dict[str, object]:
+    """Deploy ``cohorts`` later cohorts per setting through the service and monitor each period."""
+    from fastapi.testclient import TestClient
+
+    from serving.app import create_app
+    from serving.commands import create_key, import_outcomes
+    from serving.settings import Settings
+
+    # The issue's targets: no false alert, and the rate and age shifts alerted.
+    targets = {k: v for k, v in SETTINGS.items() if k != "drug_need_plus_10_points"}
+    found: dict[str, object] = {"rows_per_cohort": rows, "cohorts_per_setting": cohorts}
+    with tempfile.TemporaryDirectory() as folder:
+        home = Path(folder)
+        tracker = Tracker.for_home(home)
+        dataset = DatasetConfig(name="synthetic-30k", synthetic=SynthConfig(rows=30_000, seed=101))
+        trained = train(
+            small_config(dataset=dataset, models=(ScorecardSettings(),)), tracker=tracker
+        )
+        gates = GateConfig(auc_tolerance=1.0)
+        assert promote(tracker, trained.registered_model, trained.version, gates, ()).promoted
+        settings = Settings(home=home, rate_limit_per_second=0, unverified_per_second=0)
+        key = create_key("case-system", "score", settings=settings)
+        with TestClient(create_app(settings)) as client:
+            for name, (shift, expected) in targets.items():
+                alerted, named, seconds = 0, 0, []
+                for i in range(cohorts):
+                    since = datetime.now(UTC)
+                    started = time.perf_counter()
+                    served = deploy_through_service(
+                        client, key, shift, rows=rows, seed=FIRST_SEED + 2_000 + i, folder=home
+                    )
+                    scope = MonitoringScope(
+                        trained.version, since, datetime.now(UTC), None, served.assessments
+                    )
+                    import_outcomes(served.outcomes, settings)
+                    result = run_monitoring(config, scope, tracker=tracker, settings=settings)
+                    seconds.append(time.perf_counter() - started)
+                    alerted += result.alerted
+                    named += any(a.startswith(expected) for a in result.alerts) if expected else 0
+                    print(
+                        f"service {name} cohort {i + 1}: alerted={result.alerted} "
+                        f"{result.alerts[:3]} ({result.n_decided} decided)"
+                    )
+                found[name] = {
+                    "cohorts_alerted": alerted,
+                    "of": cohorts,
+                    "seconds_per_cohort_mean": round(sum(seconds) / len(seconds), 1),
+                    **({"cohorts_naming_what_moved": named} if expected else {}),
+                }
+    return found
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--cohorts", type=int, default=20)
@@ -69,8 +142,22 @@ def main() -> None:
         default=0,
         help="more unshifted cohorts (later seeds) to estimate the false alarm rate per run",
     )
+    parser.add_argument(
+        "--service-cohorts",
+        type=int,
+        default=3,
+        help="cohorts per setting deployed through the service (0: none)",
+    )
+    parser.add_argument(
+        "--service-only",
+        action="store_true",
+        help="only the section through the service (saved as monitoring_service.json)",
+    )
     args = parser.parse_args()
     config = load_monitoring_config(CONFIG)
+    if args.service_only:
+        save("monitoring_service", through_service(config, args.service_cohorts, args.rows))
+        return
     trained = train_simulated_model()
     figures: dict[str, object] = {
         "rows_per_cohort": args.rows,
@@ -147,6 +234,8 @@ def main() -> None:
         "alerts": result.alerts,
         "target_seconds": 30,
     }
+    if args.service_cohorts:
+        figures["through_service"] = through_service(config, args.service_cohorts, args.rows)
     save("monitoring", figures)
 
 

@@ -159,43 +159,44 @@ class DeploymentRecords:
     decisions: pd.DataFrame
 
 
-def simulate_deployment_records(
+def simulate_outcomes(
     cohort: pd.DataFrame,
-    bands: pd.Series,
+    day: pd.DatetimeIndex,
+    rng: np.random.Generator,
     *,
-    start: str = "2025-01-01",
-    days: int = 90,
     follow_up_days: int = 400,
-    override_rate: float = 0.08,
-    seed: int = 0,
-) -> DeploymentRecords:
-    """Simulate when each person was scored, their outcome record and a decision.
+) -> pd.DataFrame:
+    """Return the outcomes file of people scored on ``day``, drawn from their 12-month outcome.
 
-    Each person is scored on a day in ``[start, start + days)``; someone
-    whose 12-month outcome is 1 has a sanction dated uniformly inside the
-    window, and every record is followed up for ``follow_up_days`` (over a
-    year, so every window matures). Each score gets one decision: overridden
-    one band up or down with probability ``override_rate`` (some with a
-    second revision), else accepted.
+    Someone whose ``reoffended_12m`` is 1 has a sanction dated uniformly
+    inside the window after ``day``; every record is followed up for
+    ``follow_up_days`` (over a year, so every window matures). Dates are text,
+    as a file holds them.
     """
-    rng = np.random.default_rng([seed, 14])
-    n = len(cohort)
-    refs = cohort[ID_FIELD].astype("string").to_numpy()
-    day = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, days, n), unit="D")
-    served_at = (day + pd.to_timedelta(rng.integers(8 * 3600, 18 * 3600, n), unit="s")).tz_localize(
-        "UTC"
-    )
-    request_ids = np.char.add("req-", np.arange(n).astype("U8"))
     y = cohort[TARGET_FIELD].to_numpy(dtype=np.int8)
-    lag = pd.to_timedelta(rng.integers(1, 365, n), unit="D")
+    lag = pd.to_timedelta(rng.integers(1, 365, len(cohort)), unit="D")
     sanction = pd.Series(day + lag).where(y == 1)
-    outcomes = pd.DataFrame(
+    return pd.DataFrame(
         {
-            ID_FIELD: refs,
+            ID_FIELD: cohort[ID_FIELD].astype("string").to_numpy(),
             OUTCOME_DATE: sanction.dt.strftime("%Y-%m-%d").to_numpy(),
             FOLLOW_UP_END: (day + pd.Timedelta(days=follow_up_days)).strftime("%Y-%m-%d"),
         }
     )
+
+
+def simulate_decisions(
+    served: pd.DataFrame, bands: pd.Series, rng: np.random.Generator, *, override_rate: float
+) -> pd.DataFrame:
+    """Return one decision per served score, some overridden and some of those revised.
+
+    ``served`` holds ``request_id``, ``subject_ref`` and ``time`` of each
+    score, ``bands`` the band served. A score is overridden one band up or
+    down with probability ``override_rate`` (a tenth of overrides get a
+    second revision a day later), else accepted; columns as
+    :data:`data.decisions.DECISION_COLUMNS`.
+    """
+    n = len(served)
     served_band = bands.astype(str).to_numpy()
     overridden = rng.random(n) < override_rate
     position = np.array([DECISION_BANDS.index(b) for b in served_band])
@@ -204,9 +205,10 @@ def simulate_deployment_records(
     other = np.asarray(DECISION_BANDS, dtype=object)[position + step]
     decisions = pd.DataFrame(
         {
-            "time": served_at + pd.Timedelta(hours=1),
-            "request_id": request_ids,
-            ID_FIELD: refs,
+            "time": pd.DatetimeIndex(pd.to_datetime(served["time"], utc=True))
+            + pd.Timedelta(hours=1),
+            "request_id": served["request_id"].to_numpy(),
+            ID_FIELD: served[ID_FIELD].to_numpy(),
             "revision": 1,
             "decision": np.where(overridden, OVERRIDDEN, ACCEPTED),
             "override_band": np.where(overridden, other, None),
@@ -220,8 +222,36 @@ def simulate_deployment_records(
     revised = decisions[overridden & (rng.random(n) < 0.1)].assign(
         time=lambda d: d["time"] + pd.Timedelta(days=1), revision=2
     )
+    return pd.concat([decisions, revised], ignore_index=True)
+
+
+def simulate_deployment_records(
+    cohort: pd.DataFrame,
+    bands: pd.Series,
+    *,
+    start: str = "2025-01-01",
+    days: int = 90,
+    follow_up_days: int = 400,
+    override_rate: float = 0.08,
+    seed: int = 0,
+) -> DeploymentRecords:
+    """Simulate when each person was scored, their outcome record and a decision.
+
+    Each person is scored on a day in ``[start, start + days)``; outcomes as
+    :func:`simulate_outcomes`, decisions as :func:`simulate_decisions`.
+    """
+    rng = np.random.default_rng([seed, 14])
+    n = len(cohort)
+    refs = cohort[ID_FIELD].astype("string").to_numpy()
+    day = pd.Timestamp(start) + pd.to_timedelta(rng.integers(0, days, n), unit="D")
+    served_at = (day + pd.to_timedelta(rng.integers(8 * 3600, 18 * 3600, n), unit="s")).tz_localize(
+        "UTC"
+    )
+    request_ids = np.char.add("req-", np.arange(n).astype("U8"))
+    served = pd.DataFrame({"request_id": request_ids, ID_FIELD: refs, "time": served_at})
+    outcomes = simulate_outcomes(cohort, day, rng, follow_up_days=follow_up_days)
     return DeploymentRecords(
-        served=pd.DataFrame({"request_id": request_ids, ID_FIELD: refs, "time": served_at}),
+        served=served,
         outcomes=outcomes,
-        decisions=pd.concat([decisions, revised], ignore_index=True),
+        decisions=simulate_decisions(served, bands, rng, override_rate=override_rate),
     )

@@ -44,7 +44,6 @@ from models.contract.tags import (
     MONITOR_VERSION,
     TAG_LAST_MONITORING_ALERT,
     TAG_LAST_MONITORING_RUN,
-    TAG_TRAINING_REFERENCE,
 )
 from pipeline.calibration_metrics import ece_noise_test
 from pipeline.drift import SCORE, TrainingReference, compare_binned, drift_table
@@ -73,36 +72,8 @@ TAG_LAST_RUN = TAG_LAST_MONITORING_RUN
 TAG_LAST_ALERT = TAG_LAST_MONITORING_ALERT
 
 
-#: Where registration logs the training reference in its run, and the version tag naming it.
-REFERENCE_ARTIFACT = "monitoring/training_reference.json"
-TAG_REFERENCE = TAG_TRAINING_REFERENCE
-
-
-def log_training_reference(reference: TrainingReference) -> str:
-    """Log ``reference`` in the active run; return its URI, for the version's tag."""
-    mlflow.log_text(reference.to_json(), REFERENCE_ARTIFACT)
-    run = mlflow.active_run()
-    if run is None:
-        raise RuntimeError("log_training_reference needs an active MLflow run")
-    return f"runs:/{run.info.run_id}/{REFERENCE_ARTIFACT}"
-
-
-def load_training_reference(tracker: Tracker, name: str, version: str) -> TrainingReference:
-    """Return the training reference stored with a registered version.
-
-    Raises
-    ------
-    TrackingStoreError
-        If the store fails or the version has no reference tag.
-    """
-    with tracker.reporting_failures():
-        tags = tracker.client().get_model_version(name, version).tags
-        uri = tags.get(TAG_REFERENCE)
-        if uri is None:
-            raise MlflowException(f"{name} version {version} has no {TAG_REFERENCE} tag")
-        with tracker.activate():
-            text = mlflow.artifacts.load_text(uri)
-    return TrainingReference.from_json(text)
+#: The HTML report among a monitoring run's artifacts.
+REPORT_ARTIFACT = "monitoring_report.html"
 
 
 @dataclass(frozen=True, eq=False)
@@ -360,7 +331,7 @@ def _log(result: MonitorResult, config: MonitoringConfig) -> None:
     )
     mlflow.log_metrics(result.metrics())
     pngs = figure_pngs(build_figures(result, config))
-    mlflow.log_text(render_html(result, config, pngs), "monitoring_report.html")
+    mlflow.log_text(render_html(result, config, pngs), REPORT_ARTIFACT)
     with tempfile.TemporaryDirectory() as folder:
         for name, png in pngs.items():
             (Path(folder) / f"{name}.png").write_bytes(png)

@@ -24,6 +24,16 @@ def _floor(default: float, description: str) -> Any:
     return Field(default=default, ge=0, description=description)
 
 
+def _share(default: float, below: float, description: str) -> Any:
+    """Return a rate's field: above 0 and below ``below``."""
+    return Field(default=default, gt=0, lt=below, description=description)
+
+
+def _count(default: int, description: str) -> Any:
+    """Return a number of people's field (at least 1)."""
+    return Field(default=default, ge=1, description=description)
+
+
 class MonitoringConfig(BaseModel):
     """Settings of a monitoring run (``configs/monitoring.toml``)."""
 
@@ -34,18 +44,11 @@ class MonitoringConfig(BaseModel):
     window_months: int = Field(
         default=12, ge=1, le=120, description="outcome window from the day of the score"
     )
-    false_alarm_rate: float = Field(
-        default=0.01,
-        gt=0,
-        lt=0.5,
-        description="chance that a run on an unchanged population alerts on noise alone",
+    false_alarm_rate: float = _share(
+        0.01, 0.5, "chance that a run on an unchanged population alerts on noise alone"
     )
-    min_matured: int = Field(
-        default=200, ge=1, description="fewer matured outcomes than this: drift checks only"
-    )
-    min_group_size: int = Field(
-        default=200, ge=1, description="smaller bands and groups are reported, not tested"
-    )
+    min_matured: int = _count(200, "fewer matured outcomes than this: drift checks only")
+    min_group_size: int = _count(200, "smaller bands and groups are reported, not tested")
     bins: int = Field(default=10, ge=2, le=50, description="quantile bins of a numeric feature")
     psi_floor: float = _floor(
         0.01, "smallest PSI that alerts (about a 0.1 sd shift of a normal feature)"
@@ -66,9 +69,7 @@ class MonitoringConfig(BaseModel):
         ),
     )
     auc_drop_floor: float = _floor(0.02, "smallest fall of the AUC below the test split's")
-    max_override_rate: float = Field(
-        default=0.25, gt=0, lt=1, description="a band overridden more often than this alerts"
-    )
+    max_override_rate: float = _share(0.25, 1, "a band overridden more often than this alerts")
     override_gap_floor: float = _floor(
         0.05, "smallest gap in override rates between groups that alerts"
     )

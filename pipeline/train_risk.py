@@ -36,6 +36,7 @@ from pipeline.jobs import (
     staged_artifacts,
     training_run,
 )
+from pipeline.monitoring_reference import record_training_reference
 from pipeline.risk_audit import audit, compare, judge_calibration, screen_single_features
 from pipeline.risk_families import (
     FamilyResult,
@@ -129,8 +130,11 @@ def train(config: RiskTrainConfig, *, tracker: Tracker, progress: Progress = sil
         # Registration comes after every check: a run that fails earlier registers nothing.
         where = "out-of-fold" if config.cross_fitted else "calibration-split"
         progress(f"Selected {chosen.family} (best {where} AUC); registering ...")
+        ref = record_training_reference(  # logged for desist monitor's drift checks
+            splits.train, config.features, selection.chosen.fit.test_probability, y_test
+        )
         version, digest = _register(
-            config, data, run_id, chosen, evaluation, selection.chosen.model_uri, judged.test
+            config, data, run_id, chosen, evaluation, selection.chosen.model_uri, judged.test, ref
         )
         record.record_registered(version)
         # The card is written once the version is known, so it is titled with it; the
@@ -235,6 +239,7 @@ def _register(
     evaluation: Evaluation,
     model_uri: str,
     calibration_gate: CalibrationGateResult,
+    training_reference: str,
 ) -> tuple[str, str]:
     digest = logged_model_digest(model_uri)
     tags = VersionTags(
@@ -254,5 +259,6 @@ def _register(
         # The complete card, logged to the source run once the version is known.
         model_card=f"runs:/{chosen.run_id}/model_card.html",
         calibration=calibration_entries(calibration_gate.to_tags()),
+        training_reference=training_reference,
     )
     return register_version(model_uri, config.registered_model, tags), digest

@@ -191,6 +191,7 @@ _CODECS: dict[str, _Codec] = {
     "model_card": _Codec(TAG_MODEL_CARD, *_TEXT),
     "gates_record": _Codec(TAG_GATES, *_TEXT),
     "promotion": _Codec(TAG_PROMOTION, *_TEXT),
+    "training_reference": _Codec(TAG_TRAINING_REFERENCE, *_TEXT),
 }
 #: Tags every version carries; the others depend on the model's kind and on promotion.
 _REQUIRED = ("run_id", "features", "audit_only", "digest", "trained_at")
@@ -237,6 +238,8 @@ class VersionTags:
     promotion: str | None = None
     gate_results: tuple[tuple[str, bool], ...] = ()
     calibration: tuple[tuple[str, str], ...] = ()
+    #: Where the version's training reference (drift bins) is logged: a ``runs:/`` URI.
+    training_reference: str | None = None
 
     def __post_init__(self) -> None:
         for name, value in ((f.name, getattr(self, f.name)) for f in fields(self)):

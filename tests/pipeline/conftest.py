@@ -22,3 +22,12 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tracker, TrainRes
     """One completed training job, shared by the tests that only read it."""
     store = Tracker.for_home(tmp_path_factory.mktemp("trained-home"))
     return store, train(small_config(), tracker=store)
+
+
+@pytest.fixture
+def home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty ``DESIST_HOME``, with no store or database URL in the environment to override it."""
+    monkeypatch.setenv("DESIST_HOME", str(tmp_path / "home"))
+    for variable in ("MLFLOW_TRACKING_URI", "DESIST_DATABASE_URL"):
+        monkeypatch.delenv(variable, raising=False)
+    return tmp_path / "home"

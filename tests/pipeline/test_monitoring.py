@@ -23,15 +23,17 @@ from pipeline.monitoring import (
     TAG_ALERT,
     TAG_ALERTS,
     TAG_LAST_RUN,
-    TAG_REFERENCE,
     TAG_VERSION,
     MonitorResult,
     assess,
-    load_training_reference,
-    log_training_reference,
 )
 from pipeline.monitoring_checks import Check, decide
 from pipeline.monitoring_config import MonitoringConfig, load_monitoring_config
+from pipeline.monitoring_reference import (
+    TAG_REFERENCE,
+    load_training_reference,
+    log_training_reference,
+)
 from pipeline.monitoring_report import render_html
 from pipeline.tracking import Tracker
 
