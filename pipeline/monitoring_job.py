@@ -21,6 +21,7 @@ from datetime import datetime
 from pathlib import Path
 
 import mlflow
+import numpy as np
 import pandas as pd
 
 from data.loaders import load_dataset
@@ -30,6 +31,7 @@ from pipeline.monitoring_config import MonitoringConfig
 from pipeline.monitoring_reference import load_training_reference
 from pipeline.tracking import Tracker
 from serving.database import make_engine
+from serving.metrics import write_drift_snapshot
 from serving.monitoring_inputs import load_monitoring_inputs
 from serving.settings import Settings, get_settings
 
@@ -93,7 +95,8 @@ def run_monitoring(
     scope
         The version, the period and the assessments as sent.
     settings
-        The service's settings (default: from ``DESIST_*``), naming its database.
+        The service's settings (default: from ``DESIST_*``), naming its database
+        and, when set, the drift snapshot its ``/metrics`` shows (``monitoring_snapshot``).
 
     Raises
     ------
@@ -107,7 +110,8 @@ def run_monitoring(
     version = scope.version
     reference = load_training_reference(tracker, config.registered_model, version)
     sent = None if scope.assessments is None else read_assessments(scope.assessments)
-    engine = make_engine((settings or get_settings()).resolved_database_url())
+    settings = settings or get_settings()
+    engine = make_engine(settings.resolved_database_url())
     try:
         inputs = load_monitoring_inputs(
             engine,
@@ -121,8 +125,31 @@ def run_monitoring(
         engine.dispose()
     as_of = None if scope.as_of is None else pd.Timestamp(scope.as_of)
     # The inputs are named as monitor() takes them: scores, outcomes, decisions.
-    return monitor(
+    result = monitor(
         config, tracker=tracker, reference=reference, version=version, as_of=as_of, **vars(inputs)
+    )
+    if settings.monitoring_snapshot is not None:
+        publish_drift(result, settings.monitoring_snapshot)
+    return result
+
+
+def publish_drift(result: MonitorResult, path: Path) -> None:
+    """Record ``result``'s drift in the snapshot the service's ``/metrics`` reads (its gauges).
+
+    Only finite PSIs are published: a feature the assessments did not carry has none.
+    """
+    psi = {
+        str(feature): float(value)
+        for feature, value in zip(result.drift["feature"], result.drift["psi"], strict=True)
+        if np.isfinite(value)
+    }
+    write_drift_snapshot(
+        path,
+        model=result.model,
+        version=result.version,
+        alert=result.alerted,
+        psi=psi,
+        run_id=result.run_id,
     )
 
 
