@@ -18,6 +18,7 @@ from serving.audit import AUDIT_TABLES
 from serving.audit import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
+from serving.metrics import MULTIPROCESS_ENV, fresh_multiprocess_dir
 from serving.oversight import import_outcomes as _import_outcomes
 from serving.protocol import PROTOCOL
 from serving.security import check_listen_address, is_loopback
@@ -51,6 +52,12 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
             check_listen_address(host, KeyStore(engine).active_count())
         finally:
             engine.dispose()
+    if workers > 1 and MULTIPROCESS_ENV not in os.environ:
+        # Each worker would report only its own counts, so a scrape would show one of N;
+        # the folder is per port and emptied, so a restart starts from zero.
+        os.environ.update(
+            fresh_multiprocess_dir(settings.resolved_home() / "prometheus" / str(port))
+        )
     uvicorn.run(
         APP_FACTORY,
         factory=True,

@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import logging
+import os
 import pickle
 import time
 from collections.abc import Iterator
@@ -26,6 +27,7 @@ from serving.database import make_engine
 from serving.errors import AuthenticationError, DatabaseUnavailableError, UnsafeConfigurationError
 from serving.keys import KeyStore
 from serving.logs import BackgroundHandler, JsonFormatter, describe_exception, get_logger
+from serving.metrics import MULTIPROCESS_ENV
 from serving.ratelimit import TokenBuckets
 from serving.security import check_listen_address, is_loopback
 from serving.settings import Settings
@@ -406,3 +408,20 @@ def test_serve_trusts_forwarded_headers_only_from_configured_proxies(
     serving.commands.serve()
     assert seen[-1]["proxy_headers"] is True
     assert seen[-1]["forwarded_allow_ips"] == ["10.0.0.5"]
+
+
+def test_serve_with_several_workers_gives_them_one_emptied_metrics_folder(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    monkeypatch.setattr(serving.commands.uvicorn, "run", lambda *a, **kw: None)
+    monkeypatch.setattr(serving.commands, "get_settings", lambda: Settings(home=tmp_path))
+    monkeypatch.setenv(MULTIPROCESS_ENV, "set")  # so that the undo removes what serve sets
+    monkeypatch.delenv(MULTIPROCESS_ENV)
+    serving.commands.serve(port=8123)
+    assert MULTIPROCESS_ENV not in os.environ  # one worker keeps its figures in memory
+    stale = tmp_path / "prometheus" / "8123" / "counter_1.db"
+    stale.parent.mkdir(parents=True)
+    stale.write_bytes(b"an earlier run's counts")
+    serving.commands.serve(port=8123, workers=2)
+    assert os.environ[MULTIPROCESS_ENV] == str(tmp_path / "prometheus" / "8123")
+    assert not stale.exists()
