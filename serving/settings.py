@@ -86,8 +86,8 @@ class Settings(BaseSettings):
     rate_limit_per_second: float = Field(
         default=50.0,
         ge=0,
-        description="Requests a client may make per second, on average, per worker; 0 turns "
-        "the limit off.",
+        description="Requests a client may make per second, on average: per worker with the "
+        "memory backend, across every worker and replica with redis; 0 turns the limit off.",
     )
     rate_limit_burst: int = Field(
         default=100, ge=1, description="Requests a client may make at once above that rate."
