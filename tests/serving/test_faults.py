@@ -20,18 +20,9 @@ import pytest
 from mlflow.tracking import MlflowClient
 from sqlalchemy import event
 
+from benchmarks.support import live
 from benchmarks.support.assessments import assessment
 from benchmarks.support.configs import small_config
-from benchmarks.support.live import (
-    BATCH,
-    LiveService,
-    Load,
-    TcpProxy,
-    audit_groups,
-    free_port,
-    http_sender,
-    set_immutable,
-)
 from benchmarks.support.oversight_load import oversight_check, oversight_sender, serve_pool
 from benchmarks.support.registry import MODEL, Store
 from data.errors import DesistError
@@ -64,20 +55,20 @@ def test_kill_9_under_load_loses_no_answered_score_and_leaves_no_partial_request
 ) -> None:
     settings = make_settings(trained_store, tmp_path)
     key = create_key("load", "score", settings=settings)
-    with LiveService(settings, tmp_path / "service.log") as live:
-        live.start()
-        with Load(http_sender(live.url, key)) as load:
+    with live.LiveService(settings, tmp_path / "service.log") as service:
+        service.start()
+        with live.Load(live.http_sender(service.url, key)) as load:
             load.wait_for(200, 20)
-            live.kill(signal.SIGKILL)  # mid-request: some are being scored, some committed
+            service.kill(signal.SIGKILL)  # mid-request: some are being scored, some committed
             answered_before = load.scored_request_ids()
-            live.start()
+            service.start()
             load.wait_for(200, 10)
         answered = load.scored_request_ids()
-    groups = audit_groups(settings)
+    groups = live.audit_groups(settings)
     # Every score that got a 200 is in the audit log, all of its rows.
-    assert all(groups[request_id] == BATCH for request_id in answered)
+    assert all(groups[request_id] == live.BATCH for request_id in answered)
     # No partial request: a request's rows are all there or none are.
-    assert set(groups.values()) == {BATCH}
+    assert set(groups.values()) == {live.BATCH}
     # At most the requests in flight at the kill were committed without an answer.
     assert len(groups) - len(answered) <= load.threads
     assert load.statuses().keys() == {200} and load.transport_errors > 0
@@ -90,14 +81,14 @@ def test_kill_9_under_decision_and_outcome_load_loses_nothing_answered(
     settings = make_settings(trained_store, tmp_path)
     score_key = create_key("case-system", "score", settings=settings)
     feed_key = create_key("records-office", "outcomes", settings=settings)
-    with LiveService(settings, tmp_path / "service.log") as live:
-        live.start()
-        pool = serve_pool(live.url, score_key)
-        with Load(oversight_sender(live.url, score_key, feed_key, pool)) as load:
+    with live.LiveService(settings, tmp_path / "service.log") as service:
+        service.start()
+        pool = serve_pool(service.url, score_key)
+        with live.Load(oversight_sender(service.url, score_key, feed_key, pool)) as load:
             load.wait_for(201, 20)
-            live.kill(signal.SIGKILL)  # mid-request: some decisions or imports being committed
+            service.kill(signal.SIGKILL)  # mid-request: some decisions or imports being committed
             answered_before = load.count(201)
-            live.start()
+            service.start()
             load.wait_for(201, 10)
     figures = oversight_check(settings, load)
     # Every decision answered 201 is recorded as answered (same revision), every import
@@ -121,7 +112,7 @@ def immutable_files() -> Iterator[list[Path]]:
     try:
         yield paths
     finally:
-        set_immutable(paths, False)
+        live.set_immutable(paths, False)
 
 
 def score_until(service: Service, status: int, seconds: float = 20) -> list[int]:
@@ -146,7 +137,7 @@ def test_sqlite_read_only_answers_503_records_nothing_and_recovers(
         immutable_files += [database, database.with_name(database.name + "-wal")]
         # A failed attempt to make the file read-only would leave the test meaningless.
         try:
-            set_immutable(immutable_files, True)
+            live.set_immutable(immutable_files, True)
         except subprocess.CalledProcessError:
             pytest.skip("chattr +i refused (needs root and a file system that supports it)")
         refusals = [service.score([assessment(subject_ref="unrecorded")]) for _ in range(5)]
@@ -154,7 +145,7 @@ def test_sqlite_read_only_answers_503_records_nothing_and_recovers(
         assert {r.json()["error"] for r in refusals} == {"audit_unavailable"}
         assert all("scores" not in r.json() for r in refusals)
         assert service.client.get("/healthz").status_code == 200
-        set_immutable(immutable_files, False)
+        live.set_immutable(immutable_files, False)
         seen = score_until(service, 200)
         assert set(seen) <= {200, 503}
     assert audit_rows(settings) == 2  # the two answered 200; none of the refused
@@ -167,9 +158,9 @@ def test_sqlite_read_only_at_start_recovers_without_a_restart(
     database = Path(settings.resolved_database_url().removeprefix("sqlite:///"))
     immutable_files.append(database)
     # Start on a read-only file: the pool's first connections open read-only for good.
-    for service in start_service(settings, lambda: set_immutable(immutable_files, True)):
+    for service in start_service(settings, lambda: live.set_immutable(immutable_files, True)):
         assert service.score([assessment()]).status_code == 503
-        set_immutable(immutable_files, False)
+        live.set_immutable(immutable_files, False)
         score_until(service, 200)
     assert audit_rows(settings) == 1
 
@@ -178,7 +169,7 @@ def test_sqlite_read_only_at_start_recovers_without_a_restart(
 class ProxiedService:
     """A started service whose PostgreSQL audit database is reached through a proxy to cut."""
 
-    proxy: TcpProxy
+    proxy: live.TcpProxy
     service: Service
     database_url: str  # the database itself, not through the proxy
 
@@ -187,8 +178,8 @@ class ProxiedService:
 def proxied(
     trained_store: Store, tmp_path: Path, postgres_database: str
 ) -> Iterator[ProxiedService]:
-    """The service on PostgreSQL through a :class:`TcpProxy`, having scored ``before`` once."""
-    with TcpProxy(5432) as proxy:
+    """The service on PostgreSQL through a :class:`live.TcpProxy`, having scored ``before`` once."""
+    with live.TcpProxy(5432) as proxy:
         url = postgres_database.replace(":5432/", f":{proxy.port}/")
         for service in start_service(make_settings(trained_store, tmp_path, database_url=url)):
             # The link works before the fault: what follows is the fault's doing.
@@ -264,7 +255,7 @@ def test_a_commit_whose_outcome_is_lost_is_answered_as_unknown_and_marked_in_the
 def test_postgresql_down_at_start_then_back(
     trained_store: Store, tmp_path: Path, postgres_database: str
 ) -> None:
-    with TcpProxy(5432) as proxy:
+    with live.TcpProxy(5432) as proxy:
         url = postgres_database.replace(":5432/", f":{proxy.port}/")
         settings = make_settings(trained_store, tmp_path, database_url=url)
         # Keys are created while the link is up; the app starts after the cut.
@@ -285,7 +276,7 @@ def test_registry_unreachable_at_start_is_not_ready_with_a_reason(
 ) -> None:
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    unreachable = f"http://127.0.0.1:{free_port()}"
+    unreachable = f"http://127.0.0.1:{live.free_port()}"
     for service in start_service(make_settings(trained_store, tmp_path, tracking_uri=unreachable)):
         ready = service.client.get("/readyz")
         assert ready.status_code == 503
@@ -343,7 +334,7 @@ def test_a_broken_reload_under_load_fails_no_request(
 ) -> None:
     settings = make_settings(store, tmp_path, poll_seconds=0.2 if how == "alias-poll" else 0)
     for service in start_service(settings):
-        with Load(in_process_sender(service), threads=3) as load:
+        with live.Load(in_process_sender(service), threads=3) as load:
             load.wait_for(200, 15)
             broken = store.add_version(**{TAG_DIGEST: "sha256:" + "0" * 64})
             store.set_champion(broken)
@@ -359,7 +350,7 @@ def test_a_broken_reload_under_load_fails_no_request(
         assert load.statuses() == Counter({200: len(load.answers)})
         assert {body["model_version"] for _, body in load.answers} == {"1"}
         assert service.client.get("/readyz").json()["version"] == "1"
-    assert audit_rows(settings) == BATCH * len(load.answers)
+    assert audit_rows(settings) == live.BATCH * len(load.answers)
 
 
 # --- training while the tracking store goes away ---
@@ -372,7 +363,7 @@ def test_training_against_an_unreachable_tracking_server_fails_clearly(
 
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
     monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{free_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{live.free_port()}")
     config = Path(__file__).resolve().parents[2] / "configs" / "synthetic.toml"
     started = time.monotonic()
     assert main(["train", "risk", "--config", str(config)]) == 2
@@ -386,7 +377,7 @@ def test_training_against_an_unreachable_tracking_server_fails_clearly(
 def test_tracking_store_lost_mid_training_registers_nothing(
     tmp_path: Path, postgres_database: str
 ) -> None:
-    with TcpProxy(5432) as proxy:
+    with live.TcpProxy(5432) as proxy:
         uri = postgres_database.replace("postgresql://", "postgresql+psycopg://").replace(
             ":5432/", f":{proxy.port}/"
         )
