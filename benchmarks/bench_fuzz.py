@@ -44,6 +44,7 @@ from serving.database import (
     outcome_audit_table,
     recommendation_audit_table,
 )
+from serving.settings import Settings
 
 
 def main() -> None:
@@ -59,11 +60,7 @@ def main() -> None:
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-fuzz-"))
-    if args.home is not None:
-        home = args.home.resolve()
-    else:
-        home = train_small_champions(scratch / "home", pathways=True).home
-    settings = service_settings(home, scratch, unverified_per_second=0)
+    settings = two_champion_settings(args.home, scratch)
     keys = {
         "no key": None,
         "score key": create_key("fuzz-score", "score", settings=settings),
@@ -111,6 +108,15 @@ def main() -> None:
             },
         },
     )
+
+
+def two_champion_settings(given: Path | None, scratch: Path) -> Settings:
+    """Settings of a service of both champions: ``given``'s, or small ones trained anew."""
+    if given is not None:
+        home = given.resolve()
+    else:
+        home = train_small_champions(scratch / "home", pathways=True).home
+    return service_settings(home, scratch, unverified_per_second=0)
 
 
 def _models_served(url: str, admin_key: str | None) -> list[tuple[str, str]]:

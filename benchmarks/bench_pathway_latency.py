@@ -42,12 +42,11 @@ from typing import Any
 
 import httpx
 
-from benchmarks.bench_load import service_settings
+from benchmarks.bench_fuzz import two_champion_settings
 from benchmarks.bench_serving import assessments
 from benchmarks.common import save
 from benchmarks.support.assessments import assessment
 from benchmarks.support.live import LiveService
-from benchmarks.support.registry import train_small_champions
 from serving.commands import create_key
 from serving.registry_loader import load_pathway_model
 from serving.schemas import assessment_batch_model
@@ -64,11 +63,7 @@ def main() -> None:
 
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-pathway-latency-"))
-    if args.home is not None:
-        home = args.home.resolve()
-    else:
-        home = train_small_champions(scratch / "home", pathways=True).home
-    settings = service_settings(home, scratch, unverified_per_second=0)
+    settings = two_champion_settings(args.home, scratch)
     figures: dict[str, Any] = {"in_process": _in_process(settings, 200)}
     print(json.dumps(figures["in_process"]["summary"]), flush=True)
     key = create_key("latency", "score", settings=settings)
