@@ -142,7 +142,6 @@ def main() -> None:
     args = parser.parse_args()
 
     nodes = [node for tests in GUARANTEES.values() for node in tests]
-    here = _run(REPO, nodes)
     old = args.worktree
     if not old.exists():
         subprocess.run(
@@ -150,11 +149,12 @@ def main() -> None:
         )
     try:
         stubs = _transplant(old, sorted({node.split("::")[0] for node in nodes}))
-        there = _run(old, nodes)
+        there = _run(old, nodes, timeout=480)
     finally:
         subprocess.run(
             ["git", "-C", str(REPO), "worktree", "remove", "--force", str(old)], check=False
         )
+    here = _run(REPO, nodes)
     table = []
     for guarantee, tests in GUARANTEES.items():
         for node in tests:
@@ -254,7 +254,21 @@ def _where(module: str, name: str) -> str:
     return MOVED.get((module, name)) or MOVED.get((module, "*")) or module
 
 
-def _run(tree: Path, nodes: list[str]) -> dict[str, tuple[str, str]]:
+def _hung(stdout: str) -> str:
+    """A summary line for the test that was running when the run timed out."""
+    lines = [line for line in stdout.splitlines() if "::" in line]
+    if not lines or PROGRESS.match(lines[-1]):
+        return ""
+    node = lines[-1].split(" ")[0].split("[")[0]
+    return f"FAILED {node} - hung: no answer within the run's timeout"
+
+
+#: pytest -v's line for a test done, and -rA's summary line (with the reason).
+PROGRESS = re.compile(r"^(\S+?)(?:\[[^\]]*\])? (PASSED|FAILED|ERROR|SKIPPED)")
+SUMMARY = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+?)(?:\[[^\]]*\])?(?: - (.*))?$")
+
+
+def _run(tree: Path, nodes: list[str], timeout: float = 600) -> dict[str, tuple[str, str]]:
     """Run ``nodes`` in ``tree``; return node -> (outcome, first line of why it failed)."""
     env = {**os.environ, "PYTHONPATH": str(tree)}
     files = sorted({node.split("::")[0] for node in nodes})
@@ -263,7 +277,7 @@ def _run(tree: Path, nodes: list[str]) -> dict[str, tuple[str, str]]:
         sys.executable,
         "-m",
         "pytest",
-        "-q",
+        "-v",
         "-p",
         "no:cacheprovider",
         "-rA",
@@ -274,27 +288,33 @@ def _run(tree: Path, nodes: list[str]) -> dict[str, tuple[str, str]]:
     ]
     try:
         done = subprocess.run(
-            command, cwd=tree, env=env, capture_output=True, text=True, check=False, timeout=1200
+            command, cwd=tree, env=env, capture_output=True, text=True, check=False, timeout=timeout
         )
         stdout = done.stdout
     except subprocess.TimeoutExpired as err:  # a test the old code lets hang
         stdout = err.stdout.decode() if isinstance(err.stdout, bytes) else (err.stdout or "")
+        stdout += "\n" + _hung(stdout) + "\nTIMED OUT"
     outcomes: dict[str, tuple[str, str]] = {}
-    pattern = re.compile(r"^(PASSED|FAILED|ERROR|SKIPPED) (\S+?)(?:\[[^\]]*\])?(?: - (.*))?$")
     for line in stdout.splitlines():
-        match = pattern.match(line)
-        if match is None:
+        summary, progress = SUMMARY.match(line), PROGRESS.match(line)
+        if summary is not None:
+            status, node, why = summary.group(1), summary.group(2), summary.group(3) or ""
+        elif progress is not None:
+            node, status, why = progress.group(1), progress.group(2), ""
+        else:
             continue
-        status, node, why = match.group(1).lower(), match.group(2), match.group(3) or ""
-        status = {"error": "error", "failed": "failed", "passed": "passed"}.get(status, status)
+        status = status.lower()
         previous = outcomes.get(node)
-        # A parametrised test counts as failed if any of its cases fails.
-        if previous is None or previous[0] == "passed":
+        # A parametrised test counts as failed if any of its cases fails; a reason wins.
+        if previous is None or previous[0] == "passed" or (status != "passed" and why):
             outcomes[node] = (status, why[:200])
     for node in nodes:
         if node not in outcomes:
             collection = [line for line in stdout.splitlines() if "Error" in line][:1]
-            outcomes[node] = ("error", collection[0][:200] if collection else "not collected")
+            if "\nTIMED OUT" in stdout:
+                outcomes[node] = ("not reached", "the run timed out before it")
+            else:
+                outcomes[node] = ("error", collection[0][:200] if collection else "not collected")
     return outcomes
 
 
