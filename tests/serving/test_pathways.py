@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import pandas as pd
 import pytest
@@ -184,7 +184,7 @@ def test_a_pathway_batch_past_the_request_deadline_is_503_and_never_recorded(
     # Issue 16, item 10: a pathway request once took 10 s under load. A thousand people take
     # the recommender about a second; the deadline answers long before that.
     settings = make_settings(pathway_store, tmp_path, request_deadline_seconds=0.05)
-    running = start_service(settings)
+    running = cast(Generator[Service, None, None], start_service(settings))
     service = next(running)
     try:
         answer = recommend(service, [assessment(subject_ref=f"p-{i}") for i in range(1000)])
