@@ -39,7 +39,7 @@ from typing import Any, TypeVar
 
 import numpy as np
 import uvloop
-from sqlalchemy import func, select
+from sqlalchemy import Table, func, select
 
 from benchmarks.bench_serving import MODEL, Connection, assessments, http_request, train_home
 from benchmarks.common import save
@@ -275,10 +275,11 @@ def service_settings(home: Path, scratch: Path, **changes: Any) -> Settings:
     return Settings(**{**base, **changes})
 
 
-def audit_count(url: str) -> int:
+def audit_count(url: str, table: Table = audit_table) -> int:
+    """Rows in one audit table (the scores' by default) of the database at ``url``."""
     engine = make_engine(url)
     with engine.connect() as conn:
-        count = conn.execute(select(func.count()).select_from(audit_table)).scalar_one()
+        count = conn.execute(select(func.count()).select_from(table)).scalar_one()
     engine.dispose()
     return int(count)
 

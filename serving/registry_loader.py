@@ -24,6 +24,7 @@ from typing import Any, Generic, TypedDict, TypeVar
 from mlflow.exceptions import MlflowException
 from mlflow.tracking import MlflowClient
 
+from data.schema import EXAMPLE_ASSESSMENT, make_assessment_model
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import (
     ModelIntegrityError,
@@ -232,9 +233,30 @@ def load_pathway_model(settings: Settings) -> LoadedPathwayModel:
     name = settings.pathway_model_name
     fetched = _fetch(settings, name, PathwayEffectModel)
     recommender = Recommender(fetched.model)
+    _warm_up(recommender, f"{name} version {fetched.version}")
     loaded = LoadedPathwayModel(recommender=recommender, **_registration(settings, name, fetched))
     _log_loaded(loaded)
     return loaded
+
+
+def _warm_up(recommender: Recommender, label: str) -> None:
+    """Recommend once for the documented example, before the version serves anyone.
+
+    The first recommendation pays one-off costs (sklearn's input checks look
+    up narwhals' dataframe plugins, about 190 ms here, more on a loaded
+    machine): paid here, not by the first request. A version that cannot
+    recommend fails its load instead of its first request.
+
+    Raises
+    ------
+    ModelLoadError
+        If the example cannot be recommended for.
+    """
+    example = make_assessment_model().model_validate(EXAMPLE_ASSESSMENT)
+    try:
+        recommender.recommend([example])
+    except (ValueError, KeyError, TypeError) as err:
+        raise ModelLoadError(f"{label} cannot recommend for the example assessment") from err
 
 
 class ModelHolder(Generic[ModelT]):

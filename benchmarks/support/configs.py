@@ -1,10 +1,28 @@
-"""A training config small enough for a test or a fault benchmark to train in seconds."""
+"""Training configs small enough for a test or a benchmark to train in seconds.
+
+Models fitted on a few thousand synthetic people are noisy: the loose gates
+let them through, so that a test or a benchmark can serve what it trained.
+"""
 
 from __future__ import annotations
 
 from data.synthetic import SynthConfig
 from models.risk import BoostingSettings, ScorecardSettings
-from pipeline.config import DatasetConfig, EvaluationConfig, FairnessConfig, RiskTrainConfig
+from pipeline.config import (
+    DatasetConfig,
+    EvaluationConfig,
+    FairnessConfig,
+    GateConfig,
+    PathwayGateConfig,
+    PathwayModelConfig,
+    PathwayTrainConfig,
+    RiskTrainConfig,
+)
+
+#: Risk gates a small model passes: any AUC against the champion.
+LOOSE_GATES = GateConfig(auc_tolerance=1.0)
+#: Pathway gates a small model passes: any gain over the RNR policy, even a loss.
+LOOSE_PATHWAY_GATES = PathwayGateConfig(min_gain_over_rnr=-1.0)
 
 
 def small_config(**changes: object) -> RiskTrainConfig:
@@ -30,3 +48,12 @@ def small_config(**changes: object) -> RiskTrainConfig:
         ),
     )
     return base.model_copy(update=changes)
+
+
+def tiny_pathway_config(gates: PathwayGateConfig | None = None) -> PathwayTrainConfig:
+    """Return a pathway job on 12,000 synthetic people (seconds); ``gates``: its own gates."""
+    return PathwayTrainConfig(
+        dataset=DatasetConfig(name="tiny", synthetic=SynthConfig(rows=12_000, seed=5)),
+        model=PathwayModelConfig(max_iter=60),
+        gates=gates or PathwayGateConfig(),
+    )

@@ -1,10 +1,17 @@
 """Property-based requests against the service's own OpenAPI schema (schemathesis 4).
 
 Every operation is driven with schema-valid ("positive") and schema-breaking
-("negative") requests, each with no key, a score key and an admin key. Each
-response is checked: never a 5xx, status code, content type, headers and
-body as documented, and (with a valid key) schema-breaking data refused.
-Failures are collected rather than raised, so one run counts everything.
+("negative") requests, each with every key given (no key, score, admin,
+outcomes). Each response is checked: never a 5xx, status code, content type,
+headers and body as documented, and (with a valid key) schema-breaking data
+refused. Failures are collected rather than raised, so one run counts
+everything.
+
+Generated names almost never match anything served, so every other positive
+decision is steered to a score the run was served (its request id and
+subject_ref), and every other positive card request to a model version
+``/v1/models`` listed: decisions and cards are then recorded and answered for
+real, not only refused with 404.
 
 Used by ``tests/serving/test_hostile.py`` (a few hundred requests, in
 process) and ``benchmarks/bench_fuzz.py`` (thousands, over HTTP).
@@ -12,7 +19,7 @@ process) and ``benchmarks/bench_fuzz.py`` (thousands, over HTTP).
 
 from __future__ import annotations
 
-from collections import Counter
+from collections import Counter, defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +29,7 @@ from hypothesis.errors import Unsatisfiable
 from schemathesis import Case, GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Err
 from schemathesis.schemas import BaseSchema
 from schemathesis.specs.openapi.checks import (
     content_type_conformance,
@@ -30,6 +38,9 @@ from schemathesis.specs.openapi.checks import (
     response_schema_conformance,
     status_code_conformance,
 )
+
+#: The operations that serve answers, and the field their answers are listed in.
+ANSWERED = {"/v1/risk-scores": "scores", "/v1/pathway-recommendations": "recommendations"}
 
 CONFORMANCE = [
     not_a_server_error,
@@ -47,8 +58,18 @@ class FuzzReport:
     requests: int = 0
     scores_returned: int = 0
     recommendations_returned: int = 0
+    decisions_recorded: int = 0
+    outcomes_recorded: int = 0
+    #: (request id, subject_ref) of each score or recommendation answered, to decide on.
+    served: list[tuple[str, str]] = field(default_factory=list)
+    #: (name, version) of each model version ``/v1/models`` listed, to ask for its card.
+    versions: list[tuple[str, str]] = field(default_factory=list)
+    steered: int = 0
     statuses: Counter[int] = field(default_factory=Counter)
     by_operation: Counter[str] = field(default_factory=Counter)
+    statuses_by_operation: defaultdict[str, Counter[int]] = field(
+        default_factory=lambda: defaultdict(Counter)
+    )
     server_errors: list[str] = field(default_factory=list)
     failures: list[str] = field(default_factory=list)
     unbreakable: list[str] = field(default_factory=list)
@@ -59,10 +80,17 @@ class FuzzReport:
             "requests": self.requests,
             "scores_returned": self.scores_returned,
             "recommendations_returned": self.recommendations_returned,
+            "decisions_recorded": self.decisions_recorded,
+            "outcomes_recorded": self.outcomes_recorded,
+            "steered_to_served_names": self.steered,
             "server_errors": len(self.server_errors),
             "check_failures": len(self.failures),
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "by_operation": dict(sorted(self.by_operation.items())),
+            "statuses_by_operation": {
+                operation: {str(k): v for k, v in sorted(statuses.items())}
+                for operation, statuses in sorted(self.statuses_by_operation.items())
+            },
             "no_negative_request_possible": self.unbreakable,
             "first_failures": (self.server_errors + self.failures)[:20],
         }
@@ -94,8 +122,14 @@ def fuzz(
         Server to call, for a schema loaded from a URL.
     """
     report = report if report is not None else FuzzReport()
+    operations = []
     for result in schema.get_all_operations():
-        operation = result.ok()
+        if isinstance(result, Err):
+            raise result.err()  # the service's own schema: nothing to fuzz if it is broken
+        operations.append(result.ok())
+    # What serves answers and lists versions first: decisions and cards are steered to them.
+    operations.sort(key=lambda op: (op.path not in ANSWERED, op.path != "/v1/models"))
+    for operation in operations:
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             for name, key in keys.items():
                 headers = {"Authorization": f"Bearer {key}"} if key else None
@@ -126,17 +160,13 @@ def _sender(
     checks: list[Any],
     base_url: str | None,
 ) -> Callable[[Case], None]:
+    positive = " positive " in label
+
     def send(case: Case) -> None:
+        if positive and report.requests % 2 == 0:
+            _steer(case, report)
         response = case.call(base_url=base_url, headers=headers)
-        report.requests += 1
-        report.statuses[response.status_code] += 1
-        report.by_operation[label] += 1
-        if response.status_code == 200 and case.operation.path == "/v1/risk-scores":
-            report.scores_returned += len(response.json()["scores"])
-        if response.status_code == 200 and case.operation.path == "/v1/pathway-recommendations":
-            report.recommendations_returned += len(response.json()["recommendations"])
-        if response.status_code >= 500:
-            report.server_errors.append(f"{label}: {response.status_code} {response.text[:200]}")
+        _count(report, label, case, response)
         try:
             case.validate_response(response, checks=checks, headers=headers)
         except FailureGroup as group:
@@ -151,3 +181,45 @@ def _sender(
             )
 
     return send
+
+
+def _steer(case: Case, report: FuzzReport) -> None:
+    """Point a schema-valid decision or card request at something that exists."""
+    path = case.operation.path
+    if path == "/v1/decisions" and report.served and isinstance(case.body, dict):
+        request_id, subject_ref = report.served[report.requests % len(report.served)]
+        case.body = {**case.body, "request_id": request_id, "subject_ref": subject_ref}
+        report.steered += 1
+    elif path.endswith("/card") and report.versions:
+        name, version = report.versions[report.requests % len(report.versions)]
+        case.path_parameters = {"name": name, "version": version}
+        report.steered += 1
+
+
+def _count(report: FuzzReport, label: str, case: Case, response: Any) -> None:
+    """Count one answer, and remember what it served (to decide on, or ask the card of)."""
+    status = response.status_code
+    report.requests += 1
+    report.statuses[status] += 1
+    report.by_operation[label] += 1
+    report.statuses_by_operation[case.operation.label][status] += 1
+    if status >= 500:
+        report.server_errors.append(f"{label}: {status} {response.text[:200]}")
+    if status not in (200, 201):
+        return
+    path = case.operation.path
+    if path in ANSWERED:
+        body = response.json()
+        answers = body[ANSWERED[path]]
+        report.served.extend((body["request_id"], answer["subject_ref"]) for answer in answers)
+        if path == "/v1/risk-scores":
+            report.scores_returned += len(answers)
+        else:
+            report.recommendations_returned += len(answers)
+    elif path == "/v1/decisions":
+        report.decisions_recorded += 1
+    elif path == "/v1/outcomes":
+        report.outcomes_recorded += response.json()["rows"]
+    elif path == "/v1/models":
+        models = response.json()["models"]
+        report.versions = [(model["name"], model["version"]) for model in models]

@@ -1,4 +1,8 @@
-"""A model registry to tamper with: add versions with changed tags or files, move the alias."""
+"""A model registry to tamper with: add versions with changed tags or files, move the alias.
+
+:func:`train_small_champions` fills one with small, seeded champions (the
+serving tests' registries and ``bench_fuzz``'s).
+"""
 
 from __future__ import annotations
 
@@ -12,6 +16,7 @@ from models.contract.artifact import directory_digest
 from models.contract.tags import CHAMPION, TAG_DIGEST
 
 MODEL = "desist-risk"
+PATHWAY_MODEL = "desist-pathways"
 
 
 @dataclass(frozen=True)
@@ -66,3 +71,41 @@ class Store:
 
     def set_champion(self, version: str) -> None:
         self.client().set_registered_model_alias(MODEL, CHAMPION, version)
+
+
+def train_small_champions(home: Path, *, pathways: bool) -> Store:
+    """Train and promote a small scorecard (and a small pathway model) into ``home``.
+
+    Seeded and small (seconds): gates loose enough that both are promoted.
+    """
+    # Imported here: tampering with a registry needs none of the training code.
+    from benchmarks.support.configs import (
+        LOOSE_GATES,
+        LOOSE_PATHWAY_GATES,
+        small_config,
+        tiny_pathway_config,
+    )
+    from data.schema import NEVER_FEATURES
+    from models.risk import ScorecardSettings
+    from pipeline.registry import promote
+    from pipeline.tracking import Tracker
+    from pipeline.train_pathways import train as train_pathways
+    from pipeline.train_risk import train
+
+    tracker = Tracker.for_home(home)
+    risk = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
+    if not promote(tracker, MODEL, risk.version, LOOSE_GATES, (), actor="tests").promoted:
+        raise RuntimeError("the small scorecard was not promoted")
+    if pathways:
+        trained = train_pathways(tiny_pathway_config(), tracker=tracker)
+        decision = promote(
+            tracker,
+            PATHWAY_MODEL,
+            trained.version,
+            LOOSE_PATHWAY_GATES,
+            NEVER_FEATURES,
+            actor="tests",
+        )
+        if not decision.promoted:
+            raise RuntimeError("the small pathway model was not promoted")
+    return Store(home)

@@ -7,7 +7,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import select
 
-from benchmarks.support.configs import small_config
+from benchmarks.support.configs import (
+    LOOSE_GATES,
+    LOOSE_PATHWAY_GATES,
+    small_config,
+    tiny_pathway_config,
+)
 from models.risk import ScorecardSettings
 from pipeline.calibration_checks import CalibrationGateConfig
 from pipeline.config import PathwayGateConfig
@@ -15,7 +20,6 @@ from pipeline.mission import MISSION_CLIENT, MissionError, render_screen, run_mi
 from pipeline.tracking import Tracker
 from serving.database import api_keys_table, make_engine
 from serving.settings import Settings
-from tests.support.training import LOOSE_GATES, LOOSE_PATHWAY_GATES, tiny_pathway_config
 
 # Small cohorts: only a grossly miscalibrated model would be refused.
 LOOSE_CALIBRATION = CalibrationGateConfig(max_debiased_error=1.0, slope_bounds=(0.01, 100.0))

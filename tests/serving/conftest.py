@@ -14,49 +14,24 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from benchmarks.support.configs import small_config
-from benchmarks.support.registry import MODEL, Store
-from data.schema import ASSESSMENT_FIELDS, NEVER_FEATURES, Kind
+from benchmarks.support.registry import Store, train_small_champions
+from data.schema import ASSESSMENT_FIELDS, Kind
 from data.synthetic import SynthConfig, generate_cohort
-from models.risk import ScorecardSettings
-from pipeline.registry import promote
-from pipeline.tracking import Tracker
-from pipeline.train_pathways import train as train_pathways
-from pipeline.train_risk import train
 from serving.settings import Settings
 from tests.support.serving import Service, make_settings, start_service
-from tests.support.training import LOOSE_GATES, LOOSE_PATHWAY_GATES, tiny_pathway_config
 
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """One scorecard trained on the small config and promoted (a few seconds, once)."""
-    home = tmp_path_factory.mktemp("serving-home")
-    tracker = Tracker.for_home(home)
-    result = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
-    decision = promote(tracker, MODEL, result.version, LOOSE_GATES, (), actor="tests")
-    assert decision.promoted
-    return Store(home)
+    return train_small_champions(tmp_path_factory.mktemp("serving-home"), pathways=False)
 
 
 @pytest.fixture(scope="session")
 def pathway_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
     """A registry with a risk champion and a desist-pathways champion (small, seeded)."""
     home = tmp_path_factory.mktemp("serving-pathways-home")
-    tracker = Tracker.for_home(home)
-    risk = train(small_config(models=(ScorecardSettings(),)), tracker=tracker)
-    assert promote(tracker, MODEL, risk.version, LOOSE_GATES, (), actor="tests").promoted
-    pathways = train_pathways(tiny_pathway_config(), tracker=tracker)
-    decision = promote(
-        tracker,
-        "desist-pathways",
-        pathways.version,
-        LOOSE_PATHWAY_GATES,
-        NEVER_FEATURES,
-        actor="tests",
-    )
-    assert decision.promoted
-    return Store(home)
+    return train_small_champions(home, pathways=True)
 
 
 @pytest.fixture

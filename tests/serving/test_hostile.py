@@ -25,7 +25,12 @@ from benchmarks.support.registry import Store
 from serving.app import create_app
 from serving.audit import input_digest
 from serving.commands import create_key, export_audit
-from serving.database import audit_table, make_engine
+from serving.database import (
+    audit_table,
+    decision_audit_table,
+    make_engine,
+    outcome_audit_table,
+)
 from serving.errors import KeyStoreError
 from serving.keys import KeyStore
 from tests.support.serving import (
@@ -48,6 +53,7 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
         "no key": None,
         "score key": create_key("fuzz-score", "score", settings=settings),
         "admin key": create_key("fuzz-admin", "admin", settings=settings),
+        "outcomes key": create_key("fuzz-outcomes", "outcomes", settings=settings),
     }
     app = create_app(settings)
     try:
@@ -64,14 +70,22 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
     assert operations >= {
         "POST /v1/risk-scores",
         "POST /v1/pathway-recommendations",
+        "POST /v1/decisions",
+        "POST /v1/outcomes",
         "GET /v1/models",
+        "GET /v1/models/{name}/{version}/card",
         "POST /admin/reload",
+        "GET /metrics",
     }
-    assert {200, 401, 422} <= set(report.statuses)
+    assert {200, 201, 401, 403, 404, 422} <= set(report.statuses)
     assert report.requests >= 10 * EXAMPLES
-    # Nothing scored went unrecorded, nothing refused was recorded.
+    # Nothing answered went unrecorded, nothing refused was recorded.
     assert audit_rows(settings) == report.scores_returned > 0
-    assert recommendation_rows(settings) == report.recommendations_returned
+    assert recommendation_rows(settings) == report.recommendations_returned > 0
+    assert audit_rows(settings, decision_audit_table) == report.decisions_recorded > 0
+    assert audit_rows(settings, outcome_audit_table) == report.outcomes_recorded
+    # Steered to what was served, decisions and cards were answered for real.
+    assert report.statuses_by_operation["GET /v1/models/{name}/{version}/card"][200] > 0
 
 
 def post(service: Service, body: bytes | str, content_type: str = "application/json") -> Any:

@@ -1,0 +1,220 @@
+"""Where a slow pathway recommendation's time goes (issue 16, item 10: one took 10 s once).
+
+Phases, each timing sequential one-assessment pathway requests:
+
+1. **in process, first call**: the recommender loaded as the service loads
+   it, its first ``recommend`` profiled (cProfile) against the next ones: a
+   first-call warm-up (lazy imports, caches) shows here;
+2. **over HTTP, quiet**: a live service on loopback (uvicorn, its own
+   process), ``--requests`` sequential requests, the first one apart;
+3. **over HTTP, busy**: the same with two CPU-bound processes running
+   beside it (the 2-core machine fully taken by someone else);
+4. **behind a large batch**: one request sent while a 1,000-assessment batch
+   is being answered (one scoring thread: it waits for the batch), quiet and busy.
+
+The slowest request of each phase is looked up in the service's own log
+(``latency_ms``, from the app's first middleware to the answer): client time
+minus app time is time spent before the app read the request (scheduling,
+the GIL, the socket).
+
+Run: ``.venv/bin/python -m benchmarks.bench_pathway_latency [--home DIR] [--requests 2000]``
+(without ``--home``, small seeded champions are trained first, about a minute).
+Results in ``benchmarks/results/pathway_latency.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import cProfile
+import json
+import os
+import pstats
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from benchmarks.bench_fuzz import two_champion_settings
+from benchmarks.bench_serving import assessments
+from benchmarks.common import save
+from benchmarks.support.assessments import assessment
+from benchmarks.support.live import LiveService
+from serving.commands import create_key
+from serving.registry_loader import load_pathway_model
+from serving.schemas import assessment_batch_model
+from serving.settings import Settings
+
+PATH = "/v1/pathway-recommendations"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--home", type=Path, help="DESIST_HOME with both champions to reuse")
+    parser.add_argument("--requests", type=int, default=2000, help="sequential, per phase")
+    args = parser.parse_args()
+
+    load_at_start = [round(x, 2) for x in os.getloadavg()]
+    scratch = Path(tempfile.mkdtemp(prefix="bench-pathway-latency-"))
+    settings = two_champion_settings(args.home, scratch)
+    figures: dict[str, Any] = {"in_process": _in_process(settings, 200)}
+    print(json.dumps(figures["in_process"]["summary"]), flush=True)
+    key = create_key("latency", "score", settings=settings)
+    log = scratch / "service.log"
+    with LiveService(settings, log) as live:
+        started = time.perf_counter()
+        live.start()
+        figures["service_start_seconds"] = round(time.perf_counter() - started, 2)
+        with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}) as client:
+            figures["http_quiet"] = _sequential(client, args.requests)
+            print(json.dumps(figures["http_quiet"]), flush=True)
+            with _busy(2):
+                figures["http_busy"] = _sequential(client, args.requests)
+            print(json.dumps(figures["http_busy"]), flush=True)
+            figures["behind_a_batch_quiet"] = _behind_a_batch(client)
+            with _busy(2):
+                figures["behind_a_batch_busy"] = _behind_a_batch(client)
+            print(json.dumps(figures["behind_a_batch_busy"]), flush=True)
+        live.stop()
+    app_times = _app_latencies(log.read_text())
+    for phase in ("http_quiet", "http_busy"):
+        slowest = figures[phase].pop("slowest_request_id")
+        app_ms = app_times.get(slowest)
+        figures[phase]["slowest_in_app_ms"] = app_ms
+        if app_ms is not None:
+            outside = figures[phase]["slowest_ms"] - app_ms
+            figures[phase]["slowest_outside_app_ms"] = round(outside, 2)
+    shutil.rmtree(scratch, ignore_errors=True)
+    save("pathway_latency", {"load_average_at_start": load_at_start, **figures})
+
+
+def _in_process(settings: Settings, n: int) -> dict[str, Any]:
+    """Time the recommender's first call (profiled) and the ``n`` after it."""
+    started = time.perf_counter()
+    model = load_pathway_model(settings)
+    load_seconds = time.perf_counter() - started
+    body_model = assessment_batch_model(1000)
+    parsed: Any = body_model.model_validate({"assessments": [assessment()]})
+    item = parsed.assessments
+    profile = cProfile.Profile()
+    started = time.perf_counter()
+    profile.enable()
+    model.recommender.recommend(item)
+    profile.disable()
+    first_ms = (time.perf_counter() - started) * 1000
+    times = []
+    for _ in range(n):
+        started = time.perf_counter()
+        model.recommender.recommend(item)
+        times.append((time.perf_counter() - started) * 1000)
+    stats = pstats.Stats(profile)
+    top = sorted(
+        ((key, value) for key, value in stats.stats.items()),  # type: ignore[attr-defined]
+        key=lambda kv: -kv[1][3],
+    )[:12]
+    return {
+        "summary": {
+            "load_seconds": round(load_seconds, 2),
+            "first_call_ms": round(first_ms, 2),
+            **_spread(times),
+        },
+        "first_call_by_cumulative_ms": [
+            {"function": f"{path}:{line}({name})", "cumulative_ms": round(value[3] * 1000, 2)}
+            for (path, line, name), value in top
+        ],
+    }
+
+
+def _sequential(client: httpx.Client, n: int) -> dict[str, Any]:
+    """Send ``n`` one-assessment requests one after the other; time each."""
+    body = {"assessments": [assessment()]}
+    times: list[float] = []
+    slowest = ("", -1.0)
+    for _ in range(n):
+        started = time.perf_counter()
+        answer = client.post(PATH, json=body)
+        elapsed = (time.perf_counter() - started) * 1000
+        if answer.status_code != 200:
+            raise RuntimeError(f"{answer.status_code}: {answer.text[:200]}")
+        times.append(elapsed)
+        if elapsed > slowest[1]:
+            slowest = (answer.headers["x-request-id"], elapsed)
+    return {
+        "first_ms": round(times[0], 2),
+        **_spread(times[1:]),
+        "slowest_index": times.index(slowest[1]),
+        "slowest_ms": round(slowest[1], 2),
+        "slowest_request_id": slowest[0],
+    }
+
+
+def _behind_a_batch(client: httpx.Client) -> dict[str, float]:
+    """Time one request sent while a 1,000-assessment batch is being answered."""
+    batch = {"assessments": assessments(1000)}
+    small = {"assessments": [assessment()]}
+    batch_ms: list[float] = []
+
+    def send_batch() -> None:
+        started = time.perf_counter()
+        answer = client.post(PATH, json=batch, timeout=120)
+        batch_ms.append((time.perf_counter() - started) * 1000)
+        answer.raise_for_status()
+
+    sender = threading.Thread(target=send_batch)
+    sender.start()
+    time.sleep(0.05)  # the batch is read and queued first
+    started = time.perf_counter()
+    answer = client.post(PATH, json=small, timeout=120)
+    small_ms = (time.perf_counter() - started) * 1000
+    sender.join()
+    return {
+        "batch_ms": round(batch_ms[0], 1),
+        "one_behind_it_ms": round(small_ms, 1),
+        "one_behind_it_status": answer.status_code,
+    }
+
+
+@contextmanager
+def _busy(processes: int) -> Iterator[None]:
+    """Run ``processes`` CPU-bound Python loops beside the service."""
+    burners = [
+        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(processes)
+    ]
+    try:
+        time.sleep(0.5)
+        yield
+    finally:
+        for burner in burners:
+            burner.kill()
+            burner.wait()
+
+
+def _spread(times: list[float]) -> dict[str, float]:
+    ordered = sorted(times)
+    return {
+        "count": len(ordered),
+        "p50_ms": round(ordered[len(ordered) // 2], 2),
+        "p99_ms": round(ordered[min(len(ordered) - 1, int(0.99 * len(ordered)))], 2),
+        "max_ms": round(ordered[-1], 2),
+    }
+
+
+def _app_latencies(log_text: str) -> dict[str, float]:
+    """Request id -> the service's own latency_ms, from its JSON request lines."""
+    out = {}
+    for line in log_text.splitlines():
+        if line.startswith("{") and '"latency_ms"' in line:
+            record = json.loads(line)
+            out[str(record.get("request_id"))] = float(record["latency_ms"])
+    return out
+
+
+if __name__ == "__main__":
+    main()
