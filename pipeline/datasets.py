@@ -8,6 +8,7 @@ digest and source, plus the SHA-256 of the file or generator settings).
 from __future__ import annotations
 
 import hashlib
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -86,7 +87,11 @@ def log_job_data(
         **{c: data.frame[c].to_numpy(dtype=np.float64) for c in (target, *extra_columns)}
     )
     source = data.source if is_file else CodeDatasetSource({"generator": data.source})
-    mlflow.log_input(
-        from_pandas(logged, source=source, name=data.name, targets=target), context="training"
-    )
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source class twice (for the schemes "" and "file"),
+        # so every local path "can be interpreted in multiple ways" between two identical
+        # classes: the warning says nothing about desist's data, and the choice is the same.
+        warnings.filterwarnings("ignore", message="The specified dataset source can be interpreted")
+        dataset = from_pandas(logged, source=source, name=data.name, targets=target)
+    mlflow.log_input(dataset, context="training")
     mlflow.set_tags({RUN_DATASET_SHA256: data.sha256, RUN_ROWS: str(len(data.frame))})

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import warnings
 from pathlib import Path
 
 import mlflow
@@ -60,3 +61,21 @@ def test_logging_records_the_features_target_digest_and_rows(tmp_path: Path) -> 
     assert entry.dataset.name == "synth"
     assert _columns(entry.dataset.schema) == {"age", "sex", TARGET_FIELD}
     assert "ethnicity" not in _columns(entry.dataset.schema)  # only features and the outcome
+
+
+def test_a_logged_file_names_its_path_without_a_warning(tmp_path: Path) -> None:
+    path = tmp_path / "cohort.csv"
+    generate_cohort(SYNTH)[0].to_csv(path, index=False)
+    data = load_job_data(DatasetConfig(name="file", path=path), require=DEFAULT_FEATURES)
+    tracker = Tracker.for_home(tmp_path / "home")
+    with (
+        tracker.activate(),
+        mlflow.start_run(experiment_id=tracker.experiment_id("d")) as run,
+        warnings.catch_warnings(record=True) as seen,
+    ):
+        warnings.simplefilter("always")
+        log_job_data(data, ("age", "sex"), TARGET_FIELD, is_file=True)
+    # MLflow's "can be interpreted in multiple ways" reached every user of a data file.
+    assert [str(w.message) for w in seen if "dataset source" in str(w.message)] == []
+    (entry,) = tracker.get_run(run.info.run_id).inputs.dataset_inputs
+    assert str(path) in entry.dataset.source
