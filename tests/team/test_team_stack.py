@@ -4,7 +4,9 @@ One module-scoped server on a free loopback port, with throwaway databases,
 is started by ``pipeline.team_stack.team_up`` and stopped (databases dropped)
 afterwards. The data scientist trains and promotes through it with the public
 jobs and credentials from the environment; the reviewer reads and is refused
-writes (HTTP 403); the service account loads the model and nothing else.
+writes (HTTP 403); the service account loads the model and nothing else. The
+data scientist also scores a file with the champion, and monitors what the
+service (as the service account) scored, logging the run with the version.
 """
 
 from __future__ import annotations
@@ -14,6 +16,8 @@ import secrets
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 import requests
@@ -29,6 +33,7 @@ from tests.team_parts import free_port, mlflow_server_problem, require
 pytestmark = pytest.mark.team
 
 ROLE = {role.name: role for role in TEAM_ROLES}
+MONITORING_CONFIG = Path(__file__).parents[2] / "configs" / "monitoring.toml"
 # Small test splits make ECE noisy; the gates themselves are tested elsewhere.
 GATES = GateConfig(auc_tolerance=0.01)
 
@@ -184,3 +189,90 @@ def test_without_credentials_the_server_answers_401(stack: Stack) -> None:
         f"{stack.config.url}/api/2.0/mlflow/experiments/search", params={"max_results": 1}
     )
     assert anonymous.status_code == 401
+
+
+def test_batch_scoring_through_the_server_verifies_the_champion_and_keeps_no_credential(
+    stack: Stack, trained: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pandas as pd
+
+    from data.schema import TARGET_FIELD
+    from data.synthetic import SynthConfig, generate_cohort
+    from models.contract.tags import CHAMPION
+    from pipeline.batch_scoring import BatchScoreConfig, score_file
+    from pipeline.tracking import Tracker
+
+    _, name, version = trained
+    stack.use(monkeypatch, "data-scientist")
+    cohort, _ = generate_cohort(SynthConfig(rows=500, seed=31))
+    source = tmp_path / "assessments.parquet"
+    cohort.drop(columns=[TARGET_FIELD], errors="ignore").to_parquet(source)
+    config = BatchScoreConfig(
+        model_uri=f"models:/{name}@{CHAMPION}",
+        input=source,
+        output=tmp_path / "scores.parquet",
+        threads=1,
+    )
+    result = score_file(config, tracker=Tracker.from_environment())
+    assert result.model.verified and result.model.version == version
+    assert result.model.digest
+    assert result.rows_read == 500 and result.rows_scored + result.rows_rejected == 500
+    scores = pd.read_parquet(result.output)
+    assert len(scores) == result.rows_scored > 0
+    assert scores["risk_probability"].between(0, 1, inclusive="neither").all()
+    written = result.output.read_bytes() + result.rejects.read_bytes()
+    for secret in stack.environ.values():
+        assert secret.encode() not in written
+
+
+def test_monitoring_through_the_server_reads_the_reference_and_logs_with_the_version(
+    stack: Stack, trained: tuple[str, str, str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from fastapi.testclient import TestClient
+
+    from data.shifts import ShiftConfig
+    from models.contract.tags import MONITOR_STAGE, MONITOR_VERSION, TAG_LAST_MONITORING_RUN
+    from pipeline.deployment_simulation import deploy_through_service
+    from pipeline.monitoring_config import load_monitoring_config
+    from pipeline.monitoring_job import MonitoringScope, run_monitoring
+    from pipeline.tracking import Tracker
+    from serving.app import create_app
+    from serving.commands import create_key
+    from serving.settings import Settings
+
+    _, name, version = trained
+    settings = Settings(
+        home=tmp_path,
+        database_url=f"sqlite:///{tmp_path / 'audit.db'}",
+        tracking_uri=stack.config.url,
+        model_name=name,
+        rate_limit_per_second=0,
+        unverified_per_second=0,
+    )
+    key = create_key("case-system", "score", settings=settings)
+    with monkeypatch.context() as service:
+        # The service loads the champion with its own account's credentials only.
+        stack.use(service, "service")
+        since = datetime.now(UTC)
+        with TestClient(create_app(settings)) as client:
+            cohort = deploy_through_service(
+                client, key, ShiftConfig(), rows=400, seed=32, folder=tmp_path / "files"
+            )
+        until = datetime.now(UTC)
+    stack.use(monkeypatch, "data-scientist")
+    config = load_monitoring_config(MONITORING_CONFIG).model_copy(update={"registered_model": name})
+    scope = MonitoringScope(version, since, until, assessments=cohort.assessments)
+    result = run_monitoring(config, scope, tracker=Tracker.from_environment(), settings=settings)
+    # No outcome was imported: the score's and the inputs' drift against the stored reference.
+    assert result.stage == "drift only" and result.n_scored == 400
+    assert not result.drift.empty and result.run_id
+    reviewer = stack.api("reviewer")
+    run = reviewer.get("runs/get", run_id=result.run_id)
+    assert run.status_code == 200
+    tags = {tag["key"]: tag["value"] for tag in run.json()["run"]["data"]["tags"]}
+    assert tags[MONITOR_VERSION] == version and tags[MONITOR_STAGE] == "drift only"
+    model = reviewer.get("model-versions/get", name=name, version=version)
+    version_tags = {tag["key"]: tag["value"] for tag in model.json()["model_version"]["tags"]}
+    assert version_tags[TAG_LAST_MONITORING_RUN] == result.run_id
+    for secret in stack.environ.values():
+        assert secret not in run.text
