@@ -46,11 +46,12 @@ from sklearn.metrics import roc_auc_score
 
 from benchmarks.common import save
 from data.synthetic import SynthConfig, generate_cohort
+from models.contract.artifact import skops_trusted_types
 from models.encoding import AssessmentEncoder
 from models.risk import build_risk_model, calibrate
 from pipeline.config import DatasetConfig, RiskTrainConfig, load_risk_config
 from pipeline.jobs import split_frame
-from pipeline.tracking import Tracker, skops_trusted_types
+from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
 
 CONFIG = Path(__file__).parents[1] / "configs" / "synthetic.toml"
