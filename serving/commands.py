@@ -55,9 +55,7 @@ def serve(host: str = "127.0.0.1", port: int = 8000, workers: int = 1) -> None:
     if workers > 1 and MULTIPROCESS_ENV not in os.environ:
         # Each worker would report only its own counts, so a scrape would show one of N;
         # the folder is per port and emptied, so a restart starts from zero.
-        os.environ.update(
-            fresh_multiprocess_dir(settings.resolved_home() / "prometheus" / str(port))
-        )
+        os.environ.update(fresh_multiprocess_dir(settings.metrics_dir(port)))
     uvicorn.run(
         APP_FACTORY,
         factory=True,

@@ -80,7 +80,7 @@ def running_service(
     url = f"http://127.0.0.1:{port}"
     code = f"from serving.commands import serve; serve('127.0.0.1', {port}, 1)"
     # Its own empty folder for prometheus-client's multiprocess files: one scrape, every worker.
-    metrics = fresh_multiprocess_dir(settings.resolved_home() / "prometheus" / str(port))
+    metrics = fresh_multiprocess_dir(settings.metrics_dir(port))
     with log_path.open("a") as log:
         process = subprocess.Popen(
             [sys.executable, "-c", code],

@@ -209,6 +209,10 @@ class Settings(BaseSettings):
         """Return ``home`` as an absolute path."""
         return self.home.resolve()
 
+    def metrics_dir(self, port: int) -> Path:
+        """Return the prometheus multiprocess folder of the instance listening on ``port``."""
+        return self.resolved_home() / "prometheus" / str(port)
+
     def resolved_tracking_uri(self) -> str:
         """Return the MLflow store: the setting, else ``MLFLOW_TRACKING_URI``, else SQLite in home.
 
