@@ -19,8 +19,8 @@ from data.errors import SchemaValidationError
 from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from models.contract.tags import RUN_DATASET_SHA256, RUN_ROWS
-from pipeline.config import DatasetConfig
 from models.encoding import to_model_input
+from pipeline.config import DatasetConfig
 from pipeline.datasets import load_job_data, log_job_data, schema_rows
 from pipeline.tracking import Tracker
 
