@@ -12,7 +12,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.digest_utils import compute_pandas_digest
 from mlflow.data.pandas_dataset import from_pandas
+from mlflow.exceptions import MlflowException
+from mlflow.types import Schema
 from mlflow.types.utils import _infer_schema
 
 from data.errors import SchemaValidationError
@@ -21,7 +24,7 @@ from data.synthetic import SynthConfig, generate_cohort
 from models.contract.tags import RUN_DATASET_SHA256, RUN_ROWS
 from models.encoding import to_model_input
 from pipeline.config import DatasetConfig
-from pipeline.datasets import load_job_data, log_job_data, schema_rows
+from pipeline.datasets import _JobDataset, load_job_data, log_job_data, schema_rows
 from pipeline.tracking import Tracker
 
 SYNTH = SynthConfig(rows=300, seed=3)
@@ -103,6 +106,28 @@ def _mixed_frame() -> pd.DataFrame:
     )
 
 
+def _schema(frame: pd.DataFrame) -> Schema | None:
+    """MLflow's schema of ``frame``; None where MLflow finds none (as a dataset records it)."""
+    try:
+        return _infer_schema(frame)
+    except MlflowException:
+        return None
+
+
+def test_equal_values_of_other_types_count_as_mlflow_counts_them() -> None:
+    # 1 and True, "a" and numpy's "a" are equal but of two types: MLflow infers no schema
+    # for the first column and does not hash the second as a string column.
+    frame = _mixed_frame().assign(
+        one_and_true=pd.Series([1, True, 1, 1, 1, 1, 1, 1], dtype=object),
+        equal_text=pd.Series(["a", "b", np.str_("a"), "a", "b", "a", "a", "b"]),
+    )
+    assert _schema(frame) is None and _schema(schema_rows(frame)) is None
+    assert _schema(schema_rows(frame.drop(columns="one_and_true"))) == _schema(
+        frame.drop(columns="one_and_true")
+    )
+    assert _JobDataset(frame, CodeDatasetSource({})).digest == compute_pandas_digest(frame)
+
+
 @pytest.mark.parametrize("source", ["cohort", "mixed"])
 def test_the_schema_rows_give_the_schema_of_the_whole_frame(source: str) -> None:
     if source == "cohort":
@@ -116,6 +141,8 @@ def test_the_schema_rows_give_the_schema_of_the_whole_frame(source: str) -> None
     rows = schema_rows(frame)
     assert len(rows) < len(frame)
     assert _infer_schema(rows) == _infer_schema(frame)
+    source = CodeDatasetSource({})
+    assert _JobDataset(frame, source).digest == compute_pandas_digest(frame)
     # Every column is required or optional as in the whole frame: the test can fail.
     assert _infer_schema(frame.dropna()) != _infer_schema(frame)
 
