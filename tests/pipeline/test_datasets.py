@@ -114,6 +114,8 @@ def _schema(frame: pd.DataFrame) -> Schema | None:
         return None
 
 
+# MLflow hints, for any integer column, that integers cannot be missing: the frames mean it.
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer column")
 def test_equal_values_of_other_types_count_as_mlflow_counts_them() -> None:
     # 1 and True, "a" and numpy's "a" are equal but of two types: MLflow infers no schema
     # for the first column and does not hash the second as a string column.
@@ -128,6 +130,8 @@ def test_equal_values_of_other_types_count_as_mlflow_counts_them() -> None:
     assert _JobDataset(frame, CodeDatasetSource({})).digest == compute_pandas_digest(frame)
 
 
+# MLflow hints, for any integer column, that integers cannot be missing: the frames mean it.
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer column")
 @pytest.mark.parametrize("source", ["cohort", "mixed"])
 def test_the_schema_rows_give_the_schema_of_the_whole_frame(source: str) -> None:
     if source == "cohort":
