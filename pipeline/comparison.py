@@ -28,6 +28,7 @@ from sklearn.preprocessing import StandardScaler
 
 from data.schema import FIELDS_BY_NAME, Kind
 from models.encoding import AssessmentEncoder
+from pipeline.bootstrap import roc_auc
 
 
 @dataclass(frozen=True, slots=True)
@@ -150,6 +151,7 @@ def single_feature_aucs(
             values = column.to_numpy(dtype=float, na_value=np.nan)
             fill = np.nanmedian(values) if np.isfinite(values).any() else 0.0
             score = np.where(np.isnan(values), fill, values)
-        auc = 0.5 if np.unique(score).size < 2 else float(roc_auc_score(y, score))
+        # From counts per distinct score (one sort), not sklearn's curve: the same AUC.
+        auc = 0.5 if np.unique(score).size < 2 else roc_auc(y, score)
         rows.append({"feature": name, "auc": max(auc, 1 - auc)})
     return pd.DataFrame(rows, columns=["feature", "auc"]).sort_values("auc", ascending=False)

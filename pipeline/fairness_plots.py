@@ -10,6 +10,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from pipeline.fairness import METRIC_LABELS, FairnessAudit, too_few
+from pipeline.plots import new_figure
 
 _COLOURS = ("#0072B2", "#E69F00", "#009E73", "#CC79A7", "#56B4E9", "#D55E00")
 
@@ -27,7 +28,7 @@ def plot_error_rates(audit: FairnessAudit, attribute: str) -> Figure:
     names = [
         f"{g}: {too_few(int(sizes[g]))}" if sizes[g] < audit.min_group_size else g for g in groups
     ]
-    fig = Figure(figsize=(12, 1.5 + 0.45 * len(groups) * max(len(series), 1) / 2))
+    fig = new_figure((12, 1.5 + 0.45 * len(groups) * max(len(series), 1) / 2))
     for column, metric in enumerate(("fpr", "fnr", "selection_rate")):
         ax = fig.add_subplot(1, 3, column + 1)
         for i, (model, point) in enumerate(series):
@@ -69,7 +70,7 @@ def plot_calibration_by_decile(audit: FairnessAudit, attribute: str, min_n: int)
     """Plot observed rate against mean predicted, per decile of score, per group and model."""
     table = audit.calibration_by_decile[audit.calibration_by_decile["attribute"] == attribute]
     models = list(dict.fromkeys(table["model"]))
-    fig = Figure(figsize=(5 * max(len(models), 1), 4.8))
+    fig = new_figure((5 * max(len(models), 1), 4.8))
     for i, model in enumerate(models):
         ax = fig.add_subplot(1, max(len(models), 1), i + 1)
         part = table[table["model"] == model]

@@ -47,7 +47,7 @@ def wide_table(audit: FairnessAudit) -> pd.DataFrame:
 
 def render_report(
     audit: FairnessAudit,
-    figures: Mapping[str, Drawable],
+    figures: Mapping[str, Drawable | bytes],
     summary: Sequence[str],
     title: str,
     *,
@@ -56,7 +56,8 @@ def render_report(
 ) -> str:
     """Render the audit as one self-contained HTML page (figures inline).
 
-    Headline figures first; the reading is written from the data's own groups
+    ``figures``: each drawn or, as bytes, already rendered as PNG. Headline
+    figures first; the reading is written from the data's own groups
     of ``attribute`` (the ratio's, e.g. ethnicity or race); empty tables are left out.
     """
     parts = [

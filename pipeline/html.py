@@ -38,11 +38,19 @@ def html_list(items: Iterable[str]) -> str:
     return "<ul>" + "".join(f"<li>{escape(item)}</li>" for item in items) + "</ul>"
 
 
-def inline_png(figure: Drawable, alt: str, *, dpi: int = 90) -> str:
-    """Return an ``<img>`` holding ``figure`` as a base64 PNG, so the page needs no files."""
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=dpi)
-    data = base64.b64encode(buffer.getvalue()).decode()
+def inline_png(figure: Drawable | bytes, alt: str, *, dpi: int = 90) -> str:
+    """Return an ``<img>`` holding ``figure`` as a base64 PNG, so the page needs no files.
+
+    ``figure`` may be a PNG already rendered (its bytes, embedded as they are;
+    ``dpi`` is then unused), so a figure also saved as a file is drawn once.
+    """
+    if isinstance(figure, bytes):
+        png = figure
+    else:
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=dpi)
+        png = buffer.getvalue()
+    data = base64.b64encode(png).decode()
     return f'<img alt="{escape(alt)}" src="data:image/png;base64,{data}">'
 
 

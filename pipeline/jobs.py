@@ -10,6 +10,7 @@ these helpers; no job imports another job's names.
 
 from __future__ import annotations
 
+import io
 import json
 import sys
 import tempfile
@@ -210,9 +211,13 @@ class StagedArtifacts:
         target.parent.mkdir(parents=True, exist_ok=True)
         return target
 
-    def figure(self, figure: Figure, name: str) -> None:
-        """Stage a figure as ``plots/{name}.png``."""
-        figure.savefig(self._target(f"plots/{name}.png"))
+    def figure(self, figure: Figure, name: str) -> bytes:
+        """Stage a figure as ``plots/{name}.png``; return the PNG's bytes (to reuse, not redraw)."""
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png")
+        png = buffer.getvalue()
+        self._target(f"plots/{name}.png").write_bytes(png)
+        return png
 
     def text(self, text: str, artifact_file: str) -> None:
         """Stage ``text`` at the run-relative path ``artifact_file``."""

@@ -3,7 +3,8 @@
 Every function builds a :class:`matplotlib.figure.Figure` directly, without
 pyplot, so no global state (backend, current figure, open-figure registry) is
 touched and nothing has to be closed. The caller saves it with
-``fig.savefig(path)`` or hands it to ``mlflow.log_figure``.
+``fig.savefig(path)`` or hands it to ``mlflow.log_figure``. Each figure is
+drawn by its own Agg canvas (:func:`new_figure`), the non-interactive backend.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from sklearn.metrics import roc_auc_score, roc_curve
 
@@ -27,6 +29,20 @@ _BLUE = "#0072B2"
 _GREY = "#999999"
 _RAISES = "#D55E00"
 _LOWERS = "#009E73"
+
+
+def new_figure(figsize: tuple[float, float]) -> Figure:
+    """Return an empty figure of ``figsize`` inches, drawn by its own Agg canvas.
+
+    A bare :class:`~matplotlib.figure.Figure` gets a placeholder canvas: laying
+    it out (``tight_layout``) makes one Agg renderer and every ``savefig``
+    another, each measuring every label's text again. With its Agg canvas
+    from the start, the layout and every save at the figure's resolution
+    share one renderer and its text measurements; the pixels are the same.
+    """
+    fig = Figure(figsize=figsize)
+    FigureCanvasAgg(fig)
+    return fig
 
 
 def plot_roc(y: npt.ArrayLike, p: npt.ArrayLike, *, label: str) -> Figure:
@@ -74,7 +90,7 @@ def plot_roc_comparison(y: npt.ArrayLike, scores: Mapping[str, npt.ArrayLike]) -
     """
     if not scores:
         raise ValueError("scores is empty: nothing to plot")
-    fig = Figure(figsize=(5.5, 5))
+    fig = new_figure((5.5, 5))
     ax = fig.add_subplot()
     for name, p in scores.items():
         y_arr, p_arr = check_scores(y, p)
@@ -113,7 +129,7 @@ def plot_reliability(y: npt.ArrayLike, p: npt.ArrayLike, *, bins: int = ECE_BINS
     """
     y_arr, p_arr = check_scores(y, p)
     table = reliability_bins(y_arr, p_arr, bins)
-    fig = Figure(figsize=(5.5, 6.5))
+    fig = new_figure((5.5, 6.5))
     grid = fig.add_gridspec(2, 1, height_ratios=(3, 1))
     top = fig.add_subplot(grid[0])
     bottom = fig.add_subplot(grid[1], sharex=top)
@@ -154,7 +170,7 @@ def plot_score_distribution(y: npt.ArrayLike, p: npt.ArrayLike) -> Figure:
         groups of different size can be compared.
     """
     y_arr, p_arr = check_scores(y, p)
-    fig = Figure(figsize=(6, 4))
+    fig = new_figure((6, 4))
     ax = fig.add_subplot()
     edges = np.linspace(0, 1, 41).tolist()
     for outcome, name, colour in ((0, "did not re-offend", _BLUE), (1, "re-offended", _ORANGE)):
@@ -194,7 +210,7 @@ def plot_band_table(band_table: pd.DataFrame) -> Figure:
         band has no bars.
     """
     _require_columns(band_table, ("band", "n", "mean_predicted", "observed_rate"), "band_table")
-    fig = Figure(figsize=(6.5, 4))
+    fig = new_figure((6.5, 4))
     ax = fig.add_subplot()
     x = np.arange(len(band_table))
     width = 0.38
@@ -230,7 +246,7 @@ def plot_feature_effects(effects: pd.DataFrame) -> Figure:
     _require_columns(effects, ("feature", "level", "contribution"), "effects")
     features = list(dict.fromkeys(effects["feature"]))
     if not features:
-        fig = Figure(figsize=(5, 2))
+        fig = new_figure((5, 2))
         ax = fig.add_subplot()
         ax.text(0.5, 0.5, "No feature effects to show", ha="center", va="center")
         ax.set_axis_off()
@@ -238,7 +254,7 @@ def plot_feature_effects(effects: pd.DataFrame) -> Figure:
     sizes = [int((effects["feature"] == f).sum()) for f in features]
     limit = float(np.nanmax(np.abs(effects["contribution"].to_numpy(dtype=float))))
     limit = 1.1 * limit if limit > 0 else 1.0
-    fig = Figure(figsize=(7, 1.0 + 0.3 * sum(sizes) + 0.45 * len(features)))
+    fig = new_figure((7, 1.0 + 0.3 * sum(sizes) + 0.45 * len(features)))
     grid = fig.add_gridspec(len(features), 1, height_ratios=[s + 1 for s in sizes])
     for i, feature in enumerate(features):
         rows = effects[effects["feature"] == feature]
@@ -292,7 +308,7 @@ def plot_group_calibration(group_table: pd.DataFrame) -> Figure:
         "group_table",
     )
     rows = len(group_table)
-    fig = Figure(figsize=(9, 1.2 + 0.35 * max(rows, 1)))
+    fig = new_figure((9, 1.2 + 0.35 * max(rows, 1)))
     left = fig.add_subplot(1, 2, 1)
     right = fig.add_subplot(1, 2, 2, sharey=left)
     positions = np.arange(rows)[::-1]

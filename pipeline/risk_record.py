@@ -352,15 +352,15 @@ def record_audit(
         figures[f"Calibration within groups of {attribute}"] = plot_calibration_by_decile(
             audit, attribute, min_group_size
         )
-    for name, figure in figures.items():
-        staged.figure(figure, f"fairness_{slug(name)}")
+    # Each figure is drawn once: the report embeds the very PNG staged as plots/fairness_*.png.
+    rendered = {name: staged.figure(fig, f"fairness_{slug(name)}") for name, fig in figures.items()}
     for name in FAIRNESS_TABLES:
         table: pd.DataFrame = getattr(audit, name)
         staged.text(table.to_csv(index=False), f"fairness/{name}.csv")
     staged.text(
         render_report(
             audit,
-            figures,
+            rendered,
             audited.summary,
             title,
             attribute=audited.attribute,

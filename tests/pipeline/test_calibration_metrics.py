@@ -5,6 +5,7 @@ import math
 import numpy as np
 import pytest
 
+from pipeline import calibration_metrics
 from pipeline.calibration_metrics import (
     calibration_slope_intercept,
     check_scores,
@@ -76,6 +77,23 @@ def test_noise_test_tells_a_calibrated_score_from_a_shifted_one() -> None:
     assert share > 0.05
     _, shifted_share = ece_noise_test(y, np.clip(p + 0.06, 0, 1), n_draws=100, seed=1)
     assert shifted_share < 0.01
+
+
+@pytest.mark.parametrize(("people", "draws"), [(7, 3), (2_003, 40), (30_000, 3)])
+def test_the_noise_floor_is_that_of_one_draw_at_a_time(
+    people: int, draws: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The draws are counted all at once, in chunks; each must be the ECE of its own
+    # outcomes, drawn as one Bernoulli(p) set after another, to the last bit.
+    _, p = calibrated(people, seed=6)
+    p = np.round(p, 2)  # ties across bin edges
+    rng = np.random.default_rng([2, 3])
+    one_by_one = [
+        expected_calibration_error((rng.random(people) < p).astype(int), p) for _ in range(draws)
+    ]
+    monkeypatch.setattr(calibration_metrics, "_NOISE_CELLS", 2 * people)  # several chunks
+    assert calibration_metrics._noise_draws(p, draws, seed=2).tolist() == one_by_one
+    assert ece_noise_floor(p, n_draws=draws, seed=2) == float(np.mean(one_by_one))
 
 
 def test_check_scores_returns_int_outcomes_and_float_probabilities() -> None:

@@ -3,7 +3,9 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.metrics import roc_auc_score
 
+from data.synthetic import SynthConfig, generate_cohort
 from pipeline.comparison import (
     build_baseline,
     level_rates,
@@ -54,6 +56,23 @@ def test_single_feature_screen_exposes_a_leaked_outcome() -> None:
     aucs = dict(zip(table["feature"], table["auc"], strict=True))
     assert aucs["in_custody_at_assessment"] == 1.0 and aucs["offence_category"] == 1.0
     assert aucs["age"] < 0.6
+
+
+def test_single_feature_aucs_are_sklearns() -> None:
+    cohort, _ = generate_cohort(SynthConfig(rows=4_000, seed=8))
+    features = ("age", "total_sanctions", "drug_misuse", "offence_category", "sex")
+    table = single_feature_aucs(cohort, features, "reoffended_12m")
+    y = cohort["reoffended_12m"].to_numpy(dtype=int)
+    for name, auc in zip(table["feature"], table["auc"], strict=True):
+        column = cohort[name]
+        if name in ("offence_category", "sex"):
+            labels = column.astype(object).where(column.notna(), "missing")
+            score = labels.map(pd.Series(y).groupby(labels.to_numpy()).mean()).to_numpy(float)
+        else:
+            values = column.to_numpy(dtype=float, na_value=np.nan)
+            score = np.where(np.isnan(values), np.nanmedian(values), values)
+        expected = float(roc_auc_score(y, score))
+        assert auc == pytest.approx(max(expected, 1 - expected), abs=1e-12)
 
 
 def test_baseline_is_a_logistic_regression_on_its_features() -> None:

@@ -8,14 +8,23 @@ import warnings
 from pathlib import Path
 
 import mlflow
+import numpy as np
+import pandas as pd
 import pytest
+from mlflow.data.code_dataset_source import CodeDatasetSource
+from mlflow.data.digest_utils import compute_pandas_digest
+from mlflow.data.pandas_dataset import from_pandas
+from mlflow.exceptions import MlflowException
+from mlflow.types import Schema
+from mlflow.types.utils import _infer_schema
 
 from data.errors import SchemaValidationError
 from data.schema import DEFAULT_FEATURES, TARGET_FIELD
 from data.synthetic import SynthConfig, generate_cohort
 from models.contract.tags import RUN_DATASET_SHA256, RUN_ROWS
+from models.encoding import to_model_input
 from pipeline.config import DatasetConfig
-from pipeline.datasets import load_job_data, log_job_data
+from pipeline.datasets import _JobDataset, load_job_data, log_job_data, schema_rows
 from pipeline.tracking import Tracker
 
 SYNTH = SynthConfig(rows=300, seed=3)
@@ -79,3 +88,78 @@ def test_a_logged_file_names_its_path_without_a_warning(tmp_path: Path) -> None:
     assert [str(w.message) for w in seen if "dataset source" in str(w.message)] == []
     (entry,) = tracker.get_run(run.info.run_id).inputs.dataset_inputs
     assert str(path) in entry.dataset.source
+
+
+def _mixed_frame() -> pd.DataFrame:
+    """Columns of every kind MLflow types differently, with and without missing values."""
+    return pd.DataFrame(
+        {
+            "count": np.arange(8, dtype=np.int64),
+            "score": [0.5, np.nan, 0.1, 0.2, 0.3, 0.4, 0.6, 0.7],
+            "flag": [True, False] * 4,
+            "text": ["a", "b", None, "a", "c", "b", "a", "a"],
+            "whole_text": ["x", "y"] * 4,
+            "level": pd.Categorical(["low", "high", "low", np.nan, "low", "high", "low", "low"]),
+            "string": pd.array(["p", "q", "p", pd.NA, "q", "p", "p", "q"], dtype="string"),
+            "ints_as_objects": pd.Series([1, 2, 3, 1, 2, 3, 1, 2], dtype=object),
+        }
+    )
+
+
+def _schema(frame: pd.DataFrame) -> Schema | None:
+    """MLflow's schema of ``frame``; None where MLflow finds none (as a dataset records it)."""
+    try:
+        return _infer_schema(frame)
+    except MlflowException:
+        return None
+
+
+# MLflow hints, for any integer column, that integers cannot be missing: the frames mean it.
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer column")
+def test_equal_values_of_other_types_count_as_mlflow_counts_them() -> None:
+    # 1 and True, "a" and numpy's "a" are equal but of two types: MLflow infers no schema
+    # for the first column and does not hash the second as a string column.
+    frame = _mixed_frame().assign(
+        one_and_true=pd.Series([1, True, 1, 1, 1, 1, 1, 1], dtype=object),
+        equal_text=pd.Series(["a", "b", np.str_("a"), "a", "b", "a", "a", "b"]),
+    )
+    assert _schema(frame) is None and _schema(schema_rows(frame)) is None
+    assert _schema(schema_rows(frame.drop(columns="one_and_true"))) == _schema(
+        frame.drop(columns="one_and_true")
+    )
+    assert _JobDataset(frame, CodeDatasetSource({})).digest == compute_pandas_digest(frame)
+
+
+# MLflow hints, for any integer column, that integers cannot be missing: the frames mean it.
+@pytest.mark.filterwarnings("ignore:Hint. Inferred schema contains integer column")
+@pytest.mark.parametrize("source", ["cohort", "mixed"])
+def test_the_schema_rows_give_the_schema_of_the_whole_frame(source: str) -> None:
+    if source == "cohort":
+        data = load_job_data(
+            DatasetConfig(name="synth", synthetic=SynthConfig(rows=3000, seed=5)),
+            require=DEFAULT_FEATURES,
+        )
+        frame = to_model_input(data.frame, DEFAULT_FEATURES)
+    else:
+        frame = _mixed_frame()
+    rows = schema_rows(frame)
+    assert len(rows) < len(frame)
+    assert _infer_schema(rows) == _infer_schema(frame)
+    source = CodeDatasetSource({})
+    assert _JobDataset(frame, source).digest == compute_pandas_digest(frame)
+    # Every column is required or optional as in the whole frame: the test can fail.
+    assert _infer_schema(frame.dropna()) != _infer_schema(frame)
+
+
+def test_the_logged_dataset_has_mlflows_own_digest_and_schema(tmp_path: Path) -> None:
+    data = load_job_data(DatasetConfig(name="synth", synthetic=SYNTH), require=DEFAULT_FEATURES)
+    tracker = Tracker.for_home(tmp_path)
+    with tracker.activate(), mlflow.start_run(experiment_id=tracker.experiment_id("d")) as run:
+        log_job_data(data, DEFAULT_FEATURES, TARGET_FIELD, is_file=False)
+    (entry,) = tracker.get_run(run.info.run_id).inputs.dataset_inputs
+    logged = to_model_input(data.frame, DEFAULT_FEATURES).assign(
+        **{TARGET_FIELD: data.frame[TARGET_FIELD].to_numpy(dtype=np.float64)}
+    )
+    plain = from_pandas(logged, source=CodeDatasetSource({}), targets=TARGET_FIELD)
+    assert entry.dataset.digest == plain.digest
+    assert json.loads(entry.dataset.schema) == {"mlflow_colspec": plain.schema.to_dict()}

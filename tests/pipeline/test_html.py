@@ -36,3 +36,9 @@ def test_a_figure_is_embedded_as_a_png_with_escaped_alt_text() -> None:
     assert img.startswith('<img alt="rates &quot;by&quot; group" src="data:image/png;base64,')
     data = img.split("base64,", 1)[1].removesuffix('">')
     assert base64.b64decode(data).startswith(b"\x89PNG")
+
+
+def test_a_png_already_rendered_is_embedded_as_it_is() -> None:
+    png = b"\x89PNG\r\n\x1a\n drawn once"
+    img = inline_png(png, "rates")
+    assert img == f'<img alt="rates" src="data:image/png;base64,{base64.b64encode(png).decode()}">'

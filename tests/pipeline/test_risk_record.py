@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import base64
 import html
 from pathlib import Path
 
@@ -128,6 +129,12 @@ def test_the_audit_is_staged_as_figures_tables_and_a_report(tmp_path: Path) -> N
         "plots/fairness_calibration_within_groups_of_ethnicity.png",
     } <= names
     assert "test_fpr_ratio_desist_0" in tracker.get_run(run.info.run_id).data.metrics
+    # Each figure is drawn once: the report embeds the very PNG logged beside it.
+    client = tracker.client()
+    page = Path(client.download_artifacts(run.info.run_id, "fairness/report.html")).read_text()
+    for stem in ("error_rates_by_ethnicity", "calibration_within_groups_of_ethnicity"):
+        png = Path(client.download_artifacts(run.info.run_id, f"plots/fairness_{stem}.png"))
+        assert f'base64,{base64.b64encode(png.read_bytes()).decode()}"' in page
 
 
 def test_the_card_the_report_and_the_metrics_show_one_interval_per_figure(
