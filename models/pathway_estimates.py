@@ -74,10 +74,11 @@ def recommendations_from_needs(
     """Return :func:`recommendations` from the needs scores themselves, without a table.
 
     ``needs`` holds, per programme, its :data:`PROGRAMME_NEEDS` items' scores
-    per person, shape ``(n, items)``, ``0`` where not assessed.
+    per person, shape ``(n, items)``, ``0`` where not assessed; there is one
+    answer per row of ``needs`` (the first ``n`` people of ``estimates``).
     """
     out = []
-    for row in range(estimates.effect.shape[0]):
+    for row in range(len(needs[estimates.programmes[0]])):
         person = []
         for j in estimates.ranked(row):
             programme = estimates.programmes[j]

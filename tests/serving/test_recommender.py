@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import numpy as np
@@ -24,8 +23,8 @@ def recommenders(pathway_store: Store, tmp_path_factory: pytest.TempPathFactory)
     """The served recommender, and a copy of it that always takes the general path."""
     settings = make_settings(pathway_store, tmp_path_factory.mktemp("recommender"))
     fast = load_pathway_model(settings).recommender
-    general = copy.copy(fast)
-    general._forest = None
+    general = Recommender(fast.model, flatten=False)
+    assert not general.flattened
     return fast, general
 
 
@@ -68,7 +67,7 @@ def test_the_forest_answers_as_the_general_path_for_many_random_people(
     recommenders: Any, cohort_assessments: list[dict[str, Any]]
 ) -> None:
     fast, general = recommenders
-    assert fast._forest is not None  # the served model's boosters were compiled
+    assert fast.flattened  # the served model's boosters were compiled
     people = _random_people(cohort_assessments, seed=7)
     body = assessment_batch_model(1000)
     parsed = body.model_validate({"assessments": people}).assessments
@@ -98,6 +97,24 @@ def test_a_model_the_forest_cannot_read_is_still_served(
 
     monkeypatch.setattr("serving.recommender.compile_forest", refuse)
     fallback = Recommender(fast.model)
-    assert fallback._forest is None
+    assert not fallback.flattened
     parsed = assessment_batch_model(1000).model_validate({"assessments": cohort_assessments[:5]})
     _assert_same(fallback.recommend(parsed.assessments), fast.recommend(parsed.assessments))
+
+
+def test_warming_up_checks_the_forest_and_drops_it_when_it_disagrees(
+    recommenders: Any, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    fast, _ = recommenders
+    people = assessment_batch_model(1000).model_validate(
+        {"assessments": cohort_assessments[:FOREST_ROWS]}
+    )
+    sound = Recommender(fast.model)
+    sound.warm_up(people.assessments)
+    assert sound.flattened
+    misread = Recommender(fast.model)
+    assert misread._forest is not None
+    misread._forest.value[:] += 0.1  # every leaf off: as if the compiler misread the trees
+    misread.warm_up(people.assessments)
+    assert not misread.flattened
+    _assert_same(misread.recommend(people.assessments), fast.recommend(people.assessments))
