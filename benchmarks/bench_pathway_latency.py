@@ -98,7 +98,9 @@ def main() -> None:
         audited_before = audit_count(settings.resolved_database_url(), recommendation_audit_table)
         figures["http_open_loop"] = asyncio.run(_open_loop(live.url, key, args.rate, args.seconds))
         audited = audit_count(settings.resolved_database_url(), recommendation_audit_table)
-        figures["http_open_loop"]["audited"] = audited - audited_before
+        # The untimed request that opened the connection is audited too.
+        untimed = figures["http_open_loop"]["untimed_requests"]
+        figures["http_open_loop"]["audited"] = audited - audited_before - untimed
         figures["http_open_loop"]["load_average_after"] = [round(x, 2) for x in os.getloadavg()]
         print(json.dumps(figures["http_open_loop"]), flush=True)
         with httpx.Client(base_url=live.url, headers={"Authorization": f"Bearer {key}"}) as client:
@@ -232,6 +234,7 @@ async def _open_loop(url: str, key: str, rate: float, seconds: float) -> dict[st
     return {
         "rate_per_second": rate,
         "sent": count,
+        "untimed_requests": 1,
         "ok": statuses.count(200),
         **_spread(latencies),
         "client_send_lag_p99_ms": _spread(send_lag)["p99_ms"],
