@@ -56,6 +56,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from threadpoolctl import threadpool_limits
 
 from benchmarks.bench_fuzz import two_champion_settings
 from benchmarks.bench_load import audit_count
@@ -63,6 +64,7 @@ from benchmarks.bench_serving import assessments
 from benchmarks.common import save
 from benchmarks.support.assessments import assessment
 from benchmarks.support.live import LiveService
+from models.threads import choose_threads
 from serving.commands import create_key
 from serving.database import recommendation_audit_table
 from serving.recommender import Recommender
@@ -87,7 +89,12 @@ def main() -> None:
     load_at_start = [round(x, 2) for x in os.getloadavg()]
     scratch = Path(tempfile.mkdtemp(prefix="bench-pathway-latency-"))
     settings = two_champion_settings(args.home, scratch)
-    figures: dict[str, Any] = {"in_process": _in_process(settings, 200)}
+    # The service sets its thread budget once at start (serving.lifespan): so does this phase,
+    # else scikit-learn's reference walk oversubscribes the cores and flatters the ratio.
+    budget = choose_threads(settings.threads)
+    with threadpool_limits(limits=budget.threads):
+        figures: dict[str, Any] = {"in_process": _in_process(settings, 200)}
+    figures["in_process"]["threads"] = budget.threads
     print(json.dumps(figures["in_process"]["summary"]), flush=True)
     key = create_key("latency", "score", settings=settings)
     log = scratch / "service.log"
