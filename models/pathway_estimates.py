@@ -65,15 +65,27 @@ def recommendations(
         p: assessments[list(items)].to_numpy(dtype=np.float64, na_value=0.0)
         for p, items in PROGRAMME_NEEDS.items()
     }
+    return recommendations_from_needs(estimates, values)
+
+
+def recommendations_from_needs(
+    estimates: PathwayEstimates, needs: dict[str, np.ndarray]
+) -> list[list[Recommendation]]:
+    """Return :func:`recommendations` from the needs scores themselves, without a table.
+
+    ``needs`` holds, per programme, its :data:`PROGRAMME_NEEDS` items' scores
+    per person, shape ``(n, items)``, ``0`` where not assessed; there is one
+    answer per row of ``needs`` (the first ``n`` people of ``estimates``).
+    """
     out = []
-    for row in range(len(assessments)):
+    for row in range(len(needs[estimates.programmes[0]])):
         person = []
         for j in estimates.ranked(row):
             programme = estimates.programmes[j]
             flagged = tuple(
                 item
                 for item, value in zip(
-                    PROGRAMME_NEEDS[programme], values[programme][row], strict=True
+                    PROGRAMME_NEEDS[programme], needs[programme][row], strict=True
                 )
                 if value > 0
             )

@@ -340,9 +340,8 @@ class PathwayEffectModel(BaseEstimator):
         """Return the outcome models' mean re-offending probability with no referral."""
         check_is_fitted(self)
         none = np.zeros((x.shape[0], len(PROGRAMMES)))
-        return np.mean(
-            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.outcome_models_],
-            axis=0,
+        return mean_risk(
+            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.outcome_models_]
         )
 
     def predict(self, assessments: pd.DataFrame) -> np.ndarray:
@@ -375,14 +374,45 @@ class PathwayEffectModel(BaseEstimator):
         check_is_fitted(self)
         x = self.encoder_.transform(assessments)
         n, k = x.shape[0], len(PROGRAMMES)
-        ages = assessments["age"].to_numpy(dtype=np.float64)
-        shape = (n, k)
+        propensity = self.nuisance_.propensities(x, np.zeros((n, k)))
+        relative = np.column_stack([self.effect_models_[p].predict(x) for p in PROGRAMMES])
+        return self.estimates_from(
+            relative,
+            self.baseline_risk(x),
+            propensity,
+            assessments["age"].to_numpy(dtype=np.float64),
+        )
+
+    def estimates_from(
+        self,
+        relative: np.ndarray,
+        baseline: np.ndarray,
+        propensity: np.ndarray,
+        ages: np.ndarray,
+    ) -> PathwayEstimates:
+        """Return the estimates of :meth:`estimate` from its boosters' predictions.
+
+        :meth:`estimate` and a faster walk of the same trees
+        (:mod:`models.pathway_forest`) share this step, so both read
+        groups, overlap, eligibility and the confidence rule the same way.
+
+        Parameters
+        ----------
+        relative
+            Each programme's final-stage relative reduction, shape ``(n, k)``.
+        baseline
+            The outcome models' mean risk with no referral, shape ``(n,)``.
+        propensity
+            Each programme's referral propensity with no other referral, ``(n, k)``.
+        ages
+            The people's ages (eligibility), shape ``(n,)``.
+        """
+        check_is_fitted(self)
+        shape = relative.shape
         effect, low, high, floor = (np.empty(shape) for _ in range(4))
         is_eligible = np.empty(shape, dtype=bool)
-        propensity = self.nuisance_.propensities(x, np.zeros((n, k)))
-        baseline = self.baseline_risk(x)
         for j, programme in enumerate(PROGRAMMES):
-            effect[:, j] = self.effect_models_[programme].predict(x) * baseline
+            effect[:, j] = relative[:, j] * baseline
             group = np.searchsorted(self.group_edges_[programme], effect[:, j], side="right")
             low[:, j] = self.group_low_[programme][group]
             high[:, j] = self.group_high_[programme][group]
@@ -405,3 +435,8 @@ class PathwayEffectModel(BaseEstimator):
             eligible=is_eligible,
             recommended=recommended,
         )
+
+
+def mean_risk(probabilities: list[np.ndarray]) -> np.ndarray:
+    """Return the mean of the outcome models' risks (one array per model), person by person."""
+    return np.mean(probabilities, axis=0)

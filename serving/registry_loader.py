@@ -244,7 +244,8 @@ def _warm_up(recommender: Recommender, label: str) -> None:
 
     The first recommendation pays one-off costs (sklearn's input checks look
     up narwhals' dataframe plugins, about 190 ms here, more on a loaded
-    machine): paid here, not by the first request. A version that cannot
+    machine): paid here, not by the first request, on both of the
+    recommender's paths (:meth:`Recommender.warm_up`). A version that cannot
     recommend fails its load instead of its first request.
 
     Raises
@@ -254,7 +255,7 @@ def _warm_up(recommender: Recommender, label: str) -> None:
     """
     example = make_assessment_model().model_validate(EXAMPLE_ASSESSMENT)
     try:
-        recommender.recommend([example])
+        recommender.warm_up([example])
     except (ValueError, KeyError, TypeError) as err:
         raise ModelLoadError(f"{label} cannot recommend for the example assessment") from err
 
