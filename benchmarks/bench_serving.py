@@ -3,11 +3,21 @@
 Both run on loopback, one worker each, in one run: single-assessment requests
 at concurrency 1, 8 and 32 for a fixed time each (closed loop), then desist at
 a fixed 100 requests/s (open loop, latency counted from the scheduled send
-time), then one 1,000-assessment batch repeated. desist writes its audit log
-(SQLite under a temporary folder) for every score, as in production.
+time), then one 1,000-assessment batch repeated.
 
-Targets (issue 4): desist >= 5x mlflow's throughput at equal or lower p99;
-p99 < 10 ms at 100 requests/s; a 1,000-assessment batch < 50 ms.
+desist runs as in production but for one setting: its audit log is on (SQLite
+under a temporary folder, every score committed before its 200; at the end the
+benchmark counts the rows against the scores answered, ``audit``), and so are
+the API key check, validation, request ids, metrics and deadlines; only the
+per-client rate limit is off (``DESIST_RATE_LIMIT_PER_SECOND=0``), because one
+client sending hundreds of requests a second would be answered 429. The limit
+on unverified keys stays on; the benchmark's key is verified once and cached.
+
+Targets (issue 15, ``targets``): a 1,000-assessment request p50 <= 20 ms;
+single-assessment throughput >= 20x mlflow's at 8 clients. Earlier targets
+(issue 4, ``earlier_targets``): desist >= 5x mlflow's throughput at every
+level at equal or lower p99; p99 < 10 ms at 100 requests/s; a
+1,000-assessment batch < 50 ms.
 
 The load generator is a bare keep-alive HTTP/1.1 client on asyncio (see
 ``Connection``), bounded by its number of connections; every phase stops
@@ -23,6 +33,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import collections
 import json
 import os
 import socket
@@ -31,18 +42,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import httpx
 import numpy as np
 import pandas as pd
 from mlflow.tracking import MlflowClient
+from sqlalchemy import func, select
 
 from benchmarks.common import save
 from data.schema import ASSESSMENT_FIELDS, Kind
 from data.synthetic import SynthConfig, generate_cohort
 from models.contract.tags import TAG_FAMILY, TAG_FEATURES
 from serving.commands import create_key
+from serving.database import audit_table, make_engine
 from serving.settings import Settings
 
 REPO = Path(__file__).resolve().parents[1]
@@ -132,6 +145,9 @@ class Connection:
     load generator's share small, so the figures are the servers'.
     """
 
+    #: Answers with status 200, per port: the scores the audit log must hold.
+    answered: ClassVar[collections.Counter[int]] = collections.Counter()
+
     def __init__(self, port: int, request: bytes) -> None:
         self.port = port
         self.request = request
@@ -160,7 +176,10 @@ class Connection:
         for line in head.split(b"\r\n"):
             if line.lower().startswith(b"content-length:"):
                 length = int(line.split(b":", 1)[1])
+        assert self.reader is not None
         await self.reader.readexactly(length)
+        if status == 200:
+            Connection.answered[self.port] += 1
         return status
 
     async def close(self) -> None:
@@ -275,7 +294,8 @@ def main() -> None:
         "DESIST_HOME": str(settings.home),
         "DESIST_TRACKING_URI": tracking,
         "DESIST_DATABASE_URL": settings.resolved_database_url(),
-        # One client at hundreds of requests/s: the per-client limit would answer 429.
+        # For the benchmark only: one client at hundreds of requests/s would be answered 429.
+        # Everything else (audit, key check, validation, metrics, deadlines) stays on.
         "DESIST_RATE_LIMIT_PER_SECOND": "0",
     }
     mlflow_port, desist_port = free_port(), free_port()
@@ -349,6 +369,7 @@ def main() -> None:
         open_100 = asyncio.run(open_loop(desist_port, desist_request, 100.0, args.seconds))
 
         batch_ms = []
+        batch_scored = 0
         with httpx.Client(timeout=60) as client:
             url = f"http://127.0.0.1:{desist_port}/v1/risk-scores"
             for _ in range(25):
@@ -356,7 +377,9 @@ def main() -> None:
                 response = client.post(url, content=batch_body, headers=headers)
                 batch_ms.append((time.perf_counter() - started) * 1000)
                 assert response.status_code == 200, response.text[:300]
-                assert len(response.json()["scores"]) == 1_000
+                scored = len(response.json()["scores"])
+                assert scored == 1_000
+                batch_scored += scored
         batch_ms = batch_ms[5:]  # warm-up
     finally:
         for server in servers:
@@ -370,8 +393,15 @@ def main() -> None:
             handle.close()
 
     ratios = [level["throughput_ratio"] for level in levels.values()]
+    batch_p50 = float(np.percentile(batch_ms, 50))
+    engine = make_engine(settings.resolved_database_url())
+    with engine.connect() as conn:
+        audit_rows = int(conn.execute(select(func.count()).select_from(audit_table)).scalar_one())
+    engine.dispose()
+    scores_answered = Connection.answered[desist_port] + batch_scored
     figures = {
         "load_average_at_start": load_at_start,
+        "load_average_at_end": [round(x, 2) for x in os.getloadavg()],
         "model": {
             "name": MODEL,
             "version": str(version.version),
@@ -384,18 +414,28 @@ def main() -> None:
         "ready_seconds": {"mlflow": round(mlflow_ready, 1), "desist": round(desist_ready, 1)},
         "closed_loop": levels,
         "open_loop_desist": open_100,
+        "audit": {
+            "rows": audit_rows,
+            "scores_answered": scores_answered,
+            "every_score_audited": audit_rows == scores_answered,
+        },
+        "rate_limit_per_client": "off (benchmark only)",
         "batch_1000_ms": {
-            "p50": round(float(np.percentile(batch_ms, 50)), 1),
+            "p50": round(batch_p50, 1),
             "min": round(min(batch_ms), 1),
             "max": round(max(batch_ms), 1),
         },
         "targets": {
+            "batch_1000_p50_at_most_20ms": batch_p50 <= 20,
+            "throughput_ratio_at_8_clients_at_least_20": levels["8"]["throughput_ratio"] >= 20,
+        },
+        "earlier_targets": {
             "throughput_ratio_at_least_5": min(ratios) >= 5,
             "p99_not_worse_than_mlflow": all(
                 level["p99_desist_le_mlflow"] for level in levels.values()
             ),
             "p99_under_10ms_at_100rps": open_100["p99_ms"] < 10,
-            "batch_1000_under_50ms": float(np.percentile(batch_ms, 50)) < 50,
+            "batch_1000_under_50ms": batch_p50 < 50,
         },
     }
     save(args.name, figures)

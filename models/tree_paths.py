@@ -32,6 +32,11 @@ class CompiledTrees:
     node's contribution to the log-odds so far (inner node values scaled by
     the learning rate, as the leaves already are).
 
+    For a few rows, every node also has its two steps, ``steps[2 * i]`` (right)
+    and ``steps[2 * i + 1]`` (left), with the change in value each credits to
+    ``feature[i]`` (``step_values``); a leaf steps to itself and credits
+    nothing, so all trees can take the same number of steps.
+
     For batches, the trees are taken in small groups: ``leaf_table`` has a
     row for every combination of leaves of a group's trees (the sum of their
     leaves' attributions), and each group has one finder: its trees grafted
@@ -46,6 +51,9 @@ class CompiledTrees:
     right: np.ndarray
     is_leaf: np.ndarray
     value: np.ndarray
+    steps: np.ndarray
+    step_values: np.ndarray
+    step_feature: np.ndarray
     roots: np.ndarray
     base_value: float
     depth: int
@@ -62,6 +70,9 @@ BATCH_ROWS = 200
 #: 8-leaf trees make 512 rows of attributions, and the whole table stays in cache.
 TREES_PER_GROUP = 3
 MAX_GROUP_ROWS = 512
+
+#: Below this many row-node pairs, a walk of a few rows decides every split at once first.
+_EVERY_NODE_LIMIT = 65_536
 
 
 def _leaf_paths(
@@ -111,14 +122,17 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
         finders.append(TreePredictor(grafted, *_empty_bitsets(grafted)))
         tables.append(combined)
         start += len(combined)
+    left = nodes["left"].astype(np.intp) + shift
+    right = nodes["right"].astype(np.intp) + shift
     return CompiledTrees(
         feature=nodes["feature_idx"].astype(np.intp),
         threshold=nodes["num_threshold"].astype(np.float64),
         missing_left=nodes["missing_go_to_left"].astype(bool),
-        left=nodes["left"].astype(np.intp) + shift,
-        right=nodes["right"].astype(np.intp) + shift,
+        left=left,
+        right=right,
         is_leaf=is_leaf,
         value=value,
+        **_steps(left, right, is_leaf, value, nodes["feature_idx"].astype(np.intp)),
         roots=offsets.astype(np.intp),
         base_value=float(np.ravel(booster._baseline_prediction)[0] + value[offsets].sum()),
         depth=int(nodes["depth"].max()) + 1,
@@ -126,6 +140,24 @@ def compile_trees(booster: HistGradientBoostingClassifier) -> CompiledTrees:
         leaf_finders=tuple(finders),
         known_categories=booster._bin_mapper.make_known_categories_bitsets(),
     )
+
+
+def _steps(
+    left: np.ndarray, right: np.ndarray, is_leaf: np.ndarray, value: np.ndarray, feature: np.ndarray
+) -> dict[str, np.ndarray]:
+    """Return each node's two steps (right, then left), their credited values, and feature."""
+    node = np.arange(len(value))
+    right = np.where(is_leaf, node, right)
+    left = np.where(is_leaf, node, left)
+    steps = np.column_stack([right, left]).ravel()
+    # The same subtraction as a walk makes at each split, so the credits are equal bit for bit.
+    step_values = (value[steps] - np.repeat(value, 2)).astype(np.float64)
+    step_values[np.repeat(is_leaf, 2)] = 0.0
+    return {
+        "steps": steps,
+        "step_values": step_values,
+        "step_feature": np.where(is_leaf, 0, feature).astype(np.intp),
+    }
 
 
 def _graft(trees: list[tuple[np.ndarray, np.ndarray, dict[int, int]]], start: int) -> np.ndarray:
@@ -198,24 +230,35 @@ def tree_path_contributions(trees: CompiledTrees, X: np.ndarray, threads: int = 
     n_rows, n_features = X.shape
     if n_rows >= BATCH_ROWS:
         return _threaded_batch_contributions(trees, X, threads)
+    rows = np.ascontiguousarray(X, dtype=np.float64)
+    n_trees, n_nodes = trees.roots.size, trees.value.size
     current = np.tile(trees.roots, n_rows)
-    row = np.repeat(np.arange(n_rows), trees.roots.size)
+    # Where each (row, tree)'s features sit in the flattened rows (one row: at 0).
+    offset = np.repeat(np.arange(n_rows) * n_features, n_trees) if n_rows > 1 else 0
+    every_node = n_rows * n_nodes <= _EVERY_NODE_LIMIT
+    if every_node:
+        # A few rows: every split of every tree decided at once, then only looked up.
+        x = rows[:, trees.feature]
+        go_left = ((x <= trees.threshold) | (trees.missing_left & np.isnan(x))).ravel()
+        decided = np.repeat(np.arange(n_rows) * n_nodes, n_trees) if n_rows > 1 else 0
     totals = np.zeros(n_rows * n_features)
-    for _ in range(trees.depth):
-        active = np.flatnonzero(~trees.is_leaf[current])
-        if active.size == 0:
-            break
-        at = current[active]
-        feature = trees.feature[at]
-        x = X[row[active], feature]
-        go_left = np.where(np.isnan(x), trees.missing_left[at], x <= trees.threshold[at])
-        child = np.where(go_left, trees.left[at], trees.right[at])
+    # The deepest leaf is depth - 1 steps down; a tree at a leaf steps to itself, crediting 0.
+    for _ in range(trees.depth - 1):
+        if every_node:
+            left = go_left[current + decided]
+        else:
+            value = rows.ravel()[trees.feature[current] + offset]
+            left = (value <= trees.threshold[current]) | (
+                trees.missing_left[current] & np.isnan(value)
+            )
+        step = 2 * current + left
+        # Credited level by level, trees in order: the sums of the walk that skipped leaves.
         totals += np.bincount(
-            row[active] * n_features + feature,
-            weights=trees.value[child] - trees.value[at],
+            trees.step_feature[current] + offset,
+            weights=trees.step_values[step],
             minlength=totals.size,
         )
-        current[active] = child
+        current = trees.steps[step]
     return totals.reshape(n_rows, n_features)
 
 

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -10,7 +11,14 @@ from sqlalchemy import func, select
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
 from data.schema import make_assessment_model
-from serving.audit import AuditEntry, AuditLog, AuditRecord, export_audit, input_digest
+from serving.audit import (
+    AuditEntry,
+    AuditLog,
+    AuditRecord,
+    export_audit,
+    input_digest,
+    input_digests,
+)
 from serving.commands import export_audit as export_command
 from serving.database import audit_table, make_engine
 from serving.errors import AuditWriteError
@@ -43,6 +51,30 @@ def test_input_digest_is_canonical() -> None:
     assert input_digest(omitted) == input_digest(explicit)
     assert input_digest(omitted) != input_digest(changed)
     assert input_digest(omitted).startswith("sha256:") and len(input_digest(omitted)) == 71
+
+
+def test_input_digests_are_each_assessments_input_digest() -> None:
+    model = make_assessment_model()
+    items = [
+        model.model_validate(assessment()),
+        model.model_validate({**assessment(), "debt": None}),
+        model.model_validate(assessment(subject_ref="é ü 中", age=28, total_sanctions=9)),
+    ]
+    assert input_digests(items) == [input_digest(item) for item in items]
+    assert input_digests([]) == []
+
+
+def test_every_column_of_a_row_is_recorded_in_its_place(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'audit.db'}")
+    when = datetime(2026, 5, 4, 3, 2, 1, tzinfo=UTC)
+    records = [AuditRecord("a", "sha256:" + "1" * 64, 0.125, "low"), record("b")]
+    AuditLog(engine).record(AuditEntry("scores", "cli", "req", "desist-risk", "9", records, when))
+    with engine.connect() as conn:
+        rows = conn.execute(select(audit_table).order_by(audit_table.c.id)).all()
+    assert [tuple(row)[1:] for row in rows] == [
+        (when.replace(tzinfo=None), "cli", "req", r[0], "desist-risk", "9", *r[1:])
+        for r in map(astuple, records)
+    ]
 
 
 def test_export_writes_csv_since_a_date(tmp_path: Path) -> None:

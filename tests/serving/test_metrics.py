@@ -120,3 +120,12 @@ def test_the_service_scrape_carries_the_drift_gauges(settings: Settings, tmp_pat
         assert (
             sample(text, 'desist_drift_psi{feature="age",model="desist-risk",version="1"}') == 0.02
         )
+
+
+def test_scores_are_counted_by_band() -> None:
+    metrics = Metrics()
+    metrics.count_scores("7", ["low", "very high", "low", "low"])
+    metrics.count_scores("7", ["low"])
+    text = metrics.render()
+    assert sample(text, 'desist_scores_total{band="low",model_version="7"}') == 4
+    assert sample(text, 'desist_scores_total{band="very high",model_version="7"}') == 1

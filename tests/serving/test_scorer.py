@@ -110,3 +110,15 @@ def test_tree_models_score_equal_predict_proba(
     # Summed from the tree-path attributions: equal to float rounding, not bit for bit.
     np.testing.assert_allclose(served, model.predict_proba(as_frame(items))[:, 1], rtol=1e-12)
     assert scorer.method.startswith(method)
+
+
+def test_the_matrix_is_the_encoders_own(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    loaded = load_model(settings)
+    items = validated(cohort_assessments)
+    encoder = loaded.scorer.model.estimator.named_steps["encode"]
+    expected = encoder.transform(as_frame(items))
+    # Not assessed fields are NaN in the same places, codes and numbers equal bit for bit.
+    np.testing.assert_array_equal(loaded.scorer.matrix(items), expected)
+    assert np.isnan(expected).any() and loaded.scorer.matrix([]).shape == (0, expected.shape[1])

@@ -7,7 +7,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from pydantic import BaseModel
+from pydantic import BaseModel, ValidationError
 
 from benchmarks.support.assessments import assessment
 from serving.audit import AuditRecord
@@ -100,3 +100,50 @@ def test_many_problems_are_counted_and_only_the_first_described() -> None:
     with pytest.raises(InvalidRequestError) as caught:  # over the batch limit: 413 first
         parse_body(unknown.encode(), model)
     assert caught.value.problems[0]["type"] == "batch_too_large"
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"{not json",
+        b'["a list"]',
+        b"{}",
+        b'{"assessments": null}',
+        b'{"assessments": "abc"}',
+        b'{"assessments": [1, "x", null]}',
+        b'{"assessments": [], "extra": 1}',
+        b'{"assessments": [{"age": NaN}]}',
+        body({**assessment(), "age": 300, "offence_category": "arson", "colour": "red"}),
+        body(assessment(), {**assessment(), "age": 30.0, "subject_ref": 5}),
+        # A body the screen reads (over 64 kB), with fewer unknown fields than it refuses.
+        body(*[assessment()] * 240, *[{**assessment(), "u1": 0, "age": 1}] * 40),
+    ],
+)
+def test_problems_are_worded_as_json_validation_words_them(raw: bytes) -> None:
+    # The body is parsed once and validated as Python objects; what a client is told
+    # must not change for it: the same problems, in the same words, as from the bytes.
+    model = assessment_batch_model(300)
+    with pytest.raises(ValidationError) as expected:
+        model.model_validate_json(raw)
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_body(raw, model)
+    assert repr(caught.value.errors()) == repr(expected.value.errors(include_url=False))
+    assert caught.value.total == expected.value.error_count()
+
+
+def test_a_large_valid_batch_parses_as_from_its_bytes() -> None:
+    model = assessment_batch_model(1000)
+    items = [assessment(subject_ref=f"s{i}", age=20 + i % 50) for i in range(600)]
+    raw = body(*items, {**assessment(), "debt": None, "subject_ref": "é ü 中"})
+    assert parse_body(raw, model) == model.model_validate_json(raw)
+
+
+def test_many_unknown_fields_are_refused_before_validation() -> None:
+    model = assessment_batch_model(1000)
+    raw = body(assessment(), *[{**assessment(), "u1": 0, "u2": 0}] * 300)
+    with pytest.raises(InvalidRequestError) as caught:
+        parse_body(raw, model)
+    assert caught.value.total == 600 and len(caught.value.problems) == 100
+    assert caught.value.problems[0]["loc"] == ("assessments", 1, "u1")
+    # Described by the screen (no message), not by validation.
+    assert {(p["type"], p["msg"]) for p in caught.value.problems} == {("extra_forbidden", "")}
