@@ -25,6 +25,7 @@ from __future__ import annotations
 import json
 import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -39,7 +40,7 @@ from data.adapters import SourceAdapter, load_adapter
 from data.errors import SchemaValidationError, SourceValueProblem, Violation
 from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
-from data.validation import SeenIds, check_rows
+from data.validation import RowCheck, SeenIds, check_rows
 from models.bands import BAND_NAMES
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError
@@ -54,7 +55,13 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
-from pipeline.batch_files import Outputs, open_chunks, rejects_schema_for, rejects_table
+from pipeline.batch_files import (
+    Outputs,
+    TableSink,
+    open_chunks,
+    rejects_schema_for,
+    rejects_table,
+)
 from pipeline.batch_model import ExpectedModel, check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
@@ -286,6 +293,74 @@ def _adapt(
     return chunk[[c for c in chunk.columns if c in _ASSESSMENT_COLUMNS]], problems
 
 
+class _ScoreAhead:
+    """Scores and writes one checked chunk on a worker thread while the caller checks the next.
+
+    At most one chunk is in flight, so memory still follows the chunk size; the
+    scores are written in the input's order (one worker, chunks taken in turn).
+    The counts and the progress line of a chunk are updated once its scores are
+    written, so they always describe whole chunks.
+    """
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        scorer: _ChunkScorer,
+        sink: TableSink,
+        counts: RowCounts,
+        progress: Progress,
+        started: float,
+        total: int | None,
+    ) -> None:
+        self._pool = pool
+        self._scorer = scorer
+        self._sink = sink
+        self._counts = counts
+        self._progress = progress
+        self._started = started
+        self._of_total = f" of {total:,}" if total else ""
+        self._pending: tuple[Future[np.ndarray], int, RowCheck] | None = None
+
+    def _score_and_write(self, valid: pd.DataFrame) -> np.ndarray:
+        table, band = self._scorer.score(valid)
+        self._sink.write(table)
+        return np.bincount(band, minlength=len(BAND_NAMES))
+
+    def submit(self, checked: RowCheck, rows: int) -> None:
+        """Finish the chunk in flight, then start scoring ``checked`` (a chunk of ``rows``)."""
+        self.finish()
+        future: Future[np.ndarray] = (
+            self._pool.submit(self._score_and_write, checked.valid)
+            if len(checked.valid)
+            else _no_bands()
+        )
+        self._pending = (future, rows, checked)
+
+    def finish(self) -> None:
+        """Wait for the chunk in flight (re-raising its error), count it and report progress."""
+        if self._pending is None:
+            return
+        future, rows, checked = self._pending
+        self._pending = None
+        counts = self._counts
+        counts.bands += future.result()
+        counts.read += rows
+        counts.rejected += checked.rejected_rows.size
+        counts.violations += len(checked.violations)
+        rate = counts.read / (time.perf_counter() - self._started)
+        self._progress(
+            f"  {counts.read:,}{self._of_total} rows: {counts.scored:,} scored, "
+            f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
+        )
+
+
+def _no_bands() -> Future[np.ndarray]:
+    """Return a done future of a chunk with no valid row: no scores, no band."""
+    done: Future[np.ndarray] = Future()
+    done.set_result(np.zeros(len(BAND_NAMES), dtype=np.int64))
+    return done
+
+
 def score_file(
     config: BatchScoreConfig, *, tracker: Tracker, progress: Progress = silent
 ) -> BatchScoreResult:
@@ -333,9 +408,18 @@ def score_file(
     rejects_schema = rejects_schema_for(id_column)
     seen = SeenIds()
     counts = RowCounts()
-    with Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs:
+    with (
+        Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs,
+        # One chunk is scored and written here while the next is read and checked:
+        # reading and the row checks hold the GIL, the tree walk does not, so the two
+        # overlap on the cores instead of taking turns. Exited first (its chunk done)
+        # so that Outputs commits or discards only whole files.
+        ThreadPoolExecutor(1, thread_name_prefix="batch-score") as scoring,
+    ):
+        ahead = _ScoreAhead(scoring, scorer, outputs.scores, counts, progress, started, total)
+        read = 0
         for raw in chunks:
-            first_row = counts.read + 1
+            first_row = read + 1
             canonical, problems = _adapt(adapter, raw)
             checked = check_rows(
                 canonical,
@@ -344,25 +428,15 @@ def score_file(
                 source=str(config.input),
                 source_problems=problems,
             )
-            if len(checked.valid):
-                table, band = scorer.score(checked.valid)
-                outputs.scores.write(table)
-                counts.bands += np.bincount(band, minlength=len(BAND_NAMES))
             if checked.violations:
                 outputs.rejects.write(
                     rejects_table(
                         checked.violations, canonical[ID_FIELD], first_row, rejects_schema
                     )
                 )
-            counts.read += len(raw)
-            counts.rejected += checked.rejected_rows.size
-            counts.violations += len(checked.violations)
-            rate = counts.read / (time.perf_counter() - started)
-            of_total = f" of {total:,}" if total else ""
-            progress(
-                f"  {counts.read:,}{of_total} rows: {counts.scored:,} scored, "
-                f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
-            )
+            read += len(raw)
+            ahead.submit(checked, len(raw))
+        ahead.finish()
         if counts.read == 0:
             raise SchemaValidationError(
                 [Violation("*", None, "dataset has no rows")], source=str(config.input)
