@@ -23,22 +23,18 @@ version and digest in the file's metadata.
 from __future__ import annotations
 
 import json
-import os
 import time
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
 from data.errors import SchemaValidationError, SourceValueProblem, Violation
-from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
 from data.validation import RowCheck, SeenIds, check_rows
 from models.bands import BAND_NAMES
@@ -55,6 +51,7 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
+from pipeline.batch_config import BatchScoreConfig, check_files
 from pipeline.batch_files import (
     Outputs,
     TableSink,
@@ -69,44 +66,6 @@ from pipeline.tracking import Tracker
 #: A risk model fetched and verified for batch scoring.
 LoadedRiskModel = FetchedModel[ScoreCalibratedClassifier]
 _ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)
-
-
-class BatchScoreConfig(BaseModel):
-    """What ``desist score`` needs."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model_uri: str | None = Field(
-        default=None,
-        description="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH; "
-        "default: the champion of the config's model (pipeline.batch_model)",
-    )
-    input: Path = Field(description="CSV or Parquet file of assessments")
-    output: Path = Field(description="CSV or Parquet file to write, by extension")
-    dataset_config: Path | None = Field(
-        default=None, description="TOML config: its [adapter] maps the columns (batch_model)"
-    )
-    chunk_rows: int = Field(default=100_000, ge=1, le=10_000_000)
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    allow_unverified: bool = Field(
-        default=False, description="score with a never-registered runs:/ model (no digest)"
-    )
-    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
-
-    @model_validator(mode="after")
-    def _distinct_files(self) -> Self:
-        file_format(self.input)
-        file_format(self.output)
-        if self.output.resolve() in (self.input.resolve(), self.rejects.resolve()):
-            raise ValueError("the output must not overwrite the input or the rejects file")
-        if self.rejects.resolve() == self.input.resolve():
-            raise ValueError("the rejects file would overwrite the input")
-        return self
-
-    @property
-    def rejects(self) -> Path:
-        """Where rejected rows go: ``<output stem>.rejected.csv`` beside the output."""
-        return self.output.with_name(f"{self.output.stem}.rejected.csv")
 
 
 @dataclass(slots=True)
@@ -394,12 +353,15 @@ def score_file(
     SchemaValidationError
         If the input lacks a required column, or has no rows.
     SourceAdapterError
-        If the input lacks a column the adapter reads. A value it cannot
-        read or map rejects only its row (in the rejects file).
+        If the input lacks a column the adapter reads, or the dataset config
+        cannot be read. A value it cannot read or map rejects only its row (in
+        the rejects file).
     DatasetFormatError
-        If the input cannot be read.
+        If the input cannot be read, or an output cannot be written
+        (:func:`pipeline.batch_config.check_files`, before the model is loaded).
     """
     started = time.perf_counter()
+    check_files(config)
     source = ScoringSource.of(config)
     adapter, id_column = source.adapter, source.id_column
     total, chunks = open_chunks(config.input, config.chunk_rows, source.columns, id_column)
