@@ -246,7 +246,8 @@ def _check_duplicates(
     if out.seen_ids is None:
         return
     new = present & ~repeated
-    hashes = SeenIds.hashes(text[new])
+    # The same hashes as SeenIds.hashes(text[new]), from the text already taken out.
+    hashes = pd.util.hash_array(values[new], categorize=False)
     earlier = out.seen_ids.first_rows(hashes)
     again = np.zeros(len(text), dtype=bool)
     again[np.flatnonzero(new)[earlier > 0]] = True
