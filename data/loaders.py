@@ -13,26 +13,12 @@ from pathlib import Path
 import pandas as pd
 
 from data.errors import DatasetFormatError
+from data.formats import FORMATS, file_format
 from data.schema import ID_FIELD
 from data.validation import validate_frame
 
-FORMATS = {".csv": "csv", ".parquet": "parquet", ".pq": "parquet"}
-
-
-def file_format(path: Path) -> str:
-    """Return ``"csv"`` or ``"parquet"`` for ``path``'s extension.
-
-    Raises
-    ------
-    DatasetFormatError
-        For any other extension.
-    """
-    try:
-        return FORMATS[path.suffix.lower()]
-    except KeyError as err:
-        raise DatasetFormatError(
-            f"{path}: unknown file type {path.suffix!r}; use .csv or .parquet"
-        ) from err
+# file_format lives in data.formats (importable without pandas); it is still imported from here.
+__all__ = ["FORMATS", "file_format", "load_dataset", "read_table", "write_table"]
 
 
 def read_table(path: Path) -> pd.DataFrame:

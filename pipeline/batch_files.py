@@ -86,7 +86,7 @@ def _parquet_chunks(
         ) from err
 
 
-class _TableSink:
+class TableSink:
     """Arrow tables appended to a CSV or Parquet file that appears only on ``commit``."""
 
     def __init__(self, path: Path, schema: pa.Schema) -> None:
@@ -101,14 +101,17 @@ class _TableSink:
             self._writer = pa_csv.CSVWriter(self.partial, schema, write_options=options)
 
     def write(self, table: pa.Table) -> None:
+        """Append ``table``'s rows (an empty table writes nothing)."""
         if table.num_rows:
             self._writer.write_table(table)
 
     def commit(self) -> None:
+        """Close the file and give it its name, replacing any file of that name."""
         self._writer.close()
         self.partial.replace(self.path)
 
     def discard(self) -> None:
+        """Close and remove the partial file; a file of the final name is left as it was."""
         self._writer.close()
         self.partial.unlink(missing_ok=True)
 
@@ -119,9 +122,9 @@ class Outputs:
     def __init__(
         self, output: Path, scores: pa.Schema, rejects_path: Path, rejects: pa.Schema
     ) -> None:
-        self.scores = _TableSink(output, scores)
+        self.scores = TableSink(output, scores)
         try:
-            self.rejects = _TableSink(rejects_path, rejects)
+            self.rejects = TableSink(rejects_path, rejects)
         except BaseException:
             self.scores.discard()
             raise

@@ -23,23 +23,20 @@ version and digest in the file's metadata.
 from __future__ import annotations
 
 import json
-import os
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Self
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from data.adapters import SourceAdapter, load_adapter
 from data.errors import SchemaValidationError, SourceValueProblem, Violation
-from data.loaders import file_format
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
-from data.validation import SeenIds, check_rows
+from data.validation import RowCheck, SeenIds, check_rows
 from models.bands import BAND_NAMES
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError
@@ -54,7 +51,14 @@ from models.contract.tags import (
     META_VERIFIED,
 )
 from models.explain import FastExplainer, top_contributions
-from pipeline.batch_files import Outputs, open_chunks, rejects_schema_for, rejects_table
+from pipeline.batch_config import BatchScoreConfig, check_files
+from pipeline.batch_files import (
+    Outputs,
+    TableSink,
+    open_chunks,
+    rejects_schema_for,
+    rejects_table,
+)
 from pipeline.batch_model import ExpectedModel, check_features, expected_model, model_uri_for
 from pipeline.jobs import Progress, silent
 from pipeline.tracking import Tracker
@@ -62,44 +66,6 @@ from pipeline.tracking import Tracker
 #: A risk model fetched and verified for batch scoring.
 LoadedRiskModel = FetchedModel[ScoreCalibratedClassifier]
 _ASSESSMENT_COLUMNS = tuple(spec.name for spec in ASSESSMENT_FIELDS)
-
-
-class BatchScoreConfig(BaseModel):
-    """What ``desist score`` needs."""
-
-    model_config = ConfigDict(frozen=True, extra="forbid")
-
-    model_uri: str | None = Field(
-        default=None,
-        description="models:/NAME@ALIAS, models:/NAME/VERSION or runs:/RUN_ID/PATH; "
-        "default: the champion of the config's model (pipeline.batch_model)",
-    )
-    input: Path = Field(description="CSV or Parquet file of assessments")
-    output: Path = Field(description="CSV or Parquet file to write, by extension")
-    dataset_config: Path | None = Field(
-        default=None, description="TOML config: its [adapter] maps the columns (batch_model)"
-    )
-    chunk_rows: int = Field(default=100_000, ge=1, le=10_000_000)
-    top_reasons: int = Field(default=3, ge=1, le=10)
-    allow_unverified: bool = Field(
-        default=False, description="score with a never-registered runs:/ model (no digest)"
-    )
-    threads: int = Field(default_factory=lambda: os.cpu_count() or 1, ge=1, le=64)
-
-    @model_validator(mode="after")
-    def _distinct_files(self) -> Self:
-        file_format(self.input)
-        file_format(self.output)
-        if self.output.resolve() in (self.input.resolve(), self.rejects.resolve()):
-            raise ValueError("the output must not overwrite the input or the rejects file")
-        if self.rejects.resolve() == self.input.resolve():
-            raise ValueError("the rejects file would overwrite the input")
-        return self
-
-    @property
-    def rejects(self) -> Path:
-        """Where rejected rows go: ``<output stem>.rejected.csv`` beside the output."""
-        return self.output.with_name(f"{self.output.stem}.rejected.csv")
 
 
 @dataclass(slots=True)
@@ -286,6 +252,74 @@ def _adapt(
     return chunk[[c for c in chunk.columns if c in _ASSESSMENT_COLUMNS]], problems
 
 
+class _ScoreAhead:
+    """Scores and writes one checked chunk on a worker thread while the caller checks the next.
+
+    At most one chunk is in flight, so memory still follows the chunk size; the
+    scores are written in the input's order (one worker, chunks taken in turn).
+    The counts and the progress line of a chunk are updated once its scores are
+    written, so they always describe whole chunks.
+    """
+
+    def __init__(
+        self,
+        pool: ThreadPoolExecutor,
+        scorer: _ChunkScorer,
+        sink: TableSink,
+        counts: RowCounts,
+        progress: Progress,
+        started: float,
+        total: int | None,
+    ) -> None:
+        self._pool = pool
+        self._scorer = scorer
+        self._sink = sink
+        self._counts = counts
+        self._progress = progress
+        self._started = started
+        self._of_total = f" of {total:,}" if total else ""
+        self._pending: tuple[Future[np.ndarray], int, RowCheck] | None = None
+
+    def _score_and_write(self, valid: pd.DataFrame) -> np.ndarray:
+        table, band = self._scorer.score(valid)
+        self._sink.write(table)
+        return np.bincount(band, minlength=len(BAND_NAMES))
+
+    def submit(self, checked: RowCheck, rows: int) -> None:
+        """Finish the chunk in flight, then start scoring ``checked`` (a chunk of ``rows``)."""
+        self.finish()
+        future: Future[np.ndarray] = (
+            self._pool.submit(self._score_and_write, checked.valid)
+            if len(checked.valid)
+            else _no_bands()
+        )
+        self._pending = (future, rows, checked)
+
+    def finish(self) -> None:
+        """Wait for the chunk in flight (re-raising its error), count it and report progress."""
+        if self._pending is None:
+            return
+        future, rows, checked = self._pending
+        self._pending = None
+        counts = self._counts
+        counts.bands += future.result()
+        counts.read += rows
+        counts.rejected += checked.rejected_rows.size
+        counts.violations += len(checked.violations)
+        rate = counts.read / (time.perf_counter() - self._started)
+        self._progress(
+            f"  {counts.read:,}{self._of_total} rows: {counts.scored:,} scored, "
+            f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
+        )
+
+
+def _no_bands() -> Future[np.ndarray]:
+    """Return a done future of a chunk with no valid row: no scores, no band."""
+    done: Future[np.ndarray] = Future()
+    done.set_result(np.zeros(len(BAND_NAMES), dtype=np.int64))
+    return done
+
+
 def score_file(
     config: BatchScoreConfig, *, tracker: Tracker, progress: Progress = silent
 ) -> BatchScoreResult:
@@ -319,12 +353,15 @@ def score_file(
     SchemaValidationError
         If the input lacks a required column, or has no rows.
     SourceAdapterError
-        If the input lacks a column the adapter reads. A value it cannot
-        read or map rejects only its row (in the rejects file).
+        If the input lacks a column the adapter reads, or the dataset config
+        cannot be read. A value it cannot read or map rejects only its row (in
+        the rejects file).
     DatasetFormatError
-        If the input cannot be read.
+        If the input cannot be read, or an output cannot be written
+        (:func:`pipeline.batch_config.check_files`, before the model is loaded).
     """
     started = time.perf_counter()
+    check_files(config)
     source = ScoringSource.of(config)
     adapter, id_column = source.adapter, source.id_column
     total, chunks = open_chunks(config.input, config.chunk_rows, source.columns, id_column)
@@ -333,9 +370,18 @@ def score_file(
     rejects_schema = rejects_schema_for(id_column)
     seen = SeenIds()
     counts = RowCounts()
-    with Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs:
+    with (
+        Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs,
+        # One chunk is scored and written here while the next is read and checked:
+        # reading and the row checks hold the GIL, the tree walk does not, so the two
+        # overlap on the cores instead of taking turns. Exited first (its chunk done)
+        # so that Outputs commits or discards only whole files.
+        ThreadPoolExecutor(1, thread_name_prefix="batch-score") as scoring,
+    ):
+        ahead = _ScoreAhead(scoring, scorer, outputs.scores, counts, progress, started, total)
+        read = 0
         for raw in chunks:
-            first_row = counts.read + 1
+            first_row = read + 1
             canonical, problems = _adapt(adapter, raw)
             checked = check_rows(
                 canonical,
@@ -344,25 +390,15 @@ def score_file(
                 source=str(config.input),
                 source_problems=problems,
             )
-            if len(checked.valid):
-                table, band = scorer.score(checked.valid)
-                outputs.scores.write(table)
-                counts.bands += np.bincount(band, minlength=len(BAND_NAMES))
             if checked.violations:
                 outputs.rejects.write(
                     rejects_table(
                         checked.violations, canonical[ID_FIELD], first_row, rejects_schema
                     )
                 )
-            counts.read += len(raw)
-            counts.rejected += checked.rejected_rows.size
-            counts.violations += len(checked.violations)
-            rate = counts.read / (time.perf_counter() - started)
-            of_total = f" of {total:,}" if total else ""
-            progress(
-                f"  {counts.read:,}{of_total} rows: {counts.scored:,} scored, "
-                f"{counts.rejected:,} rejected ({rate:,.0f} rows/s)"
-            )
+            read += len(raw)
+            ahead.submit(checked, len(raw))
+        ahead.finish()
         if counts.read == 0:
             raise SchemaValidationError(
                 [Violation("*", None, "dataset has no rows")], source=str(config.input)

@@ -65,21 +65,33 @@ def _promote(args: argparse.Namespace) -> int:
     return 1
 
 
+def _problem(where: tuple[int | str, ...], message: str) -> str:
+    """Return one option's problem, named by the option (a rule across options has no name)."""
+    return f"{'.'.join(map(str, where))}: {message}" if where else message
+
+
 def _score(args: argparse.Namespace) -> int:
+    # Options and files first, importing nothing heavy: a wrong path is reported in
+    # a fraction of a second, not after pandas, scikit-learn and MLflow have loaded.
     from pydantic import ValidationError
 
-    from pipeline.batch_scoring import BatchScoreConfig, score_file
-    from pipeline.config import ConfigError
-    from pipeline.jobs import to_stderr
-    from pipeline.tracking import Tracker
+    from pipeline.batch_config import BatchScoreConfig, ScoreOptionsError, check_files
 
+    if args.master is not None and args.engine != "spark":
+        raise ScoreOptionsError("--master needs --engine spark")
     # The options are named as the config's fields; one not given keeps the config's default.
     given = {name: getattr(args, name, None) for name in BatchScoreConfig.model_fields}
     try:
         config = BatchScoreConfig(**{k: v for k, v in given.items() if v is not None})
     except ValidationError as err:
-        problems = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in err.errors())
-        raise ConfigError(f"desist score: {problems}") from err
+        problems = "; ".join(_problem(e["loc"], e["msg"]) for e in err.errors())
+        raise ScoreOptionsError(problems) from err
+    # Spark's executors read the input, and check it themselves (they may see other paths).
+    check_files(config, input_here=args.engine != "spark")
+
+    from pipeline.jobs import to_stderr
+    from pipeline.tracking import Tracker
+
     tracker = Tracker.from_environment()
     if args.engine == "spark":
         from pipeline.spark_scoring import score_file_spark
@@ -87,9 +99,9 @@ def _score(args: argparse.Namespace) -> int:
         # Without --master, score_file_spark's own default (a local Spark) applies.
         where = {"master": args.master} if args.master else {}
         result = score_file_spark(config, tracker=tracker, progress=to_stderr, **where)
-    elif args.master is not None:
-        raise ConfigError("desist score: --master needs --engine spark")
     else:
+        from pipeline.batch_scoring import score_file
+
         result = score_file(config, tracker=tracker, progress=to_stderr)
     model = result.model
     check = "digest verified" if model.verified else "UNVERIFIED: never registered, no digest"

@@ -1,7 +1,10 @@
-"""``desist promote``: clear errors, and the override step printed when gates fail."""
+"""``desist promote`` and ``desist score``: clear and early errors, the override step printed."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -69,3 +72,48 @@ def test_a_spark_master_without_the_spark_engine_is_refused(
     files = ["--input", str(tmp_path / "in.csv"), "--output", str(tmp_path / "out.csv")]
     assert main(["score", *files, "--master", "local[2]"]) == 2
     assert "--master needs --engine spark" in capsys.readouterr().err
+
+
+#: ``desist score`` in a fresh interpreter, reporting its exit code and which heavy
+#: libraries were imported by the time it returned.
+_SCORE_AND_REPORT_IMPORTS = """
+import json, sys
+from pipeline.cli import main
+code = main(["score", *sys.argv[1:]])
+heavy = sorted(m for m in ("pandas", "pyarrow", "sklearn", "mlflow") if m in sys.modules)
+print(json.dumps({"code": code, "heavy": heavy}))
+"""
+
+
+@pytest.mark.parametrize(
+    ("case", "named"),
+    [
+        ("missing input", "{tmp}/absent.csv: no such file"),
+        ("output under a file", "{tmp}/cases.csv is not a folder"),
+        ("unknown suffix", "{tmp}/scores.xlsx: unknown file type"),
+        ("missing config", "{tmp}/absent.toml: cannot read config"),
+    ],
+)
+def test_score_checks_options_and_files_before_importing_pandas_sklearn_or_mlflow(
+    home: Path, tmp_path: Path, case: str, named: str
+) -> None:
+    cases = tmp_path / "cases.csv"
+    cases.write_text("subject_ref\nS1\n")
+    files = {
+        "missing input": ["--input", str(tmp_path / "absent.csv"), "--output", "s.csv"],
+        "output under a file": ["--input", str(cases), "--output", str(cases / "s.csv")],
+        "unknown suffix": ["--input", str(cases), "--output", str(tmp_path / "scores.xlsx")],
+        "missing config": [
+            *("--input", str(cases), "--output", str(tmp_path / "s.csv")),
+            *("--config", str(tmp_path / "absent.toml")),
+        ],
+    }[case]
+    done = subprocess.run(
+        [sys.executable, "-c", _SCORE_AND_REPORT_IMPORTS, *files],
+        cwd=Path(__file__).resolve().parents[2],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert json.loads(done.stdout) == {"code": 2, "heavy": []}, done.stderr
+    assert named.format(tmp=tmp_path) in done.stderr
