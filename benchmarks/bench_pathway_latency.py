@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import cProfile
+import gc
 import json
 import os
 import pstats
@@ -109,10 +110,20 @@ def main() -> None:
         live.start()
         figures["service_start_seconds"] = round(time.perf_counter() - started, 2)
         request_ids: dict[str, list[str]] = {}
+        # What the in-process phase left (the model, the libraries) out of this process's
+        # collections, as the service does after its load: the client's own pauses are not
+        # the service's. Those left are counted per phase (client_gc_*).
+        gc.collect()
+        gc.freeze()
         for phase, sender in (("http_open_loop_httpx", _open_loop), ("http_open_loop", _lean)):
             database = settings.resolved_database_url()
             audited_before = audit_count(database, recommendation_audit_table)
-            result, request_ids[phase] = asyncio.run(sender(live.url, key, args.rate, args.seconds))
+            with _client_pauses() as pauses:
+                result, request_ids[phase] = asyncio.run(
+                    sender(live.url, key, args.rate, args.seconds)
+                )
+            result["client_gc_collections"] = len(pauses)
+            result["client_gc_max_ms"] = round(max(pauses, default=0.0), 2)
             audited = audit_count(database, recommendation_audit_table)
             # The untimed request that opened the connection is audited too.
             result["audited"] = audited - audited_before - result["untimed_requests"]
@@ -410,6 +421,25 @@ def _behind_a_batch(client: httpx.Client) -> dict[str, float]:
         "one_behind_it_ms": round(small_ms, 1),
         "one_behind_it_status": answer.status_code,
     }
+
+
+@contextmanager
+def _client_pauses() -> Iterator[list[float]]:
+    """Collect the milliseconds of each garbage collection of this process during the block."""
+    pauses: list[float] = []
+    started = [0.0]
+
+    def timed(phase: str, _info: dict[str, Any]) -> None:
+        if phase == "start":
+            started[0] = time.perf_counter()
+        else:
+            pauses.append((time.perf_counter() - started[0]) * 1000)
+
+    gc.callbacks.append(timed)
+    try:
+        yield pauses
+    finally:
+        gc.callbacks.remove(timed)
 
 
 @contextmanager
