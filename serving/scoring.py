@@ -50,12 +50,20 @@ def parse_body(raw: bytes, model: type[BaseModel], max_problems: int = 100) -> A
     that, only the first assessments are validated again, one at a time, to
     describe them.
 
+    A valid body (the usual case) is first validated straight from its bytes
+    (:func:`_validate_directly`), which skips the parse into Python objects;
+    any other body then goes the way described above, so its errors are the
+    same.
+
     Raises
     ------
     InvalidRequestError
         With the problems found (the first ``max_problems``) and their count,
         answered with 422 (or 413 for an oversized batch).
     """
+    direct = _validate_directly(raw, model)
+    if direct is not None:
+        return direct
     try:
         body = from_json(raw)
     except ValueError:
@@ -74,6 +82,32 @@ def parse_body(raw: bytes, model: type[BaseModel], max_problems: int = 100) -> A
             # than "a valid array": the few problems are listed as JSON validation words them.
             return _validate_json(raw, model)
         raise InvalidRequestError(_first_problems(items, model, max_problems), total) from err
+
+
+def _validate_directly(raw: bytes, model: type[BaseModel]) -> Any:
+    """Return ``raw`` validated as ``model`` straight from its bytes; ``None`` unless valid.
+
+    Through the model's direct variant (:func:`serving.schemas.assessment_batch_model`).
+    Unknown fields are kept aside (``extra="allow"``), not listed as errors, and
+    validation stops at the first invalid assessment: a hostile body costs about
+    one parse here, however many problems it has, before the screen and the
+    validation of :func:`parse_body` describe them. The assessments are
+    instances of the same model, equal to those that path would give.
+    """
+    direct: type[BaseModel] | None = getattr(model, "direct_model", None)
+    if direct is None:
+        return None
+    try:
+        batch = direct.model_validate_json(raw, extra="allow")
+    except ValidationError:
+        return None
+    items = batch.assessments  # type: ignore[attr-defined]
+    if batch.__pydantic_extra__ or any(item.__pydantic_extra__ for item in items):
+        return None  # unknown fields: refused, in the words of the path that lists them
+    for item in items:
+        # As validated under the model's own extra="forbid": no extra fields at all.
+        object.__setattr__(item, "__pydantic_extra__", None)
+    return model.model_construct(assessments=items)
 
 
 def _validate_json(raw: bytes, model: type[BaseModel]) -> Any:
