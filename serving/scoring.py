@@ -8,6 +8,9 @@ and sends back the bytes returned.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -183,15 +186,37 @@ def score_batch(
     The scoring worker commits the rows (with those of other requests waiting) before
     the answer is released: nothing leaves unaudited.
     """
-    assessments = parse_body(raw, request_model).assessments
-    scores = model.scorer.score(assessments)
-    records = [
-        AuditRecord(score["subject_ref"], digest, score["risk_probability"], score["risk_band"])
-        for score, digest in zip(scores, input_digests(assessments), strict=True)
-    ]
-    # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
-    content, entry = _answered("scores", scores, records, model, client, request_id)
+    with _collector_paused():
+        assessments = parse_body(raw, request_model).assessments
+        scores = model.scorer.score(assessments)
+        records = [
+            AuditRecord(score["subject_ref"], digest, score["risk_probability"], score["risk_band"])
+            for score, digest in zip(scores, input_digests(assessments), strict=True)
+        ]
+        # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
+        content, entry = _answered("scores", scores, records, model, client, request_id)
     return (content, [score["risk_band"] for score in scores]), entry
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while a batch is answered.
+
+    A 1,000-assessment answer allocates some 10,000 containers (assessments,
+    scores, reasons, records) that all stay alive until it is sent, and the
+    collector walked them about 16 times per request, to free nothing: 1-2.7 ms
+    of a request here. Their memory is freed by reference counting as before;
+    any cycle made meanwhile waits for the next collection. Process-wide, so
+    left alone when something else already paused it.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def recommend_batch(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import dataclass, field
 from typing import Any
@@ -195,3 +196,31 @@ def test_a_body_with_unknown_fields_is_not_accepted_by_the_direct_validation() -
         with pytest.raises(InvalidRequestError) as caught:
             parse_body(raw, model)
         assert [problem["type"] for problem in caught.value.errors()] == ["extra_forbidden"]
+
+
+@dataclass
+class CollectorWatchingScorer(FixedScorer):
+    """Notes whether the cyclic garbage collector runs while it scores."""
+
+    seen: list[bool] = field(default_factory=list)
+
+    def score(self, assessments: list[BaseModel]) -> list[dict[str, Any]]:
+        self.seen.append(gc.isenabled())
+        return super().score(assessments)
+
+
+def test_the_collector_is_held_off_while_a_batch_is_answered_and_restored_after() -> None:
+    watching = CollectorWatchingScorer()
+    model = FakeModel(scorer=watching)
+    raw = body(assessment())
+    score_batch(raw, assessment_batch_model(5), model, CLIENT, "r1")  # type: ignore[arg-type]
+    assert watching.seen == [False] and gc.isenabled()
+    with pytest.raises(InvalidRequestError):  # a refused batch restores it too
+        score_batch(b"{}", assessment_batch_model(5), model, CLIENT, "r2")  # type: ignore[arg-type]
+    assert gc.isenabled()
+    gc.disable()  # paused by someone else: left paused
+    try:
+        score_batch(raw, assessment_batch_model(5), model, CLIENT, "r3")  # type: ignore[arg-type]
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
