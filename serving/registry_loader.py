@@ -46,6 +46,7 @@ from models.contract.tags import (
     TAG_TRAINED_AT,
 )
 from models.pathways import PathwayEffectModel
+from models.threads import choose_threads
 from serving.model_cards import card_url
 from serving.recommender import Recommender
 from serving.scorer import Scorer
@@ -219,7 +220,9 @@ def load_model(settings: Settings) -> LoadedModel:
     """
     name = settings.model_name
     fetched = _fetch(settings, name, ScoreCalibratedClassifier)
-    scorer = Scorer(fetched.model, fetched.bands, settings.top_reasons)
+    # The thread budget, chosen as the lifespan chooses it: a large batch's walk shares it.
+    threads = choose_threads(settings.threads).threads
+    scorer = Scorer(fetched.model, fetched.bands, settings.top_reasons, threads)
     loaded = LoadedModel(scorer=scorer, **_registration(settings, name, fetched))
     _log_loaded(loaded)
     return loaded

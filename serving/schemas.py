@@ -294,6 +294,31 @@ def assessment_batch_model(max_batch: int) -> type[BaseModel]:
         assessments=(assessments, ...),
     )
     model.max_batch = max_batch  # type: ignore[attr-defined]  # read by serving.scoring
+    model.direct_model = _direct_batch_model(max_batch)  # type: ignore[attr-defined]  # likewise
+    return model
+
+
+def _direct_batch_model(max_batch: int) -> type[BaseModel]:
+    """Return the batch body that pydantic validates straight from the JSON bytes.
+
+    The same assessments, without the size check's ``BeforeValidator``: a
+    Python function before the list makes pydantic hand it Python objects, so
+    the items were validated from dicts parsed first (half again the cost of a
+    1,000-assessment body). This one is for bodies that turn out valid
+    (:func:`serving.scoring.parse_body`): its first invalid assessment ends
+    validation (``fail_fast``), and its size limit is a plain maximum; any
+    body it refuses is validated again by :func:`assessment_batch_model`,
+    whose errors the client is told.
+    """
+    assessments: Any = Annotated[
+        list[make_assessment_model()],  # type: ignore[misc]
+        Field(min_length=1, max_length=max_batch, fail_fast=True),
+    ]
+    model: type[BaseModel] = create_model(
+        "AssessmentBatch",
+        __config__=ConfigDict(extra="forbid"),
+        assessments=(assessments, ...),
+    )
     return model
 
 

@@ -65,6 +65,9 @@ class Scorer:
         Cut-offs of the risk bands the model was registered with.
     top_reasons
         How many reasons to give per score.
+    threads
+        Threads that share the trees' walk of a large batch (from 400 rows on;
+        :func:`models.tree_paths.tree_path_contributions`): the service's thread budget.
 
     Raises
     ------
@@ -74,10 +77,14 @@ class Scorer:
     """
 
     def __init__(
-        self, model: ScoreCalibratedClassifier, bands: RiskBands, top_reasons: int = 3
+        self,
+        model: ScoreCalibratedClassifier,
+        bands: RiskBands,
+        top_reasons: int = 3,
+        threads: int = 1,
     ) -> None:
         try:
-            explainer = FastExplainer(model)
+            explainer = FastExplainer(model, threads=threads)
         except TypeError as err:
             raise ModelLoadError(str(err)) from err
         unservable = [name for name in explainer.features if name not in _SERVABLE]

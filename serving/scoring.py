@@ -8,6 +8,9 @@ and sends back the bytes returned.
 
 from __future__ import annotations
 
+import contextlib
+import gc
+from collections.abc import Iterator
 from typing import Any, Literal
 
 from pydantic import BaseModel, ValidationError
@@ -50,12 +53,20 @@ def parse_body(raw: bytes, model: type[BaseModel], max_problems: int = 100) -> A
     that, only the first assessments are validated again, one at a time, to
     describe them.
 
+    A valid body (the usual case) is first validated straight from its bytes
+    (:func:`_validate_directly`), which skips the parse into Python objects;
+    any other body then goes the way described above, so its errors are the
+    same.
+
     Raises
     ------
     InvalidRequestError
         With the problems found (the first ``max_problems``) and their count,
         answered with 422 (or 413 for an oversized batch).
     """
+    direct = _validate_directly(raw, model)
+    if direct is not None:
+        return direct
     try:
         body = from_json(raw)
     except ValueError:
@@ -74,6 +85,32 @@ def parse_body(raw: bytes, model: type[BaseModel], max_problems: int = 100) -> A
             # than "a valid array": the few problems are listed as JSON validation words them.
             return _validate_json(raw, model)
         raise InvalidRequestError(_first_problems(items, model, max_problems), total) from err
+
+
+def _validate_directly(raw: bytes, model: type[BaseModel]) -> Any:
+    """Return ``raw`` validated as ``model`` straight from its bytes; ``None`` unless valid.
+
+    Through the model's direct variant (:func:`serving.schemas.assessment_batch_model`).
+    Unknown fields are kept aside (``extra="allow"``), not listed as errors, and
+    validation stops at the first invalid assessment: a hostile body costs about
+    one parse here, however many problems it has, before the screen and the
+    validation of :func:`parse_body` describe them. The assessments are
+    instances of the same model, equal to those that path would give.
+    """
+    direct: type[BaseModel] | None = getattr(model, "direct_model", None)
+    if direct is None:
+        return None
+    try:
+        batch = direct.model_validate_json(raw, extra="allow")
+    except ValidationError:
+        return None
+    items = batch.assessments  # type: ignore[attr-defined]
+    if batch.__pydantic_extra__ or any(item.__pydantic_extra__ for item in items):
+        return None  # unknown fields: refused, in the words of the path that lists them
+    for item in items:
+        # As validated under the model's own extra="forbid": no extra fields at all.
+        object.__setattr__(item, "__pydantic_extra__", None)
+    return model.model_construct(assessments=items)
 
 
 def _validate_json(raw: bytes, model: type[BaseModel]) -> Any:
@@ -149,15 +186,37 @@ def score_batch(
     The scoring worker commits the rows (with those of other requests waiting) before
     the answer is released: nothing leaves unaudited.
     """
-    assessments = parse_body(raw, request_model).assessments
-    scores = model.scorer.score(assessments)
-    records = [
-        AuditRecord(score["subject_ref"], digest, score["risk_probability"], score["risk_band"])
-        for score, digest in zip(scores, input_digests(assessments), strict=True)
-    ]
-    # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
-    content, entry = _answered("scores", scores, records, model, client, request_id)
+    with _collector_paused():
+        assessments = parse_body(raw, request_model).assessments
+        scores = model.scorer.score(assessments)
+        records = [
+            AuditRecord(score["subject_ref"], digest, score["risk_probability"], score["risk_band"])
+            for score, digest in zip(scores, input_digests(assessments), strict=True)
+        ]
+        # Built from plain values already checked by the scorer: the shape is RiskScoreResponse's.
+        content, entry = _answered("scores", scores, records, model, client, request_id)
     return (content, [score["risk_band"] for score in scores]), entry
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Hold off Python's cyclic garbage collector while a batch is answered.
+
+    A 1,000-assessment answer allocates some 10,000 containers (assessments,
+    scores, reasons, records) that all stay alive until it is sent, and the
+    collector walked them about 16 times per request, to free nothing: 1-2.7 ms
+    of a request here. Their memory is freed by reference counting as before;
+    any cycle made meanwhile waits for the next collection. Process-wide, so
+    left alone when something else already paused it.
+    """
+    if not gc.isenabled():
+        yield
+        return
+    gc.disable()
+    try:
+        yield
+    finally:
+        gc.enable()
 
 
 def recommend_batch(
