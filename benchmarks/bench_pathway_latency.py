@@ -57,7 +57,7 @@ import sys
 import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -249,31 +249,46 @@ async def _open_loop(
     """
     body = {"assessments": [assessment()]}
     headers = {"Authorization": f"Bearer {key}"}
+    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
+
+        async def post() -> tuple[int, str]:
+            answer = await client.post(PATH, json=body, timeout=30)
+            return answer.status_code, answer.headers.get("x-request-id", "")
+
+        return await _on_schedule(post, rate, seconds)
+
+
+async def _on_schedule(
+    post: Callable[[], Awaitable[tuple[int, str]]], rate: float, seconds: float
+) -> tuple[dict[str, Any], list[str]]:
+    """Call ``post`` once untimed, then at ``rate`` per second open loop (see :func:`_open_loop`).
+
+    ``post`` sends one request and returns its status and request id.
+    """
     count = max(1, round(rate * seconds))
     latencies: list[float] = []
     statuses: list[int] = []
     send_lag: list[float] = []
     ids: list[str] = []
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
-    async with httpx.AsyncClient(base_url=url, headers=headers, limits=limits) as client:
-        await client.post(PATH, json=body)  # the connection opened, not timed
+    await post()  # the connection opened, not timed
 
-        async def send(scheduled: float) -> None:
-            send_lag.append((time.perf_counter() - scheduled) * 1000)
-            answer = await client.post(PATH, json=body, timeout=30)
-            latencies.append((time.perf_counter() - scheduled) * 1000)
-            statuses.append(answer.status_code)
-            ids.append(answer.headers.get("x-request-id", ""))
+    async def send(scheduled: float) -> None:
+        send_lag.append((time.perf_counter() - scheduled) * 1000)
+        status, request_id = await post()
+        latencies.append((time.perf_counter() - scheduled) * 1000)
+        statuses.append(status)
+        ids.append(request_id)
 
-        start = time.perf_counter() + 0.05
-        tasks = []
-        for i in range(count):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(scheduled)))
-        await asyncio.gather(*tasks)
+    start = time.perf_counter() + 0.05
+    tasks = []
+    for i in range(count):
+        scheduled = start + i / rate
+        delay = scheduled - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(send(scheduled)))
+    await asyncio.gather(*tasks)
     return _open_loop_figures(rate, count, statuses, latencies, send_lag), ids
 
 
@@ -345,33 +360,14 @@ async def _lean(
         f"content-length: {len(payload)}\r\n\r\n"
     ).encode() + payload
     connections = _Connections(url, request)
-    count = max(1, round(rate * seconds))
-    latencies: list[float] = []
-    statuses: list[int] = []
-    send_lag: list[float] = []
-    ids: list[str] = []
+
+    async def post() -> tuple[int, str]:
+        return await asyncio.wait_for(connections.send(), timeout=30)
+
     try:
-        await connections.send()  # the connection opened, not timed
-
-        async def send(scheduled: float) -> None:
-            send_lag.append((time.perf_counter() - scheduled) * 1000)
-            status, request_id = await asyncio.wait_for(connections.send(), timeout=30)
-            latencies.append((time.perf_counter() - scheduled) * 1000)
-            statuses.append(status)
-            ids.append(request_id)
-
-        start = time.perf_counter() + 0.05
-        tasks = []
-        for i in range(count):
-            scheduled = start + i / rate
-            delay = scheduled - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            tasks.append(asyncio.create_task(send(scheduled)))
-        await asyncio.gather(*tasks)
+        return await _on_schedule(post, rate, seconds)
     finally:
         connections.close()
-    return _open_loop_figures(rate, count, statuses, latencies, send_lag), ids
 
 
 def _sequential(client: httpx.Client, n: int) -> dict[str, Any]:

@@ -33,6 +33,40 @@ def as_frame(items: list[Any]) -> pd.DataFrame:
     return pd.DataFrame([item.model_dump() for item in items])
 
 
+def fitted_on_a_cohort(
+    features: tuple[str, ...],
+    settings: BoostingSettings | AverageSettings,
+    rows: tuple[int, int, int],
+    seed: int,
+) -> tuple[Any, pd.DataFrame]:
+    """Fit and calibrate a risk model on a synthetic cohort; return it and the held-out rows.
+
+    ``rows`` are the fitting, calibration and held-out rows, in that order.
+    """
+    n_fit, n_cal, n_test = rows
+    cohort, _ = generate_cohort(SynthConfig(rows=n_fit + n_cal + n_test, seed=seed))
+    fit, cal = cohort.iloc[:n_fit], cohort.iloc[n_fit : n_fit + n_cal]
+    pipeline = build_risk_model(features, settings)
+    model = calibrate(pipeline.fit(fit, fit[TARGET_FIELD].astype(int)), cal, cal[TARGET_FIELD])
+    return model, cohort.iloc[n_fit + n_cal :]
+
+
+def assessments_of(rows: pd.DataFrame, features: tuple[str, ...]) -> list[dict[str, Any]]:
+    """Return the rows as request assessments of ``features``, missing values as null."""
+    return [
+        {"subject_ref": f"r{i}"}
+        | {name: None if pd.isna(value) else _json_value(value) for name, value in row.items()}
+        for i, (_, row) in enumerate(rows[list(features)].iterrows())
+    ]
+
+
+def _json_value(value: Any) -> Any:
+    """A cohort value as a JSON request carries it: text, a whole number or a real number."""
+    if isinstance(value, str):
+        return value
+    return int(value) if float(value).is_integer() else float(value)
+
+
 def test_scores_equal_predict_proba_of_the_registered_model(
     settings: Settings, cohort_assessments: list[dict[str, Any]]
 ) -> None:
@@ -86,26 +120,10 @@ def test_reasons_are_the_largest_contributions_in_order(
 def test_tree_models_score_equal_predict_proba(
     settings: BoostingSettings | AverageSettings, method: str
 ) -> None:
-    cohort, _ = generate_cohort(SynthConfig(rows=3_000, seed=8))
     features = ("age", "total_sanctions", "months_offence_free", "offence_category", "drug_misuse")
-    fit, cal, test = cohort.iloc[:2_000], cohort.iloc[2_000:2_600], cohort.iloc[2_600:]
-    pipeline = build_risk_model(features, settings)
-    model = calibrate(pipeline.fit(fit, fit[TARGET_FIELD].astype(int)), cal, cal[TARGET_FIELD])
+    model, test = fitted_on_a_cohort(features, settings, rows=(2_000, 600, 400), seed=8)
     scorer = Scorer(model, RiskBands(), top_reasons=2)
-    payload = [
-        {
-            "subject_ref": f"b{i}",
-            "age": int(row.age),
-            "total_sanctions": int(row.total_sanctions),
-            "offence_category": str(row.offence_category),
-            "months_offence_free": None
-            if pd.isna(row.months_offence_free)
-            else float(row.months_offence_free),
-            "drug_misuse": None if pd.isna(row.drug_misuse) else int(row.drug_misuse),
-        }
-        for i, row in enumerate(test.itertuples())
-    ]
-    items = validated(payload)
+    items = validated(assessments_of(test, features))
     served = np.array([s["risk_probability"] for s in scorer.score(items)])
     # Summed from the tree-path attributions: equal to float rounding, not bit for bit.
     np.testing.assert_allclose(served, model.predict_proba(as_frame(items))[:, 1], rtol=1e-12)
@@ -125,24 +143,10 @@ def test_the_matrix_is_the_encoders_own(
 
 
 def test_a_large_batch_scores_the_same_on_several_threads() -> None:
-    cohort, _ = generate_cohort(SynthConfig(rows=2_900, seed=9))
     features = ("age", "total_sanctions", "months_offence_free", "offence_category")
-    fit, cal, test = cohort.iloc[:1_500], cohort.iloc[1_500:2_000], cohort.iloc[2_000:]
-    pipeline = build_risk_model(features, BoostingSettings(max_iter=20))
-    model = calibrate(pipeline.fit(fit, fit[TARGET_FIELD].astype(int)), cal, cal[TARGET_FIELD])
-    payload = [
-        {
-            "subject_ref": f"t{i}",
-            "age": int(row.age),
-            "total_sanctions": int(row.total_sanctions),
-            "offence_category": str(row.offence_category),
-            "months_offence_free": None
-            if pd.isna(row.months_offence_free)
-            else float(row.months_offence_free),
-        }
-        for i, row in enumerate(test.itertuples())
-    ]
-    items = validated(payload)  # 900 rows: the walk is shared from 400 on
+    settings = BoostingSettings(max_iter=20)
+    model, test = fitted_on_a_cohort(features, settings, rows=(1_500, 500, 900), seed=9)
+    items = validated(assessments_of(test, features))  # 900 rows: the walk is shared from 400 on
     one = Scorer(model, RiskBands(), top_reasons=2).score(items)
     # Each thread walks its own rows: the same scores and reasons, bit for bit, in order.
     assert Scorer(model, RiskBands(), top_reasons=2, threads=2).score(items) == one
