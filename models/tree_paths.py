@@ -108,6 +108,11 @@ _EVERY_NODE_LIMIT = 65_536
 #: table of 2 ** splits leaves); a booster with a larger tree is walked by scikit-learn.
 MAX_LOOKUP_SPLITS = 12
 
+#: From this many rows (of a thread's share) on, leaves are looked up; for fewer, the
+#: lookup's few thousand vectorised calls, holding the GIL between them, cost more than
+#: the compiled walk (a scoring service's request of 1,000 rows keeps the walk).
+LOOKUP_MIN_ROWS = 4_096
+
 #: Rows whose splits are decided together: their outcomes (a byte per distinct split)
 #: and their rows' leaves stay in cache between the comparisons and the lookups.
 LOOKUP_BLOCK_ROWS = 16_384
@@ -408,7 +413,7 @@ def _batch_contributions(trees: CompiledTrees, X: np.ndarray) -> np.ndarray:
     """Find each row's leaf combination in every group, then sum their rows of attributions."""
     rows = np.ascontiguousarray(X, dtype=np.float64)
     n_rows, n_groups = rows.shape[0], len(trees.leaf_finders)
-    if trees.leaf_lookup is not None:
+    if trees.leaf_lookup is not None and n_rows >= LOOKUP_MIN_ROWS:
         leaves = np.empty((n_rows, n_groups), dtype=np.int32)
         for begin in range(0, n_rows, LOOKUP_BLOCK_ROWS):
             block = slice(begin, begin + LOOKUP_BLOCK_ROWS)

@@ -93,6 +93,7 @@ def test_leaves_looked_up_from_split_outcomes_equal_the_compiled_walk_bit_for_bi
     assert trees.leaf_lookup.code_dtype == (np.uint8 if max_leaf_nodes <= 9 else np.uint16)
     X = pipeline.named_steps["encode"].transform(test.head(1_000))
     X[np.random.default_rng(5).random(X.shape) < 0.2] = np.nan  # missing values go their way
+    monkeypatch.setattr(tree_paths, "LOOKUP_MIN_ROWS", 0)  # looked up however few the rows
     monkeypatch.setattr(tree_paths, "LOOKUP_BLOCK_ROWS", 300)  # blocks, the last one short
     looked_up = _batch_contributions(trees, X)
     walked = _batch_contributions(dataclasses.replace(trees, leaf_lookup=None), X)
