@@ -368,7 +368,8 @@ def score_file(
     scorer = verified_scorer(config, tracker, source, threads=config.threads)
     load_seconds = time.perf_counter() - started
     rejects_schema = rejects_schema_for(id_column)
-    seen = SeenIds()
+    # Sized for the file's rows when known (Parquet): its table is never rebuilt.
+    seen = SeenIds(total or 0)
     counts = RowCounts()
     with (
         Outputs(config.output, scorer.schema, config.rejects, rejects_schema) as outputs,
