@@ -1,0 +1,57 @@
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from models.allocation import NO_PLACE, allocate, allocation_shares, highest_need_first
+
+
+def _brute_force(value: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> float:
+    n, k = value.shape
+    best = 0.0
+    for choice in itertools.product(range(-1, k), repeat=n):
+        counts = np.bincount([c for c in choice if c >= 0], minlength=k)
+        if (counts > places).any():
+            continue
+        if any(c >= 0 and not allowed[i, c] for i, c in enumerate(choice)):
+            continue
+        best = max(best, sum(value[i, c] for i, c in enumerate(choice) if c >= 0))
+    return best
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_allocation_is_optimal_and_respects_places_and_pairs(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    value = rng.normal(0.03, 0.03, (6, 3))
+    allowed = rng.random((6, 3)) < 0.7
+    places = np.array([2, 1, 2])
+    result = allocate(value, allowed, places)
+    chosen = result.programme
+    assert np.bincount(chosen[chosen >= 0], minlength=3).tolist() == result.filled.tolist()
+    assert (result.filled <= places).all()
+    for person, programme in enumerate(chosen):
+        if programme != NO_PLACE:
+            assert allowed[person, programme] and value[person, programme] > 0
+    assert result.total == pytest.approx(_brute_force(value, allowed, places))
+
+
+def test_allocation_with_nothing_allowed_places_nobody() -> None:
+    result = allocate(np.ones((3, 2)), np.zeros((3, 2), dtype=bool), np.array([1, 1]))
+    assert (result.programme == NO_PLACE).all() and result.total == 0
+
+
+def test_highest_need_first_serves_the_neediest_until_places_run_out() -> None:
+    need = np.array([[1, 0], [3, 2], [2, 2], [0, 0]])
+    allowed = np.ones(need.shape, dtype=bool)
+    out = highest_need_first(need, allowed, np.array([1, 1]))
+    # Person 1 (need 3) takes programme 0; person 2 (need 2) finds it full
+    # and takes programme 1; person 0 finds both full; person 3 has no need.
+    assert out.tolist() == [NO_PLACE, 0, 1, NO_PLACE]
+
+
+def test_shares_by_group_add_up() -> None:
+    shares = allocation_shares(np.array([0, -1, 1, 1]), np.array(["a", "a", "b", "b"]))
+    assert shares["a"]["allocated_share"] + shares["b"]["allocated_share"] == pytest.approx(1)
+    assert shares["b"]["allocated_rate"] == 1.0
