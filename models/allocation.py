@@ -93,28 +93,31 @@ def allocate(value: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> Allo
 
 
 def allocation_pairs(
-    estimates: PathwayEstimates, programme_confident: np.ndarray, rule: str = "programme"
+    estimates: PathwayEstimates,
+    programme_confident: np.ndarray,
+    default: int = -1,
+    rule: str = "programme",
 ) -> np.ndarray:
     """Return which person-programme pairs an allocation may use, shape ``(n, k)``.
 
-    Always: eligible, inside the evidence, estimate above the model's
-    ``min_effect`` (via the served flags). ``rule="group"``: only pairs the
-    served policy recommends with confidence (group mean above zero at the
-    family-wise level), plus the default programme; ``rule="programme"``:
-    any pair whose *programme's* average effect is clearly above zero (one
-    family-wise test per programme), so that places left over in one
-    programme go to people for whom another is estimated to help.
+    Always: eligible, inside the evidence and an estimate above zero.
+    ``rule="group"``: only pairs recommended with confidence (group mean
+    above zero at the family-wise level), plus the ``default`` programme
+    (the served policy's fallback); ``rule="programme"``: any pair whose
+    *programme's* average effect is clearly above zero
+    (``programme_confident``, one family-wise test per programme), so that
+    places left over in one programme go to the people for whom another is
+    estimated to help most.
     """
-    open_to = estimates.eligible & estimates.in_overlap
+    open_to = estimates.eligible & estimates.in_overlap & (estimates.effect > 0)
     if rule == "group":
-        pairs = estimates.recommended.copy()
-        if estimates.default_programme >= 0:
-            j = estimates.default_programme
-            pairs[:, j] |= open_to[:, j]
+        pairs = open_to & estimates.recommended
+        if default >= 0:
+            pairs[:, default] |= open_to[:, default]
         return pairs
     if rule != "programme":
         raise ValueError(f"rule must be 'group' or 'programme', got {rule!r}")
-    return open_to & (estimates.effect > 0) & np.asarray(programme_confident, dtype=bool)[None, :]
+    return open_to & np.asarray(programme_confident, dtype=bool)[None, :]
 
 
 def highest_need_first(need: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> np.ndarray:

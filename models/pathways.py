@@ -218,6 +218,17 @@ class PathwayEffectModel(BaseEstimator):
         Family-wise one-sided lower bound used to decide recommendations.
     referral_rate_ : dict of str to float
         Share of training people referred to each programme.
+    programme_value_ : dict of str to float
+        Mean DR pseudo-outcome per training person of a referral of everyone
+        usable (eligible, inside the evidence) to the programme: the
+        truth-free value of offering it to the whole cohort.
+    programme_floor_ : dict of str to float
+        Family-wise (over the programmes) one-sided 95% lower bound of
+        ``programme_value_``.
+    default_programme_ : int
+        Index of the best single programme: the largest ``programme_value_``
+        among programmes whose floor is above zero; -1 if none is. The
+        served policy's fallback (:mod:`models.pathway_policy`).
     """
 
     def __init__(
@@ -287,6 +298,9 @@ class PathwayEffectModel(BaseEstimator):
         self.group_high_: dict[str, np.ndarray] = {}
         self.group_floor_: dict[str, np.ndarray] = {}
         self.referral_rate_: dict[str, float] = {}
+        self.programme_value_: dict[str, float] = {}
+        self.programme_floor_: dict[str, float] = {}
+        programme_z = family_wise_z(k)
         for j, programme in enumerate(PROGRAMMES):
             e = propensity[:, j]
             usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
@@ -319,6 +333,20 @@ class PathwayEffectModel(BaseEstimator):
             self.group_low_[programme] = groups.low
             self.group_high_[programme] = groups.high
             self.group_floor_[programme] = groups.floor
+            # The programme for everyone (issue 17's best single
+            # programme, read truth-free): its DR value per person of the
+            # cohort (no value where it is not usable) and a family-wise
+            # one-sided floor over the k programmes.
+            per_person = np.where(usable, pseudo, 0.0)
+            error = per_person.std(ddof=1) / np.sqrt(n)
+            self.programme_value_[programme] = float(per_person.mean())
+            self.programme_floor_[programme] = float(per_person.mean() - programme_z * error)
+        confident = [p for p in PROGRAMMES if self.programme_floor_[p] > 0]
+        self.default_programme_ = (
+            PROGRAMMES.index(max(confident, key=self.programme_value_.__getitem__))
+            if confident
+            else -1
+        )
         return self
 
     def _effect_regressor(self) -> HistGradientBoostingRegressor:

@@ -9,9 +9,9 @@ from sklearn.metrics import roc_auc_score
 
 from data.schema import NEED_FIELDS, PRINCES_TRUST, PROGRAMMES, TARGET_FIELD
 from data.synthetic import (
+    HARDER_WORLD,
     NEED_TRUTH,
     PROGRAMME_EFFECTS,
-    HARDER_WORLD,
     TODAYS_WORLD,
     SynthConfig,
     generate_cohort,

@@ -1,0 +1,50 @@
+from __future__ import annotations
+
+import numpy as np
+
+from models.pathway_estimates import PathwayEstimates
+from models.pathway_policy import NO_PROGRAMME, served_choice
+
+
+def _estimates(effect: list[list[float]], recommended: list[list[bool]], open_to=None):
+    effect_a = np.array(effect)
+    shape = effect_a.shape
+    open_a = np.ones(shape, dtype=bool) if open_to is None else np.array(open_to)
+    return PathwayEstimates(
+        programmes=tuple(f"p{j}" for j in range(shape[1])),
+        effect=effect_a,
+        interval_low=effect_a - 0.01,
+        interval_high=effect_a + 0.01,
+        propensity=np.full(shape, 0.5),
+        in_overlap=open_a,
+        eligible=np.ones(shape, dtype=bool),
+        recommended=np.array(recommended) & open_a,
+    )
+
+
+def test_a_confident_top_pick_is_served_and_an_unconfident_one_falls_back() -> None:
+    estimates = _estimates(
+        [[0.01, 0.05, 0.02], [0.01, 0.05, 0.02], [0.03, 0.01, 0.0]],
+        [[False, True, False], [False, False, True], [False, False, False]],
+    )
+    choice = served_choice(estimates, default=0)
+    # Person 1's best confident programme (2) is not their top estimate (1):
+    # they get the default, not a lesser personal pick.
+    assert choice.programme.tolist() == [1, 0, 0]
+    assert choice.confident.tolist() == [True, False, False]
+
+
+def test_the_margin_keeps_the_default_unless_the_pick_beats_it() -> None:
+    estimates = _estimates([[0.04, 0.05], [0.01, 0.05]], [[False, True], [False, True]])
+    assert served_choice(estimates, default=0, margin=0.02).programme.tolist() == [0, 1]
+
+
+def test_no_default_and_default_outside_the_evidence_give_nothing() -> None:
+    estimates = _estimates(
+        [[0.04, 0.05], [0.04, 0.05]],
+        [[False, False], [False, True]],
+        open_to=[[False, True], [True, True]],
+    )
+    assert served_choice(estimates, default=0).programme.tolist() == [NO_PROGRAMME, 1]
+    assert served_choice(estimates, default=NO_PROGRAMME).programme.tolist() == [NO_PROGRAMME, 1]
+    assert not served_choice(estimates, default=0).offered[0]
