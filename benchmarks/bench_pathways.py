@@ -24,7 +24,8 @@ programme, ``(policy - best single) / (oracle - best single)``. Also: how
 many get a confident recommendation, allocation under places of
 ``--places`` of the test cohort per programme (``capacity.*``), per-person
 and group interval coverage of the truth, the truth-free selection the
-model made, and the in-process time of a single recommendation.
+model made. A single recommendation's time is
+``benchmarks/bench_pathway_latency.py``'s (the served path, the flattened forest).
 
 Run (threads 1, ``nice`` on a shared machine)::
 
@@ -56,7 +57,7 @@ from models.allocation import (
     highest_need_first,
 )
 from models.pathway_estimates import PathwayEstimates
-from models.pathway_policy import served_choice
+from models.pathway_policy import person_figures, served_choice
 from models.pathway_rules import (
     NaivePathwayModel,
     eligibility,
@@ -65,7 +66,7 @@ from models.pathway_rules import (
     random_policy,
     rnr_policy,
 )
-from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel, recommendations
+from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import load_pathway_config
 from pipeline.pathway_evaluation import build_pathway_model
 
@@ -156,29 +157,6 @@ def _best_confident_else_default(
     return np.where(estimates.recommended.any(axis=1), best, fallback)
 
 
-def single_latency_ms(
-    model: PathwayEffectModel, test: pd.DataFrame, repeats: int = 300
-) -> dict[str, float]:
-    """Return one person's recommendation time in process: median wall and mean CPU, in ms.
-
-    Wall time on a shared machine counts other processes' turns on the
-    cores; CPU time is this process's own work.
-    """
-    people = [test.iloc[[i]] for i in range(repeats)]
-    recommendations(model.estimate(people[0]), people[0])  # compiles the trees once
-    times = []
-    cpu = time.process_time()
-    for row in people:
-        started = time.perf_counter()
-        recommendations(model.estimate(row), row)
-        times.append(time.perf_counter() - started)
-    cpu_ms = 1000 * (time.process_time() - cpu) / repeats
-    return {
-        "wall_median_ms": round(1000 * float(np.median(times)), 2),
-        "cpu_mean_ms": round(cpu_ms, 2),
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=60_000, help="people to learn from")
@@ -242,8 +220,12 @@ def main() -> None:
     places = np.full(len(PROGRAMMES), round(args.places * t))
     programme_confident = np.array([model.programme_floor_[p] > 0 for p in PROGRAMMES])
     default = model.default_programme_
+    open_positive = allocation_pairs(estimates, programme_confident, default, "positive")
     planned = allocate(
-        estimates.effect, allocation_pairs(estimates, programme_confident, default), places
+        estimates.effect,
+        open_positive,
+        places,
+        priority=allocation_pairs(estimates, programme_confident, default, "group"),
     )
     strict = allocate(
         estimates.effect,
@@ -267,7 +249,13 @@ def main() -> None:
     # Per-person figures on the recommended pairs.
     picked = estimates.recommended
     truth_picked = true_test[picked]
+    person = person_figures(estimates, model.baseline_risk(model.encoder_.transform(test)))
     coverage = {
+        "person_interval": float(
+            ((person.low[picked] <= truth_picked) & (truth_picked <= person.high[picked])).mean()
+        )
+        if picked.any()
+        else None,
         "group_interval": float(
             (
                 (estimates.interval_low[picked] <= truth_picked)
@@ -292,6 +280,9 @@ def main() -> None:
             "fit_cpu_seconds": round(fit_cpu, 1),
             "policy_value": {k: round(v, 4) for k, v in values.items()},
             "share_of_oracle_gain_over_best_single": shares,
+            "share_of_observed_feature_oracle": {
+                k: round(v / ceiling, 3) for k, v in values.items() if ceiling > 0
+            },
             "best_single_programme": PROGRAMMES[single],
             "served": {
                 "confident_recommendation_share": round(float(served.confident.mean()), 3),
@@ -338,6 +329,32 @@ def main() -> None:
                 },
             },
             "interval_coverage_of_truth_on_confident_pairs": coverage,
+            "person_interval_contains_estimate": bool(
+                ((person.low <= estimates.effect) & (estimates.effect <= person.high)).all()
+            ),
+            "mean_risk_without_and_with_the_served_programme": [
+                round(float(person.risk_without[served.offered].mean()), 4),
+                round(
+                    float(
+                        person.risk_with[served.offered, served.programme[served.offered]].mean()
+                    ),
+                    4,
+                ),
+            ]
+            if served.offered.any()
+            else None,
+            "true_risk_without_and_with_the_served_programme": [
+                round(float(truth["p_untreated"].to_numpy()[n:][served.offered].mean()), 4),
+                round(
+                    float(
+                        truth["p_untreated"].to_numpy()[n:][served.offered].mean()
+                        - true_test[served.offered, served.programme[served.offered]].mean()
+                    ),
+                    4,
+                ),
+            ]
+            if served.offered.any()
+            else None,
             "estimated_vs_true_mean_effect": {
                 p: [
                     round(float(estimates.effect[estimates.eligible[:, j], j].mean()), 4),
@@ -345,7 +362,6 @@ def main() -> None:
                 ]
                 for j, p in enumerate(PROGRAMMES)
             },
-            "single_recommendation": single_latency_ms(model, test),
         },
     )
 

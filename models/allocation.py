@@ -45,7 +45,12 @@ class Allocation:
     filled: np.ndarray
 
 
-def allocate(value: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> Allocation:
+def allocate(
+    value: np.ndarray,
+    allowed: np.ndarray,
+    places: np.ndarray,
+    priority: np.ndarray | None = None,
+) -> Allocation:
     """Maximise the total value with at most one programme per person and limited places.
 
     Parameters
@@ -57,6 +62,11 @@ def allocate(value: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> Allo
         zero or less are never allocated (a place must do some good).
     places
         Places per programme, shape ``(k,)``, non-negative integers.
+    priority
+        Pairs placed first, shape ``(n, k)`` (the confidence rule's pairs):
+        the best allocation of the priority pairs is solved first, then the
+        places it leaves go, by a second solve, to the people it left out,
+        over all ``allowed`` pairs (next best positive estimates).
 
     Raises
     ------
@@ -66,6 +76,13 @@ def allocate(value: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> Allo
     value = np.asarray(value, dtype=np.float64)
     places = np.asarray(places, dtype=np.float64)
     n, k = value.shape
+    if priority is not None:
+        allowed = np.asarray(allowed, dtype=bool)
+        first = allocate(value, allowed & np.asarray(priority, dtype=bool), places)
+        rest = allowed & (first.programme < 0)[:, None]
+        second = allocate(value, rest, places - first.filled)
+        out = np.where(first.programme >= 0, first.programme, second.programme)
+        return Allocation(out, first.total + second.total, first.filled + second.filled)
     if places.shape != (k,) or (places < 0).any():
         raise ValueError(f"places must be {k} non-negative numbers, got {places}")
     usable = np.asarray(allowed, dtype=bool) & (value > 0)
@@ -100,8 +117,9 @@ def allocation_pairs(
 ) -> np.ndarray:
     """Return which person-programme pairs an allocation may use, shape ``(n, k)``.
 
-    Always: eligible, inside the evidence and an estimate above zero.
-    ``rule="group"``: only pairs recommended with confidence (group mean
+    Always: eligible, inside the evidence and an estimate above zero; that
+    alone is ``rule="positive"`` (every place can go to someone estimated to
+    gain). ``rule="group"``: only pairs recommended with confidence (group mean
     above zero at the family-wise level), plus the ``default`` programme
     (the served policy's fallback); ``rule="programme"``: any pair whose
     *programme's* average effect is clearly above zero
@@ -110,13 +128,15 @@ def allocation_pairs(
     estimated to help most.
     """
     open_to = estimates.eligible & estimates.in_overlap & (estimates.effect > 0)
+    if rule == "positive":
+        return open_to
     if rule == "group":
         pairs = open_to & estimates.recommended
         if default >= 0:
             pairs[:, default] |= open_to[:, default]
         return pairs
     if rule != "programme":
-        raise ValueError(f"rule must be 'group' or 'programme', got {rule!r}")
+        raise ValueError(f"rule must be 'positive', 'group' or 'programme', got {rule!r}")
     return open_to & np.asarray(programme_confident, dtype=bool)[None, :]
 
 

@@ -75,3 +75,42 @@ def served_choice(estimates: PathwayEstimates, default: int, margin: float = 0.0
     personal &= beats | (top == default) | ~open_to[:, default]
     fallback = np.where(open_to[:, default], default, NO_PROGRAMME)
     return ServedChoice(np.where(personal, top, fallback), personal)
+
+
+@dataclass(frozen=True, slots=True)
+class PersonFigures:
+    """What a practitioner reads for each person and programme (issue 17, item 6).
+
+    ``risk_without`` is the person's estimated 12-month re-offending
+    probability with no referral, shape ``(n,)``; ``risk_with`` that with a
+    referral to each programme alone, ``(n, k)``. ``low`` and ``high`` are
+    the person's interval: their own estimate give or take the half-width of
+    the 95% interval of the group mean their estimate was checked against,
+    so it always contains the estimate; it says how precisely people like
+    them are measured, not how far their own effect may differ from it.
+    """
+
+    risk_without: np.ndarray
+    risk_with: np.ndarray
+    low: np.ndarray
+    high: np.ndarray
+
+
+def person_figures(estimates: PathwayEstimates, risk_without: np.ndarray) -> PersonFigures:
+    """Return each person's risk without and with each programme, and their interval.
+
+    Parameters
+    ----------
+    estimates
+        The model's estimates for the people.
+    risk_without
+        The model's risk with no referral (``PathwayEffectModel.baseline_risk``).
+    """
+    half = np.nan_to_num((estimates.interval_high - estimates.interval_low) / 2, nan=np.inf)
+    risk_with = np.clip(risk_without[:, None] - estimates.effect, 0.0, 1.0)
+    return PersonFigures(
+        risk_without=risk_without,
+        risk_with=risk_with,
+        low=estimates.effect - half,
+        high=estimates.effect + half,
+    )

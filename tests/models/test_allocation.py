@@ -55,3 +55,16 @@ def test_shares_by_group_add_up() -> None:
     shares = allocation_shares(np.array([0, -1, 1, 1]), np.array(["a", "a", "b", "b"]))
     assert shares["a"]["allocated_share"] + shares["b"]["allocated_share"] == pytest.approx(1)
     assert shares["b"]["allocated_rate"] == 1.0
+
+
+def test_priority_pairs_are_placed_first_and_the_places_left_are_filled() -> None:
+    value = np.array([[0.01, 0.0], [0.05, 0.02], [0.04, 0.03]])
+    allowed = np.ones_like(value, dtype=bool)
+    priority = np.array([[True, False], [False, False], [False, False]])
+    plain = allocate(value, allowed, np.array([1, 1]))
+    assert plain.programme.tolist() == [NO_PLACE, 0, 1]
+    first = allocate(value, allowed, np.array([1, 1]), priority=priority)
+    # Person 0 holds programme 0's place; programme 1's goes to the best left.
+    assert first.programme.tolist() == [0, NO_PLACE, 1]
+    assert first.filled.tolist() == [1, 1]
+    assert first.total == pytest.approx(0.04)

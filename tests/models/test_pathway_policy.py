@@ -3,7 +3,7 @@ from __future__ import annotations
 import numpy as np
 
 from models.pathway_estimates import PathwayEstimates
-from models.pathway_policy import NO_PROGRAMME, served_choice
+from models.pathway_policy import NO_PROGRAMME, person_figures, served_choice
 
 
 def _estimates(effect: list[list[float]], recommended: list[list[bool]], open_to=None):
@@ -48,3 +48,12 @@ def test_no_default_and_default_outside_the_evidence_give_nothing() -> None:
     assert served_choice(estimates, default=0).programme.tolist() == [NO_PROGRAMME, 1]
     assert served_choice(estimates, default=NO_PROGRAMME).programme.tolist() == [NO_PROGRAMME, 1]
     assert not served_choice(estimates, default=0).offered[0]
+
+
+def test_person_figures_contain_the_estimate_and_read_as_risks() -> None:
+    estimates = _estimates([[0.02, 0.05], [0.10, 0.0]], [[False, True], [True, False]])
+    figures = person_figures(estimates, np.array([0.5, 0.06]))
+    assert ((figures.low <= estimates.effect) & (estimates.effect <= figures.high)).all()
+    assert np.allclose(figures.high - figures.low, 0.02)
+    assert np.allclose(figures.risk_with[0], [0.48, 0.45])
+    assert figures.risk_with[1, 0] == 0.0  # never below zero
