@@ -16,12 +16,19 @@ still has a place.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy.optimize import linprog
 from scipy.sparse import csr_array, vstack
 
+from data.schema import PROGRAMMES
 from models.pathway_estimates import PathwayEstimates
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+    from models.pathways import PathwayEffectModel
 
 #: The allocation of a person who gets no place.
 NO_PLACE = -1
@@ -138,6 +145,30 @@ def allocation_pairs(
     if rule != "programme":
         raise ValueError(f"rule must be 'positive', 'group' or 'programme', got {rule!r}")
     return open_to & np.asarray(programme_confident, dtype=bool)[None, :]
+
+
+def allocate_cohort(
+    model: PathwayEffectModel, assessments: pd.DataFrame, places: np.ndarray
+) -> Allocation:
+    """Allocate a cohort's places with a fitted pathway model (``desist allocate``).
+
+    The confidence rule's pairs (confident personal picks and the default
+    programme) are placed first; the places they leave go to the next best
+    positive estimates among eligible pairs inside the evidence, as in
+    ``benchmarks/bench_pathways.py``'s ``desist_allocation``. A model saved
+    before the default programme existed has no programme-level figures:
+    its confident pairs alone are placed first.
+    """
+    estimates = model.estimate(assessments)
+    floors: dict[str, float] = getattr(model, "programme_floor_", {})
+    confident = np.array([floors.get(p, -1.0) > 0 for p in PROGRAMMES])
+    default = int(getattr(model, "default_programme_", NO_PLACE))
+    return allocate(
+        estimates.effect,
+        allocation_pairs(estimates, confident, default, "positive"),
+        places,
+        priority=allocation_pairs(estimates, confident, default, "group"),
+    )
 
 
 def highest_need_first(need: np.ndarray, allowed: np.ndarray, places: np.ndarray) -> np.ndarray:

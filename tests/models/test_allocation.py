@@ -68,3 +68,27 @@ def test_priority_pairs_are_placed_first_and_the_places_left_are_filled() -> Non
     assert first.programme.tolist() == [0, NO_PLACE, 1]
     assert first.filled.tolist() == [1, 1]
     assert first.total == pytest.approx(0.04)
+
+
+def test_a_cohort_is_allocated_confident_pairs_first_within_the_places() -> None:
+    from data.schema import DEFAULT_FEATURES, PROGRAMMES, TARGET_FIELD
+    from data.synthetic import SynthConfig, generate_cohort
+    from models.allocation import allocate_cohort
+    from models.pathways import PathwayEffectModel
+
+    cohort, _ = generate_cohort(SynthConfig(rows=6000, seed=8))
+    model = PathwayEffectModel(DEFAULT_FEATURES, max_iter=30).fit(
+        cohort, cohort[TARGET_FIELD].to_numpy(dtype=int)
+    )
+    people = cohort.iloc[:400]
+    places = np.full(len(PROGRAMMES), 30)
+    result = allocate_cohort(model, people, places)
+    assert (result.filled <= places).all()
+    estimates = model.estimate(people)
+    placed = result.programme >= 0
+    rows = np.flatnonzero(placed)
+    chosen = result.programme[placed]
+    assert (estimates.effect[rows, chosen] > 0).all()
+    assert (estimates.eligible[rows, chosen] & estimates.in_overlap[rows, chosen]).all()
+    # Places the confident pairs leave are filled: more than the default's.
+    assert result.filled.sum() > places[0]
