@@ -6,7 +6,11 @@ from models.pathway_estimates import PathwayEstimates
 from models.pathway_policy import NO_PROGRAMME, person_figures, served_choice
 
 
-def _estimates(effect: list[list[float]], recommended: list[list[bool]], open_to=None):
+def _estimates(
+    effect: list[list[float]],
+    recommended: list[list[bool]],
+    open_to: list[list[bool]] | None = None,
+) -> PathwayEstimates:
     effect_a = np.array(effect)
     shape = effect_a.shape
     open_a = np.ones(shape, dtype=bool) if open_to is None else np.array(open_to)
