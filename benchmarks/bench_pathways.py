@@ -191,7 +191,7 @@ def main() -> None:
     model = build_pathway_model(config).fit(train, y)
     fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
-    served = served_choice(estimates, model.default_programme_)
+    served = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
     load_after_fit = os.getloadavg()
 
     single = int(np.argmax(true_train.mean(axis=0)))
@@ -208,6 +208,9 @@ def main() -> None:
         "most_common_need": value(most_common_need_policy(test)),
         "desist_unrestricted_top1": value(top(estimates.effect)),
         "desist_best_confident_else_default": value(_best_confident_else_default(estimates, model)),
+        "desist_gate_always_on": value(
+            served_choice(estimates, model.default_programme_).programme
+        ),
     }
     drl = None if args.no_econml else econml_effects(model, train, y, test)
     if drl is not None:
@@ -302,6 +305,9 @@ def main() -> None:
                 "default_programme": PROGRAMMES[default] if default >= 0 else None,
                 "programme_value_dr": {p: round(v, 4) for p, v in model.programme_value_.items()},
                 "programme_floor_dr": {p: round(v, 4) for p, v in model.programme_floor_.items()},
+                "gate": model.gate_,
+                "switch_margin": model.switch_margin_,
+                "out_of_fold_dr_value": {k: round(v, 4) for k, v in model.selection_.items()},
             },
             "load_average_1m_before_after_fit": [
                 round(load_before[0], 2),

@@ -52,7 +52,9 @@ class ServedChoice:
         return self.programme >= 0
 
 
-def served_choice(estimates: PathwayEstimates, default: int, margin: float = 0.0) -> ServedChoice:
+def served_choice(
+    estimates: PathwayEstimates, default: int, margin: float = 0.0, gate: bool = True
+) -> ServedChoice:
     """Return the served policy's choice for every person in ``estimates``.
 
     Parameters
@@ -63,18 +65,82 @@ def served_choice(estimates: PathwayEstimates, default: int, margin: float = 0.0
         The default programme's index (``PathwayEffectModel.default_programme_``),
         or :data:`NO_PROGRAMME` when no programme is clearly above zero.
     margin
-        How much a personal pick's estimate must beat the default's by.
+        How much a personal pick's estimate must beat the default's by
+        (``PathwayEffectModel.switch_margin_``; infinite: everyone gets the
+        default).
+    gate
+        Whether a personal pick must be recommended with confidence
+        (``PathwayEffectModel.gate_``).
     """
-    open_to = estimates.eligible & estimates.in_overlap
+    programme, confident = choose(
+        estimates.effect,
+        estimates.eligible & estimates.in_overlap,
+        estimates.recommended,
+        default,
+        margin,
+        gate,
+    )
+    return ServedChoice(programme, confident)
+
+
+def choose(
+    effect: np.ndarray,
+    open_to: np.ndarray,
+    recommended: np.ndarray,
+    default: int,
+    margin: float,
+    gate: bool,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Return the offered programme per person and whether it is a confident personal pick.
+
+    The rule of :func:`served_choice` on bare arrays, so that the model's
+    truth-free selection (:func:`select_policy`) scores exactly the served
+    rule.
+    """
     rows = np.arange(open_to.shape[0])
-    top = np.argmax(np.where(open_to, estimates.effect, -np.inf), axis=1)
-    personal = open_to[rows, top] & estimates.recommended[rows, top]
+    top = np.argmax(np.where(open_to, effect, -np.inf), axis=1)
+    personal = open_to[rows, top] & (recommended[rows, top] if gate else effect[rows, top] > 0)
     if default < 0:
-        return ServedChoice(np.where(personal, top, NO_PROGRAMME), personal)
-    beats = estimates.effect[rows, top] - estimates.effect[:, default] >= margin
+        return np.where(personal, top, NO_PROGRAMME), personal & recommended[rows, top]
+    beats = effect[rows, top] - effect[:, default] >= margin
     personal &= beats | (top == default) | ~open_to[:, default]
     fallback = np.where(open_to[:, default], default, NO_PROGRAMME)
-    return ServedChoice(np.where(personal, top, fallback), personal)
+    return np.where(personal, top, fallback), personal & recommended[rows, top]
+
+
+#: Candidate switch margins of the truth-free selection (absolute reduction).
+MARGINS: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.04, float("inf"))
+
+
+def select_policy(
+    effect: np.ndarray,
+    open_to: np.ndarray,
+    recommended: np.ndarray,
+    pseudo: np.ndarray,
+    default: int,
+) -> tuple[bool, float, dict[str, float]]:
+    """Choose the gate and switch margin by a doubly robust policy value, without the truth.
+
+    ``effect`` and ``recommended`` are the training people's *out-of-fold*
+    estimates and confidence flags (from models that did not learn from
+    them), ``pseudo`` their cross-fitted DR pseudo-outcomes: the mean of a
+    policy's chosen pseudo-outcomes estimates its value. An infinite margin
+    is the best single programme for everyone, so a cohort too small to
+    personalise falls back to it. Returns the gate, the margin and every
+    candidate's value (``gate/margin``).
+    """
+    rows = np.arange(effect.shape[0])
+    values: dict[str, float] = {}
+    best = (True, float("inf"), -np.inf)
+    for gate in (True, False):
+        for margin in MARGINS:
+            programme, _ = choose(effect, open_to, recommended, default, margin, gate)
+            gain = np.where(programme >= 0, pseudo[rows, np.maximum(programme, 0)], 0.0)
+            value = float(gain.mean())
+            values[f"{'gate' if gate else 'no_gate'}/{margin}"] = value
+            if value > best[2]:
+                best = (gate, margin, value)
+    return best[0], best[1], values
 
 
 @dataclass(frozen=True, slots=True)

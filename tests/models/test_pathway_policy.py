@@ -1,9 +1,17 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from models.pathway_estimates import PathwayEstimates
-from models.pathway_policy import NO_PROGRAMME, person_figures, served_choice
+from models.pathway_policy import (
+    MARGINS,
+    NO_PROGRAMME,
+    choose,
+    person_figures,
+    select_policy,
+    served_choice,
+)
 
 
 def _estimates(
@@ -61,3 +69,27 @@ def test_person_figures_contain_the_estimate_and_read_as_risks() -> None:
     assert np.allclose(figures.high - figures.low, 0.02)
     assert np.allclose(figures.risk_with[0], [0.48, 0.45])
     assert figures.risk_with[1, 0] == 0.0  # never below zero
+
+
+def test_selection_keeps_the_default_when_personal_picks_score_worse() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06], [0.03, 0.01]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.array([[False, True], [False, False], [False, False]])
+    # The pseudo-outcomes say programme 1 does nothing: offer 0 to everyone.
+    pseudo = np.array([[0.03, -0.01], [0.02, 0.0], [0.04, 0.0]])
+    gate, margin, values = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert values[f"{'gate' if gate else 'no_gate'}/{margin}"] == pytest.approx(0.03)
+    programme, _ = choose(effect, open_to, recommended, 0, margin, gate)
+    assert programme.tolist() == [0, 0, 0]
+    assert len(values) == 2 * len(MARGINS)
+
+
+def test_selection_drops_the_gate_when_unconfident_picks_score_better() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06], [0.03, 0.01]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    pseudo = np.array([[0.0, 0.05], [0.0, 0.06], [0.03, 0.0]])
+    gate, margin, _ = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert not gate and margin < 0.03
+    programme, confident = choose(effect, open_to, recommended, 0, margin, gate)
+    assert programme.tolist() == [1, 1, 0] and not confident.any()
