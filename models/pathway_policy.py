@@ -126,13 +126,16 @@ def select_policy(
     them), ``pseudo`` their cross-fitted DR pseudo-outcomes: the mean of a
     policy's chosen pseudo-outcomes estimates its value. An infinite margin
     is the best single programme for everyone, so a cohort too small to
-    personalise falls back to it. Returns the gate, the margin and every
-    candidate's value (``gate/margin``).
+    personalise falls back to it. Without a default programme the gate is
+    kept. Returns the gate, the margin and every candidate's value
+    (``gate/margin``).
     """
     rows = np.arange(effect.shape[0])
     values: dict[str, float] = {}
     best = (True, float("inf"), -np.inf)
-    for gate in (True, False):
+    # With no programme clearly above zero there is no default to fall
+    # back on, and an ungated pick would be noise: the gate stays on.
+    for gate in (True, False) if default >= 0 else (True,):
         for margin in MARGINS:
             programme, _ = choose(effect, open_to, recommended, default, margin, gate)
             gain = np.where(programme >= 0, pseudo[rows, np.maximum(programme, 0)], 0.0)

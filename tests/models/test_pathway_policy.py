@@ -93,3 +93,12 @@ def test_selection_drops_the_gate_when_unconfident_picks_score_better() -> None:
     assert not gate and margin < 0.03
     programme, confident = choose(effect, open_to, recommended, 0, margin, gate)
     assert programme.tolist() == [1, 1, 0] and not confident.any()
+
+
+def test_without_a_default_the_gate_is_kept() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    pseudo = np.array([[0.0, 0.05], [0.0, 0.06]])  # noise that favours ungated picks
+    gate, _, values = select_policy(effect, open_to, recommended, pseudo, default=NO_PROGRAMME)
+    assert gate and all(name.startswith("gate/") for name in values)
