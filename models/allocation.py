@@ -126,7 +126,9 @@ def allocation_pairs(
 
     Always: eligible, inside the evidence and an estimate above zero; that
     alone is ``rule="positive"`` (every place can go to someone estimated to
-    gain). ``rule="group"``: only pairs recommended with confidence (group mean
+    gain), as long as a ``default`` programme exists (one programme clearly
+    above zero); without one, only the recommended pairs. ``rule="group"``:
+    only pairs recommended with confidence (group mean
     above zero at the family-wise level), plus the ``default`` programme
     (the served policy's fallback); ``rule="programme"``: any pair whose
     *programme's* average effect is clearly above zero
@@ -136,7 +138,9 @@ def allocation_pairs(
     """
     open_to = estimates.eligible & estimates.in_overlap & (estimates.effect > 0)
     if rule == "positive":
-        return open_to
+        # With no programme clearly above zero (no default) the estimates
+        # are not trusted to fill places: the confidence rule's pairs only.
+        return open_to if default >= 0 else open_to & estimates.recommended
     if rule == "group":
         pairs = open_to & estimates.recommended
         if default >= 0:

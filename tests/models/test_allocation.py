@@ -92,3 +92,25 @@ def test_a_cohort_is_allocated_confident_pairs_first_within_the_places() -> None
     assert (estimates.eligible[rows, chosen] & estimates.in_overlap[rows, chosen]).all()
     # Places the confident pairs leave are filled: more than the default's.
     assert result.filled.sum() > places[0]
+
+
+def test_without_a_default_programme_only_confident_pairs_get_places() -> None:
+    from models.allocation import allocation_pairs
+    from models.pathway_estimates import PathwayEstimates
+
+    effect = np.array([[0.02, 0.05], [0.03, 0.01]])
+    ones = np.ones_like(effect, dtype=bool)
+    recommended = np.array([[False, True], [False, False]])
+    estimates = PathwayEstimates(
+        programmes=("a", "b"),
+        effect=effect,
+        interval_low=effect,
+        interval_high=effect,
+        propensity=np.full(effect.shape, 0.5),
+        in_overlap=ones,
+        eligible=ones,
+        recommended=recommended,
+    )
+    confident = np.array([False, False])
+    assert allocation_pairs(estimates, confident, 0, "positive").all()
+    assert (allocation_pairs(estimates, confident, NO_PLACE, "positive") == recommended).all()
