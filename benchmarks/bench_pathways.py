@@ -1,29 +1,38 @@
-"""Pathway recommendations against the generator's ground truth (200,000 people).
+"""Pathway recommendations against the generator's ground truth (issue 17).
 
-On the held-out test split of a synthetic cohort, the *true* policy value of
-recommending one programme per person (mean true reduction in 12-month
-re-offending probability from a referral to the recommended programme
-alone), for:
+Learns from ``--rows`` people and judges on ``--test-rows`` fresh people of
+the same world and seed, with the *true* policy value: the mean true
+reduction in 12-month re-offending probability when each test person gets
+the policy's one programme (alone; no programme: 0). Policies:
 
-- desist's doubly robust model (top-1 among eligible programmes);
-- the best policy reachable from the observed features: the same kind of
-  final model fitted directly on the true individual effects (no outcome
-  noise, no confounding);
-- the latent oracle (everyone gets their truly best programme);
-- baselines: random, most common need, the needs-score rule (RNR), and the
-  naive learner that ignores referral propensity;
-- a reference, not a baseline: desist's own outcome model read alone (the
-  regression-adjusted "S-learner", no propensity and no DR correction), to
-  show what the DR final stage adds.
+- ``desist_top1``: the served policy (:func:`models.pathway_policy.served_choice`:
+  overlap, confidence gate and the truth-free default programme included);
+  ``desist_unrestricted_top1`` is the largest estimate among open programmes,
+  no gate, for reference;
+- ``best_single_programme``: everyone gets the one programme with the
+  largest true mean effect on the *training* rows;
+- ``best_reachable_from_observed_features``: boosted models fitted on the
+  true individual effects of an independent cohort of 100,000 people of the
+  same world (another seed), then the largest predicted effect: the
+  observed-feature oracle;
+- ``latent_oracle``: everyone's truly best programme;
+- baselines: naive learner, needs-score rule (RNR), random, most common
+  need, and EconML's DRLearner (optional ``bench`` dependency) per programme.
 
-Also top-3 recall of each person's truly best programme, fit seconds (wall and
-CPU, with the load average, since the machine is shared), and the noise of
-desist's gap to each baseline: a paired bootstrap over the test people (the
-training cohort held fixed; seed-to-seed spread comes from ``--seed`` runs).
-Figures go to ``benchmarks/results/pathways.json`` (other sizes or seeds:
-``pathways-<rows>-seed<seed>.json``).
+Headline: each policy's share of the oracle's gain over the best single
+programme, ``(policy - best single) / (oracle - best single)``. Also: how
+many get a confident recommendation, allocation under places of
+``--places`` of the test cohort per programme (``capacity.*``), per-person
+and group interval coverage of the truth, the truth-free selection the
+model made. A single recommendation's time is
+``benchmarks/bench_pathway_latency.py``'s (the served path, the flattened forest).
 
-Run: ``.venv/bin/python -m benchmarks.bench_pathways [--rows 200000] [--seed 2025]``
+Run (threads 1, ``nice`` on a shared machine)::
+
+    OMP_NUM_THREADS=1 nice .venv/bin/python -m benchmarks.bench_pathways \\
+        --rows 60000 --seed 1 [--world harder|today|no-effect] [--confounding 1.0]
+
+Figures go to ``benchmarks/results/pathways-<world>-<rows>-seed<seed>.json``.
 """
 
 from __future__ import annotations
@@ -32,167 +41,330 @@ import argparse
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingRegressor
-from sklearn.model_selection import train_test_split
+import pandas as pd
+from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from benchmarks.common import save
 from data.schema import PROGRAMMES
-from data.synthetic import SynthConfig, generate_cohort
+from data.synthetic import HARDER_WORLD, TODAYS_WORLD, SynthConfig, generate_cohort
+from models.allocation import (
+    allocate,
+    allocation_pairs,
+    allocation_shares,
+    highest_need_first,
+)
+from models.pathway_estimates import PathwayEstimates
+from models.pathway_policy import person_figures, served_choice
 from models.pathway_rules import (
     NaivePathwayModel,
     eligibility,
     most_common_need_policy,
+    need_scores,
     random_policy,
     rnr_policy,
 )
+from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import load_pathway_config
-from pipeline.pathway_evaluation import build_pathway_model, top_choice
+from pipeline.pathway_evaluation import build_pathway_model
 
 CONFIG = Path(__file__).parents[1] / "configs" / "pathways.toml"
-ROWS = 200_000
-#: The benchmark's cohort. Model settings were chosen on other seeds (11, 12).
-SEED = 2025
-BOOTSTRAP_DRAWS = 2000
+TEST_ROWS = 60_000
+ORACLE_ROWS = 100_000
+WORLDS: dict[str, dict[str, float]] = {
+    "harder": HARDER_WORLD,
+    "today": TODAYS_WORLD,
+    "no-effect": {**HARDER_WORLD, "effect_scale": 0.0},
+}
 
 
-def gap_noise(gains: np.ndarray, seed: int = 0) -> dict[str, float]:
-    """Return the mean of per-person policy-value gains with its bootstrap sd and 95% interval.
-
-    ``gains`` is, per test person, the true reduction under one policy minus
-    that under another (paired: the same people, so only people on whom the
-    policies differ add noise).
-    """
-    rng = np.random.default_rng(seed)
-    draws = np.array(
-        [gains[rng.integers(0, gains.size, gains.size)].mean() for _ in range(BOOTSTRAP_DRAWS)]
+def _booster(regression: bool = False) -> Any:
+    kind = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    return kind(
+        learning_rate=0.2 if not regression else 0.1,
+        max_iter=300,
+        max_leaf_nodes=15,
+        min_samples_leaf=100 if not regression else 200,
+        early_stopping=True,
+        random_state=0,
     )
-    return {
-        "gap": round(float(gains.mean()), 4),
-        "bootstrap_sd": round(float(draws.std(ddof=1)), 4),
-        "ci_low": round(float(np.quantile(draws, 0.025)), 4),
-        "ci_high": round(float(np.quantile(draws, 0.975)), 4),
-    }
+
+
+def econml_effects(
+    model: PathwayEffectModel, train: pd.DataFrame, y: np.ndarray, test: pd.DataFrame
+) -> np.ndarray | None:
+    """Return EconML DRLearner reductions per programme (None if EconML is not installed)."""
+    try:
+        from econml.dr import DRLearner
+    except ImportError:
+        return None
+    # EconML refuses missing values: "not assessed" becomes -1, below every
+    # real value, which trees separate as desist's boosters do with NaN.
+    x = np.nan_to_num(model.encoder_.transform(train), nan=-1.0)
+    x_test = np.nan_to_num(model.encoder_.transform(test), nan=-1.0)
+    referrals = train[list(REFERRAL_COLUMNS)].to_numpy(dtype=np.float64)
+    allowed = eligibility(train)
+    out = np.zeros((len(test), len(PROGRAMMES)))
+    for j in range(len(PROGRAMMES)):
+        rows = allowed[:, j]
+        learner = DRLearner(
+            model_propensity=_booster(),
+            model_regression=_booster(),
+            model_final=_booster(regression=True),
+            discrete_outcome=True,
+            cv=2,
+            random_state=0,
+        )
+        learner.fit(
+            y[rows],
+            referrals[rows, j],
+            X=x[rows],
+            W=np.delete(referrals[rows], j, axis=1),
+        )
+        out[:, j] = -np.ravel(learner.effect(x_test))
+    return out
+
+
+def observed_oracle(
+    model: PathwayEffectModel, world: dict[str, float], seed: int, test: pd.DataFrame
+) -> np.ndarray:
+    """Return effects predicted by boosters fitted on an independent cohort's true effects."""
+    cohort, truth = generate_cohort(
+        SynthConfig.model_validate({"rows": ORACLE_ROWS, "seed": seed + 1000, **world})
+    )
+    x, x_test = model.encoder_.transform(cohort), model.encoder_.transform(test)
+    return np.column_stack(
+        [
+            _booster(regression=True).fit(x, truth[f"effect_{p}"].to_numpy()).predict(x_test)
+            for p in PROGRAMMES
+        ]
+    )
+
+
+def _best_confident_else_default(
+    estimates: PathwayEstimates, model: PathwayEffectModel
+) -> np.ndarray:
+    """Return the earlier branch's rule: the best *confident* programme, else the default."""
+    rows = np.arange(estimates.effect.shape[0])
+    best = np.argmax(np.where(estimates.recommended, estimates.effect, -np.inf), axis=1)
+    default = model.default_programme_
+    open_to = estimates.eligible & estimates.in_overlap
+    fallback = (
+        np.where(open_to[:, default], default, -1) if default >= 0 else np.full(rows.size, -1)
+    )
+    return np.where(estimates.recommended.any(axis=1), best, fallback)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rows", type=int, default=ROWS)
-    parser.add_argument("--seed", type=int, default=SEED)
+    parser.add_argument("--rows", type=int, default=60_000, help="people to learn from")
+    parser.add_argument("--test-rows", type=int, default=TEST_ROWS)
+    parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--world", choices=sorted(WORLDS), default="harder")
+    parser.add_argument("--confounding", type=float, default=0.0)
+    parser.add_argument("--places", type=float, default=0.10, help="places per programme")
+    parser.add_argument("--no-econml", action="store_true")
     args = parser.parse_args()
+    world = {**WORLDS[args.world], "confounding": args.confounding}
     config = load_pathway_config(CONFIG)
-    cohort, truth = generate_cohort(SynthConfig(rows=args.rows, seed=args.seed))
-    outcome = cohort[config.target].to_numpy(dtype=int)
-    train_rows, test_rows = train_test_split(
-        np.arange(args.rows),
-        test_size=config.test_fraction,
-        stratify=outcome,
-        random_state=config.split_seed,
+    n, t = args.rows, args.test_rows
+    cohort, truth = generate_cohort(
+        SynthConfig.model_validate({"rows": n + t, "seed": args.seed, **world})
     )
-    train, test = cohort.iloc[train_rows], cohort.iloc[test_rows]
-    true_effects = truth[[f"effect_{p}" for p in PROGRAMMES]].to_numpy()
-    test_truth = true_effects[test_rows]
-    rows = np.arange(len(test_rows))
+    train, test = cohort.iloc[:n], cohort.iloc[n:]
+    y = train[config.target].to_numpy(dtype=int)
+    true_all = truth[[f"effect_{p}" for p in PROGRAMMES]].to_numpy()
+    true_train, true_test = true_all[:n], true_all[n:]
+    rows = np.arange(t)
+    allowed = eligibility(test)
 
     def value(choice: np.ndarray) -> float:
-        return float(test_truth[rows, choice].mean())
+        return float(np.where(choice >= 0, true_test[rows, np.maximum(choice, 0)], 0.0).mean())
+
+    def top(effects: np.ndarray) -> np.ndarray:
+        return np.argmax(np.where(allowed, effects, -np.inf), axis=1)
 
     load_before = os.getloadavg()
     started, started_cpu = time.perf_counter(), time.process_time()
-    settings = config.model
-    model = build_pathway_model(config).fit(train, outcome[train_rows])
-    fit_seconds = time.perf_counter() - started
-    fit_cpu_seconds = time.process_time() - started_cpu
-    load_after = os.getloadavg()
+    model = build_pathway_model(config).fit(train, y)
+    fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
-    desist = top_choice(estimates)
+    served = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
+    load_after_fit = os.getloadavg()
 
-    # Best reachable from the observed features: same final model, true targets.
-    x_train = model.encoder_.transform(train)
-    x_test = model.encoder_.transform(test)
-    allowed = eligibility(test)
-    direct = np.column_stack(
-        [
-            HistGradientBoostingRegressor(
-                learning_rate=0.1,
-                max_iter=settings.max_iter,
-                max_leaf_nodes=15,
-                min_samples_leaf=200,
-                early_stopping=True,
-                random_state=0,
-            )
-            .fit(x_train, true_effects[train_rows, j])
-            .predict(x_test)
-            for j in range(len(PROGRAMMES))
-        ]
+    single = int(np.argmax(true_train.mean(axis=0)))
+    oracle_effects = observed_oracle(model, world, args.seed, test)
+    naive = NaivePathwayModel().fit(train, y)
+    values = {
+        "desist_top1": value(served.programme),
+        "best_single_programme": value(np.where(allowed[:, single], single, -1)),
+        "best_reachable_from_observed_features": value(top(oracle_effects)),
+        "latent_oracle": float(true_test.max(axis=1).mean()),
+        "naive_learner": value(naive.policy(test)),
+        "needs_score_rule_rnr": value(rnr_policy(test)),
+        "random": value(random_policy(test, seed=1)),
+        "most_common_need": value(most_common_need_policy(test)),
+        "desist_unrestricted_top1": value(top(estimates.effect)),
+        "desist_best_confident_else_default": value(_best_confident_else_default(estimates, model)),
+        "desist_gate_always_on": value(
+            served_choice(estimates, model.default_programme_).programme
+        ),
+    }
+    drl = None if args.no_econml else econml_effects(model, train, y, test)
+    if drl is not None:
+        values["econml_drlearner"] = value(top(drl))
+    base, ceiling = values["best_single_programme"], values["best_reachable_from_observed_features"]
+    room = ceiling - base
+    shares = {k: round((v - base) / room, 3) for k, v in values.items() if room > 0}
+
+    # Allocation under places.
+    places = np.full(len(PROGRAMMES), round(args.places * t))
+    programme_confident = np.array([model.programme_floor_[p] > 0 for p in PROGRAMMES])
+    default = model.default_programme_
+    open_positive = allocation_pairs(estimates, programme_confident, default, "positive")
+    planned = allocate(
+        estimates.effect,
+        open_positive,
+        places,
+        priority=allocation_pairs(estimates, programme_confident, default, "group"),
     )
-    best_reachable = value(np.argmax(np.where(allowed, direct, -np.inf), axis=1))
-    naive = NaivePathwayModel().fit(train, outcome[train_rows])
-    baseline_choices = {
-        "random": random_policy(test, seed=1),
-        "most_common_need": most_common_need_policy(test),
-        "needs_score_rule_rnr": rnr_policy(test),
-        "naive_learner": naive.policy(test),
+    strict = allocate(
+        estimates.effect,
+        allocation_pairs(estimates, programme_confident, default, "group"),
+        places,
+    )
+    best_possible = allocate(true_test, allowed, places)
+    by_need = highest_need_first(need_scores(test), allowed, places)
+    capacity_values = {
+        "desist_allocation": value(planned.programme),
+        "desist_allocation_served_group_rule": value(strict.programme),
+        "capacity_constrained_oracle": value(best_possible.programme),
+        "highest_need_first": value(by_need),
     }
-    baselines = {name: value(choice) for name, choice in baseline_choices.items()}
-    desist_gain = test_truth[rows, desist]
-    gaps = {
-        name: gap_noise(desist_gain - test_truth[rows, choice])
-        for name, choice in baseline_choices.items()
+    # In the no-effect world every total is zero: shares are then undefined.
+    oracle_total = capacity_values["capacity_constrained_oracle"] or float("nan")
+    attributes = {
+        a: test[a].astype(object).fillna("not recorded").to_numpy() for a in ("ethnicity", "sex")
     }
-    # Reference: the outcome models alone (risk with no referral minus risk
-    # with only this one), no propensity, no DR correction.
-    none = np.zeros((len(test_rows), len(PROGRAMMES)))
-    outcome_only = np.empty(none.shape)
-    for j in range(len(PROGRAMMES)):
-        only_j = none.copy()
-        only_j[:, j] = 1
-        outcome_only[:, j] = np.mean(
-            [
-                m.predict_proba(np.column_stack([x_test, none]))[:, 1]
-                - m.predict_proba(np.column_stack([x_test, only_j]))[:, 1]
-                for m in model.outcome_models_
-            ],
-            axis=0,
+
+    # Per-person figures on the recommended pairs.
+    picked = estimates.recommended
+    truth_picked = true_test[picked]
+    person = person_figures(estimates, model.baseline_risk(model.encoder_.transform(test)))
+    coverage = {
+        "person_interval": float(
+            ((person.low[picked] <= truth_picked) & (truth_picked <= person.high[picked])).mean()
         )
-    outcome_only_choice = np.argmax(np.where(allowed, outcome_only, -np.inf), axis=1)
-    truly_best = np.argmax(test_truth, axis=1)
-    top3 = np.argsort(-np.where(allowed, estimates.effect, -np.inf), axis=1)[:, :3]
-    recommended = estimates.recommended[rows, desist]
-    desist_value = value(desist)
-    default = (args.rows, args.seed) == (ROWS, SEED)
+        if picked.any()
+        else None,
+        "group_interval": float(
+            (
+                (estimates.interval_low[picked] <= truth_picked)
+                & (truth_picked <= estimates.interval_high[picked])
+            ).mean()
+        )
+        if picked.any()
+        else None,
+    }
+    zero_effect = true_test <= 0
+    confounded = f"-confounded{args.confounding}" if args.confounding else ""
+    name = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
     save(
-        "pathways" if default else f"pathways-{args.rows}-seed{args.seed}",
+        name,
         {
-            "rows": args.rows,
+            "world": args.world,
+            "world_settings": {**TODAYS_WORLD, **world},
+            "rows_learned_from": n,
+            "test_rows": t,
             "seed": args.seed,
-            "test_rows": len(test_rows),
             "fit_seconds": round(fit_seconds, 1),
-            "fit_cpu_seconds": round(fit_cpu_seconds, 1),
+            "fit_cpu_seconds": round(fit_cpu, 1),
+            "policy_value": {k: round(v, 4) for k, v in values.items()},
+            "share_of_oracle_gain_over_best_single": shares,
+            "share_of_observed_feature_oracle": {
+                k: round(v / ceiling, 3) for k, v in values.items() if ceiling > 0
+            },
+            "best_single_programme": PROGRAMMES[single],
+            "served": {
+                "confident_recommendation_share": round(float(served.confident.mean()), 3),
+                "default_programme_share": round(
+                    float((served.offered & ~served.confident).mean()), 3
+                ),
+                "nothing_offered_share": round(float((~served.offered).mean()), 3),
+                "any_confident_programme_share": round(
+                    float(estimates.recommended.any(axis=1).mean()), 3
+                ),
+                "confident_pairs_with_zero_true_effect": int((picked & zero_effect).sum()),
+                "confident_people_with_a_zero_effect_programme": int(
+                    (picked & zero_effect).any(axis=1).sum()
+                ),
+            },
+            "selection_truth_free": {
+                "default_programme": PROGRAMMES[default] if default >= 0 else None,
+                "programme_value_dr": {p: round(v, 4) for p, v in model.programme_value_.items()},
+                "programme_floor_dr": {p: round(v, 4) for p, v in model.programme_floor_.items()},
+                "gate": model.gate_,
+                "switch_margin": model.switch_margin_,
+                "out_of_fold_dr_value": {k: round(v, 4) for k, v in model.selection_.items()},
+            },
             "load_average_1m_before_after_fit": [
                 round(load_before[0], 2),
-                round(load_after[0], 2),
+                round(load_after_fit[0], 2),
             ],
-            "policy_value": {
-                "desist_top1": round(desist_value, 4),
-                "best_reachable_from_observed_features": round(best_reachable, 4),
-                "latent_oracle": round(float(test_truth.max(axis=1).mean()), 4),
-                **{k: round(v, 4) for k, v in baselines.items()},
+            "capacity": {
+                "places_per_programme": int(places[0]),
+                **{k: round(v, 4) for k, v in capacity_values.items()},
+                "desist_share_of_oracle": round(
+                    capacity_values["desist_allocation"] / oracle_total, 3
+                ),
+                "highest_need_first_share_of_oracle": round(
+                    capacity_values["highest_need_first"] / oracle_total, 3
+                ),
+                "desist_group_rule_share_of_oracle": round(
+                    capacity_values["desist_allocation_served_group_rule"] / oracle_total, 3
+                ),
+                "desist_filled": planned.filled.tolist(),
+                "desist_group_rule_filled": strict.filled.tolist(),
+                "shares_desist": {
+                    a: allocation_shares(planned.programme, g) for a, g in attributes.items()
+                },
+                "shares_highest_need_first": {
+                    a: allocation_shares(by_need, g) for a, g in attributes.items()
+                },
             },
-            "reference_outcome_model_only_s_learner": round(value(outcome_only_choice), 4),
-            "desist_gap_to_baseline_paired_bootstrap": gaps,
-            "desist_share_of_best_reachable": round(desist_value / best_reachable, 3),
-            "meets_90_percent_target": desist_value >= 0.9 * best_reachable,
-            "top3_recall_of_truly_best": round(
-                float((top3 == truly_best[:, None]).any(1).mean()), 3
+            "interval_coverage_of_truth_on_confident_pairs": coverage,
+            "person_interval_contains_estimate": bool(
+                ((person.low <= estimates.effect) & (estimates.effect <= person.high)).all()
             ),
-            "top1_accuracy": round(float((desist == truly_best).mean()), 3),
-            "share_whose_top1_is_recommended_with_confidence": round(float(recommended.mean()), 3),
+            "mean_risk_without_and_with_the_served_programme": [
+                round(float(person.risk_without[served.offered].mean()), 4),
+                round(
+                    float(
+                        person.risk_with[served.offered, served.programme[served.offered]].mean()
+                    ),
+                    4,
+                ),
+            ]
+            if served.offered.any()
+            else None,
+            "true_risk_without_and_with_the_served_programme": [
+                round(float(truth["p_untreated"].to_numpy()[n:][served.offered].mean()), 4),
+                round(
+                    float(
+                        truth["p_untreated"].to_numpy()[n:][served.offered].mean()
+                        - true_test[served.offered, served.programme[served.offered]].mean()
+                    ),
+                    4,
+                ),
+            ]
+            if served.offered.any()
+            else None,
             "estimated_vs_true_mean_effect": {
                 p: [
                     round(float(estimates.effect[estimates.eligible[:, j], j].mean()), 4),
-                    round(float(test_truth[estimates.eligible[:, j], j].mean()), 4),
+                    round(float(true_test[estimates.eligible[:, j], j].mean()), 4),
                 ]
                 for j, p in enumerate(PROGRAMMES)
             },

@@ -32,11 +32,18 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializationInfo,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
 from scipy.special import expit, ndtri
 
 from data.loaders import write_table
@@ -53,6 +60,13 @@ from data.schema import (
     SEXES,
     TARGET_FIELD,
     Pathway,
+)
+from data.synthetic_effects import (
+    capped_relative,
+    extreme_shift,
+    modifiers,
+    probability_under,
+    prolific_terms,
 )
 from data.validation import pandas_dtype
 
@@ -73,6 +87,38 @@ class SynthConfig(BaseModel):
     effect_scale
         Multiplies every programme's effect; 0 gives a cohort in which no
         programme works.
+    effect_heterogeneity
+        Strength of the effect modifiers (:data:`EFFECT_MODIFIERS`): who
+        benefits from what beyond having the matching need. Each
+        programme's mean relative effect among people with the need stays
+        the configured figure. 0: today's world (same effect for everyone
+        with the need).
+    additive_share
+        Share of each programme's effect that is an absolute reduction (the
+        same number of points whatever the person's risk) rather than a
+        relative one; 0: purely multiplicative, as today.
+    further_referral_weight
+        How much each further referral counts, relative to the previous one
+        (largest effect first): 0.5 means a second programme adds half its
+        own effect, a third a quarter. 1: referrals multiply fully, as today.
+    referral_extremes
+        Strength of the practice rules that make some referrals (almost)
+        certain or (almost) impossible (:data:`REFERRAL_EXTREMES`): imperfect
+        overlap. 0: today's smooth referral model.
+    confounding
+        Strength of an unobserved confounder: a hidden factor (what the
+        offender manager sees in the room) that raises both the referral
+        log-odds of every programme and the untreated re-offending log-odds
+        by this much per standard deviation. 0: no unobserved confounding.
+    prolific_risk
+        Extra untreated log-odds of a prolific, recently released record
+        (:data:`PROLIFIC_WEIGHTS`), so that a prolific cohort has the spread
+        of risk IOM teams see. 0: today's world.
+    risk_scale
+        Multiplies the risk weights of the untreated outcome model (today's
+        world: :data:`RISK_SCALE`, 1.9). The harder world's wider spread
+        (prolific records, fewer referrals stacking up) would otherwise put
+        the true AUC above real tools' 0.72-0.82.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -81,6 +127,68 @@ class SynthConfig(BaseModel):
     seed: int = Field(default=0, ge=0)
     referrals: Literal["practice", "randomised"] = "practice"
     effect_scale: float = Field(default=1.0, ge=0.0, le=2.0)
+    # Defaults: today's world, so that ``make run``, the golden files and
+    # every existing cohort stay as they were; :data:`HARDER_WORLD` switches
+    # issue 17's world on.
+    effect_heterogeneity: float = Field(default=0.0, ge=0.0, le=2.0)
+    additive_share: float = Field(default=0.0, ge=0.0, le=1.0)
+    further_referral_weight: float = Field(default=1.0, ge=0.0, le=1.0)
+    referral_extremes: float = Field(default=0.0, ge=0.0, le=2.0)
+    confounding: float = Field(default=0.0, ge=0.0, le=3.0)
+    prolific_risk: float = Field(default=0.0, ge=0.0, le=2.0)
+    risk_scale: float = Field(default=1.9, gt=0.0, le=4.0)
+
+    @model_serializer(mode="wrap")
+    def _without_todays_switches(
+        self, handler: SerializerFunctionWrapHandler, info: SerializationInfo
+    ) -> dict[str, Any]:
+        # Issue 17's switches are left out of the dump while they hold
+        # today's values, so a config of today's world dumps exactly as it
+        # did before they existed: dataset fingerprints, run parameters and
+        # the golden files' pinned specs stay the same.
+        dumped: dict[str, Any] = handler(self)
+        for name, value in TODAYS_WORLD.items():
+            if dumped.get(name) == value:
+                del dumped[name]
+        return dumped
+
+
+#: The switches that give the world of desist before issue 17 (a test checks
+#: that they reproduce its cohorts bit for bit). They are ``SynthConfig``'s
+#: defaults.
+TODAYS_WORLD: dict[str, float] = {
+    "effect_heterogeneity": 0.0,
+    "additive_share": 0.0,
+    "further_referral_weight": 1.0,
+    "referral_extremes": 0.0,
+    "confounding": 0.0,
+    "prolific_risk": 0.0,
+    "risk_scale": 1.9,
+}
+
+#: Issue 17's harder world: who benefits differs beyond the need, 30% of each
+#: effect is additive, further referrals count half as much, practice rules
+#: make some referrals (almost) certain or impossible, prolific records carry
+#: more risk. Unobserved confounding stays a separate switch (0 here).
+HARDER_WORLD: dict[str, float] = {
+    "effect_heterogeneity": 1.0,
+    "additive_share": 0.3,
+    "further_referral_weight": 0.5,
+    "referral_extremes": 1.0,
+    "confounding": 0.0,
+    "prolific_risk": 1.0,
+    "risk_scale": 1.5,
+}
+
+
+def todays_world(**settings: object) -> SynthConfig:
+    """Return a config of the world before issue 17 (``settings`` override, e.g. rows, seed)."""
+    return SynthConfig(**{**TODAYS_WORLD, **settings})  # type: ignore[arg-type]
+
+
+def harder_world(**settings: object) -> SynthConfig:
+    """Return a config of issue 17's harder world (``settings`` override, e.g. confounding)."""
+    return SynthConfig(**{**HARDER_WORLD, **settings})  # type: ignore[arg-type]
 
 
 @dataclass(frozen=True, slots=True)
@@ -313,13 +421,26 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         structural = structural + item.logit_effect * latent[name]
     logit = (
         OUTCOME_INTERCEPT
-        + RISK_SCALE * (structural - STRUCTURAL_CENTRE)
+        + config.risk_scale * (structural - STRUCTURAL_CENTRE)
         + UNOBSERVED_RISK_SD * rng.standard_normal(n)
     )
+    # Issue 17's switches draw from their own stream, so that today's world
+    # (every switch off) reproduces its cohorts exactly.
+    hidden = np.random.default_rng([config.seed, 17]).standard_normal(n)
+    if config.prolific_risk > 0:
+        logit = logit + config.prolific_risk * prolific_terms(total, months_free, custodial, age)
+    if config.confounding > 0:
+        logit = logit + config.confounding * hidden
     p_untreated = expit(logit)
 
     # Who each programme helps, and by how much (relative).
     young = (age >= PRINCES_TRUST_AGE_RANGE[0]) & (age <= PRINCES_TRUST_AGE_RANGE[1])
+    drivers = {
+        **{name: has.astype(np.float64) for name, has in latent.items()},
+        "younger": np.clip((30.0 - age) / 10.0, -3.0, 1.4),
+        "female": sex_female.astype(np.float64),
+        "instability": instability,
+    }
     relative: dict[str, np.ndarray] = {}
     for programme in PROGRAMMES:
         effect = PROGRAMME_EFFECTS[programme]
@@ -327,6 +448,12 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         share = present.mean(axis=0) if effect.scale_by_share else present.any(axis=0)
         eligible = young if programme == PRINCES_TRUST else np.ones(n, dtype=bool)
         relative[programme] = config.effect_scale * effect.relative_reduction * share * eligible
+        if config.effect_heterogeneity > 0:
+            weight = share * eligible
+            modifier = modifiers(drivers, weight, programme, config.effect_heterogeneity)
+            relative[programme] = capped_relative(
+                relative[programme] * modifier, relative[programme]
+            )
 
     # Historic referrals.
     observed_record = np.log1p(total) - 1.5
@@ -337,15 +464,31 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         else:
             needs = PROGRAMME_EFFECTS[programme].needs
             flags = sum(np.where(missing[i], 0, observed[i]) for i in needs)
-            p_ref = expit(-2.0 + 1.0 * flags + 0.3 * observed_record)
+            referral_logit = -2.0 + 1.0 * flags + 0.3 * observed_record
+            if config.referral_extremes > 0:
+                shift = extreme_shift(programme, observed, missing, age)
+                referral_logit = referral_logit + config.referral_extremes * shift
+            if config.confounding > 0:
+                referral_logit = referral_logit + config.confounding * hidden
+            p_ref = expit(referral_logit)
         if programme == PRINCES_TRUST:
             p_ref = p_ref * young
         propensity[programme] = p_ref
     referred = {prog: rng.random(n) < propensity[prog] for prog in PROGRAMMES}
 
-    p_reoffend = p_untreated.copy()
-    for programme in PROGRAMMES:
-        p_reoffend *= 1 - relative[programme] * referred[programme]
+    relative_all = np.column_stack([relative[prog] for prog in PROGRAMMES])
+    referred_all = np.column_stack([referred[prog] for prog in PROGRAMMES])
+    p_reoffend = probability_under(p_untreated, relative_all, referred_all, config)
+    # The absolute reduction from each programme alone (purely relative: the
+    # untreated risk times the relative reduction, exactly).
+    alone = np.eye(len(PROGRAMMES), dtype=bool)
+    effect_alone = {
+        prog: p_untreated * relative[prog]
+        if config.additive_share == 0
+        else p_untreated
+        - probability_under(p_untreated, relative_all, np.tile(alone[j], (n, 1)), config)
+        for j, prog in enumerate(PROGRAMMES)
+    }
     outcome = rng.random(n) < p_reoffend
 
     refs = pd.array(
@@ -388,11 +531,12 @@ def generate_cohort(config: SynthConfig) -> tuple[pd.DataFrame, pd.DataFrame]:
         {
             ID_FIELD: refs,
             "instability": instability,
+            "hidden_confounder": hidden,
             **{f"latent_{name}": latent[name] for name in NEED_TRUTH},
             "p_untreated": p_untreated,
             "p_reoffend": p_reoffend,
             **{f"relative_effect_{prog}": relative[prog] for prog in PROGRAMMES},
-            **{f"effect_{prog}": p_untreated * relative[prog] for prog in PROGRAMMES},
+            **{f"effect_{prog}": effect_alone[prog] for prog in PROGRAMMES},
             **{f"propensity_{prog}": propensity[prog] for prog in PROGRAMMES},
         }
     )

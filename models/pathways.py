@@ -57,6 +57,7 @@ from data.schema import PROGRAMMES
 from models.encoding import AssessmentEncoder
 from models.pathway_confidence import confidence_groups, family_wise_z
 from models.pathway_estimates import PathwayEstimates, Recommendation, recommendations
+from models.pathway_policy import select_policy
 from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
 # The estimates and recommendations, the programmes' facts and the confidence
@@ -218,6 +219,27 @@ class PathwayEffectModel(BaseEstimator):
         Family-wise one-sided lower bound used to decide recommendations.
     referral_rate_ : dict of str to float
         Share of training people referred to each programme.
+    programme_value_ : dict of str to float
+        Mean DR pseudo-outcome per training person of a referral of everyone
+        usable (eligible, inside the evidence) to the programme: the
+        truth-free value of offering it to the whole cohort.
+    programme_floor_ : dict of str to float
+        Family-wise (over the programmes) one-sided 95% lower bound of
+        ``programme_value_``.
+    default_programme_ : int
+        Index of the best single programme: the largest ``programme_value_``
+        among programmes whose floor is above zero; -1 if none is. The
+        served policy's fallback (:mod:`models.pathway_policy`).
+    gate_ : bool
+        Whether the served policy offers only confident personal picks.
+    switch_margin_ : float
+        How much a personal pick must beat the default programme's estimate
+        by (infinite: the default for everyone).
+    selection_ : dict of str to float
+        The out-of-fold DR policy value of every candidate gate and margin;
+        ``gate_`` and ``switch_margin_`` are the best (truth-free: the
+        training people's cross-fitted pseudo-outcomes, scored on estimates
+        from fold models that did not learn from them).
     """
 
     def __init__(
@@ -287,6 +309,14 @@ class PathwayEffectModel(BaseEstimator):
         self.group_high_: dict[str, np.ndarray] = {}
         self.group_floor_: dict[str, np.ndarray] = {}
         self.referral_rate_: dict[str, float] = {}
+        self.programme_value_: dict[str, float] = {}
+        self.programme_floor_: dict[str, float] = {}
+        programme_z = family_wise_z(k)
+        # Out-of-fold estimates and confidence flags of the training people,
+        # for the truth-free choice of the served rule (select_policy).
+        oof_effect = np.zeros((n, k))
+        oof_confident = np.zeros((n, k), dtype=bool)
+        open_to = np.zeros((n, k), dtype=bool)
         for j, programme in enumerate(PROGRAMMES):
             e = propensity[:, j]
             usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
@@ -319,6 +349,31 @@ class PathwayEffectModel(BaseEstimator):
             self.group_low_[programme] = groups.low
             self.group_high_[programme] = groups.high
             self.group_floor_[programme] = groups.floor
+            group = np.searchsorted(groups.edges, out_of_fold, side="right")
+            oof_effect[:, j] = out_of_fold
+            open_to[:, j] = usable
+            oof_confident[:, j] = (
+                usable
+                & (out_of_fold > self.min_effect)
+                & (np.nan_to_num(groups.floor[group], nan=-1.0) > 0)
+            )
+            # The programme for everyone (issue 17's best single
+            # programme, read truth-free): its DR value per person of the
+            # cohort (no value where it is not usable) and a family-wise
+            # one-sided floor over the k programmes.
+            per_person = np.where(usable, pseudo, 0.0)
+            error = per_person.std(ddof=1) / np.sqrt(n)
+            self.programme_value_[programme] = float(per_person.mean())
+            self.programme_floor_[programme] = float(per_person.mean() - programme_z * error)
+        confident = [p for p in PROGRAMMES if self.programme_floor_[p] > 0]
+        self.default_programme_ = (
+            PROGRAMMES.index(max(confident, key=self.programme_value_.__getitem__))
+            if confident
+            else -1
+        )
+        self.gate_, self.switch_margin_, self.selection_ = select_policy(
+            oof_effect, open_to, oof_confident, pseudo_all, self.default_programme_
+        )
         return self
 
     def _effect_regressor(self) -> HistGradientBoostingRegressor:

@@ -117,3 +117,19 @@ def test_missing_referral_columns_are_refused() -> None:
         PathwayEffectModel(DEFAULT_FEATURES).fit(
             cohort.drop(columns=["referred_health"]), cohort[TARGET_FIELD].to_numpy(dtype=int)
         )
+
+
+def test_the_default_programme_is_the_one_with_the_largest_dr_value(trial: Fitted) -> None:
+    model, _, _, truth = trial
+    # In today's world education and employment helps most people most.
+    best_true = int(np.argmax(truth[[f"effect_{p}" for p in PROGRAMMES]].to_numpy().mean(axis=0)))
+    assert model.default_programme_ == best_true
+    values = np.array([model.programme_value_[p] for p in PROGRAMMES])
+    assert model.programme_floor_[PROGRAMMES[best_true]] > 0
+    assert values.argmax() == best_true
+
+
+def test_no_true_effects_means_no_default_programme(no_effects: Fitted) -> None:
+    model, *_ = no_effects
+    assert model.default_programme_ == -1
+    assert all(model.programme_floor_[p] <= 0 for p in PROGRAMMES)

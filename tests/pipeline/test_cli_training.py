@@ -67,3 +67,33 @@ def test_the_pathways_job_prints_its_promote_hint(
     assert "promote:    desist promote pathways --config configs/pathways.toml --version 4" in (
         printed
     )
+
+
+def test_allocate_fills_the_places_and_prints_shares(
+    home: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from types import SimpleNamespace
+
+    import models.contract.fetch as fetch
+    from data.schema import DEFAULT_FEATURES, PROGRAMMES, TARGET_FIELD
+    from data.synthetic import SynthConfig, generate_cohort
+    from models.pathways import PathwayEffectModel
+
+    cohort, _ = generate_cohort(SynthConfig(rows=6000, seed=8))
+    model = PathwayEffectModel(DEFAULT_FEATURES, max_iter=30).fit(
+        cohort, cohort[TARGET_FIELD].to_numpy(dtype=int)
+    )
+    loaded = SimpleNamespace(model=model, label="desist-pathways version 1")
+    monkeypatch.setattr(fetch, "fetch_model", lambda *a, **k: loaded)
+    people = tmp_path / "cohort.csv"
+    cohort.iloc[:500].drop(columns=[TARGET_FIELD]).to_csv(people, index=False)
+    out = tmp_path / "allocation.csv"
+    assert main(["allocate", str(people), "--places", "20", "--out", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "(20 places per programme) with desist-pathways version 1" in printed
+    assert "share of places by sex" in printed
+    allocation = pd.read_csv(out, keep_default_na=False)
+    assert len(allocation) == 500
+    counts = allocation["programme"].value_counts()
+    assert all(counts.get(p, 0) <= 20 for p in PROGRAMMES)
+    assert counts.drop("", errors="ignore").sum() > 20  # more than one programme's places used

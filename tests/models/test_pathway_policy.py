@@ -1,0 +1,104 @@
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from models.pathway_estimates import PathwayEstimates
+from models.pathway_policy import (
+    MARGINS,
+    NO_PROGRAMME,
+    choose,
+    person_figures,
+    select_policy,
+    served_choice,
+)
+
+
+def _estimates(
+    effect: list[list[float]],
+    recommended: list[list[bool]],
+    open_to: list[list[bool]] | None = None,
+) -> PathwayEstimates:
+    effect_a = np.array(effect)
+    shape = effect_a.shape
+    open_a = np.ones(shape, dtype=bool) if open_to is None else np.array(open_to)
+    return PathwayEstimates(
+        programmes=tuple(f"p{j}" for j in range(shape[1])),
+        effect=effect_a,
+        interval_low=effect_a - 0.01,
+        interval_high=effect_a + 0.01,
+        propensity=np.full(shape, 0.5),
+        in_overlap=open_a,
+        eligible=np.ones(shape, dtype=bool),
+        recommended=np.array(recommended) & open_a,
+    )
+
+
+def test_a_confident_top_pick_is_served_and_an_unconfident_one_falls_back() -> None:
+    estimates = _estimates(
+        [[0.01, 0.05, 0.02], [0.01, 0.05, 0.02], [0.03, 0.01, 0.0]],
+        [[False, True, False], [False, False, True], [False, False, False]],
+    )
+    choice = served_choice(estimates, default=0)
+    # Person 1's best confident programme (2) is not their top estimate (1):
+    # they get the default, not a lesser personal pick.
+    assert choice.programme.tolist() == [1, 0, 0]
+    assert choice.confident.tolist() == [True, False, False]
+
+
+def test_the_margin_keeps_the_default_unless_the_pick_beats_it() -> None:
+    estimates = _estimates([[0.04, 0.05], [0.01, 0.05]], [[False, True], [False, True]])
+    assert served_choice(estimates, default=0, margin=0.02).programme.tolist() == [0, 1]
+
+
+def test_no_default_and_default_outside_the_evidence_give_nothing() -> None:
+    estimates = _estimates(
+        [[0.04, 0.05], [0.04, 0.05]],
+        [[False, False], [False, True]],
+        open_to=[[False, True], [True, True]],
+    )
+    assert served_choice(estimates, default=0).programme.tolist() == [NO_PROGRAMME, 1]
+    assert served_choice(estimates, default=NO_PROGRAMME).programme.tolist() == [NO_PROGRAMME, 1]
+    assert not served_choice(estimates, default=0).offered[0]
+
+
+def test_person_figures_contain_the_estimate_and_read_as_risks() -> None:
+    estimates = _estimates([[0.02, 0.05], [0.10, 0.0]], [[False, True], [True, False]])
+    figures = person_figures(estimates, np.array([0.5, 0.06]))
+    assert ((figures.low <= estimates.effect) & (estimates.effect <= figures.high)).all()
+    assert np.allclose(figures.high - figures.low, 0.02)
+    assert np.allclose(figures.risk_with[0], [0.48, 0.45])
+    assert figures.risk_with[1, 0] == 0.0  # never below zero
+
+
+def test_selection_keeps_the_default_when_personal_picks_score_worse() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06], [0.03, 0.01]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.array([[False, True], [False, False], [False, False]])
+    # The pseudo-outcomes say programme 1 does nothing: offer 0 to everyone.
+    pseudo = np.array([[0.03, -0.01], [0.02, 0.0], [0.04, 0.0]])
+    gate, margin, values = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert values[f"{'gate' if gate else 'no_gate'}/{margin}"] == pytest.approx(0.03)
+    programme, _ = choose(effect, open_to, recommended, 0, margin, gate)
+    assert programme.tolist() == [0, 0, 0]
+    assert len(values) == 2 * len(MARGINS)
+
+
+def test_selection_drops_the_gate_when_unconfident_picks_score_better() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06], [0.03, 0.01]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    pseudo = np.array([[0.0, 0.05], [0.0, 0.06], [0.03, 0.0]])
+    gate, margin, _ = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert not gate and margin < 0.03
+    programme, confident = choose(effect, open_to, recommended, 0, margin, gate)
+    assert programme.tolist() == [1, 1, 0] and not confident.any()
+
+
+def test_without_a_default_the_gate_is_kept() -> None:
+    effect = np.array([[0.02, 0.05], [0.02, 0.06]])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    pseudo = np.array([[0.0, 0.05], [0.0, 0.06]])  # noise that favours ungated picks
+    gate, _, values = select_policy(effect, open_to, recommended, pseudo, default=NO_PROGRAMME)
+    assert gate and all(name.startswith("gate/") for name in values)
