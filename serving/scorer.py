@@ -234,7 +234,7 @@ def _calibration_map(model: ScoreCalibratedClassifier) -> Callable[[np.ndarray],
     """Return ``model.calibrate_scores`` without its per-call fitted check.
 
     The same arithmetic on the same fitted values (so the same bits; tested
-    against ``predict_proba``): scikit-learn's ``check_is_fitted`` scans the
+    against ``calibrate_scores``): scikit-learn's ``check_is_fitted`` scans the
     model's attributes on every call, a tenth of a single assessment's scoring.
     The model is checked once, here.
     """
