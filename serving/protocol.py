@@ -79,10 +79,17 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
         """Headers done: stop their clock (the middleware bounds the body).
 
         Between requests, uvicorn's keep-alive timeout closes an idle connection.
+        The request's answer goes out through :class:`_HeadWithBody`.
         """
         self._reading_headers = False
         self._stop_header_timer()
+        before = self.cycle
         super().on_headers_complete()
+        cycle = self.cycle
+        if cycle is not None and cycle is not before and cycle.scope["method"] != "HEAD":
+            # Its task has not started yet: nothing of its answer was written. (A HEAD
+            # answer has no body write to carry its head: left as it was.)
+            cycle.transport = _HeadWithBody(self.transport)  # type: ignore[assignment]
 
     def _start_clock(self) -> None:
         self._stop_header_timer()
@@ -117,3 +124,43 @@ class BoundedHttpToolsProtocol(HttpToolsProtocol):
             "request",
             extra={"status": status, "error": error, "client": None, "route": "unmatched"},
         )
+
+
+class _HeadWithBody:
+    """A connection's transport for one answer that sends its head with its body's first part.
+
+    uvicorn writes an answer's status line and headers, then its body, in two
+    writes: two system calls, two segments, and two wake-ups of the client,
+    each made while the event loop holds the GIL. The head is held here and
+    written with the first part of the body in one call; uvicorn writes a body
+    part for every answer but a HEAD one (empty bodies and the last chunk
+    included), and those are not given this transport. Anything else (a
+    ``100 Continue``, which must not wait) is written at once, and a head still
+    held when uvicorn closes the connection (an app that failed after
+    starting its answer) is written first, so the bytes on the wire are the same.
+    """
+
+    __slots__ = ("_held", "_transport")
+
+    def __init__(self, transport: asyncio.Transport) -> None:
+        self._transport = transport
+        self._held: bytes | None = None
+
+    def write(self, data: bytes) -> None:
+        """Write ``data``, holding an answer's head (not a ``100 Continue``) for its body."""
+        if self._held is not None:
+            data, self._held = self._held + data, None
+        elif data.startswith(b"HTTP/") and not data.startswith(b"HTTP/1.1 100 "):
+            self._held = data
+            return
+        self._transport.write(data)
+
+    def close(self) -> None:
+        """Write a head still held, then close the connection."""
+        if self._held is not None:
+            held, self._held = self._held, None
+            self._transport.write(held)
+        self._transport.close()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._transport, name)

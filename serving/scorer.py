@@ -15,20 +15,28 @@ their scores are summed from the attributions; all tested).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+import math
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
 from operator import itemgetter
 from typing import Any, TypedDict
 
 import numpy as np
 from pydantic import BaseModel
+from scipy.special import expit
 
 from data.schema import ASSESSMENT_FIELDS
-from models.bands import RiskBands
+from models.bands import BAND_NAMES, RiskBands
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError
 from models.explain import FastExplainer, top_contributions
 
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
+
+#: Up to this many rows, probabilities, bands and reasons are picked in plain Python
+#: (:meth:`Scorer._few_rows`); from here on numpy's per-call cost is spread over enough rows.
+_FEW_ROWS = 8
 
 
 class ReasonItem(TypedDict):
@@ -98,6 +106,7 @@ class Scorer:
         # Trees compiled once per loaded model: attribution then costs a few array
         # operations, and the score is the attributions' sum (one walk, not two).
         self._explainer = explainer
+        self._calibrate = _calibration_map(model)
         encoder = explainer.encoder
         # Columns of numbers, and of categories with each category's schema code (as the
         # encoder does).
@@ -147,22 +156,21 @@ class Scorer:
         values = [vars(item) for item in assessments]
         X = self._matrix(values)
         logit, contributions = self._explainer.logit_and_contributions(X)
-        probability = self.model.calibrate_scores(logit)
-        bands = self.bands.band_names(probability)
-        # A field not assessed is never a reason (models.explain.top_contributions).
-        assessed = ~np.isnan(X)
         limit = min(self.top_reasons, len(self.features))
-        order, picked = top_contributions(contributions, limit, assessed)
         # Plain Python values from here on: indexing numpy scalars one by one is slow.
+        if len(values) <= _FEW_ROWS:
+            probabilities, bands, order, picked = self._few_rows(X, logit, contributions, limit)
+        else:
+            probability = self.model.calibrate_scores(logit)
+            bands = self.bands.band_names(probability).tolist()
+            probabilities = probability.tolist()
+            # A field not assessed is never a reason (models.explain.top_contributions).
+            top, top_amounts = top_contributions(contributions, limit, ~np.isnan(X))
+            order, picked = top.tolist(), top_amounts.tolist()
         features = self.features
         scores: list[Score] = []
         for row, p, band, columns, amounts in zip(
-            values,
-            probability.tolist(),
-            bands.tolist(),
-            order.tolist(),
-            picked.tolist(),
-            strict=True,
+            values, probabilities, bands, order, picked, strict=True
         ):
             reasons: list[ReasonItem] = []
             for j, c in zip(columns, amounts, strict=True):
@@ -186,3 +194,62 @@ class Scorer:
                 }
             )
         return scores
+
+    def _few_rows(
+        self, X: np.ndarray, logit: np.ndarray, contributions: np.ndarray, limit: int
+    ) -> tuple[list[float], list[str], list[list[int]], list[list[float]]]:
+        """Return probabilities, bands and top reasons (columns, amounts) of a few rows.
+
+        The same numbers as the array path of :meth:`score`, one row at a time in
+        plain Python: for a single assessment, the dozen numpy calls of
+        ``calibrate_scores`` (with scikit-learn's fitted check), ``band_names``
+        and ``top_contributions`` cost more than its tree walk. Probabilities
+        come from the calibration map itself (:attr:`_calibrate`); a band is
+        ``searchsorted(cutoffs, p, side="right")``, which ``bisect_right`` is;
+        reasons are the largest contributions by size, ties in column order
+        (``heapq.nlargest`` is a stable sort's first ``limit``), a field not
+        assessed after every assessed one. Rows with a NaN contribution take
+        the array path (NaN orders differently there).
+        """
+        probabilities = self._calibrate(logit).tolist()
+        cutoffs = self.bands.cutoffs
+        bands = [BAND_NAMES[bisect_right(cutoffs, p)] for p in probabilities]
+        amounts_by_row = contributions.tolist()
+        if any(math.isnan(c) for row in amounts_by_row for c in row):
+            top, top_amounts = top_contributions(contributions, limit, ~np.isnan(X))
+            return probabilities, bands, top.tolist(), top_amounts.tolist()
+        order: list[list[int]] = []
+        picked: list[list[float]] = []
+        for amounts, cells in zip(amounts_by_row, X.tolist(), strict=True):
+            size = [
+                abs(c) if not math.isnan(x) else -1.0 for c, x in zip(amounts, cells, strict=True)
+            ]
+            best = heapq.nlargest(limit, range(len(size)), key=size.__getitem__)
+            order.append(best)
+            picked.append([amounts[j] for j in best])
+        return probabilities, bands, order, picked
+
+
+def _calibration_map(model: ScoreCalibratedClassifier) -> Callable[[np.ndarray], np.ndarray]:
+    """Return ``model.calibrate_scores`` without its per-call fitted check.
+
+    The same arithmetic on the same fitted values (so the same bits; tested
+    against ``calibrate_scores``): scikit-learn's ``check_is_fitted`` scans the
+    model's attributes on every call, a tenth of a single assessment's scoring.
+    The model is checked once, here.
+    """
+    model.calibrate_scores(np.zeros(1))  # raises if the model is not fitted
+    if model.method == "sigmoid":
+        slope, intercept = model.platt_
+
+        def sigmoid(score: np.ndarray) -> np.ndarray:
+            return np.asarray(expit(slope * score + intercept))
+
+        return sigmoid
+    knots, rates = model.knots_, model.rates_
+
+    def interpolate(score: np.ndarray) -> np.ndarray:
+        # Beyond the outermost bin centres the rate is held (no extrapolation).
+        return np.asarray(np.interp(score, knots, rates))
+
+    return interpolate

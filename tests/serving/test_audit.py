@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import csv
-from dataclasses import astuple
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -73,7 +72,7 @@ def test_every_column_of_a_row_is_recorded_in_its_place(tmp_path: Path) -> None:
         rows = conn.execute(select(audit_table).order_by(audit_table.c.id)).all()
     assert [tuple(row)[1:] for row in rows] == [
         (when.replace(tzinfo=None), "cli", "req", r[0], "desist-risk", "9", *r[1:])
-        for r in map(astuple, records)
+        for r in map(tuple, records)
     ]
 
 

@@ -189,3 +189,35 @@ def test_huge_422s_are_capped_and_healthz_stays_fast_beside_them(live: Any) -> N
     # The median, not the maximum: before the fix every /healthz waited out a whole listing
     # (4.3 s each); a shared 2-core machine adds single slow answers that are not the bug.
     assert statistics.median(health) < 1.0, f"/healthz took {statistics.median(health):.2f} s"
+
+
+def test_pipelined_head_and_expect_continue_requests_are_answered_whole(live: Any) -> None:
+    # An answer's head is held for its body (serving.protocol._HeadWithBody): a HEAD answer
+    # (no body), a 100 Continue (must not wait) and answers queued behind one another on one
+    # connection all still arrive, complete and in order.
+    body = json.dumps({"assessments": [assessment()]}).encode()
+    score = (
+        f"POST /v1/risk-scores HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {live.key}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode() + body
+    pipelined = b"HEAD /healthz HTTP/1.1\r\nHost: x\r\n\r\n" + score
+    pipelined += b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    with _raw(live, pipelined) as sock:
+        answers = _read_all(sock)
+    assert answers.count(b"HTTP/1.1 ") == 3
+    head, scored, alive = answers.split(b"HTTP/1.1 ")[1:]
+    assert head.startswith(b"405") or head.startswith(b"200")
+    assert scored.startswith(b"200 OK") and b'"scores"' in scored
+    assert alive.startswith(b"200 OK") and alive.endswith(b"}")
+
+    expect = score.replace(b"\r\n\r\n", b"\r\nExpect: 100-continue\r\n\r\n", 1)
+    head_part, _, payload = expect.partition(b"\r\n\r\n")
+    with _raw(live, head_part + b"\r\n\r\n") as sock:
+        assert sock.recv(65536).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(payload)
+        answer = b""
+        while b'"scores"' not in answer or not answer.endswith(b"}]}"):
+            chunk = sock.recv(65536)
+            assert chunk, answer
+            answer += chunk
+    assert answer.startswith(b"HTTP/1.1 200 OK")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import uuid
 
 import pytest
 from fastapi import FastAPI, Request
@@ -11,7 +12,7 @@ from fastapi.testclient import TestClient
 from serving.error_handlers import install_error_handlers
 from serving.logs import get_logger
 from serving.metrics import Metrics
-from serving.middleware import RequestContextMiddleware
+from serving.middleware import _ID_BATCH, RequestContextMiddleware, _request_ids
 
 
 def make_app(limit: int = 100) -> tuple[FastAPI, Metrics]:
@@ -65,3 +66,13 @@ def test_a_streamed_body_is_cut_at_the_limit() -> None:
         response = client.post("/echo", content=chunks())
     assert response.status_code == 413
     assert response.json()["error"] == "payload_too_large"
+
+
+def test_request_ids_are_random_uuids_as_uuid4_makes_them() -> None:
+    ids = _request_ids()
+    drawn = [next(ids) for _ in range(3 * _ID_BATCH)]  # across refills of the random bytes
+    assert len(set(drawn)) == len(drawn)
+    for request_id in drawn:
+        parsed = uuid.UUID(request_id)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert parsed.hex == request_id and len(request_id) == 32

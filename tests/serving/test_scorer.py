@@ -6,10 +6,12 @@ import mlflow
 import numpy as np
 import pandas as pd
 import pytest
+from sklearn.exceptions import NotFittedError
 
 from data.schema import TARGET_FIELD, make_assessment_model
 from data.synthetic import SynthConfig, generate_cohort
 from models.bands import RiskBands
+from models.calibration import CalibrationMethod, ScoreCalibratedClassifier
 from models.explain import explain
 from models.risk import (
     AverageSettings,
@@ -20,7 +22,7 @@ from models.risk import (
 )
 from pipeline.tracking import Tracker
 from serving.registry_loader import load_model
-from serving.scorer import Scorer
+from serving.scorer import _FEW_ROWS, Scorer, _calibration_map
 from serving.settings import Settings
 
 
@@ -151,3 +153,38 @@ def test_a_large_batch_scores_the_same_on_several_threads() -> None:
     # Each thread walks its own rows: the same scores and reasons, bit for bit, in order.
     assert Scorer(model, RiskBands(), top_reasons=2, threads=2).score(items) == one
     assert Scorer(model, RiskBands(), top_reasons=2, threads=3).score(items) == one
+
+
+def test_a_few_rows_score_as_they_do_in_a_large_batch(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    # Up to _FEW_ROWS rows, probabilities, bands and reasons are picked in plain Python;
+    # the same numbers, bit for bit, as the array path of a larger batch.
+    loaded = load_model(settings)
+    items = validated(cohort_assessments[:60])
+    in_batch = loaded.scorer.score(items)
+    assert len(items) > _FEW_ROWS
+    alone = [score for item in items for score in loaded.scorer.score([item])]
+    assert alone == in_batch
+    few = loaded.scorer.score(items[:_FEW_ROWS])
+    assert few == in_batch[:_FEW_ROWS]
+
+
+@pytest.mark.parametrize("method", ["isotonic", "sigmoid"])
+def test_the_calibration_map_is_the_models_own(method: CalibrationMethod) -> None:
+    features = ("age", "total_sanctions", "offence_category")
+    model, _ = fitted_on_a_cohort(
+        features, BoostingSettings(max_iter=10), rows=(1_500, 500, 50), seed=4
+    )
+    rng = np.random.default_rng(3)
+    score = rng.normal(size=2_000)
+    outcome = (rng.random(2_000) < 1 / (1 + np.exp(-score))).astype(float)
+    calibrated = ScoreCalibratedClassifier(model.estimator, method=method).fit_scores(
+        score, outcome
+    )
+    grid = np.linspace(-6, 6, 241)  # beyond the outermost knots too
+    np.testing.assert_array_equal(
+        _calibration_map(calibrated)(grid), calibrated.calibrate_scores(grid)
+    )
+    with pytest.raises(NotFittedError):
+        _calibration_map(ScoreCalibratedClassifier(model.estimator, method=method))

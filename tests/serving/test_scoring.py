@@ -224,3 +224,26 @@ def test_the_collector_is_held_off_while_a_batch_is_answered_and_restored_after(
         assert not gc.isenabled()
     finally:
         gc.enable()
+
+
+def test_a_batch_leaves_the_collector_only_its_audit_rows_when_it_resumes() -> None:
+    # What the paused block leaves alive counts towards the collector's first generation:
+    # the answer's containers (assessments, scores, reasons) are freed inside the block, so
+    # the collection that follows walks about one object per audit row, not ten.
+    items = [assessment(subject_ref=f"s{i}") for i in range(500)]
+    raw = body(*items)
+    model = FakeModel()
+    collections: list[int] = []
+
+    def count(phase: str, info: dict[str, int]) -> None:
+        if phase == "start" and info["generation"] == 0:
+            collections.append(gc.get_count()[0])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        score_batch(raw, assessment_batch_model(1000), model, CLIENT, "r1")  # type: ignore[arg-type]
+        gc.collect(0)  # whatever is pending is walked now
+    finally:
+        gc.callbacks.remove(count)
+    assert collections and max(collections) < 2 * len(items)
