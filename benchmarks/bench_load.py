@@ -25,7 +25,6 @@ Everything stops by itself; results in ``benchmarks/results/load.json``.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import gc
 import json
@@ -42,7 +41,7 @@ import uvloop
 from sqlalchemy import Table, func, select
 
 from benchmarks.bench_serving import MODEL, Connection, assessments, http_request, train_home
-from benchmarks.common import save
+from benchmarks.common import home_parser, save
 from benchmarks.support.live import LiveService
 from serving.commands import create_key
 from serving.database import audit_table, make_engine
@@ -285,8 +284,7 @@ def audit_count(url: str, table: Table = audit_table) -> int:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--home", type=Path, help="DESIST_HOME with a champion to reuse")
+    parser = home_parser(__doc__, "DESIST_HOME with a champion to reuse")
     parser.add_argument("--seconds", type=float, default=60.0, help="open-loop duration")
     parser.add_argument("--peak-seconds", type=float, default=10.0, help="per closed-loop level")
     parser.add_argument("--fraction", type=float, default=0.7, help="open-loop rate / peak")

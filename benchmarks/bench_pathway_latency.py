@@ -44,7 +44,6 @@ noisy: read them with the load average saved beside them.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import cProfile
 import gc
@@ -68,7 +67,7 @@ from threadpoolctl import threadpool_limits
 from benchmarks.bench_fuzz import two_champion_settings
 from benchmarks.bench_load import audit_count
 from benchmarks.bench_serving import assessments
-from benchmarks.common import save
+from benchmarks.common import home_parser, save
 from benchmarks.support.assessments import assessment
 from benchmarks.support.live import LiveService
 from models.threads import choose_threads
@@ -86,8 +85,7 @@ HTTP_P99_MS = 10.0
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--home", type=Path, help="DESIST_HOME with both champions to reuse")
+    parser = home_parser(__doc__, "DESIST_HOME with both champions to reuse")
     parser.add_argument("--requests", type=int, default=2000, help="sequential, per phase")
     parser.add_argument("--rate", type=float, default=50.0, help="open loop: requests per second")
     parser.add_argument("--seconds", type=float, default=30.0, help="open loop: how long")

@@ -50,6 +50,7 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 from benchmarks.common import save
 from data.schema import PROGRAMMES
 from data.synthetic import HARDER_WORLD, TODAYS_WORLD, SynthConfig, generate_cohort
+from models import pathway_rules as rules
 from models.allocation import (
     allocate,
     allocation_pairs,
@@ -58,14 +59,6 @@ from models.allocation import (
 )
 from models.pathway_estimates import PathwayEstimates
 from models.pathway_policy import person_figures, served_choice
-from models.pathway_rules import (
-    NaivePathwayModel,
-    eligibility,
-    most_common_need_policy,
-    need_scores,
-    random_policy,
-    rnr_policy,
-)
 from models.pathways import REFERRAL_COLUMNS, PathwayEffectModel
 from pipeline.config import load_pathway_config
 from pipeline.pathway_evaluation import build_pathway_model
@@ -105,7 +98,7 @@ def econml_effects(
     x = np.nan_to_num(model.encoder_.transform(train), nan=-1.0)
     x_test = np.nan_to_num(model.encoder_.transform(test), nan=-1.0)
     referrals = train[list(REFERRAL_COLUMNS)].to_numpy(dtype=np.float64)
-    allowed = eligibility(train)
+    allowed = rules.eligibility(train)
     out = np.zeros((len(test), len(PROGRAMMES)))
     for j in range(len(PROGRAMMES)):
         rows = allowed[:, j]
@@ -178,7 +171,7 @@ def main() -> None:
     true_all = truth[[f"effect_{p}" for p in PROGRAMMES]].to_numpy()
     true_train, true_test = true_all[:n], true_all[n:]
     rows = np.arange(t)
-    allowed = eligibility(test)
+    allowed = rules.eligibility(test)
 
     def value(choice: np.ndarray) -> float:
         return float(np.where(choice >= 0, true_test[rows, np.maximum(choice, 0)], 0.0).mean())
@@ -196,16 +189,16 @@ def main() -> None:
 
     single = int(np.argmax(true_train.mean(axis=0)))
     oracle_effects = observed_oracle(model, world, args.seed, test)
-    naive = NaivePathwayModel().fit(train, y)
+    naive = rules.NaivePathwayModel().fit(train, y)
     values = {
         "desist_top1": value(served.programme),
         "best_single_programme": value(np.where(allowed[:, single], single, -1)),
         "best_reachable_from_observed_features": value(top(oracle_effects)),
         "latent_oracle": float(true_test.max(axis=1).mean()),
         "naive_learner": value(naive.policy(test)),
-        "needs_score_rule_rnr": value(rnr_policy(test)),
-        "random": value(random_policy(test, seed=1)),
-        "most_common_need": value(most_common_need_policy(test)),
+        "needs_score_rule_rnr": value(rules.rnr_policy(test)),
+        "random": value(rules.random_policy(test, seed=1)),
+        "most_common_need": value(rules.most_common_need_policy(test)),
         "desist_unrestricted_top1": value(top(estimates.effect)),
         "desist_best_confident_else_default": value(_best_confident_else_default(estimates, model)),
         "desist_gate_always_on": value(
@@ -236,7 +229,7 @@ def main() -> None:
         places,
     )
     best_possible = allocate(true_test, allowed, places)
-    by_need = highest_need_first(need_scores(test), allowed, places)
+    by_need = highest_need_first(rules.need_scores(test), allowed, places)
     capacity_values = {
         "desist_allocation": value(planned.programme),
         "desist_allocation_served_group_rule": value(strict.programme),

@@ -1,7 +1,8 @@
-"""Shared helpers of the benchmark scripts: timing and saving figures."""
+"""Shared helpers of the benchmark scripts: their command line, timing and saving figures."""
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import platform
@@ -11,6 +12,16 @@ from pathlib import Path
 from typing import Any
 
 RESULTS = Path(__file__).parent / "results"
+
+
+def home_parser(description: str | None, home_help: str) -> argparse.ArgumentParser:
+    """Return a benchmark's argument parser, with ``--home`` (a DESIST_HOME to reuse).
+
+    Without ``--home`` a benchmark trains its own champions into a temporary home.
+    """
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--home", type=Path, help=home_help)
+    return parser
 
 
 def best_of(repeats: int, action: Callable[[], object]) -> float:

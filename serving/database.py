@@ -53,6 +53,11 @@ def _recorded_columns() -> list[Column[Any]]:
     ]
 
 
+def _recorded_table(name: str, *columns: Column[Any] | UniqueConstraint) -> Table:
+    """Return the audit log ``name``: the recorded columns, then ``columns``."""
+    return Table(name, metadata, *_recorded_columns(), *columns)
+
+
 def _audit_columns() -> list[Column[Any]]:
     """Return what every served row records: when, who asked, for whom, which model and inputs."""
     return [
@@ -101,10 +106,8 @@ unanswered_table = Table(
 #: served row's ``request_id`` and ``subject_ref``); insert-only: a second decision on the same
 #: score is the next ``revision``, never an update. ``decision_request_id`` is the request that
 #: recorded it. Columns after ``client`` are :data:`data.decisions.DECISION_COLUMNS`.
-decision_audit_table = Table(
+decision_audit_table = _recorded_table(
     "decision_audit",
-    metadata,
-    *_recorded_columns(),
     Column("decision_request_id", String(64), nullable=False),
     Column("request_id", String(64), nullable=False, index=True),
     Column("subject_ref", String(128), nullable=False),
@@ -119,10 +122,8 @@ decision_audit_table = Table(
 
 #: One row per person in an outcomes import (``POST /v1/outcomes``, ``desist outcomes import``);
 #: ``request_id`` names the import. Insert-only: the newest row per person counts.
-outcome_audit_table = Table(
+outcome_audit_table = _recorded_table(
     "outcome_audit",
-    metadata,
-    *_recorded_columns(),
     Column("request_id", String(64), nullable=False, index=True),
     Column("subject_ref", String(128), nullable=False, index=True),
     Column("outcome_date", Date, nullable=True),

@@ -65,6 +65,23 @@ def batch_route(
     )
 
 
+def record_route(
+    router: APIRouter,
+    path: str,
+    response_model: type[BaseModel],
+    responses: dict[int | str, dict[str, Any]],
+    summary: str,
+) -> Callable[[Endpoint], Endpoint]:
+    """Return the decorator that declares a route recording an oversight entry (POST ``path``).
+
+    Such a route answers 201 Created: what it records is a new row, never a
+    change to one.
+    """
+    return router.post(
+        path, status_code=201, response_model=response_model, responses=responses, summary=summary
+    )
+
+
 def _is_json(content_type: str | None) -> bool:
     media = (content_type or "").split(";", 1)[0].strip().lower()
     return media == "application/json" or (

@@ -16,7 +16,7 @@ from serving.dependencies import ClientDep
 from serving.error_handlers import ERROR_RESPONSES
 from serving.oversight import decide
 from serving.oversight_schemas import DECISION_EXAMPLES, DecisionRecorded
-from serving.routes.batch import in_worker
+from serving.routes.batch import in_worker, record_route
 from serving.schemas import ErrorBody
 
 RESPONSES: dict[int | str, dict[str, Any]] = {
@@ -31,12 +31,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["oversight"])
 
 
-@router.post(
+@record_route(
+    router,
     "/v1/decisions",
-    status_code=201,
-    response_model=DecisionRecorded,
-    responses=RESPONSES,
-    summary="Record a practitioner's decision on a served score",
+    DecisionRecorded,
+    RESPONSES,
+    "Record a practitioner's decision on a served score",
 )
 async def record_decision(
     request: Request,

@@ -15,7 +15,7 @@ from serving.error_handlers import ERROR_RESPONSES
 from serving.keys import Client
 from serving.oversight import outcomes_entry
 from serving.oversight_schemas import OUTCOME_EXAMPLES, OutcomesRecorded, OutcomesRequest
-from serving.routes.batch import in_worker
+from serving.routes.batch import in_worker, record_route
 from serving.schemas import ErrorBody
 
 OutcomesClientDep = Annotated[Client, Depends(require("outcomes"))]
@@ -29,12 +29,12 @@ RESPONSES: dict[int | str, dict[str, Any]] = {
 router = APIRouter(tags=["oversight"])
 
 
-@router.post(
+@record_route(
+    router,
     "/v1/outcomes",
-    status_code=201,
-    response_model=OutcomesRecorded,
-    responses=RESPONSES,
-    summary="Import outcomes: the first new sanction, or none, and the end of follow-up",
+    OutcomesRecorded,
+    RESPONSES,
+    "Import outcomes: the first new sanction, or none, and the end of follow-up",
 )
 async def import_outcomes(
     request: Request,

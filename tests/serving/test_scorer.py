@@ -21,7 +21,7 @@ from models.risk import (
     calibrate,
 )
 from pipeline.tracking import Tracker
-from serving.registry_loader import load_model
+from serving.registry_loader import LoadedModel, load_model
 from serving.scorer import _FEW_ROWS, Scorer, _calibration_map
 from serving.settings import Settings
 
@@ -29,6 +29,13 @@ from serving.settings import Settings
 def validated(items: list[dict[str, Any]]) -> list[Any]:
     model = make_assessment_model()
     return [model.model_validate(item) for item in items]
+
+
+def served_model_and_items(
+    settings: Settings, assessments: list[dict[str, Any]]
+) -> tuple[LoadedModel, list[Any]]:
+    """Return the champion as the service loads it, and ``assessments`` validated by its schema."""
+    return load_model(settings), validated(assessments)
 
 
 def as_frame(items: list[Any]) -> pd.DataFrame:
@@ -72,8 +79,7 @@ def _json_value(value: Any) -> Any:
 def test_scores_equal_predict_proba_of_the_registered_model(
     settings: Settings, cohort_assessments: list[dict[str, Any]]
 ) -> None:
-    loaded = load_model(settings)
-    items = validated(cohort_assessments)
+    loaded, items = served_model_and_items(settings, cohort_assessments)
     scores = loaded.scorer.score(items)
 
     # The registered model as any MLflow user would load it, scored the slow way.
@@ -90,8 +96,7 @@ def test_scores_equal_predict_proba_of_the_registered_model(
 def test_reasons_are_the_largest_contributions_in_order(
     settings: Settings, cohort_assessments: list[dict[str, Any]]
 ) -> None:
-    loaded = load_model(settings)
-    items = validated(cohort_assessments[:50])
+    loaded, items = served_model_and_items(settings, cohort_assessments[:50])
     scores = loaded.scorer.score(items)
     reference = explain(loaded.scorer.model, as_frame(items))
     for i, score in enumerate(scores):
@@ -135,8 +140,7 @@ def test_tree_models_score_equal_predict_proba(
 def test_the_matrix_is_the_encoders_own(
     settings: Settings, cohort_assessments: list[dict[str, Any]]
 ) -> None:
-    loaded = load_model(settings)
-    items = validated(cohort_assessments)
+    loaded, items = served_model_and_items(settings, cohort_assessments)
     encoder = loaded.scorer.model.estimator.named_steps["encode"]
     expected = encoder.transform(as_frame(items))
     # Not assessed fields are NaN in the same places, codes and numbers equal bit for bit.
@@ -160,8 +164,7 @@ def test_a_few_rows_score_as_they_do_in_a_large_batch(
 ) -> None:
     # Up to _FEW_ROWS rows, probabilities, bands and reasons are picked in plain Python;
     # the same numbers, bit for bit, as the array path of a larger batch.
-    loaded = load_model(settings)
-    items = validated(cohort_assessments[:60])
+    loaded, items = served_model_and_items(settings, cohort_assessments[:60])
     in_batch = loaded.scorer.score(items)
     assert len(items) > _FEW_ROWS
     alone = [score for item in items for score in loaded.scorer.score([item])]
