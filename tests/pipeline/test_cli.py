@@ -40,4 +40,5 @@ def test_every_command_group_is_on_the_parser() -> None:
         "audit",
         "outcomes",
         "monitor",
+        "allocate",
     }
