@@ -52,7 +52,7 @@ from pathlib import Path
 from benchmarks.common import save
 from benchmarks.support.configs import small_config
 from data.shifts import ShiftConfig
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.risk import ScorecardSettings
 from pipeline.config import DatasetConfig, GateConfig
 from pipeline.deployment_simulation import (

@@ -49,7 +49,8 @@ from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostin
 
 from benchmarks.common import save
 from data.schema import PROGRAMMES
-from data.synthetic import HARDER_WORLD, TODAYS_WORLD, SynthConfig, generate_cohort
+from data.synthetic import generate_cohort
+from data.synthetic_world import HARDER_WORLD, TODAYS_WORLD, SynthConfig
 from models import pathway_rules as rules
 from models.allocation import (
     allocate,

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from data.schema import PROGRAMMES
+from models.pathway_confidence import family_wise_z
 from models.pathway_estimates import PathwayEstimates
 
 #: The choice of a person who is offered no programme.
@@ -106,6 +108,34 @@ def choose(
     personal &= beats | (top == default) | ~open_to[:, default]
     fallback = np.where(open_to[:, default], default, NO_PROGRAMME)
     return np.where(personal, top, fallback), personal & recommended[rows, top]
+
+
+def best_single_programme(
+    pseudo: np.ndarray, open_to: np.ndarray
+) -> tuple[dict[str, float], dict[str, float], int]:
+    """Return the value and floor of offering each programme to everyone, and the default.
+
+    Issue 17's best single programme, read truth-free: a programme's value is
+    the mean DR pseudo-outcome per person of the cohort (``pseudo``, shape
+    ``(n, k)``; no value where it is not open to the person), its floor a
+    family-wise one-sided 95% lower bound over the ``k`` programmes. The
+    default is the largest value among programmes whose floor is above zero
+    (:data:`NO_PROGRAMME` if none is).
+    """
+    n = pseudo.shape[0]
+    z = family_wise_z(len(PROGRAMMES))
+    values: dict[str, float] = {}
+    floors: dict[str, float] = {}
+    for j, programme in enumerate(PROGRAMMES):
+        per_person = np.where(open_to[:, j], pseudo[:, j], 0.0)
+        error = per_person.std(ddof=1) / np.sqrt(n)
+        values[programme] = float(per_person.mean())
+        floors[programme] = float(per_person.mean() - z * error)
+    confident = [p for p in PROGRAMMES if floors[p] > 0]
+    default = (
+        PROGRAMMES.index(max(confident, key=values.__getitem__)) if confident else NO_PROGRAMME
+    )
+    return values, floors, default
 
 
 #: Candidate switch margins of the truth-free selection (absolute reduction).

@@ -57,7 +57,15 @@ from data.schema import PROGRAMMES
 from models.encoding import AssessmentEncoder
 from models.pathway_confidence import confidence_groups, family_wise_z
 from models.pathway_estimates import PathwayEstimates, Recommendation, recommendations
-from models.pathway_policy import select_policy
+from models.pathway_learning import (
+    OUTCOME_LEARNING_RATE,
+    PROPENSITY_LEARNING_RATE,
+    PseudoOutcomes,
+    doubly_robust_outcomes,
+    make_effect_regressor,
+    make_nuisance_booster,
+)
+from models.pathway_policy import best_single_programme, select_policy
 from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
 # The estimates and recommendations, the programmes' facts and the confidence
@@ -74,43 +82,9 @@ __all__ = [
 ]
 
 
-def _booster(seed: int, max_iter: int, learning_rate: float) -> HistGradientBoostingClassifier:
-    return HistGradientBoostingClassifier(
-        learning_rate=learning_rate,
-        max_iter=max_iter,
-        max_leaf_nodes=15,
-        min_samples_leaf=100,
-        early_stopping=True,
-        random_state=seed,
-    )
-
-
-#: Boosting rates of the nuisance models: 0.2 stops in about half the rounds
-#: of 0.1 (so half the trees to fit and to evaluate for every counterfactual)
-#: and gave the same policy value on a validation cohort (seed 11, not the
-#: benchmark's).
-OUTCOME_LEARNING_RATE = 0.2
-PROPENSITY_LEARNING_RATE = 0.2
-#: Final stage (see ``PathwayEffectModel._effect_regressor``).
-EFFECT_LEARNING_RATE = 0.05
 #: Untreated risks are floored here before dividing by them, so that a
 #: near-zero prediction cannot blow up a relative pseudo-outcome.
 RISK_FLOOR = 0.01
-
-
-@dataclass(frozen=True, slots=True)
-class _PseudoOutcomes:
-    """Cross-fitted quantities per person and programme, each of shape ``(n, k)``.
-
-    ``reduction`` is the DR pseudo-outcome (absolute reduction in risk);
-    ``untreated_risk`` the outcome model's risk with the person's other
-    referrals as they were but not this one; ``propensity`` the referral
-    propensity.
-    """
-
-    reduction: np.ndarray
-    untreated_risk: np.ndarray
-    propensity: np.ndarray
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,9 +98,9 @@ class _Nuisance:
     def fit(
         cls, x: np.ndarray, referrals: np.ndarray, y: np.ndarray, owner: PathwayEffectModel
     ) -> _Nuisance:
-        outcome = _booster(owner.random_state, owner.max_iter, OUTCOME_LEARNING_RATE).fit(
-            np.column_stack([x, referrals]), y
-        )
+        outcome = make_nuisance_booster(
+            owner.random_state, owner.max_iter, OUTCOME_LEARNING_RATE
+        ).fit(np.column_stack([x, referrals]), y)
         propensity: list[HistGradientBoostingClassifier | float] = []
         for j in range(referrals.shape[1]):
             treated = referrals[:, j]
@@ -134,7 +108,9 @@ class _Nuisance:
                 propensity.append(float(treated[0]))
                 continue
             design = np.column_stack([x, np.delete(referrals, j, axis=1)])
-            booster = _booster(owner.random_state + 1, owner.max_iter, PROPENSITY_LEARNING_RATE)
+            booster = make_nuisance_booster(
+                owner.random_state + 1, owner.max_iter, PROPENSITY_LEARNING_RATE
+            )
             propensity.append(booster.fit(design, treated))
         return cls(outcome, tuple(propensity))
 
@@ -154,29 +130,11 @@ class _Nuisance:
 
     def pseudo_outcomes(
         self, x: np.ndarray, referrals: np.ndarray, y: np.ndarray, overlap: float
-    ) -> _PseudoOutcomes:
+    ) -> PseudoOutcomes:
         """Return DR pseudo-outcomes (reductions), untreated risks and propensities."""
-        actual = self.risk(x, referrals)
-        residual = y - actual
-        propensity = self.propensities(x, referrals)
-        pseudo = np.empty(referrals.shape)
-        untreated = np.empty(referrals.shape)
-        for j in range(referrals.shape[1]):
-            # One of "with j" and "without j" is what happened: only the
-            # other one needs a prediction (half the outcome-model calls).
-            flipped = referrals.copy()
-            flipped[:, j] = 1 - flipped[:, j]
-            counterfactual = self.risk(x, flipped)
-            treated, e = referrals[:, j], propensity[:, j]
-            with_j = np.where(treated == 1, actual, counterfactual)
-            untreated[:, j] = np.where(treated == 1, counterfactual, actual)
-            # Reduction = risk without - risk with, so the weighted residual
-            # enters with the opposite sign of an effect on risk.
-            weight = treated / np.clip(e, overlap, None) - (1 - treated) / np.clip(
-                1 - e, overlap, None
-            )
-            pseudo[:, j] = untreated[:, j] - with_j - weight * residual
-        return _PseudoOutcomes(pseudo, untreated, propensity)
+        return doubly_robust_outcomes(
+            self.risk, x, referrals, y, self.propensities(x, referrals), overlap
+        )
 
 
 class PathwayEffectModel(BaseEstimator):
@@ -309,9 +267,6 @@ class PathwayEffectModel(BaseEstimator):
         self.group_high_: dict[str, np.ndarray] = {}
         self.group_floor_: dict[str, np.ndarray] = {}
         self.referral_rate_: dict[str, float] = {}
-        self.programme_value_: dict[str, float] = {}
-        self.programme_floor_: dict[str, float] = {}
-        programme_z = family_wise_z(k)
         # Out-of-fold estimates and confidence flags of the training people,
         # for the truth-free choice of the served rule (select_policy).
         oof_effect = np.zeros((n, k))
@@ -357,19 +312,8 @@ class PathwayEffectModel(BaseEstimator):
                 & (out_of_fold > self.min_effect)
                 & (np.nan_to_num(groups.floor[group], nan=-1.0) > 0)
             )
-            # The programme for everyone (issue 17's best single
-            # programme, read truth-free): its DR value per person of the
-            # cohort (no value where it is not usable) and a family-wise
-            # one-sided floor over the k programmes.
-            per_person = np.where(usable, pseudo, 0.0)
-            error = per_person.std(ddof=1) / np.sqrt(n)
-            self.programme_value_[programme] = float(per_person.mean())
-            self.programme_floor_[programme] = float(per_person.mean() - programme_z * error)
-        confident = [p for p in PROGRAMMES if self.programme_floor_[p] > 0]
-        self.default_programme_ = (
-            PROGRAMMES.index(max(confident, key=self.programme_value_.__getitem__))
-            if confident
-            else -1
+        self.programme_value_, self.programme_floor_, self.default_programme_ = (
+            best_single_programme(pseudo_all, open_to)
         )
         self.gate_, self.switch_margin_, self.selection_ = select_policy(
             oof_effect, open_to, oof_confident, pseudo_all, self.default_programme_
@@ -377,19 +321,7 @@ class PathwayEffectModel(BaseEstimator):
         return self
 
     def _effect_regressor(self) -> HistGradientBoostingRegressor:
-        # DR pseudo-outcomes are noisy (sd about 1 against effects of
-        # 0.02-0.13): small trees, large leaves, a slow rate and a patient
-        # stop keep the final stage from fitting noise. Chosen on a
-        # validation cohort (seed 11), not on the benchmark's.
-        return HistGradientBoostingRegressor(
-            learning_rate=EFFECT_LEARNING_RATE,
-            max_iter=self.max_iter,
-            max_leaf_nodes=3,
-            min_samples_leaf=1000,
-            early_stopping=True,
-            n_iter_no_change=20,
-            random_state=self.random_state,
-        )
+        return make_effect_regressor(self.max_iter, self.random_state)
 
     def baseline_risk(self, x: np.ndarray) -> np.ndarray:
         """Return the outcome models' mean re-offending probability with no referral."""

@@ -34,9 +34,10 @@ import pandas as pd
 import pyarrow as pa
 
 from data.adapters import SourceAdapter, load_adapter
+from data.duplicate_ids import SeenIds
 from data.errors import SchemaValidationError, SourceValueProblem, Violation
 from data.schema import ASSESSMENT_FIELDS, ID_FIELD
-from data.validation import RowCheck, SeenIds, check_rows
+from data.validation import RowCheck, check_rows
 from models.bands import BAND_NAMES
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError

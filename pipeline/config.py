@@ -24,7 +24,7 @@ from data.schema import (
     Role,
     check_feature_names,
 )
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.bands import RiskBands
 from models.calibration import CalibrationMethod
 from models.risk import BoostingSettings, ModelSettings, ScorecardSettings

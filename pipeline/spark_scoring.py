@@ -46,10 +46,11 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from data.adapters import SourceAdapter
+from data.duplicate_ids import SeenIds
 from data.errors import DatasetFormatError, DesistError, SchemaValidationError, Violation
 from data.loaders import file_format
 from data.schema import ID_FIELD
-from data.validation import SeenIds, check_rows
+from data.validation import check_rows
 from models.bands import BAND_NAMES
 from models.contract.tags import META_ENGINE
 from pipeline.batch_files import Outputs, rejects_schema_for, rejects_table

@@ -6,7 +6,7 @@ let them through, so that a test or a benchmark can serve what it trained.
 
 from __future__ import annotations
 
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.risk import BoostingSettings, ScorecardSettings
 from pipeline.config import (
     DatasetConfig,

@@ -4,9 +4,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from data.duplicate_ids import SeenIds
 from data.errors import SchemaValidationError, Violation
 from data.schema import NEED_FIELDS, OFFENCE_CATEGORIES, TARGET_FIELD
-from data.validation import MAX_ROWS_PER_CHECK, SeenIds, check_rows, validate_frame
+from data.validation import MAX_ROWS_PER_CHECK, check_rows, validate_frame
 
 
 @pytest.fixture
@@ -194,26 +195,6 @@ def test_duplicate_ids_are_found_across_chunks(raw: pd.DataFrame) -> None:
     ]
     whole = check_rows(raw)
     assert whole.violations == second.violations
-
-
-def test_seen_ids_keep_each_first_row_as_their_table_grows() -> None:
-    rng = np.random.default_rng(11)
-    hashes = rng.integers(0, 2**63, size=30_000, dtype=np.uint64)
-    hashes[:500] = (hashes[:500] >> np.uint64(20)) << np.uint64(20)  # same first slot: probed
-    rows = np.arange(1, hashes.size + 1)
-    seen = SeenIds()
-    for begin in range(0, hashes.size, 7_000):
-        part = slice(begin, begin + 7_000)
-        assert not seen.first_rows(hashes[part]).any()
-        seen.add(hashes[part], rows[part])
-    assert (seen.first_rows(hashes) == rows).all()
-    seen.add(hashes[:10], rows[:10] + 100_000)  # seen already: the first row stays
-    assert (seen.first_rows(hashes[:10]) == rows[:10]).all()
-    unseen = rng.integers(0, 2**63, size=1_000, dtype=np.uint64)
-    assert not seen.first_rows(np.setdiff1d(unseen, hashes)).any()
-    sized = SeenIds(expected=hashes.size)
-    sized.add(hashes, rows)
-    assert (sized.first_rows(hashes) == rows).all()
 
 
 def test_ids_sharing_a_hash_are_told_apart_within_a_chunk(

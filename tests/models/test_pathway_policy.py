@@ -3,10 +3,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from data.schema import PROGRAMMES
 from models.pathway_estimates import PathwayEstimates
 from models.pathway_policy import (
     MARGINS,
     NO_PROGRAMME,
+    best_single_programme,
     choose,
     person_figures,
     select_policy,
@@ -102,3 +104,24 @@ def test_without_a_default_the_gate_is_kept() -> None:
     pseudo = np.array([[0.0, 0.05], [0.0, 0.06]])  # noise that favours ungated picks
     gate, _, values = select_policy(effect, open_to, recommended, pseudo, default=NO_PROGRAMME)
     assert gate and all(name.startswith("gate/") for name in values)
+
+
+def test_the_best_single_programme_is_the_largest_value_whose_floor_clears_zero() -> None:
+    rng = np.random.default_rng(4)
+    n, k = 4_000, len(PROGRAMMES)
+    means = np.linspace(-0.02, 0.03, k)
+    pseudo = means + rng.normal(0.0, 0.3, size=(n, k))
+    open_to = np.ones((n, k), dtype=bool)
+    values, floors, default = best_single_programme(pseudo, open_to)
+    assert default == int(np.argmax([values[p] for p in PROGRAMMES]))
+    assert all(floors[p] < values[p] for p in PROGRAMMES)
+    # Closed to most people, the best one is worth less per person of the cohort.
+    open_to[: n * 3 // 4, default] = False
+    values_closed, _, _ = best_single_programme(pseudo, open_to)
+    assert values_closed[PROGRAMMES[default]] == pytest.approx(
+        pseudo[n * 3 // 4 :, default].sum() / n
+    )
+    # Pure noise: no programme's floor clears zero, so there is no default.
+    noise = rng.normal(0.0, 1.0, size=(200, k)) - 0.05
+    _, _, none = best_single_programme(noise, np.ones((200, k), dtype=bool))
+    assert none == NO_PROGRAMME

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -74,47 +72,5 @@ def test_a_few_rows_walk_the_same_whether_splits_are_decided_first_or_per_step(
     np.testing.assert_allclose(
         trees.base_value + decided_first[3].sum(axis=1),
         pipeline.named_steps["model"].decision_function(X),
-        atol=1e-9,
-    )
-
-
-@pytest.mark.parametrize("max_leaf_nodes", [2, 8, 12])
-def test_leaves_looked_up_from_split_outcomes_equal_the_compiled_walk_bit_for_bit(
-    risk_data: Data, monkeypatch: pytest.MonkeyPatch, max_leaf_nodes: int
-) -> None:
-    train, _, test = risk_data
-    settings = BoostingSettings(max_iter=40, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=20)
-    pipeline = build_risk_model(tuple(FEATURES), settings).fit(
-        train.head(5_000), train[TARGET_FIELD].head(5_000).astype(int)
-    )
-    trees = compile_trees(pipeline.named_steps["model"])
-    assert trees.leaf_lookup is not None
-    # 12 leaves: 11 splits, more bits than a byte holds.
-    assert trees.leaf_lookup.code_dtype == (np.uint8 if max_leaf_nodes <= 9 else np.uint16)
-    X = pipeline.named_steps["encode"].transform(test.head(1_000))
-    X[np.random.default_rng(5).random(X.shape) < 0.2] = np.nan  # missing values go their way
-    monkeypatch.setattr(tree_paths, "LOOKUP_MIN_ROWS", 0)  # looked up however few the rows
-    monkeypatch.setattr(tree_paths, "LOOKUP_BLOCK_ROWS", 300)  # blocks, the last one short
-    looked_up = _batch_contributions(trees, X)
-    walked = _batch_contributions(dataclasses.replace(trees, leaf_lookup=None), X)
-    assert looked_up.tobytes() == walked.tobytes()
-    np.testing.assert_allclose(
-        trees.base_value + looked_up.sum(axis=1),
-        pipeline.named_steps["model"].decision_function(X),
-        atol=1e-9,
-    )
-
-
-def test_trees_with_too_many_splits_for_a_lookup_are_walked_by_scikit_learn(
-    booster: ScoreCalibratedClassifier, risk_data: Data
-) -> None:
-    pipeline = risk_pipeline(booster)  # 31 leaves a tree at most
-    trees = compile_trees(pipeline.named_steps["model"])
-    assert trees.leaf_lookup is None
-    people = risk_data[2].head(BATCH_ROWS * 3)
-    X = pipeline.named_steps["encode"].transform(people)
-    np.testing.assert_allclose(
-        trees.base_value + tree_path_contributions(trees, X, threads=2).sum(axis=1),
-        pipeline.decision_function(people),
         atol=1e-9,
     )

@@ -4,7 +4,7 @@ import pytest
 
 from benchmarks.support.configs import small_config
 from data.errors import ForbiddenFeatureError
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.risk import ScorecardSettings
 from pipeline.config import DatasetConfig
 from pipeline.cross_validation import study_features

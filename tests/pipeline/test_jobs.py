@@ -7,7 +7,7 @@ import mlflow
 import pytest
 from matplotlib.figure import Figure
 
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.contract.tags import RUN_ERROR, RUN_THREADS
 from pipeline.config import DatasetConfig, PathwayTrainConfig
 from pipeline.jobs import (

@@ -5,7 +5,7 @@ from pathlib import Path
 import pytest
 
 from data.schema import NEVER_FEATURES
-from data.synthetic import SynthConfig
+from data.synthetic_world import SynthConfig
 from models.contract.tags import CHAMPION, TAG_DIGEST, TAG_POLICY_VALUE
 from pipeline.config import DatasetConfig, PathwayGateConfig, PathwayModelConfig, PathwayTrainConfig
 from pipeline.registry import VersionFigures, evaluate_gates, promote
