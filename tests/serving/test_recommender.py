@@ -16,6 +16,14 @@ from tests.support.serving import make_settings
 
 _NULLABLE = [spec.name for spec in ASSESSMENT_FIELDS if spec.nullable]
 _AGE_BOUND = {rule.lower for rule in CROSS_FIELD_RULES if rule.upper == "age"}
+_FIGURES = (
+    "estimated_reduction",
+    "interval_low",
+    "interval_high",
+    "person_interval_low",
+    "person_interval_high",
+    "risk_with",
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +60,16 @@ def _random_people(items: list[dict[str, Any]], seed: int) -> list[dict[str, Any
 def _assert_same(got: list[PersonRecommendation], expected: list[PersonRecommendation]) -> None:
     assert len(got) == len(expected)
     for mine, theirs in zip(got, expected, strict=True):
-        assert mine["subject_ref"] == theirs["subject_ref"]
-        assert mine["not_recommended"] == theirs["not_recommended"]
+        for key in ("subject_ref", "not_recommended", "offered_programme", "offered_basis"):
+            assert mine[key] == theirs[key]  # type: ignore[literal-required]
+        for key in ("risk_without", "risk_with_offered"):
+            assert abs((mine[key] or 0.0) - (theirs[key] or 0.0)) <= 1e-12  # type: ignore[literal-required]
         assert [r["programme"] for r in mine["recommended"]] == [
             r["programme"] for r in theirs["recommended"]
         ]
         for a, b in zip(mine["recommended"], theirs["recommended"], strict=True):
             assert a["needs"] == b["needs"]
-            for key in ("estimated_reduction", "interval_low", "interval_high"):
+            for key in _FIGURES:
                 assert abs(a[key] - b[key]) <= 1e-12  # type: ignore[literal-required]
 
 
