@@ -75,19 +75,11 @@ def allocate_batch(
         if placed:
             summary = f"{ALLOCATED}{PROGRAMMES[j]}:{reduction:.4f}"
             records.append(RecommendationRecord(item.subject_ref, digest, summary))
-    entry = AuditEntry(
-        "allocations",
-        client=client.name,
-        request_id=request_id,
-        model_name=model.name,
-        model_version=model.version,
-        records=records,
-    )
+    served = {"model_name": model.name, "model_version": model.version, "request_id": request_id}
+    entry = AuditEntry("allocations", client.name, request_id, model.name, model.version, records)
     content = to_json(
         {
-            "model_name": model.name,
-            "model_version": model.version,
-            "request_id": request_id,
+            **served,
             "allocations": people,
             "total_expected_reduction": allocation.total,
             "places": [

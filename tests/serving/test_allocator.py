@@ -19,7 +19,13 @@ from serving.audit import ALLOCATED, input_digest
 from serving.commands import create_key
 from serving.database import make_engine, recommendation_audit_table
 from serving.schemas import assessment_batch_model
-from tests.support.serving import Service, make_settings, recommendation_rows, start_service
+from tests.support.serving import (
+    Service,
+    make_settings,
+    recommendation_rows,
+    served_pathway_table,
+    start_service,
+)
 
 ROUTE = "/v1/pathway-allocations"
 
@@ -57,12 +63,9 @@ def test_the_answer_is_the_model_layers_allocation_within_the_places(
     response = allocate(service, items, places, planner_key)
     assert response.status_code == 200, response.text
     body = response.json()
-    loaded = service.client.app.state.pathway_holder.current  # type: ignore[attr-defined]
-    table = loaded.recommender.frame(
-        assessment_batch_model(1000).model_validate({"assessments": items}).assessments
-    )
+    model, table = served_pathway_table(service, items)
     wanted = np.array([places.get(p, 0) for p in PROGRAMMES])
-    expected = allocate_cohort(loaded.recommender.model, table, wanted)
+    expected = allocate_cohort(model, table, wanted)
     names = [None if j < 0 else PROGRAMMES[j] for j in expected.programme]
     people = body["allocations"]
     assert [p["subject_ref"] for p in people] == [i["subject_ref"] for i in items]
@@ -89,7 +92,7 @@ def test_the_answer_is_the_model_layers_allocation_within_the_places(
     assert any(p["recommended_with_confidence"] for p in people)
     # Shares by the audit-only fields, which the model does not read: each attribute's
     # groups make up the whole cohort.
-    assert not set(loaded.recommender.features) & set(AUDIT_ONLY)
+    assert not set(model.features) & set(AUDIT_ONLY)
     for attribute in ("ethnicity", "sex"):
         groups = body["shares"][attribute]
         assert sum(g["cohort_share"] for g in groups.values()) == pytest.approx(1, abs=1e-3)

@@ -21,7 +21,7 @@ from serving.commands import export_audit
 from serving.database import recommendation_audit_table
 from serving.schemas import assessment_batch_model
 from serving.settings import Settings
-from tests.support.serving import Service, make_settings, start_service
+from tests.support.serving import Service, make_settings, served_pathway_table, start_service
 
 ROUTE = "/v1/pathway-recommendations"
 
@@ -78,32 +78,19 @@ def test_every_programme_is_either_recommended_in_order_or_left_out_with_a_reaso
     assert recommended_any > 0
 
 
-def test_answers_are_the_models_own_recommendations(
+def test_answers_are_the_models_own_recommendations_offer_and_figures(
     service: Service, cohort_assessments: list[dict[str, Any]]
 ) -> None:
-    items = cohort_assessments[:100]
+    items = cohort_assessments[:150]
     body = recommend(service, items).json()
-    loaded = service.client.app.state.pathway_holder.current  # type: ignore[attr-defined]
-    batch = assessment_batch_model(1000).model_validate({"assessments": items})
-    table = loaded.recommender.frame(batch.assessments)
-    expected = recommendations(loaded.recommender.model.estimate(table), table)
+    model, table = served_pathway_table(service, items)
+    expected = recommendations(model.estimate(table), table)
     for answer, mine in zip(body["recommendations"], expected, strict=True):
         assert [r["programme"] for r in answer["recommended"]] == [m.programme for m in mine]
         assert [r["estimated_reduction"] for r in answer["recommended"]] == pytest.approx(
             [m.estimated_reduction for m in mine]
         )
-
-
-def test_the_offered_programme_is_the_served_policys_choice_with_the_models_gate_and_margin(
-    service: Service, cohort_assessments: list[dict[str, Any]]
-) -> None:
     # Issue 17, item 5: the policy the benchmark measures is the one a case system is offered.
-    items = cohort_assessments[:150]
-    body = recommend(service, items).json()
-    loaded = service.client.app.state.pathway_holder.current  # type: ignore[attr-defined]
-    model = loaded.recommender.model
-    batch = assessment_batch_model(1000).model_validate({"assessments": items})
-    table = loaded.recommender.frame(batch.assessments)
     estimates = model.estimate(table)
     choice = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
     expected = [PROGRAMMES[j] if j >= 0 else None for j in choice.programme]
