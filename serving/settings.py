@@ -56,7 +56,7 @@ class Settings(BaseSettings):
         ge=1,
         description="Most people in one POST /v1/pathway-allocations cohort. The cohort is "
         "allocated whole in the scoring worker, which answers nothing else meanwhile (2,000 "
-        "people: 0.25 s in process with the tests' small model), and its body must fit "
+        "people: 0.29 s here with the mission's model), and its body must fit "
         "DESIST_MAX_BODY_BYTES (2,000 assessments: about 1.1 MB).",
     )
     max_body_bytes: int = Field(
