@@ -15,6 +15,7 @@ from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
 from data.schema import AUDIT_ONLY, PROGRAMMES
 from models.allocation import allocate_cohort
+from serving.allocation_schemas import EXAMPLE_ALLOCATION, PathwayAllocationResponse
 from serving.audit import ALLOCATED, input_digest
 from serving.commands import create_key
 from serving.database import make_engine, recommendation_audit_table
@@ -177,11 +178,17 @@ def test_when_the_audit_log_fails_nothing_is_answered_and_no_row_exists(
     assert recommendation_rows(service.settings) == 0
 
 
-def test_the_route_is_documented_with_an_example(service: Service) -> None:
+def test_the_route_is_documented_with_an_example_it_answers(
+    service: Service, planner_key: str
+) -> None:
     document = service.client.get("/openapi.json", headers=service.headers()).json()
     operation = document["paths"][ROUTE]["post"]
     example = operation["requestBody"]["content"]["application/json"]["example"]
     assert set(example) == {"assessments", "places"}
+    answered = service.client.post(ROUTE, json=example, headers=service.headers(planner_key))
+    assert answered.status_code == 200, answered.text
+    PathwayAllocationResponse.model_validate(answered.json())
+    PathwayAllocationResponse.model_validate(EXAMPLE_ALLOCATION)
     assert "PathwayAllocationRequest" in document["components"]["schemas"]
     answer = operation["responses"]["200"]["content"]["application/json"]["schema"]
     assert answer["$ref"].endswith("/PathwayAllocationResponse")
