@@ -33,7 +33,11 @@ class _Strict(BaseModel):
 #: Places per programme: a non-negative count for each programme named; a programme left
 #: out has no places. An unknown programme is refused (422, naming ``places.<name>``).
 _PLACES: dict[str, Any] = {
-    programme: (int, Field(default=0, ge=0, le=MAX_PLACES, description=f"Places on {programme}."))
+    # Strict: a whole JSON number, not "3", 2.0 or true.
+    programme: (
+        int,
+        Field(default=0, ge=0, le=MAX_PLACES, strict=True, description=f"Places on {programme}."),
+    )
     for programme in PROGRAMMES
 }
 Places: type[BaseModel] = create_model(

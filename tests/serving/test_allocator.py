@@ -136,6 +136,10 @@ def test_places_that_are_negative_or_name_no_programme_are_refused_by_field(
         violation["reason"].startswith("unknown programme")
         and "drugs_alcohol" in (violation["reason"])
     )
+    for odd in ("3", 2.0, True):
+        refused = allocate(service, people, {"health": odd}, planner_key)
+        assert refused.status_code == 422
+        assert refused.json()["violations"][0]["field"] == "places.health"
     missing = service.client.post(
         ROUTE, json={"assessments": people}, headers=service.headers(planner_key)
     )
