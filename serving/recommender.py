@@ -198,19 +198,8 @@ class Recommender:
             float(getattr(self.model, "switch_margin_", 0.0)),
             bool(getattr(self.model, "gate_", True)),
         )
-        basis: list[OfferBasis | None] = [
-            None
-            if j < 0
-            else "confident_personal_pick"
-            if confident
-            else "default_programme"
-            if j == default
-            else "personal_pick"
-            for j, confident in zip(
-                choice.programme.tolist(), choice.confident.tolist(), strict=True
-            )
-        ]
-        return choice.programme, basis
+        picks = zip(choice.programme.tolist(), choice.confident.tolist(), strict=True)
+        return choice.programme, [_basis(j, confident, default) for j, confident in picks]
 
     def _general(
         self, assessments: Sequence[BaseModel]
@@ -286,6 +275,15 @@ class Recommender:
             walked.relative, walked.baseline, walked.propensity, ages
         )
         return estimates, recommendations_from_needs(estimates, needs), walked.baseline
+
+
+def _basis(programme: int, confident: bool, default: int) -> OfferBasis | None:
+    """Return why ``programme`` is offered (``None``: nothing is)."""
+    if programme < 0:
+        return None
+    if confident:
+        return "confident_personal_pick"
+    return "default_programme" if programme == default else "personal_pick"
 
 
 def _recommended(pick: Recommendation, figures: PersonFigures, row: int, j: int) -> RecommendedItem:

@@ -191,7 +191,7 @@ class RecommendedProgramme(_Strict):
         ge=0,
         le=1,
         description="The person's estimated 12-month re-offending probability with a referral "
-        "to this programme alone (risk_without minus the estimated reduction).",
+        "to this programme alone (risk_without minus the estimated reduction, at least 0).",
     )
     needs: list[str] = Field(
         description="The person's flagged needs items (score above 0) behind this programme."
