@@ -128,3 +128,24 @@ def test_warming_up_checks_the_forest_and_drops_it_when_it_disagrees(
     misread.warm_up(people.assessments)
     assert not misread.flattened
     _assert_same(misread.recommend(people.assessments), fast.recommend(people.assessments))
+
+
+def test_a_model_saved_before_the_served_policy_offers_only_confident_picks(
+    recommenders: Any, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    import copy
+
+    fast, _ = recommenders
+    old = copy.copy(fast.model)
+    for name in ("default_programme_", "switch_margin_", "gate_"):
+        delattr(old, name)  # as a model saved before issue 17 has none of them
+    parsed = assessment_batch_model(1000).model_validate({"assessments": cohort_assessments})
+    answers = Recommender(old, flatten=False).recommend(parsed.assessments)
+    assert {a["offered_basis"] for a in answers} <= {"confident_personal_pick", None}
+    for answer in answers:
+        # The offer is then the top confident programme, or nothing: nothing when the
+        # person's largest estimate is not itself confident (the gate decides whether
+        # to personalise, not which programme).
+        top = answer["recommended"][0]["programme"] if answer["recommended"] else None
+        assert answer["offered_programme"] in (None, top)
+    assert any(a["offered_programme"] for a in answers)
