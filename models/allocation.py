@@ -163,7 +163,18 @@ def allocate_cohort(
     before the default programme existed has no programme-level figures:
     its confident pairs alone are placed first.
     """
-    estimates = model.estimate(assessments)
+    return allocate_estimates(model, model.estimate(assessments), places)
+
+
+def allocate_estimates(
+    model: PathwayEffectModel, estimates: PathwayEstimates, places: np.ndarray
+) -> Allocation:
+    """Allocate places from the model's estimates of a cohort (:func:`allocate_cohort`'s rule).
+
+    For a caller that reads the estimates again (``POST /v1/pathway-allocations``
+    reports each person's risk with the programme allocated): the cohort is
+    estimated once, and allocated by the same rule as :func:`allocate_cohort`.
+    """
     floors: dict[str, float] = getattr(model, "programme_floor_", {})
     confident = np.array([floors.get(p, -1.0) > 0 for p in PROGRAMMES])
     default = int(getattr(model, "default_programme_", NO_PLACE))

@@ -33,6 +33,7 @@ from serving.routes import (
     models,
     operations,
     outcomes,
+    pathway_allocations,
     pathway_recommendations,
     risk_scores,
 )
@@ -47,7 +48,10 @@ Scores offender assessments for a case system, and recommends rehabilitation pat
   its band (`low`, `medium`, `high`, `very high`) and the fields that moved it most, each
   with the value sent and whether it `raises` or `lowers` the risk.
 * **POST /v1/pathway-recommendations**: the programmes likely to lower each person's risk,
-  with the estimated reduction and its interval; every other programme with why it is left out.
+  with the estimated reduction and its interval, why every other is left out, and the one
+  programme the served policy offers.
+* **POST /v1/pathway-allocations** (`allocate` scope): a cohort's programme places, at most one
+  per person, to prevent the most re-offending; with the allocation's shares by ethnicity and sex.
 * **GET /v1/models**: the versions served, their figures and a link to each model card.
 
 Send `Authorization: Bearer <key>` and a JSON body of 1 or more assessments. Every answer is
@@ -107,6 +111,9 @@ def add_routes(app: FastAPI, settings: Settings) -> None:
     add_openapi_components(app, body.schemas)
     app.include_router(risk_scores.make_router(body))
     app.include_router(pathway_recommendations.make_router(body))
+    allocation = pathway_allocations.allocation_body(settings.max_allocation_batch)
+    add_openapi_components(app, allocation.schemas)
+    app.include_router(pathway_allocations.make_router(allocation))
     app.include_router(decisions.router)
     app.include_router(outcomes.router)
     app.include_router(models.router)

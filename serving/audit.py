@@ -2,7 +2,8 @@
 
 Each row records when, for which client and request, which subject, which
 model version, a digest of the inputs, and the probability and band (or the
-programmes recommended, with their estimates). The rows of a request go in
+programmes recommended, with their estimates and the one offered; or the
+programme a person was allocated, :data:`ALLOCATED`). The rows of a request go in
 one transaction; if it fails, the request fails and nothing leaves the
 service unrecorded. Requests waiting together may share a transaction
 (:meth:`AuditLog.record_all`, used by :mod:`serving.worker`): then it holds
@@ -54,6 +55,15 @@ AUDIT_TABLES: dict[str, Table] = {
 
 #: Kinds of entry whose rows are inserted one statement per row (few rows, a revision to count).
 OVERSIGHT_KINDS = ("decisions", "outcomes")
+#: The log of each served kind: allocations go beside recommendations (``recommended`` starting
+#: :data:`ALLOCATED`), so a decision on one is recorded as on a recommendation.
+SERVED_LOG = {
+    "scores": "scores",
+    "recommendations": "recommendations",
+    "allocations": "recommendations",
+}
+#: How an allocation's row starts its ``recommended`` text: ``allocated=programme:reduction``.
+ALLOCATED = "allocated="
 #: Transactions tried when two decisions race for the same revision of one score.
 REVISION_ATTEMPTS = 20
 
@@ -106,7 +116,10 @@ class RecommendationRecord(NamedTuple):
     """One person's pathway recommendation as recorded (a named tuple, as :class:`AuditRecord`).
 
     ``recommended`` is the ranked programmes with their estimated reductions,
-    ``programme:reduction`` comma-separated (empty when none is recommended).
+    ``programme:reduction`` comma-separated (empty when none is recommended),
+    then ``;offered=programme`` (the served policy's one offer, or ``none``).
+    A person allocated a place (kind ``allocations``) has one row whose
+    ``recommended`` reads ``allocated=programme:reduction``.
     """
 
     subject_ref: str
@@ -156,13 +169,14 @@ class AuditEntry:
     """The audit rows of one request, ready to insert.
 
     ``kind`` names the log (``scores``: :class:`AuditRecord` records,
-    ``recommendations``: :class:`RecommendationRecord` ones, ``decisions``:
+    ``recommendations`` and ``allocations``: :class:`RecommendationRecord` ones
+    (both go to the recommendations log, :data:`SERVED_LOG`), ``decisions``:
     :class:`DecisionRecord`, ``outcomes``: :class:`OutcomeRecord`); ``time`` is
     when the request's answer was made. Decisions and outcomes name no model
     (``model_name`` and ``model_version`` empty).
     """
 
-    kind: Literal["scores", "recommendations", "decisions", "outcomes"]
+    kind: Literal["scores", "recommendations", "allocations", "decisions", "outcomes"]
     client: str
     request_id: str
     model_name: str
@@ -286,7 +300,8 @@ class AuditLog:
                 "model_name": entry.model_name,
                 "model_version": entry.model_version,
             }
-            rows[entry.kind] += self._inserts[entry.kind].rows(shared, entry.records)
+            log = SERVED_LOG[entry.kind]
+            rows[log] += self._inserts[log].rows(shared, entry.records)
         for attempt in range(1, REVISION_ATTEMPTS + 1):
             try:
                 with self.engine.connect() as conn:

@@ -16,7 +16,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from data.errors import DesistError
-from data.schema import FIELDS_BY_NAME
+from data.schema import FIELDS_BY_NAME, PROGRAMMES
 from models.contract.errors import ModelLoadError, ModelUnavailableError
 from serving.errors import (
     AuditOutcomeUnknownError,
@@ -117,6 +117,11 @@ def client_message(exc: DesistError) -> str:
     return " ".join(str(part) for part in exc.args)
 
 
+#: Why an allocation's places name an unknown programme (``places.<name>``).
+_UNKNOWN_PROGRAMME = "unknown programme: places are given per programme, one of " + ", ".join(
+    PROGRAMMES
+)
+
 #: Pydantic's error types for a number outside its field's range.
 _RANGE_ERRORS = frozenset({"greater_than_equal", "less_than_equal"})
 
@@ -143,7 +148,11 @@ def _violation(error: Any) -> Violation:
     if kind == "cross_field":
         field = error["ctx"]["field"]
     elif kind == "extra_forbidden":
-        reason = "unknown field: not part of the assessment schema"
+        reason = (
+            _UNKNOWN_PROGRAMME
+            if index is None and loc[:1] == ["places"]
+            else "unknown field: not part of the assessment schema"
+        )
     elif kind == "missing":
         reason = "required field is missing"
     elif field in FIELDS_BY_NAME and "input" in error:

@@ -35,10 +35,12 @@ from data.schema import FREE_TEXT_PATTERN
 from serving.database import api_keys_table
 from serving.errors import AuthenticationError, DatabaseUnavailableError, KeyStoreError
 
-Scope = Literal["score", "admin", "outcomes"]
+Scope = Literal["score", "admin", "outcomes", "allocate"]
 #: ``score``: score, recommend and record practitioners' decisions (a case system);
-#: ``outcomes``: import outcomes only (a records feed); ``admin``: everything.
-SCOPES: tuple[str, ...] = ("score", "admin", "outcomes")
+#: ``outcomes``: import outcomes only (a records feed); ``allocate``: allocate a cohort's
+#: programme places (``POST /v1/pathway-allocations``: whoever commissions or plans the
+#: places, not a case system); ``admin``: everything.
+SCOPES: tuple[str, ...] = ("score", "admin", "outcomes", "allocate")
 PREFIX = "dsk"
 
 # scrypt cost: 16 MiB and about 60 ms per check on this machine.

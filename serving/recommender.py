@@ -8,7 +8,11 @@ programme is recommended only when the person is eligible, people like them
 were sometimes but not always referred (overlap), and the benefit is
 clearly above zero. The answer lists the recommended programmes, largest
 reduction first, with the needs items behind each, and says for every other
-programme why it is not recommended. The practitioner decides.
+programme why it is not recommended. Beside them stands the one programme
+the served policy offers (:func:`models.pathway_policy.served_choice` with
+the model's gate and margin: the policy the benchmark measures) and the
+person's figures (:func:`models.pathway_policy.person_figures`): their risk
+without a referral, and with each programme. The practitioner decides.
 
 Up to :data:`FOREST_ROWS` people, the estimates come from the model's boosters
 flattened once at load (:mod:`models.pathway_forest`) and the people's
@@ -35,8 +39,10 @@ from models.contract.errors import ModelLoadError
 from models.encoding import to_model_input
 from models.pathway_estimates import Recommendation, recommendations_from_needs
 from models.pathway_forest import PathwayForest, compile_forest
+from models.pathway_policy import NO_PROGRAMME, PersonFigures, person_figures, served_choice
 from models.pathways import PROGRAMME_NEEDS, PathwayEffectModel, PathwayEstimates, recommendations
 from serving.logs import get_logger
+from serving.schemas import OfferBasis
 
 log = get_logger("serving.recommender")
 
@@ -72,6 +78,9 @@ class RecommendedItem(TypedDict):
     estimated_reduction: float
     interval_low: float
     interval_high: float
+    person_interval_low: float
+    person_interval_high: float
+    risk_with: float
     needs: list[str]
 
 
@@ -87,6 +96,10 @@ class PersonRecommendation(TypedDict):
     """One person's ranked recommendations, as the API returns them."""
 
     subject_ref: str
+    risk_without: float
+    offered_programme: str | None
+    offered_basis: OfferBasis | None
+    risk_with_offered: float | None
     recommended: list[RecommendedItem]
     not_recommended: list[NotRecommendedItem]
 
@@ -171,35 +184,57 @@ class Recommender:
             found = self._general(assessments)
         return self._answers(*found, assessments)
 
+    def offers(self, estimates: PathwayEstimates) -> tuple[np.ndarray, list[OfferBasis | None]]:
+        """Return the served policy's programme per person and the basis of each offer.
+
+        :func:`~models.pathway_policy.served_choice` with the model's default
+        programme, switch margin and gate; a model saved before those existed
+        offers only confident personal picks (no default, no margin, gated).
+        """
+        default = int(getattr(self.model, "default_programme_", NO_PROGRAMME))
+        choice = served_choice(
+            estimates,
+            default,
+            float(getattr(self.model, "switch_margin_", 0.0)),
+            bool(getattr(self.model, "gate_", True)),
+        )
+        picks = zip(choice.programme.tolist(), choice.confident.tolist(), strict=True)
+        return choice.programme, [_basis(j, confident, default) for j, confident in picks]
+
     def _general(
         self, assessments: Sequence[BaseModel]
-    ) -> tuple[PathwayEstimates, list[list[Recommendation]]]:
-        """Return the estimates and ranked picks through the model's table and scikit-learn."""
+    ) -> tuple[PathwayEstimates, list[list[Recommendation]], np.ndarray]:
+        """Return the estimates, ranked picks and risks without a referral, through scikit-learn."""
         table = self.frame(assessments)
         estimates = self.model.estimate(table)
-        return estimates, recommendations(estimates, table)
+        risk = self.model.baseline_risk(self.model.encoder_.transform(table))
+        return estimates, recommendations(estimates, table), risk
 
     def _answers(
         self,
         estimates: PathwayEstimates,
         ranked: list[list[Recommendation]],
+        risk_without: np.ndarray,
         assessments: Sequence[BaseModel],
     ) -> list[PersonRecommendation]:
-        """Return the API's answers: each person's picks, and every other programme's reason."""
+        """Return the API's answers: the offer, each person's picks, every other one's reason."""
+        figures = person_figures(estimates, risk_without)
+        offered, basis = self.offers(estimates)
         out: list[PersonRecommendation] = []
         for row, (item, picks) in enumerate(zip(assessments, ranked, strict=True)):
             chosen = {pick.programme for pick in picks}
+            offer = int(offered[row])
             out.append(
                 {
                     "subject_ref": item.subject_ref,  # type: ignore[attr-defined]
+                    "risk_without": float(risk_without[row]),
+                    "offered_programme": None if offer < 0 else estimates.programmes[offer],
+                    "offered_basis": basis[row],
+                    "risk_with_offered": None
+                    if offer < 0
+                    else float(figures.risk_with[row, offer]),
                     "recommended": [
-                        {
-                            "programme": pick.programme,
-                            "estimated_reduction": pick.estimated_reduction,
-                            "interval_low": pick.interval[0],
-                            "interval_high": pick.interval[1],
-                            "needs": list(pick.needs),
-                        }
+                        _recommended(pick, figures, row, estimates.programmes.index(pick.programme))
                         for pick in picks
                     ],
                     "not_recommended": [
@@ -213,7 +248,7 @@ class Recommender:
 
     def _walked(
         self, forest: PathwayForest, assessments: Sequence[BaseModel]
-    ) -> tuple[PathwayEstimates, list[list[Recommendation]]]:
+    ) -> tuple[PathwayEstimates, list[list[Recommendation]], np.ndarray]:
         """Return the estimates and ranked picks of a few people through the flattened forest.
 
         The assessments are read as :meth:`frame` and the model's encoder
@@ -239,30 +274,73 @@ class Recommender:
         estimates = self.model.estimates_from(
             walked.relative, walked.baseline, walked.propensity, ages
         )
-        return estimates, recommendations_from_needs(estimates, needs)
+        return estimates, recommendations_from_needs(estimates, needs), walked.baseline
+
+
+def _basis(programme: int, confident: bool, default: int) -> OfferBasis | None:
+    """Return why ``programme`` is offered (``None``: nothing is)."""
+    if programme < 0:
+        return None
+    if confident:
+        return "confident_personal_pick"
+    return "default_programme" if programme == default else "personal_pick"
+
+
+def _recommended(pick: Recommendation, figures: PersonFigures, row: int, j: int) -> RecommendedItem:
+    """Return one recommended programme as the API gives it, with the person's own figures."""
+    return {
+        "programme": pick.programme,
+        "estimated_reduction": pick.estimated_reduction,
+        "interval_low": pick.interval[0],
+        "interval_high": pick.interval[1],
+        "person_interval_low": float(figures.low[row, j]),
+        "person_interval_high": float(figures.high[row, j]),
+        "risk_with": float(figures.risk_with[row, j]),
+        "needs": list(pick.needs),
+    }
 
 
 def _agree(one: list[PersonRecommendation], other: list[PersonRecommendation]) -> bool:
-    """Whether two answers name the same programmes, needs and reasons, with the same figures."""
+    """Whether two answers name the same programmes, needs, reasons and offer, and figures."""
     if len(one) != len(other):
         return False
     for mine, theirs in zip(one, other, strict=True):
-        if (mine["subject_ref"], mine["not_recommended"]) != (
-            theirs["subject_ref"],
-            theirs["not_recommended"],
-        ) or len(mine["recommended"]) != len(theirs["recommended"]):
+        if _named(mine) != _named(theirs) or not _close(_figures(mine), _figures(theirs)):
             return False
-        for a, b in zip(mine["recommended"], theirs["recommended"], strict=True):
-            figures = zip(
-                (a["estimated_reduction"], a["interval_low"], a["interval_high"]),
-                (b["estimated_reduction"], b["interval_low"], b["interval_high"]),
-                strict=True,
-            )
-            if (a["programme"], a["needs"]) != (b["programme"], b["needs"]) or not all(
-                math.isclose(x, y, rel_tol=0, abs_tol=1e-12) for x, y in figures
-            ):
-                return False
     return True
+
+
+def _named(person: PersonRecommendation) -> list[object]:
+    """Return what two answers of one person must name alike."""
+    return [
+        person["subject_ref"],
+        person["offered_programme"],
+        person["offered_basis"],
+        person["not_recommended"],
+        [(item["programme"], item["needs"]) for item in person["recommended"]],
+    ]
+
+
+def _figures(person: PersonRecommendation) -> list[float]:
+    """Return every figure of one person's answer, in a fixed order."""
+    out = [person["risk_without"], person["risk_with_offered"] or 0.0]
+    for item in person["recommended"]:
+        out += [
+            item["estimated_reduction"],
+            item["interval_low"],
+            item["interval_high"],
+            item["person_interval_low"],
+            item["person_interval_high"],
+            item["risk_with"],
+        ]
+    return out
+
+
+def _close(one: list[float], other: list[float]) -> bool:
+    """Whether two lists of figures agree to 1e-12 (the forest's sums are scikit-learn's)."""
+    return len(one) == len(other) and all(
+        math.isclose(x, y, rel_tol=0, abs_tol=1e-12) for x, y in zip(one, other, strict=True)
+    )
 
 
 def _codes(categories: list[str]) -> dict[str, float]:
@@ -296,7 +374,11 @@ def _left_out(estimates: PathwayEstimates, row: int, j: int) -> NotRecommendedIt
 
 
 def audit_summary(person: PersonRecommendation) -> str:
-    """Return the recommended programmes as ``programme:reduction``, comma-separated."""
-    return ",".join(
+    """Return the recommended programmes as ``programme:reduction``, comma-separated, and the offer.
+
+    The offer follows as ``;offered=programme`` (``none`` when nothing is offered).
+    """
+    ranked = ",".join(
         f"{item['programme']}:{item['estimated_reduction']:.4f}" for item in person["recommended"]
     )
+    return f"{ranked};offered={person['offered_programme'] or 'none'}"

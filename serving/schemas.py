@@ -26,6 +26,9 @@ class _Strict(BaseModel):
 RiskBand = Literal["low", "medium", "high", "very high"]
 #: Whether a reason raises or lowers the risk (:attr:`models.explain.Reason.direction`).
 Direction = Literal["raises", "lowers"]
+#: Why the offered programme is offered: a personal pick recommended with confidence, a
+#: personal pick the model's selection serves ungated, or the best single programme.
+OfferBasis = Literal["confident_personal_pick", "personal_pick", "default_programme"]
 
 _EXAMPLE_REQUEST_ID = "3f2b8c1e6a4d4f0e9b7a5c2d1e0f8a6b"
 
@@ -64,19 +67,29 @@ EXAMPLE_RECOMMENDATIONS: dict[str, Any] = {
     "recommendations": [
         {
             "subject_ref": EXAMPLE_ASSESSMENT[ID_FIELD],
+            "risk_without": 0.62,
+            "offered_programme": "drugs_alcohol",
+            "offered_basis": "confident_personal_pick",
+            "risk_with_offered": 0.55,
             "recommended": [
                 {
                     "programme": "drugs_alcohol",
                     "estimated_reduction": 0.07,
                     "interval_low": 0.03,
                     "interval_high": 0.11,
+                    "person_interval_low": 0.03,
+                    "person_interval_high": 0.11,
+                    "risk_with": 0.55,
                     "needs": ["drug_misuse", "alcohol_misuse"],
                 },
                 {
                     "programme": "accommodation",
                     "estimated_reduction": 0.05,
-                    "interval_low": 0.01,
+                    "interval_low": 0.03,
                     "interval_high": 0.09,
+                    "person_interval_low": 0.02,
+                    "person_interval_high": 0.08,
+                    "risk_with": 0.57,
                     "needs": ["no_settled_accommodation", "unsuitable_accommodation"],
                 },
             ],
@@ -168,6 +181,18 @@ class RecommendedProgramme(_Strict):
         "with similar estimates."
     )
     interval_high: float = Field(description="Upper end of that interval.")
+    person_interval_low: float = Field(
+        description="This person's interval: their own estimate give or take the half-width "
+        "of the group interval above, so it always contains the estimate; it says how "
+        "precisely people like them are measured, not how far their own effect may differ."
+    )
+    person_interval_high: float = Field(description="Upper end of the person's interval.")
+    risk_with: float = Field(
+        ge=0,
+        le=1,
+        description="The person's estimated 12-month re-offending probability with a referral "
+        "to this programme alone (risk_without minus the estimated reduction, at least 0).",
+    )
     needs: list[str] = Field(
         description="The person's flagged needs items (score above 0) behind this programme."
     )
@@ -188,6 +213,27 @@ class PathwayRecommendation(_Strict):
     """One person's recommendations; the practitioner decides."""
 
     subject_ref: str = Field(description="The caller's reference, echoed.")
+    risk_without: float = Field(
+        ge=0,
+        le=1,
+        description="The person's estimated 12-month re-offending probability with no referral.",
+    )
+    offered_programme: str | None = Field(
+        description="The one programme the served policy offers (the policy the pathway "
+        "benchmark measures): a personal pick when it is recommended with confidence and "
+        "beats the best single programme by the model's margin, else the best single "
+        "programme when open to the person; null when none is."
+    )
+    offered_basis: OfferBasis | None = Field(
+        description="confident_personal_pick, personal_pick (a pick the model's truth-free "
+        "selection serves without the confidence gate) or default_programme (the best single "
+        "programme, chosen on the training people); null when nothing is offered."
+    )
+    risk_with_offered: float | None = Field(
+        ge=0,
+        le=1,
+        description="The person's estimated risk with a referral to the offered programme alone.",
+    )
     recommended: list[RecommendedProgramme] = Field(
         description="Programmes clearly likely to lower this person's risk, largest reduction "
         "first; empty when none is."

@@ -216,6 +216,12 @@ def _count(report: FuzzReport, label: str, case: Case, response: Any) -> None:
             report.scores_returned += len(answers)
         else:
             report.recommendations_returned += len(answers)
+    elif path == "/v1/pathway-allocations":
+        # Each person placed has a row in the recommendations log (nobody else has one).
+        body = response.json()
+        placed = [a for a in body["allocations"] if a["programme"] is not None]
+        report.served.extend((body["request_id"], a["subject_ref"]) for a in placed)
+        report.recommendations_returned += len(placed)
     elif path == "/v1/decisions":
         report.decisions_recorded += 1
     elif path == "/v1/outcomes":

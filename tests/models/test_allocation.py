@@ -73,7 +73,7 @@ def test_priority_pairs_are_placed_first_and_the_places_left_are_filled() -> Non
 def test_a_cohort_is_allocated_confident_pairs_first_within_the_places() -> None:
     from data.schema import DEFAULT_FEATURES, PROGRAMMES, TARGET_FIELD
     from data.synthetic import SynthConfig, generate_cohort
-    from models.allocation import allocate_cohort
+    from models.allocation import allocate_cohort, allocate_estimates
     from models.pathways import PathwayEffectModel
 
     cohort, _ = generate_cohort(SynthConfig(rows=6000, seed=8))
@@ -92,6 +92,10 @@ def test_a_cohort_is_allocated_confident_pairs_first_within_the_places() -> None
     assert (estimates.eligible[rows, chosen] & estimates.in_overlap[rows, chosen]).all()
     # Places the confident pairs leave are filled: more than the default's.
     assert result.filled.sum() > places[0]
+    # The service allocates from estimates it reads again (risks): the same allocation.
+    again = allocate_estimates(model, estimates, places)
+    assert again.programme.tolist() == result.programme.tolist()
+    assert again.total == result.total and again.filled.tolist() == result.filled.tolist()
 
 
 def test_without_a_default_programme_only_confident_pairs_get_places() -> None:

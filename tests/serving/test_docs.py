@@ -108,9 +108,10 @@ def test_the_example_error_is_what_the_service_answers(service: Service) -> None
 def test_the_page_describes_both_endpoints_and_the_error_body(service: Service) -> None:
     document = service.client.get("/openapi.json").json()
     description = document["info"]["description"]
-    for words in ("/v1/risk-scores", "/v1/pathway-recommendations", "ErrorBody", "violations"):
+    routes = ("/v1/risk-scores", "/v1/pathway-recommendations", "/v1/pathway-allocations")
+    for words in (*routes, "ErrorBody", "violations"):
         assert words in description
-    for path in ("/v1/risk-scores", "/v1/pathway-recommendations"):
+    for path in routes:
         operation = document["paths"][path]["post"]
         assert operation["summary"] and operation["description"]
         refused = operation["responses"]["422"]["content"]["application/json"]["schema"]

@@ -70,6 +70,7 @@ def test_generated_requests_get_no_5xx_and_match_the_schema(
     assert operations >= {
         "POST /v1/risk-scores",
         "POST /v1/pathway-recommendations",
+        "POST /v1/pathway-allocations",
         "POST /v1/decisions",
         "POST /v1/outcomes",
         "GET /v1/models",

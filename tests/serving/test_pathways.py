@@ -14,13 +14,14 @@ from sqlalchemy import select
 from benchmarks.support.assessments import assessment
 from benchmarks.support.registry import Store
 from data.schema import PROGRAMMES
+from models.pathway_policy import served_choice
 from models.pathways import PROGRAMME_NEEDS, recommendations
 from serving.audit import input_digest
 from serving.commands import export_audit
 from serving.database import recommendation_audit_table
 from serving.schemas import assessment_batch_model
 from serving.settings import Settings
-from tests.support.serving import Service, make_settings, start_service
+from tests.support.serving import Service, make_settings, served_pathway_table, start_service
 
 ROUTE = "/v1/pathway-recommendations"
 
@@ -77,20 +78,44 @@ def test_every_programme_is_either_recommended_in_order_or_left_out_with_a_reaso
     assert recommended_any > 0
 
 
-def test_answers_are_the_models_own_recommendations(
+def test_answers_are_the_models_own_recommendations_offer_and_figures(
     service: Service, cohort_assessments: list[dict[str, Any]]
 ) -> None:
-    items = cohort_assessments[:100]
+    items = cohort_assessments[:150]
     body = recommend(service, items).json()
-    loaded = service.client.app.state.pathway_holder.current  # type: ignore[attr-defined]
-    batch = assessment_batch_model(1000).model_validate({"assessments": items})
-    table = loaded.recommender.frame(batch.assessments)
-    expected = recommendations(loaded.recommender.model.estimate(table), table)
+    model, table = served_pathway_table(service, items)
+    expected = recommendations(model.estimate(table), table)
     for answer, mine in zip(body["recommendations"], expected, strict=True):
         assert [r["programme"] for r in answer["recommended"]] == [m.programme for m in mine]
         assert [r["estimated_reduction"] for r in answer["recommended"]] == pytest.approx(
             [m.estimated_reduction for m in mine]
         )
+    # Issue 17, item 5: the policy the benchmark measures is the one a case system is offered.
+    estimates = model.estimate(table)
+    choice = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
+    expected = [PROGRAMMES[j] if j >= 0 else None for j in choice.programme]
+    assert [a["offered_programme"] for a in body["recommendations"]] == expected
+    assert any(expected)  # something was offered, so the comparison is not all nulls
+    risk = model.baseline_risk(model.encoder_.transform(table))
+    for row, answer in enumerate(body["recommendations"]):
+        assert answer["risk_without"] == pytest.approx(risk[row])
+        basis = answer["offered_basis"]
+        assert (basis is None) == (answer["offered_programme"] is None)
+        assert (basis == "confident_personal_pick") == bool(choice.confident[row])
+        if basis == "default_programme":
+            assert answer["offered_programme"] == PROGRAMMES[model.default_programme_]
+        if answer["offered_programme"] is not None:
+            j = PROGRAMMES.index(answer["offered_programme"])
+            assert answer["risk_with_offered"] == pytest.approx(
+                max(0.0, risk[row] - estimates.effect[row, j])
+            )
+        for item in answer["recommended"]:
+            # The person's interval contains their own estimate (issue 17, item 6).
+            low, high = item["person_interval_low"], item["person_interval_high"]
+            assert low <= item["estimated_reduction"] <= high
+            assert item["risk_with"] == pytest.approx(
+                max(0.0, answer["risk_without"] - item["estimated_reduction"])
+            )
 
 
 def test_princes_trust_is_only_for_ages_16_to_25(service: Service) -> None:
@@ -122,8 +147,10 @@ def test_every_answer_is_audited_with_its_input_digest(
         assert row.request_id == body["request_id"]
         assert row.model_version == "1" and row.client == "case-system"
         assert row.input_digest == input_digest(item)
-        logged = [part.split(":")[0] for part in row.recommended.split(",") if part]
+        ranked, _, offered = row.recommended.partition(";offered=")
+        logged = [part.split(":")[0] for part in ranked.split(",") if part]
         assert logged == [r["programme"] for r in answer["recommended"]]
+        assert offered == (answer["offered_programme"] or "none")
 
     out = service.settings.home / "recommendations.csv"
     assert export_audit(None, out, service.settings, kind="recommendations") == len(items)

@@ -16,6 +16,14 @@ from tests.support.serving import make_settings
 
 _NULLABLE = [spec.name for spec in ASSESSMENT_FIELDS if spec.nullable]
 _AGE_BOUND = {rule.lower for rule in CROSS_FIELD_RULES if rule.upper == "age"}
+_FIGURES = (
+    "estimated_reduction",
+    "interval_low",
+    "interval_high",
+    "person_interval_low",
+    "person_interval_high",
+    "risk_with",
+)
 
 
 @pytest.fixture(scope="module")
@@ -52,14 +60,16 @@ def _random_people(items: list[dict[str, Any]], seed: int) -> list[dict[str, Any
 def _assert_same(got: list[PersonRecommendation], expected: list[PersonRecommendation]) -> None:
     assert len(got) == len(expected)
     for mine, theirs in zip(got, expected, strict=True):
-        assert mine["subject_ref"] == theirs["subject_ref"]
-        assert mine["not_recommended"] == theirs["not_recommended"]
+        for key in ("subject_ref", "not_recommended", "offered_programme", "offered_basis"):
+            assert mine[key] == theirs[key]  # type: ignore[literal-required]
+        for key in ("risk_without", "risk_with_offered"):
+            assert abs((mine[key] or 0.0) - (theirs[key] or 0.0)) <= 1e-12  # type: ignore[literal-required]
         assert [r["programme"] for r in mine["recommended"]] == [
             r["programme"] for r in theirs["recommended"]
         ]
         for a, b in zip(mine["recommended"], theirs["recommended"], strict=True):
             assert a["needs"] == b["needs"]
-            for key in ("estimated_reduction", "interval_low", "interval_high"):
+            for key in _FIGURES:
                 assert abs(a[key] - b[key]) <= 1e-12  # type: ignore[literal-required]
 
 
@@ -118,3 +128,24 @@ def test_warming_up_checks_the_forest_and_drops_it_when_it_disagrees(
     misread.warm_up(people.assessments)
     assert not misread.flattened
     _assert_same(misread.recommend(people.assessments), fast.recommend(people.assessments))
+
+
+def test_a_model_saved_before_the_served_policy_offers_only_confident_picks(
+    recommenders: Any, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    import copy
+
+    fast, _ = recommenders
+    old = copy.copy(fast.model)
+    for name in ("default_programme_", "switch_margin_", "gate_"):
+        delattr(old, name)  # as a model saved before issue 17 has none of them
+    parsed = assessment_batch_model(1000).model_validate({"assessments": cohort_assessments})
+    answers = Recommender(old, flatten=False).recommend(parsed.assessments)
+    assert {a["offered_basis"] for a in answers} <= {"confident_personal_pick", None}
+    for answer in answers:
+        # The offer is then the top confident programme, or nothing: nothing when the
+        # person's largest estimate is not itself confident (the gate decides whether
+        # to personalise, not which programme).
+        top = answer["recommended"][0]["programme"] if answer["recommended"] else None
+        assert answer["offered_programme"] in (None, top)
+    assert any(a["offered_programme"] for a in answers)

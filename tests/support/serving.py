@@ -60,6 +60,16 @@ def start_service(
         yield Service(client, settings, score_key, admin_key)
 
 
+def served_pathway_table(service: Service, items: list[dict[str, Any]]) -> tuple[Any, Any]:
+    """Return the served pathway model and ``items`` as its input table (validated as sent)."""
+    from serving.schemas import assessment_batch_model
+
+    holder = service.client.app.state.pathway_holder  # type: ignore[attr-defined]
+    recommender = holder.current.recommender
+    batch = assessment_batch_model(max(len(items), 1)).model_validate({"assessments": items})
+    return recommender.model, recommender.frame(batch.assessments)
+
+
 def key_store_with_key(tmp_path: Path, cache_seconds: float) -> tuple[KeyStore, str, str]:
     """Return a key store under ``tmp_path`` with one score key of client ``c``: its id, the key."""
     keys = KeyStore(make_engine(f"sqlite:///{tmp_path / 'k.db'}"), cache_seconds=cache_seconds)
