@@ -93,7 +93,7 @@ def _keys(settings: Settings | None) -> Iterator[KeyStore]:
 
 
 def create_key(client: str, scope: str, settings: Settings | None = None) -> str:
-    """Create an API key for ``client`` with scope ``score`` or ``admin``; return it.
+    """Create an API key for ``client`` with one of ``serving.keys.SCOPES``; return it.
 
     The key is returned once (print it for the operator); only a salted hash is stored.
 
