@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from data.schema import TARGET_FIELD
-from models import tree_paths
+from models import leaf_lookup, tree_paths
 from models.calibration import ScoreCalibratedClassifier
 from models.explain import risk_pipeline
 from models.leaf_lookup import MAX_LOOKUP_SPLITS
@@ -25,9 +25,10 @@ from tests.support.risk_models import FEATURES
 Data = tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]
 
 
+@pytest.mark.parametrize("all_trees_max_rows", [0, 10_000], ids=["tree-by-tree", "all-trees"])
 @pytest.mark.parametrize("max_leaf_nodes", [2, 8, 12])
 def test_leaves_looked_up_from_split_outcomes_equal_the_compiled_walk_bit_for_bit(
-    risk_data: Data, monkeypatch: pytest.MonkeyPatch, max_leaf_nodes: int
+    risk_data: Data, monkeypatch: pytest.MonkeyPatch, max_leaf_nodes: int, all_trees_max_rows: int
 ) -> None:
     train, _, test = risk_data
     settings = BoostingSettings(max_iter=40, max_leaf_nodes=max_leaf_nodes, min_samples_leaf=20)
@@ -42,6 +43,7 @@ def test_leaves_looked_up_from_split_outcomes_equal_the_compiled_walk_bit_for_bi
     X[np.random.default_rng(5).random(X.shape) < 0.2] = np.nan  # missing values go their way
     monkeypatch.setattr(tree_paths, "LOOKUP_MIN_ROWS", 0)  # looked up however few the rows
     monkeypatch.setattr(tree_paths, "LOOKUP_BLOCK_ROWS", 300)  # blocks, the last one short
+    monkeypatch.setattr(leaf_lookup, "ALL_TREES_MAX_ROWS", all_trees_max_rows)
     looked_up = _batch_contributions(trees, X)
     walked = _batch_contributions(dataclasses.replace(trees, leaf_lookup=None), X)
     assert looked_up.tobytes() == walked.tobytes()
