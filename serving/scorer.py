@@ -74,7 +74,8 @@ class Scorer:
     top_reasons
         How many reasons to give per score.
     threads
-        Threads that share the trees' walk of a large batch (from 400 rows on;
+        Threads that share the trees' walk of a large batch (from 400 rows on,
+        8,192 when the leaves are looked up;
         :func:`models.tree_paths.tree_path_contributions`): the service's thread budget.
 
     Raises

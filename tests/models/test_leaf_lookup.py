@@ -70,3 +70,28 @@ def test_trees_with_too_many_splits_for_a_lookup_are_walked_by_scikit_learn(
         pipeline.decision_function(people),
         atol=1e-9,
     )
+
+
+def test_looked_up_leaves_are_shared_between_threads_only_in_large_batches(
+    risk_data: Data, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    train, _, test = risk_data
+    settings = BoostingSettings(max_iter=30, max_leaf_nodes=8, min_samples_leaf=20)
+    pipeline = build_risk_model(tuple(FEATURES), settings).fit(
+        train.head(5_000), train[TARGET_FIELD].head(5_000).astype(int)
+    )
+    trees = compile_trees(pipeline.named_steps["model"])
+    assert trees.leaf_lookup is not None
+    X = pipeline.named_steps["encode"].transform(test.head(1_000))
+    alone = tree_path_contributions(trees, X, threads=1)
+
+    def no_pool(threads: int) -> None:
+        raise AssertionError(f"{len(X)} rows shared between {threads} threads")
+
+    # A request's 1,000 rows stay on one thread: a second one would only wait for the GIL.
+    with monkeypatch.context() as patch:
+        patch.setattr(tree_paths, "_pool", no_pool)
+        assert tree_path_contributions(trees, X, threads=2).tobytes() == alone.tobytes()
+    # Shared when each thread gets its minimum: the same numbers, bit for bit, in order.
+    monkeypatch.setattr(tree_paths, "LOOKUP_THREAD_MIN_ROWS", BATCH_ROWS)
+    assert tree_path_contributions(trees, X, threads=3).tobytes() == alone.tobytes()
