@@ -74,7 +74,8 @@ class Scorer:
     top_reasons
         How many reasons to give per score.
     threads
-        Threads that share the trees' walk of a large batch (from 400 rows on;
+        Threads that share the trees' walk of a large batch (from 400 rows on,
+        8,192 when the leaves are looked up;
         :func:`models.tree_paths.tree_path_contributions`): the service's thread budget.
 
     Raises
@@ -167,33 +168,7 @@ class Scorer:
             # A field not assessed is never a reason (models.explain.top_contributions).
             top, top_amounts = top_contributions(contributions, limit, ~np.isnan(X))
             order, picked = top.tolist(), top_amounts.tolist()
-        features = self.features
-        scores: list[Score] = []
-        for row, p, band, columns, amounts in zip(
-            values, probabilities, bands, order, picked, strict=True
-        ):
-            reasons: list[ReasonItem] = []
-            for j, c in zip(columns, amounts, strict=True):
-                value = row[features[j]]
-                if value is not None:
-                    # The same rule as models.explain.Reason.direction.
-                    reasons.append(
-                        {
-                            "feature": features[j],
-                            "value": value,
-                            "contribution": c,
-                            "direction": "raises" if c > 0 else "lowers",
-                        }
-                    )
-            scores.append(
-                {
-                    "subject_ref": row["subject_ref"],
-                    "risk_probability": p,
-                    "risk_band": band,
-                    "reasons": reasons,
-                }
-            )
-        return scores
+        return _scores(values, self.features, probabilities, bands, order, picked)
 
     def _few_rows(
         self, X: np.ndarray, logit: np.ndarray, contributions: np.ndarray, limit: int
@@ -228,6 +203,45 @@ class Scorer:
             order.append(best)
             picked.append([amounts[j] for j in best])
         return probabilities, bands, order, picked
+
+
+def _scores(
+    values: Sequence[dict[str, Any]],
+    features: Sequence[str],
+    probabilities: list[float],
+    bands: list[str],
+    order: list[list[int]],
+    picked: list[list[float]],
+) -> list[Score]:
+    """Return the scores with their reasons: rows' ``order`` columns and their ``picked`` amounts.
+
+    A field not assessed (``None``) is never a reason. The reasons of every row
+    are built in one flat pass and then cut into rows: a loop per row (or a
+    comprehension per row, a function call each in Python 3.11) cost twice
+    as much for 1,000 rows.
+    """
+    names = [features[j] for columns in order for j in columns]
+    width = len(order[0]) if order else 0  # the same number of picks in every row
+    sent = [row[features[j]] for row, columns in zip(values, order, strict=True) for j in columns]
+    amounts = [c for row_amounts in picked for c in row_amounts]
+    flat: list[ReasonItem] = [
+        # The same rule as models.explain.Reason.direction.
+        {"feature": f, "value": v, "contribution": c, "direction": "raises" if c > 0 else "lowers"}
+        for f, v, c in zip(names, sent, amounts, strict=True)
+    ]
+    if width == 0:  # no reasons asked for (or no rows)
+        reasons: list[list[ReasonItem]] = [[] for _ in values]
+    elif None not in sent:
+        reasons = [flat[start : start + width] for start in range(0, len(flat), width)]
+    else:  # a field not assessed among the picks (fewer assessed fields than reasons)
+        reasons = [
+            [r for r in flat[start : start + width] if r["value"] is not None]
+            for start in range(0, len(flat), width)
+        ]
+    return [
+        {"subject_ref": row["subject_ref"], "risk_probability": p, "risk_band": band, "reasons": r}
+        for row, p, band, r in zip(values, probabilities, bands, reasons, strict=True)
+    ]
 
 
 def _calibration_map(model: ScoreCalibratedClassifier) -> Callable[[np.ndarray], np.ndarray]:

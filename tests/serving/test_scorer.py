@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 from sklearn.exceptions import NotFittedError
 
-from data.schema import TARGET_FIELD, make_assessment_model
+from data.schema import FIELDS_BY_NAME, TARGET_FIELD, make_assessment_model
 from data.synthetic import SynthConfig, generate_cohort
 from models.bands import RiskBands
 from models.calibration import CalibrationMethod, ScoreCalibratedClassifier
@@ -191,3 +191,23 @@ def test_the_calibration_map_is_the_models_own(method: CalibrationMethod) -> Non
     )
     with pytest.raises(NotFittedError):
         _calibration_map(ScoreCalibratedClassifier(model.estimator, method=method))
+
+
+def test_a_field_not_assessed_is_never_a_reason_in_a_batch(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    # Fewer fields assessed than reasons asked for: the reasons are only those assessed,
+    # in a batch (the array path) as for one row alone.
+    sparse = [
+        {name: (None if FIELDS_BY_NAME[name].nullable else value) for name, value in a.items()}
+        for a in cohort_assessments[: _FEW_ROWS * 3]
+    ]
+    loaded, items = served_model_and_items(settings, sparse)
+    features = loaded.scorer.features
+    scorer = Scorer(loaded.scorer.model, loaded.scorer.bands, top_reasons=len(features) - 1)
+    assessed = [[f for f in features if getattr(item, f) is not None] for item in items]
+    assert max(len(fields) for fields in assessed) < scorer.top_reasons
+    in_batch = scorer.score(items)
+    for score, fields in zip(in_batch, assessed, strict=True):
+        assert sorted(reason["feature"] for reason in score["reasons"]) == sorted(fields)
+    assert in_batch == [score for item in items for score in scorer.score([item])]
