@@ -125,3 +125,29 @@ def test_the_best_single_programme_is_the_largest_value_whose_floor_clears_zero(
     noise = rng.normal(0.0, 1.0, size=(200, k)) - 0.05
     _, _, none = best_single_programme(noise, np.ones((200, k), dtype=bool))
     assert none == NO_PROGRAMME
+
+
+def test_selection_keeps_the_default_when_the_gain_is_within_its_own_standard_error() -> None:
+    rng = np.random.default_rng(8)
+    n = 2_000
+    effect = np.column_stack([np.full(n, 0.02), rng.uniform(0.0, 0.04, n)])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    # Programme 1 is worth 0.005 more than the default on average, under noise of sd 1:
+    # inside one standard error (about 0.016), so personalising is not clearly worth it.
+    noise = np.where(np.arange(n) % 2 == 0, 1.0, -0.99)
+    pseudo = np.column_stack([np.full(n, 0.02), 0.02 + noise])
+    gate, margin, values = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert max(values.values()) > values["gate/inf"]  # the best-scoring rule is a switch...
+    assert (gate, margin) == (True, float("inf"))  # ...but not by more than its own error
+
+
+def test_selection_switches_when_the_gain_clears_its_standard_error() -> None:
+    rng = np.random.default_rng(9)
+    n = 2_000
+    effect = np.column_stack([np.full(n, 0.02), rng.uniform(0.0, 0.04, n)])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    pseudo = np.column_stack([np.full(n, 0.02), 0.5 + rng.normal(0.0, 1.0, n)])
+    gate, margin, _ = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert not gate and margin < float("inf")
