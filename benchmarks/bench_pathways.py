@@ -186,6 +186,12 @@ def main() -> None:
     parser.add_argument("--places", type=float, default=0.10, help="places per programme")
     parser.add_argument("--no-econml", action="store_true")
     parser.add_argument(
+        "--contrast",
+        choices=("alone", "observed"),
+        default="alone",
+        help="the model's pseudo-outcome contrast (observed: before issue 17's change)",
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=None,
@@ -213,7 +219,7 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started, started_cpu = time.perf_counter(), time.process_time()
-    model = build_pathway_model(config).fit(train, y)
+    model = build_pathway_model(config).set_params(contrast=args.contrast).fit(train, y)
     fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
     served = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
@@ -221,9 +227,11 @@ def main() -> None:
 
     single = int(np.argmax(true_train.mean(axis=0)))
     confounded = f"-confounded{args.confounding}" if args.confounding else ""
-    name = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
+    # The oracle and EconML do not depend on desist's contrast: one cache key.
+    key = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
+    name = key if args.contrast == "alone" else f"{key}-{args.contrast}"
     oracle_effects = _cached(
-        args.cache, f"{name}-oracle", lambda: observed_oracle(model, world, args.seed, test)
+        args.cache, f"{key}-oracle", lambda: observed_oracle(model, world, args.seed, test)
     )
     naive = rules.NaivePathwayModel().fit(train, y)
     values = {
@@ -246,7 +254,7 @@ def main() -> None:
     drl = (
         None
         if args.no_econml
-        else _cached(args.cache, f"{name}-econml", lambda: econml_effects(model, train, y, test))
+        else _cached(args.cache, f"{key}-econml", lambda: econml_effects(model, train, y, test))
     )
     if drl is not None:
         values["econml_drlearner"] = value(top(drl))
