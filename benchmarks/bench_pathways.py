@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import os
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,30 @@ def _best_confident_else_default(
     return np.where(estimates.recommended.any(axis=1), best, fallback)
 
 
+def _largest_value_rule(estimates: PathwayEstimates, model: PathwayEffectModel) -> np.ndarray:
+    """Return the served rule of the candidate with the largest out-of-fold value."""
+    name = max(model.selection_, key=model.selection_.__getitem__)
+    gate, margin = name.split("/")
+    choice = served_choice(estimates, model.default_programme_, float(margin), gate == "gate")
+    return choice.programme
+
+
+def _cached(cache: Path | None, key: str, compute: Callable[[], np.ndarray | None]) -> Any:
+    """Return ``compute()``, read from (or written to) ``cache/key.npy`` when a cache is given.
+
+    The oracle's and EconML's effects do not depend on desist's settings: a
+    re-run after a change to desist's learner need not refit them.
+    """
+    path = cache / f"{key}.npy" if cache is not None else None
+    if path is not None and path.exists():
+        return np.load(path)
+    out = compute()
+    if path is not None and out is not None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        np.save(path, out)
+    return out
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rows", type=int, default=60_000, help="people to learn from")
@@ -160,6 +185,18 @@ def main() -> None:
     parser.add_argument("--confounding", type=float, default=0.0)
     parser.add_argument("--places", type=float, default=0.10, help="places per programme")
     parser.add_argument("--no-econml", action="store_true")
+    parser.add_argument(
+        "--contrast",
+        choices=("alone", "observed"),
+        default="alone",
+        help="the model's pseudo-outcome contrast (observed: before issue 17's change)",
+    )
+    parser.add_argument(
+        "--cache",
+        type=Path,
+        default=None,
+        help="folder for the oracle's and EconML's effects (e.g. .desist/bench-cache)",
+    )
     args = parser.parse_args()
     world = {**WORLDS[args.world], "confounding": args.confounding}
     config = load_pathway_config(CONFIG)
@@ -182,14 +219,20 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started, started_cpu = time.perf_counter(), time.process_time()
-    model = build_pathway_model(config).fit(train, y)
+    model = build_pathway_model(config).set_params(contrast=args.contrast).fit(train, y)
     fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
     served = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
     load_after_fit = os.getloadavg()
 
     single = int(np.argmax(true_train.mean(axis=0)))
-    oracle_effects = observed_oracle(model, world, args.seed, test)
+    confounded = f"-confounded{args.confounding}" if args.confounding else ""
+    # The oracle and EconML do not depend on desist's contrast: one cache key.
+    key = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
+    name = key if args.contrast == "alone" else f"{key}-{args.contrast}"
+    oracle_effects = _cached(
+        args.cache, f"{key}-oracle", lambda: observed_oracle(model, world, args.seed, test)
+    )
     naive = rules.NaivePathwayModel().fit(train, y)
     values = {
         "desist_top1": value(served.programme),
@@ -205,8 +248,14 @@ def main() -> None:
         "desist_gate_always_on": value(
             served_choice(estimates, model.default_programme_).programme
         ),
+        # The earlier selection: the largest out-of-fold value, however small its gain.
+        "desist_best_out_of_fold_candidate": value(_largest_value_rule(estimates, model)),
     }
-    drl = None if args.no_econml else econml_effects(model, train, y, test)
+    drl = (
+        None
+        if args.no_econml
+        else _cached(args.cache, f"{key}-econml", lambda: econml_effects(model, train, y, test))
+    )
     if drl is not None:
         values["econml_drlearner"] = value(top(drl))
     base, ceiling = values["best_single_programme"], values["best_reachable_from_observed_features"]
@@ -263,8 +312,6 @@ def main() -> None:
         else None,
     }
     zero_effect = true_test <= 0
-    confounded = f"-confounded{args.confounding}" if args.confounding else ""
-    name = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
     save(
         name,
         {
@@ -302,6 +349,12 @@ def main() -> None:
                 "gate": model.gate_,
                 "switch_margin": model.switch_margin_,
                 "out_of_fold_dr_value": {k: round(v, 4) for k, v in model.selection_.items()},
+                "contrast": model.contrast,
+                "final_stage_scale": model.effect_scale_,
+                "final_stage_dr_loss": {
+                    p: {scale: round(v, 5) for scale, v in loss.items()}
+                    for p, loss in model.final_stage_loss_.items()
+                },
             },
             "load_average_1m_before_after_fit": [
                 round(load_before[0], 2),

@@ -57,6 +57,86 @@ def make_effect_regressor(max_iter: int, seed: int) -> HistGradientBoostingRegre
     )
 
 
+#: Scales of the final stage: ``relative`` (pseudo ~ untreated risk x
+#: relative(x)) and ``absolute`` (pseudo ~ reduction(x), a risk difference).
+SCALES = ("relative", "absolute")
+#: The absolute scale replaces the relative one only when its out-of-fold DR
+#: loss is lower by more than this many standard errors of the difference.
+SCALE_STANDARD_ERRORS = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class FinalStage:
+    """One programme's final-stage scale and the out-of-fold fits it was chosen on.
+
+    ``out_of_fold`` holds, per person, the fold model's prediction on the
+    chosen scale (a relative reduction, or an absolute one); ``loss`` each
+    scale's out-of-fold DR loss, the mean squared difference between the
+    predicted contrast and the pseudo-outcome over usable people.
+    """
+
+    scale: str
+    out_of_fold: np.ndarray
+    loss: dict[str, float]
+
+
+def fit_final_stage(
+    make: Callable[[], HistGradientBoostingRegressor],
+    x: np.ndarray,
+    pseudo: np.ndarray,
+    untreated: np.ndarray,
+    scale: str,
+) -> HistGradientBoostingRegressor:
+    """Return a final-stage regressor of ``pseudo`` on ``x`` on the given scale.
+
+    Relative: least squares on the absolute scale with the prediction
+    ``untreated x relative(x)`` (target divided by the risk, weight its
+    square), so the risk level shared by all programmes drops out of what the
+    small trees must learn. Absolute: plain least squares on the reduction,
+    for effects with an additive part (a low-risk person's reduction is then
+    not proportional to their risk).
+    """
+    if scale == "absolute":
+        return make().fit(x, pseudo)
+    return make().fit(x, pseudo / untreated, sample_weight=untreated**2)
+
+
+def choose_final_stage(
+    make: Callable[[], HistGradientBoostingRegressor],
+    x: np.ndarray,
+    pseudo: np.ndarray,
+    untreated: np.ndarray,
+    usable: np.ndarray,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+) -> FinalStage:
+    """Choose a programme's final-stage scale by out-of-fold DR loss, without the truth.
+
+    For any estimate, the mean squared error against DR pseudo-outcomes is
+    its mean squared error against the true effects plus a term that does not
+    depend on the estimate (Kennedy 2020's DR loss), so the scale with the
+    lower out-of-fold loss estimates the effects better. The relative scale
+    is kept unless the absolute one is better by :data:`SCALE_STANDARD_ERRORS`
+    standard errors of the paired difference. ``untreated`` must be floored
+    above zero.
+    """
+    predictions = {scale: np.full(pseudo.shape, np.nan) for scale in SCALES}
+    for train, held in splits:
+        rows = train[usable[train]]
+        for scale in SCALES:
+            model = fit_final_stage(make, x[rows], pseudo[rows], untreated[rows], scale)
+            predictions[scale][held] = model.predict(x[held])
+    contrast = {
+        "relative": predictions["relative"] * untreated,
+        "absolute": predictions["absolute"],
+    }
+    squared = {scale: (pseudo[usable] - contrast[scale][usable]) ** 2 for scale in SCALES}
+    loss = {scale: float(squared[scale].mean()) for scale in SCALES}
+    gain = squared["relative"] - squared["absolute"]
+    error = float(gain.std(ddof=1) / np.sqrt(gain.size)) if gain.size > 1 else np.inf
+    scale = "absolute" if gain.mean() > SCALE_STANDARD_ERRORS * error else "relative"
+    return FinalStage(scale, predictions[scale], loss)
+
+
 @dataclass(frozen=True, slots=True)
 class PseudoOutcomes:
     """Cross-fitted quantities per person and programme, each of shape ``(n, k)``.
@@ -79,6 +159,7 @@ def doubly_robust_outcomes(
     y: np.ndarray,
     propensity: np.ndarray,
     overlap: float,
+    alone: bool = False,
 ) -> PseudoOutcomes:
     """Return DR pseudo-outcomes (reductions), untreated risks and propensities.
 
@@ -86,20 +167,37 @@ def doubly_robust_outcomes(
     under ``referrals``; ``propensity`` each referral's propensity given the
     person's other referrals. Propensities are clipped to ``overlap`` before
     they weight the residual.
+
+    With ``alone`` the outcome model's contrast is "this programme alone"
+    against "no referral at all" (the untreated risk is then the risk with no
+    referral), instead of "with" against "without" this programme, the other
+    referrals as they were. The served policy offers one programme alone: when
+    referrals do not simply multiply (a further referral counts less), the
+    contrast with the other referrals as they were is smaller than the
+    effect alone and ranks programmes by what they add to a typical mix. The
+    inverse-propensity-weighted residual is the same in both: it corrects the
+    outcome model where it is wrong about the person's actual referrals.
     """
     actual = risk(x, referrals)
     residual = y - actual
     pseudo = np.empty(referrals.shape)
     untreated = np.empty(referrals.shape)
+    nothing = risk(x, np.zeros(referrals.shape)) if alone else actual
     for j in range(referrals.shape[1]):
-        # One of "with j" and "without j" is what happened: only the
-        # other one needs a prediction (half the outcome-model calls).
-        flipped = referrals.copy()
-        flipped[:, j] = 1 - flipped[:, j]
-        counterfactual = risk(x, flipped)
         treated, e = referrals[:, j], propensity[:, j]
-        with_j = np.where(treated == 1, actual, counterfactual)
-        untreated[:, j] = np.where(treated == 1, counterfactual, actual)
+        if alone:
+            single = np.zeros(referrals.shape)
+            single[:, j] = 1.0
+            with_j = risk(x, single)
+            untreated[:, j] = nothing
+        else:
+            # One of "with j" and "without j" is what happened: only the
+            # other one needs a prediction (half the outcome-model calls).
+            flipped = referrals.copy()
+            flipped[:, j] = 1 - flipped[:, j]
+            counterfactual = risk(x, flipped)
+            with_j = np.where(treated == 1, actual, counterfactual)
+            untreated[:, j] = np.where(treated == 1, counterfactual, actual)
         # Reduction = risk without - risk with, so the weighted residual
         # enters with the opposite sign of an effect on risk.
         weight = treated / np.clip(e, overlap, None) - (1 - treated) / np.clip(1 - e, overlap, None)

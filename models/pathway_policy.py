@@ -142,6 +142,11 @@ def best_single_programme(
 MARGINS: tuple[float, ...] = (0.0, 0.005, 0.01, 0.02, 0.04, float("inf"))
 
 
+#: A candidate rule replaces "the default programme" only when its out-of-fold
+#: gain over it is above this many of the gain's own standard errors.
+SWITCH_STANDARD_ERRORS = 1.0
+
+
 def select_policy(
     effect: np.ndarray,
     open_to: np.ndarray,
@@ -154,24 +159,36 @@ def select_policy(
     ``effect`` and ``recommended`` are the training people's *out-of-fold*
     estimates and confidence flags (from models that did not learn from
     them), ``pseudo`` their cross-fitted DR pseudo-outcomes: the mean of a
-    policy's chosen pseudo-outcomes estimates its value. An infinite margin
-    is the best single programme for everyone, so a cohort too small to
-    personalise falls back to it. Without a default programme the gate is
-    kept. Returns the gate, the margin and every candidate's value
-    (``gate/margin``).
+    policy's chosen pseudo-outcomes estimates its value. The reference is
+    the most cautious rule, the gate on and an infinite margin (the default
+    programme for everyone it is open to): a candidate is eligible only when
+    its mean gain over the reference, person by person, is above
+    :data:`SWITCH_STANDARD_ERRORS` of that gain's standard error, and the
+    eligible candidate of largest value is chosen. Picking the best of a dozen
+    noisy values overrates the winner; the rule keeps a small cohort on the
+    default unless personalising is clearly worth it (issue 17, item 4).
+    Without a default programme the gate is kept. Returns the gate, the
+    margin and every candidate's value (``gate/margin``).
     """
     rows = np.arange(effect.shape[0])
     values: dict[str, float] = {}
-    best = (True, float("inf"), -np.inf)
+
+    def gains(gate: bool, margin: float) -> np.ndarray:
+        programme, _ = choose(effect, open_to, recommended, default, margin, gate)
+        return np.where(programme >= 0, pseudo[rows, np.maximum(programme, 0)], 0.0)
+
+    reference = gains(True, float("inf"))
+    best = (True, float("inf"), float(reference.mean()))
     # With no programme clearly above zero there is no default to fall
     # back on, and an ungated pick would be noise: the gate stays on.
     for gate in (True, False) if default >= 0 else (True,):
         for margin in MARGINS:
-            programme, _ = choose(effect, open_to, recommended, default, margin, gate)
-            gain = np.where(programme >= 0, pseudo[rows, np.maximum(programme, 0)], 0.0)
+            gain = gains(gate, margin)
             value = float(gain.mean())
             values[f"{'gate' if gate else 'no_gate'}/{margin}"] = value
-            if value > best[2]:
+            over = gain - reference
+            error = float(over.std(ddof=1) / np.sqrt(over.size)) if over.size > 1 else np.inf
+            if value > best[2] and over.mean() > SWITCH_STANDARD_ERRORS * error:
                 best = (gate, margin, value)
     return best[0], best[1], values
 

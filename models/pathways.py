@@ -7,33 +7,27 @@ doubly robust learner (Kennedy's DR-learner) for each programme:
 1. Nuisances, cross-fitted on two folds: the referral propensity of the
    programme given the assessment and the person's other referrals, and one
    outcome model of re-offending given the assessment and all referrals.
-2. Pseudo-outcome per person: the outcome model's difference between
-   "referred" and "not referred" plus the inverse-propensity-weighted
-   residual. Its mean over any group estimates that group's average effect
-   even when one of the two nuisance models is wrong.
+2. Pseudo-outcome per person: the outcome model's difference between "no
+   referral" and "this programme alone" (``contrast="alone"``; or, with
+   ``"observed"``, without and with it, other referrals as they were) plus
+   the inverse-propensity-weighted residual.
 3. A regression of the pseudo-outcome on the assessment on the relative
    scale: pseudo-outcome ~ untreated risk x relative reduction(assessment),
-   where the untreated risk is the outcome model's, with the person's other
-   referrals as they were. Fitted on everyone usable, small trees against
-   the pseudo-outcomes' noise. The estimated absolute reduction in 12-month
-   re-offending probability from a referral to this programme alone is the
-   relative reduction times the risk with no referral at all: when
-   programmes multiply, the relative reduction does not depend on the other
-   referrals, so "alone" needs no extrapolation.
+   fitted on everyone usable, small trees against the pseudo-outcomes'
+   noise. The estimated absolute reduction in 12-month re-offending
+   probability from this programme alone is the relative reduction times
+   the risk with no referral at all.
 
 Overlap: people whose estimated propensity lies outside ``[overlap, 1 -
 overlap]`` were (almost) never, or (almost) always, referred when they looked
 like this; the model does not extrapolate to them and marks those estimates
 as outside the evidence.
 
-Confidence: people are grouped by their estimated effect (deciles, per
-programme, assigned by the fold model that did not learn from them); the
-mean pseudo-outcome of the group and its 95% interval is the confidence note
-of everyone in it. A programme is recommended only when the estimate is
-above ``min_effect`` and the group's mean is above zero at a family-wise
-level over every group of every programme (one-sided, Bonferroni: 5% / (8 x
-groups)), so that a world in which nothing works yields (almost) no
-recommendation (:mod:`models.pathway_confidence`).
+Confidence: people are grouped by their estimated effect (deciles per
+programme, by the fold model that did not learn from them); a programme is
+recommended only when the estimate is above ``min_effect`` and the group's
+mean pseudo-outcome is above zero at a family-wise level over every group of
+every programme (:mod:`models.pathway_confidence`).
 
 This module holds the types a saved pathway model is made of (the names
 ``models.contract.artifact.TRUSTED_TYPES`` trusts); what it estimates and the
@@ -61,7 +55,9 @@ from models.pathway_learning import (
     OUTCOME_LEARNING_RATE,
     PROPENSITY_LEARNING_RATE,
     PseudoOutcomes,
+    choose_final_stage,
     doubly_robust_outcomes,
+    fit_final_stage,
     make_effect_regressor,
     make_nuisance_booster,
 )
@@ -85,6 +81,8 @@ __all__ = [
 #: Untreated risks are floored here before dividing by them, so that a
 #: near-zero prediction cannot blow up a relative pseudo-outcome.
 RISK_FLOOR = 0.01
+#: What the pseudo-outcomes contrast (:class:`PathwayEffectModel`'s ``contrast``).
+CONTRASTS = ("alone", "observed")
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,11 +127,16 @@ class _Nuisance:
         return out
 
     def pseudo_outcomes(
-        self, x: np.ndarray, referrals: np.ndarray, y: np.ndarray, overlap: float
+        self,
+        x: np.ndarray,
+        referrals: np.ndarray,
+        y: np.ndarray,
+        overlap: float,
+        alone: bool = False,
     ) -> PseudoOutcomes:
         """Return DR pseudo-outcomes (reductions), untreated risks and propensities."""
         return doubly_robust_outcomes(
-            self.risk, x, referrals, y, self.propensities(x, referrals), overlap
+            self.risk, x, referrals, y, self.propensities(x, referrals), overlap, alone
         )
 
 
@@ -155,14 +158,24 @@ class PathwayEffectModel(BaseEstimator):
         Boosting rounds of every internal model (early stopping applies).
     random_state
         Seed of the folds and the boosters.
+    contrast
+        ``"alone"`` (default): the pseudo-outcomes' outcome-model part is a
+        referral to the programme alone against no referral, the effect the
+        served policy offers; ``"observed"``: with against without the
+        programme, the other referrals as they were (desist before issue
+        17's harder world; the same when referrals multiply).
 
     Attributes
     ----------
     encoder_ : AssessmentEncoder
         Encodes the features.
     effect_models_ : dict of str to HistGradientBoostingRegressor
-        Final-stage model per programme: the relative reduction in
-        re-offending from a referral to it, given the assessment.
+        Final-stage model per programme: the relative (or, by
+        ``effect_scale_``, absolute) reduction in re-offending from a
+        referral to it, given the assessment.
+    effect_scale_ : dict of str to str
+        Each final stage's scale, chosen by out-of-fold DR loss
+        (``final_stage_loss_``, per scale).
     outcome_models_ : tuple of HistGradientBoostingClassifier
         Each fold's outcome model; their mean risk with no referral turns
         relative reductions into absolute ones.
@@ -208,6 +221,7 @@ class PathwayEffectModel(BaseEstimator):
         n_groups: int = 10,
         max_iter: int = 300,
         random_state: int = 0,
+        contrast: str = "alone",
     ) -> None:
         self.features = features
         self.overlap = overlap
@@ -215,6 +229,7 @@ class PathwayEffectModel(BaseEstimator):
         self.n_groups = n_groups
         self.max_iter = max_iter
         self.random_state = random_state
+        self.contrast = contrast
 
     def fit(self, data: pd.DataFrame, outcome: np.ndarray) -> PathwayEffectModel:
         """Learn per-programme effects from historic referrals and outcomes.
@@ -228,6 +243,9 @@ class PathwayEffectModel(BaseEstimator):
         """
         if not 0 < self.overlap < 0.5:
             raise ValueError(f"overlap must be in (0, 0.5), got {self.overlap}")
+        if self.contrast not in CONTRASTS:
+            raise ValueError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
+        alone = self.contrast == "alone"
         absent = [c for c in REFERRAL_COLUMNS if c not in data.columns]
         if absent:
             raise ValueError(f"pathway learning needs the referral columns {absent}")
@@ -248,7 +266,9 @@ class PathwayEffectModel(BaseEstimator):
         outcome_models = []
         for fold, (train, held) in enumerate(splits):
             nuisance = _Nuisance.fit(x[train], referrals[train], y[train], self)
-            scored = nuisance.pseudo_outcomes(x[held], referrals[held], y[held], self.overlap)
+            scored = nuisance.pseudo_outcomes(
+                x[held], referrals[held], y[held], self.overlap, alone
+            )
             pseudo_all[held] = scored.reduction
             untreated_all[held] = scored.untreated_risk
             propensity[held] = scored.propensity
@@ -267,6 +287,8 @@ class PathwayEffectModel(BaseEstimator):
         self.group_high_: dict[str, np.ndarray] = {}
         self.group_floor_: dict[str, np.ndarray] = {}
         self.referral_rate_: dict[str, float] = {}
+        self.effect_scale_: dict[str, str] = {}
+        self.final_stage_loss_: dict[str, dict[str, float]] = {}
         # Out-of-fold estimates and confidence flags of the training people,
         # for the truth-free choice of the served rule (select_policy).
         oof_effect = np.zeros((n, k))
@@ -276,27 +298,20 @@ class PathwayEffectModel(BaseEstimator):
             e = propensity[:, j]
             usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
             pseudo = pseudo_all[:, j]
-            # Relative scale: pseudo ~ untreated risk * relative(x), by least
-            # squares on the absolute scale (target divided by the risk,
-            # weight its square). The relative reduction does not depend on
-            # the other referrals when effects multiply, so reading it at
-            # "no other referral" needs no extrapolation.
+            # The final stage's scale (relative, or absolute for effects
+            # with an additive part) is chosen per programme by out-of-fold
+            # DR loss. The served model learns from every usable person; each
+            # person's confidence group comes from a fold model that did not
+            # learn from them, so a group's interval is not flattered by the
+            # model fitting its own noise.
             untreated = np.clip(untreated_all[:, j], RISK_FLOOR, None)
-            relative, weight = pseudo / untreated, untreated**2
-            # The served model learns from every usable person; each person's
-            # confidence group comes from a fold model that did not learn
-            # from them, so a group's interval is not flattered by the model
-            # fitting its own noise.
-            self.effect_models_[programme] = self._effect_regressor().fit(
-                x[usable], relative[usable], sample_weight=weight[usable]
+            stage = choose_final_stage(self._effect_regressor, x, pseudo, untreated, usable, splits)
+            self.effect_scale_[programme] = stage.scale
+            self.final_stage_loss_[programme] = stage.loss
+            self.effect_models_[programme] = fit_final_stage(
+                self._effect_regressor, x[usable], pseudo[usable], untreated[usable], stage.scale
             )
-            out_of_fold = np.full(n, np.nan)
-            for train, held in splits:
-                rows = train[usable[train]]
-                fold_model = self._effect_regressor().fit(
-                    x[rows], relative[rows], sample_weight=weight[rows]
-                )
-                out_of_fold[held] = fold_model.predict(x[held]) * baseline[held]
+            out_of_fold = stage.out_of_fold * (baseline if stage.scale == "relative" else 1.0)
             self.referral_rate_[programme] = float(referrals[:, j].mean())
 
             groups = confidence_groups(out_of_fold[usable], pseudo[usable], self.n_groups, z)
@@ -344,8 +359,10 @@ class PathwayEffectModel(BaseEstimator):
         check_is_fitted(self)
         x = self.encoder_.transform(data)
         referrals = data[list(REFERRAL_COLUMNS)].to_numpy(dtype=np.float64)
+        # A model saved before the contrast existed learnt the observed one.
+        alone = getattr(self, "contrast", "observed") == "alone"
         scored = self.nuisance_.pseudo_outcomes(
-            x, referrals, np.asarray(outcome, dtype=np.float64), self.overlap
+            x, referrals, np.asarray(outcome, dtype=np.float64), self.overlap, alone
         )
         return scored.reduction
 
@@ -398,8 +415,11 @@ class PathwayEffectModel(BaseEstimator):
         shape = relative.shape
         effect, low, high, floor = (np.empty(shape) for _ in range(4))
         is_eligible = np.empty(shape, dtype=bool)
+        # A model saved before the scale was chosen has relative stages only.
+        scales = getattr(self, "effect_scale_", {})
         for j, programme in enumerate(PROGRAMMES):
-            effect[:, j] = relative[:, j] * baseline
+            absolute = scales.get(programme, "relative") == "absolute"
+            effect[:, j] = relative[:, j] * (1.0 if absolute else baseline)
             group = np.searchsorted(self.group_edges_[programme], effect[:, j], side="right")
             low[:, j] = self.group_low_[programme][group]
             high[:, j] = self.group_high_[programme][group]

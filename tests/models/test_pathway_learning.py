@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from sklearn.ensemble import HistGradientBoostingRegressor
+from sklearn.model_selection import KFold
 
-from models.pathway_learning import doubly_robust_outcomes
+from models.pathway_learning import choose_final_stage, doubly_robust_outcomes
 
 
 def _trial(seed: int, n: int = 40_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,3 +44,44 @@ def test_pseudo_outcomes_average_to_the_effect_with_a_true_or_a_wrong_outcome_mo
         without[:, 0] = 0
         np.testing.assert_allclose(scored.untreated_risk[:, 0], _true_risk(x, without))
     np.testing.assert_array_equal(scored.propensity, propensity)
+
+
+def _interacting_risk(x: np.ndarray, referrals: np.ndarray) -> np.ndarray:
+    # Each programme alone lowers risk by 0.1; together by 0.1 + 0.05 (the second counts half).
+    count = referrals.sum(axis=1)
+    return 0.5 - 0.1 * np.minimum(count, 1) - 0.05 * (count >= 2)
+
+
+def test_the_alone_contrast_recovers_the_effect_alone_when_a_second_referral_counts_half() -> None:
+    rng = np.random.default_rng(3)
+    n = 40_000
+    x = rng.normal(size=(n, 1))
+    propensity = np.full((n, 2), 0.6)
+    referrals = (rng.random((n, 2)) < propensity).astype(float)
+    y = (rng.random(n) < _interacting_risk(x, referrals)).astype(float)
+    observed = doubly_robust_outcomes(_interacting_risk, x, referrals, y, propensity, 0.02)
+    alone = doubly_robust_outcomes(_interacting_risk, x, referrals, y, propensity, 0.02, alone=True)
+    # With the other referral as it was (60% have it), a referral adds 0.6 x 0.05 + 0.4 x 0.1.
+    assert observed.reduction[:, 0].mean() == pytest.approx(0.07, abs=0.015)
+    assert alone.reduction[:, 0].mean() == pytest.approx(0.1, abs=0.015)
+    np.testing.assert_allclose(alone.untreated_risk[:, 0], 0.5)
+
+
+@pytest.mark.parametrize("truth", ["relative", "absolute"])
+def test_the_final_stage_scale_follows_the_out_of_fold_dr_loss(truth: str) -> None:
+    rng = np.random.default_rng(5)
+    n = 20_000
+    x = rng.uniform(-1, 1, size=(n, 2))
+    untreated = 0.1 + 0.8 * (x[:, 0] > 0)  # two risk levels the effect may or may not follow
+    # Relative: a third of the risk, whatever x[:, 1]; absolute: 0.1 or 0.2 by x[:, 1] alone.
+    effect = untreated / 3 if truth == "relative" else 0.1 + 0.1 * (x[:, 1] > 0)
+    pseudo = effect + rng.normal(0.0, 0.3, n)
+
+    def make() -> HistGradientBoostingRegressor:
+        return HistGradientBoostingRegressor(max_leaf_nodes=3, max_iter=50, random_state=0)
+
+    splits = list(KFold(2, shuffle=True, random_state=0).split(x))
+    usable = np.ones(n, dtype=bool)
+    stage = choose_final_stage(make, x, pseudo, untreated, usable, splits)
+    assert stage.scale == truth
+    assert set(stage.loss) == {"relative", "absolute"}

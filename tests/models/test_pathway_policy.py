@@ -125,3 +125,21 @@ def test_the_best_single_programme_is_the_largest_value_whose_floor_clears_zero(
     noise = rng.normal(0.0, 1.0, size=(200, k)) - 0.05
     _, _, none = best_single_programme(noise, np.ones((200, k), dtype=bool))
     assert none == NO_PROGRAMME
+
+
+@pytest.mark.parametrize("gain", ["within", "clear"])
+def test_selection_switches_only_when_the_gain_beats_its_own_standard_error(gain: str) -> None:
+    n = 2_000
+    effect = np.column_stack([np.full(n, 0.02), np.random.default_rng(8).uniform(0.0, 0.04, n)])
+    open_to = np.ones_like(effect, dtype=bool)
+    recommended = np.zeros_like(open_to)
+    # Within: programme 1 is worth 0.005 more than the default on average, under noise of
+    # sd 1, inside one standard error (about 0.016); clear: 0.48 more.
+    noise = np.where(np.arange(n) % 2 == 0, 1.0, -0.99) + (0.48 if gain == "clear" else 0.0)
+    pseudo = np.column_stack([np.full(n, 0.02), 0.02 + noise])
+    gate, margin, values = select_policy(effect, open_to, recommended, pseudo, default=0)
+    assert max(values.values()) > values["gate/inf"]  # the best-scoring rule is a switch
+    if gain == "within":
+        assert (gate, margin) == (True, float("inf"))  # ...but not by more than its own error
+    else:
+        assert not gate and margin < float("inf")

@@ -14,10 +14,10 @@ from models.pathways import PathwayEffectModel
 Fitted = tuple[PathwayEffectModel, PathwayEstimates, pd.DataFrame, pd.DataFrame]
 
 
-def _fit(config: SynthConfig) -> Fitted:
+def _fit(config: SynthConfig, contrast: str = "alone") -> Fitted:
     cohort, truth = generate_cohort(config)
     half = len(cohort) * 2 // 3
-    model = PathwayEffectModel(DEFAULT_FEATURES, max_iter=80).fit(
+    model = PathwayEffectModel(DEFAULT_FEATURES, max_iter=80, contrast=contrast).fit(
         cohort.iloc[:half], cohort[TARGET_FIELD].iloc[:half].to_numpy(dtype=int)
     )
     test = cohort.iloc[half:]
@@ -32,6 +32,13 @@ def no_effects() -> Fitted:
 @pytest.fixture(scope="module")
 def trial() -> Fitted:
     return _fit(SynthConfig(rows=15_000, seed=42, referrals="randomised"))
+
+
+@pytest.fixture(scope="module")
+def observed_trial() -> Fitted:
+    # The observed contrast (other referrals as they were) is the one whose
+    # pseudo-outcomes are doubly robust for it; "alone" leans on the outcome model.
+    return _fit(SynthConfig(rows=15_000, seed=42, referrals="randomised"), contrast="observed")
 
 
 def test_no_true_effects_means_no_confident_recommendation(no_effects: Fitted) -> None:
@@ -56,8 +63,10 @@ def _true_effect_given_other_referrals(
 
 
 @pytest.mark.parametrize("programme", PROGRAMMES)
-def test_randomised_referrals_recover_the_average_effects(trial: Fitted, programme: str) -> None:
-    model, estimates, test, truth = trial
+def test_randomised_referrals_recover_the_average_effects(
+    observed_trial: Fitted, programme: str
+) -> None:
+    model, estimates, test, truth = observed_trial
     j = PROGRAMMES.index(programme)
     pool = estimates.eligible[:, j]
     pseudo = model.pseudo_outcomes(test, test[TARGET_FIELD].to_numpy(dtype=int))[pool, j]
@@ -133,3 +142,11 @@ def test_no_true_effects_means_no_default_programme(no_effects: Fitted) -> None:
     model, *_ = no_effects
     assert model.default_programme_ == -1
     assert all(model.programme_floor_[p] <= 0 for p in PROGRAMMES)
+
+
+def test_an_unknown_contrast_is_refused(trial: Fitted) -> None:
+    _, _, test, _ = trial
+    with pytest.raises(ValueError, match="contrast"):
+        PathwayEffectModel(DEFAULT_FEATURES, contrast="both").fit(
+            test, test[TARGET_FIELD].to_numpy(dtype=int)
+        )
