@@ -14,7 +14,14 @@ from pydantic import BaseModel, ConfigDict, Field, create_model
 from pydantic.fields import FieldInfo
 
 from data.schema import EXAMPLE_ASSESSMENT, ID_FIELD, PROGRAMMES
-from serving.schemas import _EXAMPLE_REQUEST_ID, assessment_batch_model, openapi_request_body
+from serving.schemas import (
+    _EXAMPLE_REQUEST_ID,
+    Probability,
+    StrictModel,
+    VersionedAnswer,
+    assessment_batch_model,
+    openapi_request_body,
+)
 
 #: Most places a request may give one programme (a bound, not a policy: far above any cohort).
 MAX_PLACES = 1_000_000
@@ -24,10 +31,6 @@ MAX_PLACES = 1_000_000
 #: :data:`NOT_RECORDED`.
 SHARE_ATTRIBUTES: tuple[str, ...] = ("ethnicity", "sex")
 NOT_RECORDED = "not recorded"
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 #: Places per programme: a non-negative count for each programme named; a programme left
@@ -133,26 +136,17 @@ def allocation_request_body(model: type[BaseModel]) -> tuple[dict[str, Any], dic
     return body, schemas
 
 
-class PersonAllocation(_Strict):
+class PersonAllocation(StrictModel):
     """One person's place, or none."""
 
     subject_ref: str = Field(description="The caller's reference, echoed.")
-    programme: str | None = Field(
-        description="The programme this person is allocated a place on; null for none."
-    )
+    programme: str | None = Field(description="The programme placed on; null for none.")
     expected_reduction: float = Field(
         description="The estimated absolute reduction in the person's 12-month re-offending "
         "probability from that referral alone (0 when no place)."
     )
-    risk_without: float = Field(
-        ge=0, le=1, description="The person's estimated risk with no referral."
-    )
-    risk_with: float = Field(
-        ge=0,
-        le=1,
-        description="The person's estimated risk with the place allocated "
-        "(risk_without when none).",
-    )
+    risk_without: Probability = Field(description="The person's estimated risk with no referral.")
+    risk_with: Probability = Field(description="Their risk with the place (risk_without if none).")
     recommended_with_confidence: bool = Field(
         description="Whether the programme is one recommended to this person with confidence; "
         "false for a place left over after the confidence rule's pairs and given to the next "
@@ -160,7 +154,7 @@ class PersonAllocation(_Strict):
     )
 
 
-class ProgrammePlaces(_Strict):
+class ProgrammePlaces(StrictModel):
     """One programme's places and how many were filled."""
 
     programme: str
@@ -168,7 +162,7 @@ class ProgrammePlaces(_Strict):
     filled: int = Field(description="Places allocated (at most ``places``).")
 
 
-class GroupShare(_Strict):
+class GroupShare(StrictModel):
     """One group's part in the cohort and in the allocation."""
 
     cohort_share: float = Field(description="The group's share of the cohort.")
@@ -176,13 +170,11 @@ class GroupShare(_Strict):
     allocated_rate: float = Field(description="The share of the group allocated a place.")
 
 
-class PathwayAllocationResponse(_Strict):
+class PathwayAllocationResponse(VersionedAnswer):
     """A cohort's allocation, in request order, with the model version that made it."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_ALLOCATION]})
 
-    model_name: str
-    model_version: str
     request_id: str = Field(description="Quote it to find the audit records of these places.")
     allocations: list[PersonAllocation]
     total_expected_reduction: float = Field(

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic import BeforeValidator, Field
 from pydantic_core import PydanticCustomError
 
-from serving.schemas import BATCH_TOO_LARGE
+from serving.schemas import BATCH_TOO_LARGE, StrictModel
 
 #: Most outcome rows in one ``POST /v1/outcomes`` (about 0.9 MB of JSON); a larger
 #: file goes through ``desist outcomes import``.
@@ -60,11 +60,7 @@ OUTCOME_EXAMPLES: dict[str, Any] = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class DecisionRecorded(_Strict):
+class DecisionRecorded(StrictModel):
     """A decision as recorded: which score, which revision."""
 
     request_id: str = Field(description="The request id of the score decided on, as sent.")
@@ -81,7 +77,7 @@ class DecisionRecorded(_Strict):
     )
 
 
-class OutcomeIn(_Strict):
+class OutcomeIn(StrictModel):
     """One person's outcome: the first new sanction since follow-up began, or none."""
 
     subject_ref: str = Field(
@@ -104,7 +100,7 @@ def _check_size(value: object) -> object:
     return value
 
 
-class OutcomesRequest(_Strict):
+class OutcomesRequest(StrictModel):
     """Outcomes to import: all of them, or none if any row is refused."""
 
     outcomes: Annotated[
@@ -117,7 +113,7 @@ class OutcomesRequest(_Strict):
     ]
 
 
-class OutcomesRecorded(_Strict):
+class OutcomesRecorded(StrictModel):
     """An import as recorded."""
 
     request_id: str = Field(description="This import's id: its rows carry it in the audit log.")

@@ -18,10 +18,21 @@ from data.schema import EXAMPLE_ASSESSMENT, FIELDS_BY_NAME, ID_FIELD, make_asses
 BATCH_TOO_LARGE = "batch_too_large"
 
 
-class _Strict(BaseModel):
+class StrictModel(BaseModel):
+    """A request or response body that refuses fields it does not declare."""
+
     model_config = ConfigDict(extra="forbid")
 
 
+class VersionedAnswer(StrictModel):
+    """The head of every scoring route's answer: the served model version that gave it."""
+
+    model_name: str
+    model_version: str
+
+
+#: A probability or a risk: from 0 to 1.
+Probability = Annotated[float, Field(ge=0, le=1)]
 #: The bands of :data:`models.bands.BAND_NAMES`, low to very high (a test keeps them equal).
 RiskBand = Literal["low", "medium", "high", "very high"]
 #: Whether a reason raises or lowers the risk (:attr:`models.explain.Reason.direction`).
@@ -131,7 +142,7 @@ EXAMPLE_INVALID_REQUEST: dict[str, Any] = {
 }
 
 
-class ReasonOut(_Strict):
+class ReasonOut(StrictModel):
     """One feature's part in a score."""
 
     feature: str = Field(description="Assessment field.")
@@ -142,7 +153,7 @@ class ReasonOut(_Strict):
     direction: Direction = Field(description="'raises' or 'lowers' the risk.")
 
 
-class RiskScore(_Strict):
+class RiskScore(StrictModel):
     """The score of one assessment."""
 
     subject_ref: str = Field(description="The caller's reference, echoed.")
@@ -155,18 +166,16 @@ class RiskScore(_Strict):
     )
 
 
-class RiskScoreResponse(_Strict):
+class RiskScoreResponse(VersionedAnswer):
     """Scores of a batch, in request order, with the model version that gave them."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [EXAMPLE_RISK_SCORES]})
 
-    model_name: str
-    model_version: str
     request_id: str = Field(description="Quote it to find the audit records of these scores.")
     scores: list[RiskScore]
 
 
-class RecommendedProgramme(_Strict):
+class RecommendedProgramme(StrictModel):
     """A programme recommended for one person."""
 
     programme: str = Field(description="The programme (a resettlement pathway or Prince's Trust).")
@@ -198,7 +207,7 @@ class RecommendedProgramme(_Strict):
     )
 
 
-class NotRecommendedProgramme(_Strict):
+class NotRecommendedProgramme(StrictModel):
     """A programme left out for one person, and why."""
 
     programme: str
@@ -209,7 +218,7 @@ class NotRecommendedProgramme(_Strict):
     explanation: str
 
 
-class PathwayRecommendation(_Strict):
+class PathwayRecommendation(StrictModel):
     """One person's recommendations; the practitioner decides."""
 
     subject_ref: str = Field(description="The caller's reference, echoed.")
@@ -241,20 +250,18 @@ class PathwayRecommendation(_Strict):
     not_recommended: list[NotRecommendedProgramme]
 
 
-class PathwayRecommendationResponse(_Strict):
+class PathwayRecommendationResponse(VersionedAnswer):
     """Recommendations of a batch, in request order, with the model version that gave them."""
 
     model_config = ConfigDict(
         extra="forbid", json_schema_extra={"examples": [EXAMPLE_RECOMMENDATIONS]}
     )
 
-    model_name: str
-    model_version: str
     request_id: str = Field(description="Quote it to find the audit records of these answers.")
     recommendations: list[PathwayRecommendation]
 
 
-class Violation(_Strict):
+class Violation(StrictModel):
     """One reason a request was refused."""
 
     assessment_index: int | None = Field(
@@ -265,7 +272,7 @@ class Violation(_Strict):
     reason: str
 
 
-class ErrorBody(_Strict):
+class ErrorBody(StrictModel):
     """Every error the service answers with."""
 
     model_config = ConfigDict(
@@ -290,13 +297,13 @@ class ErrorBody(_Strict):
         return {key: value for key, value in self.model_dump().items() if value is not None}
 
 
-class ModelsResponse(_Strict):
+class ModelsResponse(StrictModel):
     """The model versions served."""
 
     models: list[dict[str, Any]]
 
 
-class ReloadResponse(_Strict):
+class ReloadResponse(StrictModel):
     """The outcome of a reload."""
 
     status: str

@@ -24,6 +24,9 @@ from serving.dependencies import PathwayModelDep, require
 from serving.keys import Client
 from serving.routes.batch import BatchBody, batch_route, in_worker, read_body
 
+#: The route's path (the allocation is a pathway resource, beside the recommendations).
+PATH = "/v1/pathway-allocations"
+
 #: A client whose key allows allocating (``allocate`` or ``admin``).
 AllocateDep = Annotated[Client, Depends(require("allocate"))]
 
@@ -39,13 +42,7 @@ def make_router(body: BatchBody) -> APIRouter:
     """Return the pathway-allocation route for cohorts of ``body``."""
     router = APIRouter(tags=["pathways"])
 
-    @batch_route(
-        router,
-        body,
-        "/v1/pathway-allocations",
-        PathwayAllocationResponse,
-        "Allocate a cohort's programme places",
-    )
+    @batch_route(router, body, PATH, PathwayAllocationResponse, "Allocate a cohort's places")
     async def allocate_pathways(
         request: Request,
         client: AllocateDep,
