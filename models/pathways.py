@@ -375,17 +375,17 @@ class PathwayEffectModel(BaseEstimator):
             Assessments (referral columns are not needed: the estimate is for
             a referral to the programme alone, with no other referral).
         """
+        return self.estimate_with_risk(assessments)[0]
+
+    def estimate_with_risk(self, assessments: pd.DataFrame) -> tuple[PathwayEstimates, np.ndarray]:
+        """Return :meth:`estimate` and each person's risk with no referral, from one pass."""
         check_is_fitted(self)
         x = self.encoder_.transform(assessments)
-        n, k = x.shape[0], len(PROGRAMMES)
-        propensity = self.nuisance_.propensities(x, np.zeros((n, k)))
+        propensity = self.nuisance_.propensities(x, np.zeros((x.shape[0], len(PROGRAMMES))))
         relative = np.column_stack([self.effect_models_[p].predict(x) for p in PROGRAMMES])
-        return self.estimates_from(
-            relative,
-            self.baseline_risk(x),
-            propensity,
-            assessments["age"].to_numpy(dtype=np.float64),
-        )
+        ages = assessments["age"].to_numpy(dtype=np.float64)
+        baseline = self.baseline_risk(x)
+        return self.estimates_from(relative, baseline, propensity, ages), baseline
 
     def estimates_from(
         self,

@@ -52,9 +52,8 @@ def allocate_batch(
     places = np.array([getattr(body.places, p) for p in PROGRAMMES], dtype=np.int64)
     pathway_model = model.recommender.model
     table = model.recommender.frame(assessments)
-    estimates = pathway_model.estimate(table)
+    estimates, risk_without = pathway_model.estimate_with_risk(table)
     allocation = allocate_estimates(pathway_model, estimates, places)
-    risk_without = pathway_model.baseline_risk(pathway_model.encoder_.transform(table))
     risk_with = person_figures(estimates, risk_without).risk_with
     people: list[dict[str, Any]] = []
     records: list[RecommendationRecord] = []

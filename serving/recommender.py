@@ -206,8 +206,7 @@ class Recommender:
     ) -> tuple[PathwayEstimates, list[list[Recommendation]], np.ndarray]:
         """Return the estimates, ranked picks and risks without a referral, through scikit-learn."""
         table = self.frame(assessments)
-        estimates = self.model.estimate(table)
-        risk = self.model.baseline_risk(self.model.encoder_.transform(table))
+        estimates, risk = self.model.estimate_with_risk(table)
         return estimates, recommendations(estimates, table), risk
 
     def _answers(

@@ -150,3 +150,12 @@ def test_an_unknown_contrast_is_refused(trial: Fitted) -> None:
         PathwayEffectModel(DEFAULT_FEATURES, contrast="both").fit(
             test, test[TARGET_FIELD].to_numpy(dtype=int)
         )
+
+
+def test_estimates_with_risk_are_the_estimates_and_the_risk_with_no_referral(trial: Fitted) -> None:
+    model, estimates, test, _ = trial
+    again, risk = model.estimate_with_risk(test)
+    np.testing.assert_array_equal(again.effect, estimates.effect)
+    np.testing.assert_array_equal(again.recommended, estimates.recommended)
+    np.testing.assert_array_equal(risk, model.baseline_risk(model.encoder_.transform(test)))
+    assert risk.shape == (len(test),) and ((risk > 0) & (risk < 1)).all()
