@@ -39,6 +39,6 @@ def test_a_pathway_version_that_cannot_recommend_fails_its_load(
     def broken(self: PathwayEffectModel, table: Any) -> Any:
         raise ValueError("X has 3 features, but the model expects 14")
 
-    monkeypatch.setattr(PathwayEffectModel, "estimate", broken)
+    monkeypatch.setattr(PathwayEffectModel, "estimate_with_risk", broken)
     with pytest.raises(ModelLoadError, match="cannot recommend for the example assessment"):
         load_pathway_model(make_settings(pathway_store, tmp_path))
