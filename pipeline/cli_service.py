@@ -18,7 +18,7 @@ if TYPE_CHECKING:
 #: Scopes of an API key (:data:`serving.keys.SCOPES`; a test keeps them equal). Written out
 #: so that ``desist --help`` does not load the service.
 KEY_SCOPES: tuple[str, ...] = ("score", "admin", "outcomes", "allocate")
-#: The audit logs ``desist audit export`` writes (:data:`serving.audit.AUDIT_TABLES`).
+#: The audit logs ``desist audit export`` writes (:data:`serving.audit_export.AUDIT_TABLES`).
 AUDIT_KINDS: tuple[str, ...] = ("scores", "recommendations", "decisions", "outcomes")
 
 SERVE = (

@@ -21,13 +21,11 @@ whole transaction, insert-only and so safe to repeat, is run again.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from operator import attrgetter, itemgetter
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -44,14 +42,6 @@ from serving.database import (
     unanswered_table,
 )
 from serving.errors import AuditOutcomeUnknownError, AuditWriteError
-
-#: The audit tables ``desist audit export --kind`` can write.
-AUDIT_TABLES: dict[str, Table] = {
-    "scores": audit_table,
-    "recommendations": recommendation_audit_table,
-    "decisions": decision_audit_table,
-    "outcomes": outcome_audit_table,
-}
 
 #: Kinds of entry whose rows are inserted one statement per row (few rows, a revision to count).
 OVERSIGHT_KINDS = ("decisions", "outcomes")
@@ -393,56 +383,3 @@ def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
                 "practitioner_ref": record.practitioner_ref,
             },
         )
-
-
-def _spreadsheet_safe(value: object) -> object:
-    """Quote text a spreadsheet would run as a formula (caller-supplied subject_ref)."""
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + value
-    return value
-
-
-def export_audit(
-    engine: Engine, since: datetime | None, out_path: Path, table: Table = audit_table
-) -> int:
-    """Write audit rows (from ``since`` on, if given) to a CSV file; return the row count.
-
-    Each row ends with ``answered``: ``true``, or ``false`` when its request was
-    answered with an error although the row was committed (an unknown commit
-    outcome, or an answer withheld at its deadline: :data:`serving.database.unanswered_table`).
-
-    Parameters
-    ----------
-    engine
-        The service database.
-    since
-        Earliest time to export; a naive datetime is read as UTC.
-    out_path
-        CSV file to write (header plus one line per row, oldest first).
-    table
-        Which audit log: scores (default), recommendations, decisions or outcomes
-        (see :data:`AUDIT_TABLES`).
-    """
-    query = select(table).order_by(table.c.id)
-    if since is not None:
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        query = query.where(table.c.time >= since)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with engine.connect() as conn, out_path.open("w", newline="") as handle:
-        unanswered = set(conn.execute(select(unanswered_table.c.request_id)).scalars())
-        writer = csv.writer(handle)
-        writer.writerow([*(column.name for column in table.columns), "answered"])
-        request_ids = [column.name for column in table.columns].index("request_id")
-        for row in conn.execute(query):
-            values = list(row)
-            when = values[1]
-            if isinstance(when, datetime) and when.tzinfo is None:
-                # SQLite keeps no zone; every time was written in UTC.
-                values[1] = when.replace(tzinfo=UTC)
-            values[1] = values[1].isoformat()
-            answered = "false" if values[request_ids] in unanswered else "true"
-            writer.writerow([*(_spreadsheet_safe(v) for v in values), answered])
-            count += 1
-    return count
