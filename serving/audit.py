@@ -2,8 +2,10 @@
 
 Each row records when, for which client and request, which subject, which
 model version, a digest of the inputs, and the probability and band (or the
-programmes recommended, with their estimates and the one offered; or the
-programme a person was allocated, :data:`ALLOCATED`). The rows of a request go in
+programmes recommended, with their estimates and the one offered; or, for
+each person of an allocated cohort, the place given or none, :data:`ALLOCATED`,
+beside one row for the allocation itself: its places, fills and shares,
+:class:`AllocationRecord`). The rows of a request go in
 one transaction; if it fails, the request fails and nothing leaves the
 service unrecorded. Requests waiting together may share a transaction
 (:meth:`AuditLog.record_all`, used by :mod:`serving.worker`): then it holds
@@ -34,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from data.decisions import DecisionRequest
 from serving.database import (
+    allocation_audit_table,
     audit_table,
     decision_audit_table,
     is_sqlite,
@@ -52,8 +55,11 @@ SERVED_LOG = {
     "recommendations": "recommendations",
     "allocations": "recommendations",
 }
-#: How an allocation's row starts its ``recommended`` text: ``allocated=programme:reduction``.
+#: How the row of a person in an allocated cohort starts its ``recommended`` text:
+#: ``allocated=programme:reduction`` for a place, :data:`NOT_PLACED` for none.
 ALLOCATED = "allocated="
+#: The ``recommended`` text of a person in an allocated cohort given no place.
+NOT_PLACED = ALLOCATED + "none"
 #: Transactions tried when two decisions race for the same revision of one score.
 REVISION_ATTEMPTS = 20
 
@@ -150,6 +156,19 @@ class OutcomeRecord:
     follow_up_end: date
 
 
+class AllocationRecord(NamedTuple):
+    """An allocation as recorded, beside its people's rows: what it was asked and answered.
+
+    ``places`` and ``shares`` are the answer's own (JSON): per programme the
+    places asked for and filled, and the shares by ethnicity and sex.
+    """
+
+    cohort_size: int
+    places: str
+    total_expected_reduction: float
+    shares: str
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -163,7 +182,8 @@ class AuditEntry:
     (both go to the recommendations log, :data:`SERVED_LOG`), ``decisions``:
     :class:`DecisionRecord`, ``outcomes``: :class:`OutcomeRecord`); ``time`` is
     when the request's answer was made. Decisions and outcomes name no model
-    (``model_name`` and ``model_version`` empty).
+    (``model_name`` and ``model_version`` empty). An allocation's entry also
+    carries its :class:`AllocationRecord`.
     """
 
     kind: Literal["scores", "recommendations", "allocations", "decisions", "outcomes"]
@@ -173,6 +193,7 @@ class AuditEntry:
     model_version: str
     records: Sequence[Any]
     time: datetime = field(default_factory=_now)
+    allocation: AllocationRecord | None = None
 
 
 class _Insert:
@@ -301,6 +322,9 @@ class AuditLog:
                             conn.exec_driver_sql(self._inserts[kind].sql, values)
                     for entry in oversight:
                         _insert_oversight(conn, entry)
+                    for entry in entries:
+                        if entry.allocation is not None:
+                            _insert_allocation(conn, entry, entry.allocation)
                     if unanswered:
                         conn.execute(
                             unanswered_table.insert(),
@@ -330,6 +354,21 @@ class AuditLog:
                     raise AuditWriteError("the audit log could not record the scores") from err
             except SQLAlchemyError as err:
                 raise AuditWriteError("the audit log could not record the scores") from err
+
+
+def _insert_allocation(conn: Connection, entry: AuditEntry, record: AllocationRecord) -> None:
+    """Insert an allocation's own row, in ``conn``'s transaction (its people's rows beside it)."""
+    conn.execute(
+        insert(allocation_audit_table),
+        {
+            "time": entry.time,
+            "client": entry.client,
+            "request_id": entry.request_id,
+            "model_name": entry.model_name,
+            "model_version": entry.model_version,
+            **record._asdict(),
+        },
+    )
 
 
 def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:

@@ -14,6 +14,7 @@ from pathlib import Path
 from sqlalchemy import Engine, Table, select
 
 from serving.database import (
+    allocation_audit_table,
     audit_table,
     decision_audit_table,
     outcome_audit_table,
@@ -25,6 +26,7 @@ from serving.database import (
 AUDIT_TABLES: dict[str, Table] = {
     "scores": audit_table,
     "recommendations": recommendation_audit_table,
+    "allocations": allocation_audit_table,
     "decisions": decision_audit_table,
     "outcomes": outcome_audit_table,
 }
@@ -55,7 +57,7 @@ def export_audit(
     out_path
         CSV file to write (header plus one line per row, oldest first).
     table
-        Which audit log: scores (default), recommendations, decisions or outcomes
+        Which audit log: scores (default), recommendations, allocations, decisions or outcomes
         (see :data:`AUDIT_TABLES`).
     """
     query = select(table).order_by(table.c.id)
