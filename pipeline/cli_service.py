@@ -18,8 +18,14 @@ if TYPE_CHECKING:
 #: Scopes of an API key (:data:`serving.keys.SCOPES`; a test keeps them equal). Written out
 #: so that ``desist --help`` does not load the service.
 KEY_SCOPES: tuple[str, ...] = ("score", "admin", "outcomes", "allocate")
-#: The audit logs ``desist audit export`` writes (:data:`serving.audit.AUDIT_TABLES`).
-AUDIT_KINDS: tuple[str, ...] = ("scores", "recommendations", "decisions", "outcomes")
+#: The audit logs ``desist audit export`` writes (:data:`serving.audit_export.AUDIT_TABLES`).
+AUDIT_KINDS: tuple[str, ...] = (
+    "scores",
+    "recommendations",
+    "allocations",
+    "decisions",
+    "outcomes",
+)
 
 SERVE = (
     "Run the scoring service (API docs at /docs and /redoc). Everything else is read from "
@@ -110,7 +116,8 @@ def add_service_commands(commands: Commands) -> None:
         export,
         "--kind",
         AUDIT_KINDS,
-        "which audit log: risk scores (default), pathway recommendations, practitioners' "
+        "which audit log: risk scores (default), pathway recommendations, pathway "
+        "allocations (one row each; their people are in recommendations), practitioners' "
         "decisions or imported outcomes",
     )
     export.set_defaults(handler=_audit_export)

@@ -8,8 +8,9 @@ programme), then the places left to the next best positive estimates, always
 eligible and inside the evidence. The service adds no rule of its own.
 
 Like :mod:`serving.scoring` it knows nothing of HTTP and runs in the scoring
-worker, which commits the audit entry (one row per person allocated a place)
-before the answer is released: an allocation answered is recorded, and one
+worker, which commits the audit entry (one row per person of the cohort, placed
+or not, and one for the allocation: its places, fills and shares) before the
+answer is released: an allocation answered is recorded, and one
 whose rows could not be committed is not answered (503 ``audit_unavailable``).
 """
 
@@ -26,7 +27,14 @@ from data.schema import PROGRAMMES
 from models.allocation import allocate_estimates, allocation_shares
 from models.pathway_policy import person_figures
 from serving.allocation_schemas import NOT_RECORDED, SHARE_ATTRIBUTES
-from serving.audit import ALLOCATED, AuditEntry, RecommendationRecord, input_digests
+from serving.audit import (
+    ALLOCATED,
+    NOT_PLACED,
+    AllocationRecord,
+    AuditEntry,
+    RecommendationRecord,
+    input_digests,
+)
 from serving.keys import Client
 from serving.registry_loader import LoadedPathwayModel
 from serving.scoring import parse_body
@@ -71,21 +79,34 @@ def allocate_batch(
                 "recommended_with_confidence": placed and bool(estimates.recommended[row, j]),
             }
         )
-        if placed:
-            summary = f"{ALLOCATED}{PROGRAMMES[j]}:{reduction:.4f}"
-            records.append(RecommendationRecord(item.subject_ref, digest, summary))
+        # Everyone considered is recorded, placed or not: a decision on either can name its row.
+        summary = f"{ALLOCATED}{PROGRAMMES[j]}:{reduction:.4f}" if placed else NOT_PLACED
+        records.append(RecommendationRecord(item.subject_ref, digest, summary))
     served = {"model_name": model.name, "model_version": model.version, "request_id": request_id}
-    entry = AuditEntry("allocations", client.name, request_id, model.name, model.version, records)
+    filled = [
+        {"programme": p, "places": int(n), "filled": int(f)}
+        for p, n, f in zip(PROGRAMMES, places, allocation.filled, strict=True)
+    ]
+    by_group = shares(allocation.programme, assessments)
+    record = AllocationRecord(
+        len(assessments), to_json(filled).decode(), allocation.total, to_json(by_group).decode()
+    )
+    entry = AuditEntry(
+        "allocations",
+        client.name,
+        request_id,
+        model.name,
+        model.version,
+        records,
+        allocation=record,
+    )
     content = to_json(
         {
             **served,
             "allocations": people,
             "total_expected_reduction": allocation.total,
-            "places": [
-                {"programme": p, "places": int(n), "filled": int(f)}
-                for p, n, f in zip(PROGRAMMES, places, allocation.filled, strict=True)
-            ],
-            "shares": shares(allocation.programme, assessments),
+            "places": filled,
+            "shares": by_group,
         }
     )
     return content, entry

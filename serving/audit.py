@@ -2,8 +2,10 @@
 
 Each row records when, for which client and request, which subject, which
 model version, a digest of the inputs, and the probability and band (or the
-programmes recommended, with their estimates and the one offered; or the
-programme a person was allocated, :data:`ALLOCATED`). The rows of a request go in
+programmes recommended, with their estimates and the one offered; or, for
+each person of an allocated cohort, the place given or none, :data:`ALLOCATED`,
+beside one row for the allocation itself: its places, fills and shares,
+:class:`AllocationRecord`). The rows of a request go in
 one transaction; if it fails, the request fails and nothing leaves the
 service unrecorded. Requests waiting together may share a transaction
 (:meth:`AuditLog.record_all`, used by :mod:`serving.worker`): then it holds
@@ -21,13 +23,11 @@ whole transaction, insert-only and so safe to repeat, is run again.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import UTC, date, datetime
 from operator import attrgetter, itemgetter
-from pathlib import Path
 from typing import Any, Literal, NamedTuple
 
 from pydantic import BaseModel
@@ -36,6 +36,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from data.decisions import DecisionRequest
 from serving.database import (
+    allocation_audit_table,
     audit_table,
     decision_audit_table,
     is_sqlite,
@@ -44,14 +45,6 @@ from serving.database import (
     unanswered_table,
 )
 from serving.errors import AuditOutcomeUnknownError, AuditWriteError
-
-#: The audit tables ``desist audit export --kind`` can write.
-AUDIT_TABLES: dict[str, Table] = {
-    "scores": audit_table,
-    "recommendations": recommendation_audit_table,
-    "decisions": decision_audit_table,
-    "outcomes": outcome_audit_table,
-}
 
 #: Kinds of entry whose rows are inserted one statement per row (few rows, a revision to count).
 OVERSIGHT_KINDS = ("decisions", "outcomes")
@@ -62,8 +55,11 @@ SERVED_LOG = {
     "recommendations": "recommendations",
     "allocations": "recommendations",
 }
-#: How an allocation's row starts its ``recommended`` text: ``allocated=programme:reduction``.
+#: How the row of a person in an allocated cohort starts its ``recommended`` text:
+#: ``allocated=programme:reduction`` for a place, :data:`NOT_PLACED` for none.
 ALLOCATED = "allocated="
+#: The ``recommended`` text of a person in an allocated cohort given no place.
+NOT_PLACED = ALLOCATED + "none"
 #: Transactions tried when two decisions race for the same revision of one score.
 REVISION_ATTEMPTS = 20
 
@@ -160,6 +156,19 @@ class OutcomeRecord:
     follow_up_end: date
 
 
+class AllocationRecord(NamedTuple):
+    """An allocation as recorded, beside its people's rows: what it was asked and answered.
+
+    ``places`` and ``shares`` are the answer's own (JSON): per programme the
+    places asked for and filled, and the shares by ethnicity and sex.
+    """
+
+    cohort_size: int
+    places: str
+    total_expected_reduction: float
+    shares: str
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -173,7 +182,8 @@ class AuditEntry:
     (both go to the recommendations log, :data:`SERVED_LOG`), ``decisions``:
     :class:`DecisionRecord`, ``outcomes``: :class:`OutcomeRecord`); ``time`` is
     when the request's answer was made. Decisions and outcomes name no model
-    (``model_name`` and ``model_version`` empty).
+    (``model_name`` and ``model_version`` empty). An allocation's entry also
+    carries its :class:`AllocationRecord`.
     """
 
     kind: Literal["scores", "recommendations", "allocations", "decisions", "outcomes"]
@@ -183,6 +193,7 @@ class AuditEntry:
     model_version: str
     records: Sequence[Any]
     time: datetime = field(default_factory=_now)
+    allocation: AllocationRecord | None = None
 
 
 class _Insert:
@@ -311,6 +322,9 @@ class AuditLog:
                             conn.exec_driver_sql(self._inserts[kind].sql, values)
                     for entry in oversight:
                         _insert_oversight(conn, entry)
+                    for entry in entries:
+                        if entry.allocation is not None:
+                            _insert_allocation(conn, entry, entry.allocation)
                     if unanswered:
                         conn.execute(
                             unanswered_table.insert(),
@@ -340,6 +354,21 @@ class AuditLog:
                     raise AuditWriteError("the audit log could not record the scores") from err
             except SQLAlchemyError as err:
                 raise AuditWriteError("the audit log could not record the scores") from err
+
+
+def _insert_allocation(conn: Connection, entry: AuditEntry, record: AllocationRecord) -> None:
+    """Insert an allocation's own row, in ``conn``'s transaction (its people's rows beside it)."""
+    conn.execute(
+        insert(allocation_audit_table),
+        {
+            "time": entry.time,
+            "client": entry.client,
+            "request_id": entry.request_id,
+            "model_name": entry.model_name,
+            "model_version": entry.model_version,
+            **record._asdict(),
+        },
+    )
 
 
 def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
@@ -393,56 +422,3 @@ def _insert_oversight(conn: Connection, entry: AuditEntry) -> None:
                 "practitioner_ref": record.practitioner_ref,
             },
         )
-
-
-def _spreadsheet_safe(value: object) -> object:
-    """Quote text a spreadsheet would run as a formula (caller-supplied subject_ref)."""
-    if isinstance(value, str) and value.startswith(("=", "+", "-", "@", "\t", "\r")):
-        return "'" + value
-    return value
-
-
-def export_audit(
-    engine: Engine, since: datetime | None, out_path: Path, table: Table = audit_table
-) -> int:
-    """Write audit rows (from ``since`` on, if given) to a CSV file; return the row count.
-
-    Each row ends with ``answered``: ``true``, or ``false`` when its request was
-    answered with an error although the row was committed (an unknown commit
-    outcome, or an answer withheld at its deadline: :data:`serving.database.unanswered_table`).
-
-    Parameters
-    ----------
-    engine
-        The service database.
-    since
-        Earliest time to export; a naive datetime is read as UTC.
-    out_path
-        CSV file to write (header plus one line per row, oldest first).
-    table
-        Which audit log: scores (default), recommendations, decisions or outcomes
-        (see :data:`AUDIT_TABLES`).
-    """
-    query = select(table).order_by(table.c.id)
-    if since is not None:
-        if since.tzinfo is None:
-            since = since.replace(tzinfo=UTC)
-        query = query.where(table.c.time >= since)
-    out_path.parent.mkdir(parents=True, exist_ok=True)
-    count = 0
-    with engine.connect() as conn, out_path.open("w", newline="") as handle:
-        unanswered = set(conn.execute(select(unanswered_table.c.request_id)).scalars())
-        writer = csv.writer(handle)
-        writer.writerow([*(column.name for column in table.columns), "answered"])
-        request_ids = [column.name for column in table.columns].index("request_id")
-        for row in conn.execute(query):
-            values = list(row)
-            when = values[1]
-            if isinstance(when, datetime) and when.tzinfo is None:
-                # SQLite keeps no zone; every time was written in UTC.
-                values[1] = when.replace(tzinfo=UTC)
-            values[1] = values[1].isoformat()
-            answered = "false" if values[request_ids] in unanswered else "true"
-            writer.writerow([*(_spreadsheet_safe(v) for v in values), answered])
-            count += 1
-    return count

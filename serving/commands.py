@@ -14,8 +14,8 @@ from pathlib import Path
 
 import uvicorn
 
-from serving.audit import AUDIT_TABLES
-from serving.audit import export_audit as _export_audit
+from serving.audit_export import AUDIT_TABLES
+from serving.audit_export import export_audit as _export_audit
 from serving.database import make_engine
 from serving.keys import KeyStore
 from serving.metrics import MULTIPROCESS_ENV, fresh_multiprocess_dir
@@ -136,7 +136,7 @@ def export_audit(
     """Write an audit log (from ``since`` on, if given) to CSV at ``out``; return the row count.
 
     ``kind`` is ``scores``, ``recommendations``, ``decisions`` or ``outcomes``
-    (:data:`serving.audit.AUDIT_TABLES`); an export of decisions is what
+    (:data:`serving.audit_export.AUDIT_TABLES`); an export of decisions is what
     :func:`data.decisions.validate_decisions` reads back.
     """
     table = AUDIT_TABLES[kind]

@@ -1,4 +1,4 @@
-"""The service's own database: audit logs (scores, recommendations, decisions, outcomes), keys.
+"""The service's own database: the audit logs of what it served and recorded, and its keys.
 
 SQLite under ``DESIST_HOME`` by default (write-ahead log, ``synchronous=NORMAL``:
 a committed row survives a crash of the service, and readers never block the
@@ -28,6 +28,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
     UniqueConstraint,
     create_engine,
     event,
@@ -87,6 +88,21 @@ recommendation_audit_table = Table(
     metadata,
     *_audit_columns(),
     Column("recommended", String(512), nullable=False),
+)
+
+#: One row per allocation answered (``POST /v1/pathway-allocations``): the cohort's size, the
+#: places asked for and filled per programme and the shares by ethnicity and sex (both as
+#: answered, JSON), and the total expected reduction. Its people are in the recommendations
+#: log, one row each, in the same transaction (:data:`serving.audit.ALLOCATED`).
+allocation_audit_table = _recorded_table(
+    "audit_allocations",
+    Column("request_id", String(64), nullable=False, index=True),
+    Column("model_name", String(128), nullable=False),
+    Column("model_version", String(32), nullable=False),
+    Column("cohort_size", Integer, nullable=False),
+    Column("places", Text, nullable=False),
+    Column("total_expected_reduction", Float, nullable=False),
+    Column("shares", Text, nullable=False),
 )
 
 #: Requests answered with an error although their audit rows may exist: the commit's outcome

@@ -25,7 +25,7 @@ import httpx
 from sqlalchemy import func, select
 
 from data.errors import DesistError
-from serving.audit import AUDIT_TABLES
+from serving.audit_export import AUDIT_TABLES
 from serving.database import make_engine
 from serving.metrics import fresh_multiprocess_dir
 from serving.settings import Settings

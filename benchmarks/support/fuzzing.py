@@ -40,7 +40,13 @@ from schemathesis.specs.openapi.checks import (
 )
 
 #: The operations that serve answers, and the field their answers are listed in.
-ANSWERED = {"/v1/risk-scores": "scores", "/v1/pathway-recommendations": "recommendations"}
+#: Each route's answers, and so its people, each with one row in the recommendations log (an
+#: allocation's people too, placed or not) or the scores log.
+ANSWERED = {
+    "/v1/risk-scores": "scores",
+    "/v1/pathway-recommendations": "recommendations",
+    "/v1/pathway-allocations": "allocations",
+}
 
 CONFORMANCE = [
     not_a_server_error,
@@ -216,12 +222,6 @@ def _count(report: FuzzReport, label: str, case: Case, response: Any) -> None:
             report.scores_returned += len(answers)
         else:
             report.recommendations_returned += len(answers)
-    elif path == "/v1/pathway-allocations":
-        # Each person placed has a row in the recommendations log (nobody else has one).
-        body = response.json()
-        placed = [a for a in body["allocations"] if a["programme"] is not None]
-        report.served.extend((body["request_id"], a["subject_ref"]) for a in placed)
-        report.recommendations_returned += len(placed)
     elif path == "/v1/decisions":
         report.decisions_recorded += 1
     elif path == "/v1/outcomes":

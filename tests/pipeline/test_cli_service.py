@@ -60,7 +60,7 @@ def test_serve_help_documents_every_option() -> None:
 
 
 def test_the_choices_are_the_services() -> None:
-    from serving.audit import AUDIT_TABLES
+    from serving.audit_export import AUDIT_TABLES
     from serving.keys import SCOPES
 
     assert KEY_SCOPES == SCOPES

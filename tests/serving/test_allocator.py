@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from sqlalchemy import event, select
+from sqlalchemy import Table, event, select
 from sqlalchemy.exc import OperationalError
 
 from benchmarks.support.assessments import assessment
@@ -16,9 +17,9 @@ from benchmarks.support.registry import Store
 from data.schema import AUDIT_ONLY, PROGRAMMES
 from models.allocation import allocate_cohort
 from serving.allocation_schemas import EXAMPLE_ALLOCATION, PathwayAllocationResponse
-from serving.audit import ALLOCATED, input_digest
+from serving.audit import ALLOCATED, NOT_PLACED, input_digest
 from serving.commands import create_key
-from serving.database import make_engine, recommendation_audit_table
+from serving.database import allocation_audit_table, make_engine, recommendation_audit_table
 from serving.schemas import assessment_batch_model
 from tests.support.serving import (
     Service,
@@ -46,11 +47,10 @@ def allocate(service: Service, items: list[dict[str, Any]], places: Any, key: st
     return service.client.post(ROUTE, json=body, headers=service.headers(key))
 
 
-def logged(service: Service) -> list[Any]:
+def logged(service: Service, table: Table = recommendation_audit_table) -> list[Any]:
     engine = make_engine(service.settings.resolved_database_url())
     try:
         with engine.connect() as conn:
-            table = recommendation_audit_table
             return list(conn.execute(select(table).order_by(table.c.id)))
     finally:
         engine.dispose()
@@ -100,24 +100,58 @@ def test_the_answer_is_the_model_layers_allocation_within_the_places(
         assert sum(g["allocated_share"] for g in groups.values()) == pytest.approx(1, abs=1e-3)
 
 
-def test_every_person_allocated_has_one_audit_row_and_no_one_else(
+def test_every_person_considered_has_one_audit_row_placed_or_not(
     service: Service, planner_key: str, cohort_assessments: list[dict[str, Any]]
 ) -> None:
     items = cohort_assessments[:80]
     body = allocate(service, items, {"drugs_alcohol": 10, "finance_debt": 3}, planner_key).json()
-    placed = [p for p in body["allocations"] if p["programme"] is not None]
+    people = body["allocations"]
     rows = logged(service)
-    assert 0 < len(rows) == len(placed) < len(items)
+    assert len(rows) == len(people) == len(items)
+    assert 0 < sum(p["programme"] is not None for p in people) < len(items)
     digests = {i["subject_ref"]: i for i in items}
     batch = assessment_batch_model(1000)
-    for row, person in zip(rows, placed, strict=True):
+    for row, person in zip(rows, people, strict=True):
         assert row.request_id == body["request_id"] and row.client == "planner"
         assert row.subject_ref == person["subject_ref"]
-        assert row.recommended == (
-            f"{ALLOCATED}{person['programme']}:{person['expected_reduction']:.4f}"
-        )
+        if person["programme"] is None:
+            assert row.recommended == NOT_PLACED
+        else:
+            assert row.recommended == (
+                f"{ALLOCATED}{person['programme']}:{person['expected_reduction']:.4f}"
+            )
         item = batch.model_validate({"assessments": [digests[row.subject_ref]]}).assessments[0]
         assert row.input_digest == input_digest(item)
+
+
+def test_the_allocation_itself_is_recorded_as_answered(
+    service: Service, planner_key: str, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    items = cohort_assessments[:60]
+    body = allocate(service, items, {"health": 4, "accommodation": 2}, planner_key).json()
+    (row,) = logged(service, allocation_audit_table)
+    assert row.request_id == body["request_id"] and row.client == "planner"
+    assert (row.model_name, row.model_version) == (body["model_name"], body["model_version"])
+    assert row.cohort_size == len(items)
+    assert json.loads(row.places) == body["places"]
+    assert json.loads(row.shares) == body["shares"]
+    assert row.total_expected_reduction == pytest.approx(body["total_expected_reduction"])
+    # An allocation that places nobody is recorded too, with every person's row.
+    nobody = allocate(service, items[:5], {}, planner_key).json()
+    assert all(p["programme"] is None for p in nobody["allocations"])
+    rows = [r for r in logged(service) if r.request_id == nobody["request_id"]]
+    assert [r.recommended for r in rows] == [NOT_PLACED] * 5
+    last = logged(service, allocation_audit_table)[-1]
+    assert last.request_id == nobody["request_id"] and last.total_expected_reduction == 0
+    # So a practitioner's decision on a person given no place names a served row.
+    decision = {
+        "request_id": nobody["request_id"],
+        "subject_ref": rows[0].subject_ref,
+        "decision": "accepted",
+        "practitioner_ref": "po-4711",
+    }
+    recorded = service.client.post("/v1/decisions", json=decision, headers=service.headers())
+    assert recorded.status_code == 201 and recorded.json()["served"] == "recommendations"
 
 
 def test_places_that_are_negative_or_name_no_programme_are_refused_by_field(
@@ -180,6 +214,7 @@ def test_when_the_audit_log_fails_nothing_is_answered_and_no_row_exists(
     assert response.json()["error"] == "audit_unavailable"
     assert "allocations" not in response.json()
     assert recommendation_rows(service.settings) == 0
+    assert logged(service, allocation_audit_table) == []
 
 
 def test_the_route_is_documented_with_an_example_it_answers(
