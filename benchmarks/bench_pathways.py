@@ -187,7 +187,7 @@ def main() -> None:
     parser.add_argument("--no-econml", action="store_true")
     parser.add_argument(
         "--contrast",
-        choices=("alone", "observed"),
+        choices=("alone", "observed", "mix"),
         default="alone",
         help="the model's pseudo-outcome contrast (observed: before issue 17's change)",
     )
