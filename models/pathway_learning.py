@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
+from models.pathway_bagging import bagged_fit
+
 #: Boosting rates of the nuisance models: 0.2 stops in about half the rounds
 #: of 0.1 (so half the trees to fit and to evaluate for every counterfactual)
 #: and gave the same policy value on a validation cohort (seed 11, not the
@@ -97,6 +99,7 @@ def fit_final_stage(
     pseudo: np.ndarray,
     untreated: np.ndarray,
     scale: str,
+    bags: int = 1,
 ) -> HistGradientBoostingRegressor:
     """Return a final-stage regressor of ``pseudo`` on ``x`` on the given scale.
 
@@ -105,11 +108,13 @@ def fit_final_stage(
     square), so the risk level shared by all programmes drops out of what the
     small trees must learn. Absolute: plain least squares on the reduction,
     for effects with an additive part (a low-risk person's reduction is then
-    not proportional to their risk).
+    not proportional to their risk). With ``bags`` above 1, the average of
+    that many boosters on random halves, as one booster
+    (:mod:`models.pathway_bagging`).
     """
     if scale == "absolute":
-        return make().fit(x, pseudo)
-    return make().fit(x, pseudo / untreated, sample_weight=untreated**2)
+        return bagged_fit(make, x, pseudo, None, bags)
+    return bagged_fit(make, x, pseudo / untreated, untreated**2, bags)
 
 
 def choose_final_stage(
@@ -120,6 +125,7 @@ def choose_final_stage(
     usable: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
     reading: np.ndarray | None = None,
+    bags: int = 1,
 ) -> FinalStage:
     """Choose a programme's final-stage scale by out-of-fold DR loss, without the truth.
 
@@ -131,14 +137,14 @@ def choose_final_stage(
     :data:`SCALE_STANDARD_ERRORS` standard errors of the paired difference.
     ``untreated`` must be floored above zero. ``reading``, of the shape of
     ``x``, is where the fold models are also read for
-    :attr:`FinalStage.out_of_fold_alone`.
+    :attr:`FinalStage.out_of_fold_alone`; ``bags`` as in :func:`fit_final_stage`.
     """
     predictions = {scale: np.full(pseudo.shape, np.nan) for scale in SCALES}
     at_reading = {scale: np.full(pseudo.shape, np.nan) for scale in SCALES}
     for train, held in splits:
         rows = train[usable[train]]
         for scale in SCALES:
-            model = fit_final_stage(make, x[rows], pseudo[rows], untreated[rows], scale)
+            model = fit_final_stage(make, x[rows], pseudo[rows], untreated[rows], scale, bags)
             predictions[scale][held] = model.predict(x[held])
             if reading is not None:
                 at_reading[scale][held] = model.predict(reading[held])

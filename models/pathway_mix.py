@@ -88,6 +88,7 @@ def fit_programme_stage(
     usable: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
     mix: bool,
+    bags: int = 1,
 ) -> ProgrammeStage:
     """Choose programme ``j``'s scale, fit its served final stage, return its out-of-fold figures.
 
@@ -112,12 +113,15 @@ def fit_programme_stage(
         Whether the other referrals are the final stage's effect modifiers
         (``contrast="mix"``; ``pseudo`` and ``untreated`` then belong to the
         observed contrast).
+    bags
+        Boosters averaged in every final stage (:mod:`models.pathway_bagging`).
     """
     design = mix_design(x, referrals, j) if mix else x
-    stage = choose_final_stage(
-        make, design, pseudo, untreated, usable, splits, alone_design(x, design.shape[1])
+    reading = alone_design(x, design.shape[1])
+    stage = choose_final_stage(make, design, pseudo, untreated, usable, splits, reading, bags)
+    model = fit_final_stage(
+        make, design[usable], pseudo[usable], untreated[usable], stage.scale, bags
     )
-    model = fit_final_stage(make, design[usable], pseudo[usable], untreated[usable], stage.scale)
     relative = stage.scale == "relative"
     assert stage.out_of_fold_alone is not None
     effect = stage.out_of_fold_alone * (baseline if relative else 1.0)

@@ -63,8 +63,7 @@ from models.pathway_mix import alone_design, alone_pseudo_outcomes, fit_programm
 from models.pathway_policy import best_single_programme, select_policy
 from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
-# The estimates and recommendations, the programmes' facts and the confidence
-# groups have modules of their own; their names stay importable from here.
+# Names of the modules this one was split into stay importable from here.
 __all__ = [
     "PROGRAMME_NEEDS",
     "REFERRAL_COLUMNS",
@@ -164,6 +163,8 @@ class PathwayEffectModel(BaseEstimator):
         referrals as they were (desist before issue 17); ``"mix"``: the
         observed one with the other referrals as effect modifiers of the
         final stage, read with none (:mod:`models.pathway_mix`).
+    n_bags
+        Boosters, each on a random half, averaged per final stage (:mod:`models.pathway_bagging`).
 
     Attributes
     ----------
@@ -179,10 +180,9 @@ class PathwayEffectModel(BaseEstimator):
         The first fold's nuisances: new people's overlap, test splits' scores.
     group_edges_ : dict of str to ndarray
         Effect cut points of the confidence groups per programme.
-    group_low_, group_high_ : dict of str to ndarray
-        95% interval of the mean pseudo-outcome in each group.
-    group_floor_ : dict of str to ndarray
-        Family-wise one-sided lower bound used to decide recommendations.
+    group_low_, group_high_, group_floor_ : dict of str to ndarray
+        95% interval of each group's mean pseudo-outcome; its family-wise
+        one-sided lower bound, which decides recommendations.
     referral_rate_ : dict of str to float
         Share of training people referred to each programme.
     programme_value_ : dict of str to float
@@ -212,6 +212,7 @@ class PathwayEffectModel(BaseEstimator):
         max_iter: int = 300,
         random_state: int = 0,
         contrast: str = "alone",
+        n_bags: int = 1,
     ) -> None:
         self.features = features
         self.overlap = overlap
@@ -220,6 +221,7 @@ class PathwayEffectModel(BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.contrast = contrast
+        self.n_bags = n_bags
 
     def fit(self, data: pd.DataFrame, outcome: np.ndarray) -> PathwayEffectModel:
         """Learn per-programme effects from historic referrals and outcomes.
@@ -295,7 +297,7 @@ class PathwayEffectModel(BaseEstimator):
             untreated = np.clip(untreated_all[:, j], RISK_FLOOR, None)
             stage = fit_programme_stage(
                 self._effect_regressor, x, referrals, j, pseudo_all[:, j], untreated, baseline,
-                usable, splits, mix,
+                usable, splits, mix, self.n_bags,
             )  # fmt: skip
             self.effect_scale_[programme] = stage.scale
             self.final_stage_loss_[programme] = stage.loss
