@@ -187,9 +187,15 @@ def main() -> None:
     parser.add_argument("--no-econml", action="store_true")
     parser.add_argument(
         "--contrast",
-        choices=("alone", "observed"),
+        choices=("alone", "observed", "mix"),
         default="alone",
         help="the model's pseudo-outcome contrast (observed: before issue 17's change)",
+    )
+    parser.add_argument(
+        "--bags",
+        type=int,
+        default=None,
+        help="boosters averaged per final stage (the model's n_bags; default: the config's)",
     )
     parser.add_argument(
         "--cache",
@@ -219,7 +225,10 @@ def main() -> None:
 
     load_before = os.getloadavg()
     started, started_cpu = time.perf_counter(), time.process_time()
-    model = build_pathway_model(config).set_params(contrast=args.contrast).fit(train, y)
+    model = build_pathway_model(config).set_params(contrast=args.contrast)
+    if args.bags is not None:
+        model.set_params(n_bags=args.bags)
+    model.fit(train, y)
     fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
     served = served_choice(estimates, model.default_programme_, model.switch_margin_, model.gate_)
@@ -230,6 +239,7 @@ def main() -> None:
     # The oracle and EconML do not depend on desist's contrast: one cache key.
     key = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
     name = key if args.contrast == "alone" else f"{key}-{args.contrast}"
+    name = name if args.bags is None else f"{name}-bags{args.bags}"
     oracle_effects = _cached(
         args.cache, f"{key}-oracle", lambda: observed_oracle(model, world, args.seed, test)
     )
@@ -350,6 +360,8 @@ def main() -> None:
                 "switch_margin": model.switch_margin_,
                 "out_of_fold_dr_value": {k: round(v, 4) for k, v in model.selection_.items()},
                 "contrast": model.contrast,
+                "n_bags": model.n_bags,
+                "effect_trees": sum(m.n_iter_ for m in model.effect_models_.values()),
                 "final_stage_scale": model.effect_scale_,
                 "final_stage_dr_loss": {
                     p: {scale: round(v, 5) for scale, v in loss.items()}

@@ -8,15 +8,15 @@ doubly robust learner (Kennedy's DR-learner) for each programme:
    programme given the assessment and the person's other referrals, and one
    outcome model of re-offending given the assessment and all referrals.
 2. Pseudo-outcome per person: the outcome model's difference between "no
-   referral" and "this programme alone" (``contrast="alone"``; or, with
-   ``"observed"``, without and with it, other referrals as they were) plus
-   the inverse-propensity-weighted residual.
-3. A regression of the pseudo-outcome on the assessment on the relative
-   scale: pseudo-outcome ~ untreated risk x relative reduction(assessment),
-   fitted on everyone usable, small trees against the pseudo-outcomes'
-   noise. The estimated absolute reduction in 12-month re-offending
-   probability from this programme alone is the relative reduction times
-   the risk with no referral at all.
+   referral" and "this programme alone" (``contrast="alone"``; with
+   ``"observed"`` and ``"mix"``, without and with it, other referrals as
+   they were) plus the inverse-propensity-weighted residual.
+3. A regression of the pseudo-outcome on the assessment (with ``"mix"``,
+   also on the other referrals, read with none: :mod:`models.pathway_mix`),
+   on the absolute scale or the relative one (pseudo-outcome ~ untreated
+   risk x relative reduction), chosen by out-of-fold DR loss; small trees
+   against the pseudo-outcomes' noise. The estimate is the absolute
+   reduction in 12-month re-offending probability from the programme alone.
 
 Overlap: people whose estimated propensity lies outside ``[overlap, 1 -
 overlap]`` were (almost) never, or (almost) always, referred when they looked
@@ -55,17 +55,15 @@ from models.pathway_learning import (
     OUTCOME_LEARNING_RATE,
     PROPENSITY_LEARNING_RATE,
     PseudoOutcomes,
-    choose_final_stage,
     doubly_robust_outcomes,
-    fit_final_stage,
     make_effect_regressor,
     make_nuisance_booster,
 )
+from models.pathway_mix import alone_design, alone_pseudo_outcomes, fit_programme_stage
 from models.pathway_policy import best_single_programme, select_policy
 from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
 
-# The estimates and recommendations, the programmes' facts and the confidence
-# groups have modules of their own; their names stay importable from here.
+# Names of the modules this one was split into stay importable from here.
 __all__ = [
     "PROGRAMME_NEEDS",
     "REFERRAL_COLUMNS",
@@ -82,7 +80,7 @@ __all__ = [
 #: near-zero prediction cannot blow up a relative pseudo-outcome.
 RISK_FLOOR = 0.01
 #: What the pseudo-outcomes contrast (:class:`PathwayEffectModel`'s ``contrast``).
-CONTRASTS = ("alone", "observed")
+CONTRASTS = ("alone", "observed", "mix")
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,57 +158,49 @@ class PathwayEffectModel(BaseEstimator):
         Seed of the folds and the boosters.
     contrast
         ``"alone"`` (default): the pseudo-outcomes' outcome-model part is a
-        referral to the programme alone against no referral, the effect the
-        served policy offers; ``"observed"``: with against without the
-        programme, the other referrals as they were (desist before issue
-        17's harder world; the same when referrals multiply).
+        referral to the programme alone against none, the effect the served
+        policy offers; ``"observed"``: with against without it, the other
+        referrals as they were (desist before issue 17); ``"mix"``: the
+        observed one with the other referrals as effect modifiers of the
+        final stage, read with none (:mod:`models.pathway_mix`).
+    n_bags
+        Boosters, each on a random half, averaged per final stage (:mod:`models.pathway_bagging`).
 
     Attributes
     ----------
     encoder_ : AssessmentEncoder
         Encodes the features.
     effect_models_ : dict of str to HistGradientBoostingRegressor
-        Final-stage model per programme: the relative (or, by
-        ``effect_scale_``, absolute) reduction in re-offending from a
-        referral to it, given the assessment.
-    effect_scale_ : dict of str to str
-        Each final stage's scale, chosen by out-of-fold DR loss
-        (``final_stage_loss_``, per scale).
+        Final-stage model per programme: the absolute (or relative, by
+        ``effect_scale_``, chosen by ``final_stage_loss_``) reduction from a
+        referral to it, given the assessment (``"mix"``: and other referrals).
     outcome_models_ : tuple of HistGradientBoostingClassifier
-        Each fold's outcome model; their mean risk with no referral turns
-        relative reductions into absolute ones.
+        Each fold's outcome model; their mean risk with no referral: ``baseline_risk``.
     nuisance_ : _Nuisance
-        The first fold's outcome and propensity models, kept to check the
-        overlap of new people and to score test splits.
+        The first fold's nuisances: new people's overlap, test splits' scores.
     group_edges_ : dict of str to ndarray
         Effect cut points of the confidence groups per programme.
-    group_low_, group_high_ : dict of str to ndarray
-        95% interval of the mean pseudo-outcome in each group.
-    group_floor_ : dict of str to ndarray
-        Family-wise one-sided lower bound used to decide recommendations.
+    group_low_, group_high_, group_floor_ : dict of str to ndarray
+        95% interval of each group's mean pseudo-outcome; its family-wise
+        one-sided lower bound, which decides recommendations.
     referral_rate_ : dict of str to float
         Share of training people referred to each programme.
     programme_value_ : dict of str to float
         Mean DR pseudo-outcome per training person of a referral of everyone
-        usable (eligible, inside the evidence) to the programme: the
-        truth-free value of offering it to the whole cohort.
+        usable (eligible, inside the evidence): the value of offering it to all.
     programme_floor_ : dict of str to float
-        Family-wise (over the programmes) one-sided 95% lower bound of
-        ``programme_value_``.
+        Family-wise (over programmes) one-sided 95% lower bound of ``programme_value_``.
     default_programme_ : int
-        Index of the best single programme: the largest ``programme_value_``
-        among programmes whose floor is above zero; -1 if none is. The
-        served policy's fallback (:mod:`models.pathway_policy`).
+        The best single programme (the served policy's fallback): the largest
+        ``programme_value_`` of those with a floor above zero; -1 if none is.
     gate_ : bool
         Whether the served policy offers only confident personal picks.
     switch_margin_ : float
         How much a personal pick must beat the default programme's estimate
         by (infinite: the default for everyone).
     selection_ : dict of str to float
-        The out-of-fold DR policy value of every candidate gate and margin;
-        ``gate_`` and ``switch_margin_`` are the best (truth-free: the
-        training people's cross-fitted pseudo-outcomes, scored on estimates
-        from fold models that did not learn from them).
+        Out-of-fold DR policy value of each candidate gate and margin (truth-free:
+        fold models' estimates on the people they did not learn from); the best is served.
     """
 
     def __init__(
@@ -222,6 +212,7 @@ class PathwayEffectModel(BaseEstimator):
         max_iter: int = 300,
         random_state: int = 0,
         contrast: str = "alone",
+        n_bags: int = 1,
     ) -> None:
         self.features = features
         self.overlap = overlap
@@ -230,6 +221,7 @@ class PathwayEffectModel(BaseEstimator):
         self.max_iter = max_iter
         self.random_state = random_state
         self.contrast = contrast
+        self.n_bags = n_bags
 
     def fit(self, data: pd.DataFrame, outcome: np.ndarray) -> PathwayEffectModel:
         """Learn per-programme effects from historic referrals and outcomes.
@@ -245,7 +237,7 @@ class PathwayEffectModel(BaseEstimator):
             raise ValueError(f"overlap must be in (0, 0.5), got {self.overlap}")
         if self.contrast not in CONTRASTS:
             raise ValueError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
-        alone = self.contrast == "alone"
+        alone, mix = self.contrast == "alone", self.contrast == "mix"
         absent = [c for c in REFERRAL_COLUMNS if c not in data.columns]
         if absent:
             raise ValueError(f"pathway learning needs the referral columns {absent}")
@@ -297,21 +289,21 @@ class PathwayEffectModel(BaseEstimator):
         for j, programme in enumerate(PROGRAMMES):
             e = propensity[:, j]
             usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
-            pseudo = pseudo_all[:, j]
-            # The final stage's scale (relative, or absolute for effects
-            # with an additive part) is chosen per programme by out-of-fold
-            # DR loss. The served model learns from every usable person; each
+            # The served final stage learns from every usable person; each
             # person's confidence group comes from a fold model that did not
             # learn from them, so a group's interval is not flattered by the
-            # model fitting its own noise.
+            # model fitting its own noise. The groups, programme values and
+            # served rule read the pseudo-outcome of the programme alone.
             untreated = np.clip(untreated_all[:, j], RISK_FLOOR, None)
-            stage = choose_final_stage(self._effect_regressor, x, pseudo, untreated, usable, splits)
+            stage = fit_programme_stage(
+                self._effect_regressor, x, referrals, j, pseudo_all[:, j], untreated, baseline,
+                usable, splits, mix, self.n_bags,
+            )  # fmt: skip
             self.effect_scale_[programme] = stage.scale
             self.final_stage_loss_[programme] = stage.loss
-            self.effect_models_[programme] = fit_final_stage(
-                self._effect_regressor, x[usable], pseudo[usable], untreated[usable], stage.scale
-            )
-            out_of_fold = stage.out_of_fold * (baseline if stage.scale == "relative" else 1.0)
+            self.effect_models_[programme] = stage.model
+            out_of_fold = stage.effect
+            pseudo = pseudo_all[:, j] = stage.pseudo
             self.referral_rate_[programme] = float(referrals[:, j].mean())
 
             groups = confidence_groups(out_of_fold[usable], pseudo[usable], self.n_groups, z)
@@ -364,7 +356,13 @@ class PathwayEffectModel(BaseEstimator):
         scored = self.nuisance_.pseudo_outcomes(
             x, referrals, np.asarray(outcome, dtype=np.float64), self.overlap, alone
         )
-        return scored.reduction
+        if getattr(self, "contrast", "observed") != "mix":
+            return scored.reduction
+        stages = [(self.effect_models_[p], self.effect_scale_[p]) for p in PROGRAMMES]
+        untreated = np.clip(scored.untreated_risk, RISK_FLOOR, None)
+        return alone_pseudo_outcomes(
+            stages, x, referrals, scored.reduction, untreated, self.baseline_risk(x)
+        )
 
     def estimate(self, assessments: pd.DataFrame) -> PathwayEstimates:
         """Estimate every programme's effect for each person, with overlap and eligibility.
@@ -382,7 +380,9 @@ class PathwayEffectModel(BaseEstimator):
         check_is_fitted(self)
         x = self.encoder_.transform(assessments)
         propensity = self.nuisance_.propensities(x, np.zeros((x.shape[0], len(PROGRAMMES))))
-        relative = np.column_stack([self.effect_models_[p].predict(x) for p in PROGRAMMES])
+        # A final stage of the mix contrast reads zeros for the other referrals.
+        stages = [self.effect_models_[p] for p in PROGRAMMES]
+        relative = np.column_stack([m.predict(alone_design(x, m.n_features_in_)) for m in stages])
         ages = assessments["age"].to_numpy(dtype=np.float64)
         baseline = self.baseline_risk(x)
         return self.estimates_from(relative, baseline, propensity, ages), baseline

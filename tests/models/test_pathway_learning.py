@@ -72,7 +72,10 @@ def test_the_final_stage_scale_follows_the_out_of_fold_dr_loss(truth: str) -> No
     rng = np.random.default_rng(5)
     n = 20_000
     x = rng.uniform(-1, 1, size=(n, 2))
-    untreated = 0.1 + 0.8 * (x[:, 0] > 0)  # two risk levels the effect may or may not follow
+    # Risk levels the effect may or may not follow, set by what the final stage
+    # does not read (as the other referrals set the risk without a programme):
+    # only the right scale can fit the effect from x.
+    untreated = 0.1 + 0.8 * rng.random(n)
     # Relative: a third of the risk, whatever x[:, 1]; absolute: 0.1 or 0.2 by x[:, 1] alone.
     effect = untreated / 3 if truth == "relative" else 0.1 + 0.1 * (x[:, 1] > 0)
     pseudo = effect + rng.normal(0.0, 0.3, n)
@@ -85,3 +88,18 @@ def test_the_final_stage_scale_follows_the_out_of_fold_dr_loss(truth: str) -> No
     stage = choose_final_stage(make, x, pseudo, untreated, usable, splits)
     assert stage.scale == truth
     assert set(stage.loss) == {"relative", "absolute"}
+
+
+def test_without_evidence_either_way_the_final_stage_keeps_the_absolute_scale() -> None:
+    rng = np.random.default_rng(8)
+    n = 20_000
+    x = rng.uniform(-1, 1, size=(n, 2))
+    untreated = np.full(n, 0.4)  # one risk level: the two scales fit the same thing
+
+    def make() -> HistGradientBoostingRegressor:
+        return HistGradientBoostingRegressor(max_leaf_nodes=3, max_iter=50, random_state=0)
+
+    splits = list(KFold(2, shuffle=True, random_state=0).split(x))
+    pseudo = 0.05 + rng.normal(0.0, 1.0, n)
+    stage = choose_final_stage(make, x, pseudo, untreated, np.ones(n, dtype=bool), splits)
+    assert stage.scale == "absolute"

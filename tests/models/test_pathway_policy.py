@@ -143,3 +143,17 @@ def test_selection_switches_only_when_the_gain_beats_its_own_standard_error(gain
         assert (gate, margin) == (True, float("inf"))  # ...but not by more than its own error
     else:
         assert not gate and margin < float("inf")
+
+
+def test_a_gain_of_little_more_than_one_standard_error_is_not_enough_to_switch() -> None:
+    # Programme 1 beats the default by about 1.3 standard errors of the gain: a
+    # one-sided p of about 0.1, which one standard error would have let through.
+    rng = np.random.default_rng(9)
+    n = 4_000
+    effect = np.column_stack([np.full(n, 0.02), np.full(n, 0.05)])
+    open_to = np.ones_like(effect, dtype=bool)
+    noise = rng.normal(0.0, 1.0, n)
+    noise = (noise - noise.mean()) / noise.std(ddof=1)  # exactly sd 1, mean 0
+    pseudo = np.column_stack([np.full(n, 0.02), 0.02 + noise + 1.3 / np.sqrt(n)])
+    gate, margin, _ = select_policy(effect, open_to, np.zeros_like(open_to), pseudo, default=0)
+    assert (gate, margin) == (True, float("inf"))
