@@ -8,6 +8,7 @@ from sklearn.ensemble import HistGradientBoostingRegressor
 from sklearn.model_selection import KFold
 
 from models.pathway_learning import choose_final_stage, doubly_robust_outcomes
+from tests.support.referrals import two_programme_cohort
 
 
 def _trial(seed: int, n: int = 40_000) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -53,12 +54,7 @@ def _interacting_risk(x: np.ndarray, referrals: np.ndarray) -> np.ndarray:
 
 
 def test_the_alone_contrast_recovers_the_effect_alone_when_a_second_referral_counts_half() -> None:
-    rng = np.random.default_rng(3)
-    n = 40_000
-    x = rng.normal(size=(n, 1))
-    propensity = np.full((n, 2), 0.6)
-    referrals = (rng.random((n, 2)) < propensity).astype(float)
-    y = (rng.random(n) < _interacting_risk(x, referrals)).astype(float)
+    x, referrals, y, propensity = two_programme_cohort(_interacting_risk)
     observed = doubly_robust_outcomes(_interacting_risk, x, referrals, y, propensity, 0.02)
     alone = doubly_robust_outcomes(_interacting_risk, x, referrals, y, propensity, 0.02, alone=True)
     # With the other referral as it was (60% have it), a referral adds 0.6 x 0.05 + 0.4 x 0.1.

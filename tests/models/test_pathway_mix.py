@@ -14,6 +14,7 @@ from models.pathway_forest import compile_forest
 from models.pathway_learning import doubly_robust_outcomes
 from models.pathway_mix import alone_design, fit_programme_stage, mix_design
 from models.pathways import PathwayEffectModel
+from tests.support.referrals import two_programme_cohort
 
 
 def _stacking_risk(x: np.ndarray, referrals: np.ndarray) -> np.ndarray:
@@ -42,12 +43,7 @@ def test_the_design_adds_the_other_referrals_and_their_number() -> None:
 def test_the_mix_reads_the_effect_alone_where_a_second_referral_counts_half(
     mix: bool, expected: float
 ) -> None:
-    rng = np.random.default_rng(3)
-    n = 40_000
-    x = rng.normal(size=(n, 1))
-    propensity = np.full((n, 2), 0.6)
-    referrals = (rng.random((n, 2)) < propensity).astype(float)
-    y = (rng.random(n) < _stacking_risk(x, referrals)).astype(float)
+    x, referrals, y, propensity = two_programme_cohort(_stacking_risk)
     scored = doubly_robust_outcomes(_stacking_risk, x, referrals, y, propensity, 0.02)
     splits = list(KFold(2, shuffle=True, random_state=0).split(x))
     stage = fit_programme_stage(
@@ -57,8 +53,8 @@ def test_the_mix_reads_the_effect_alone_where_a_second_referral_counts_half(
         0,
         scored.reduction[:, 0],
         scored.untreated_risk[:, 0],
-        np.full(n, 0.5),
-        np.ones(n, dtype=bool),
+        np.full(len(y), 0.5),
+        np.ones(len(y), dtype=bool),
         splits,
         mix,
     )
