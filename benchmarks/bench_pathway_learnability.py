@@ -38,9 +38,16 @@ from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
-from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
-from benchmarks.bench_pathways import CONFIG, TEST_ROWS, WORLDS, _cached, observed_oracle
+from benchmarks.bench_pathways import (
+    CONFIG,
+    TEST_ROWS,
+    WORLDS,
+    _cached,
+    effects_alone,
+    observed_oracle,
+    s_learner,
+)
 from benchmarks.common import save
 from data.schema import PROGRAMMES
 from data.synthetic import generate_cohort
@@ -52,30 +59,6 @@ from pipeline.config import load_pathway_config
 from pipeline.pathway_evaluation import build_pathway_model
 
 SIZES = (7_315, 15_000, 60_000, 240_000)
-
-
-def _s_learner(regression: bool) -> Any:
-    kind = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
-    return kind(
-        learning_rate=0.1,
-        max_iter=1000,
-        max_leaf_nodes=15,
-        min_samples_leaf=50,
-        early_stopping=True,
-        random_state=0,
-    )
-
-
-def _effects_alone(model: Any, x_test: np.ndarray, proba: bool) -> np.ndarray:
-    """Return each test person's predicted reduction from each programme alone."""
-    predictions = []
-    for j in range(-1, len(PROGRAMMES)):
-        referred = np.zeros((x_test.shape[0], len(PROGRAMMES)))
-        if j >= 0:
-            referred[:, j] = 1.0
-        design = np.column_stack([x_test, referred])
-        predictions.append(model.predict_proba(design)[:, 1] if proba else model.predict(design))
-    return np.column_stack([predictions[0] - p for p in predictions[1:]])
 
 
 def main() -> None:
@@ -136,13 +119,13 @@ def main() -> None:
             [encoder.transform(part), part[list(REFERRAL_COLUMNS)].to_numpy(dtype=float)]
         )
         started = time.perf_counter()
-        outcomes = _s_learner(regression=False).fit(design, part[config.target].to_numpy(int))
-        noise_free = _s_learner(regression=True).fit(
+        outcomes = s_learner(regression=False).fit(design, part[config.target].to_numpy(int))
+        noise_free = s_learner(regression=True).fit(
             design, learn_truth["p_reoffend"].to_numpy()[:n]
         )
         sizes[str(n)] = {
-            "observed_outcomes": share(_effects_alone(outcomes, x_test, proba=True)),
-            "noise_free_target": share(_effects_alone(noise_free, x_test, proba=False)),
+            "observed_outcomes": share(effects_alone(outcomes, x_test, proba=True)),
+            "noise_free_target": share(effects_alone(noise_free, x_test, proba=False)),
             "fit_seconds": round(time.perf_counter() - started, 1),
         }
         print(n, sizes[str(n)], flush=True)

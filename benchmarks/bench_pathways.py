@@ -16,7 +16,8 @@ the policy's one programme (alone; no programme: 0). Policies:
   same world (another seed), then the largest predicted effect: the
   observed-feature oracle;
 - ``latent_oracle``: everyone's truly best programme;
-- baselines: naive learner, needs-score rule (RNR), random, most common
+- baselines: naive learner, a plain S-learner (one booster on the assessment and
+  the referrals, ungated), needs-score rule (RNR), random, most common
   need, and EconML's DRLearner (optional ``bench`` dependency) per programme.
 
 Headline: each policy's share of the oracle's gain over the best single
@@ -85,6 +86,35 @@ def _booster(regression: bool = False) -> Any:
         early_stopping=True,
         random_state=0,
     )
+
+
+def s_learner(regression: bool = False) -> Any:
+    """Return the plain S-learner's booster: on the assessment and the referrals."""
+    kind = HistGradientBoostingRegressor if regression else HistGradientBoostingClassifier
+    return kind(
+        learning_rate=0.1,
+        max_iter=1000,
+        max_leaf_nodes=15,
+        min_samples_leaf=50,
+        early_stopping=True,
+        random_state=0,
+    )
+
+
+def effects_alone(model: Any, x_test: np.ndarray, proba: bool = True) -> np.ndarray:
+    """Return an S-learner's reduction per test person from each programme alone.
+
+    Its predicted risk with no referral minus its predicted risk with that one
+    programme only (``x_test``: the encoded assessments, without referrals).
+    """
+    predictions = []
+    for j in range(-1, len(PROGRAMMES)):
+        referred = np.zeros((x_test.shape[0], len(PROGRAMMES)))
+        if j >= 0:
+            referred[:, j] = 1.0
+        design = np.column_stack([x_test, referred])
+        predictions.append(model.predict_proba(design)[:, 1] if proba else model.predict(design))
+    return np.column_stack([predictions[0] - p for p in predictions[1:]])
 
 
 def econml_effects(
@@ -244,12 +274,18 @@ def main() -> None:
         args.cache, f"{key}-oracle", lambda: observed_oracle(model, world, args.seed, test)
     )
     naive = rules.NaivePathwayModel().fit(train, y)
+    # A plain S-learner (one booster on the assessment and the referrals) on the same rows:
+    # bench_pathway_learnability found it ahead of desist's ungated estimates on other cohorts.
+    x_train, x_test = model.encoder_.transform(train), model.encoder_.transform(test)
+    referred = train[list(REFERRAL_COLUMNS)].to_numpy(dtype=float)
+    plain = s_learner().fit(np.column_stack([x_train, referred]), y)
     values = {
         "desist_top1": value(served.programme),
         "best_single_programme": value(np.where(allowed[:, single], single, -1)),
         "best_reachable_from_observed_features": value(top(oracle_effects)),
         "latent_oracle": float(true_test.max(axis=1).mean()),
         "naive_learner": value(naive.policy(test)),
+        "s_learner": value(top(effects_alone(plain, x_test))),
         "needs_score_rule_rnr": value(rules.rnr_policy(test)),
         "random": value(rules.random_policy(test, seed=1)),
         "most_common_need": value(rules.most_common_need_policy(test)),
