@@ -53,8 +53,10 @@ def alone_design(x: np.ndarray, width: int) -> np.ndarray:
     """Return ``x`` padded with zeros to ``width`` columns: the reading with no other referral.
 
     A final stage of the other contrasts reads ``x`` itself
-    (``width == x.shape[1]``).
+    (``width == x.shape[1]``), not a copy: every estimate reads it once per programme.
     """
+    if width == x.shape[1]:
+        return x
     return np.column_stack([x, np.zeros((x.shape[0], width - x.shape[1]))])
 
 
@@ -117,14 +119,15 @@ def fit_programme_stage(
         Boosters averaged in every final stage (:mod:`models.pathway_bagging`).
     """
     design = mix_design(x, referrals, j) if mix else x
-    reading = alone_design(x, design.shape[1])
+    # Without the mix the design is the reading alone: the fold models are read once.
+    reading = alone_design(x, design.shape[1]) if mix else None
     stage = choose_final_stage(make, design, pseudo, untreated, usable, splits, reading, bags)
     model = fit_final_stage(
         make, design[usable], pseudo[usable], untreated[usable], stage.scale, bags
     )
     relative = stage.scale == "relative"
-    assert stage.out_of_fold_alone is not None
-    effect = stage.out_of_fold_alone * (baseline if relative else 1.0)
+    alone = stage.out_of_fold if stage.out_of_fold_alone is None else stage.out_of_fold_alone
+    effect = alone * (baseline if relative else 1.0)
     if not mix:
         return ProgrammeStage(model, stage.scale, stage.loss, effect, pseudo)
     with_mix = stage.out_of_fold * (untreated if relative else 1.0)
