@@ -38,8 +38,12 @@ typecheck: venv
 	$(BIN)/mypy
 
 # The team tests start real servers and Spark: they have their own target (test-team).
+# Two pytest-xdist workers, one per core of the project's 2-core machines (each at one native
+# thread, tests/conftest.py); a file's tests stay on one worker, so its module fixtures are
+# built once, and the costly session stores once per run (tests/support/shared.py).
+UNIT_WORKERS ?= 2
 unit: venv
-	$(BIN)/pytest -m "not team"
+	$(BIN)/pytest -m "not team" -n $(UNIT_WORKERS) --dist loadfile
 
 ## The runtime dependencies, pinned: a fresh virtualenv with `pip install .` (no extras), frozen.
 lock:

@@ -9,6 +9,7 @@ import pytest
 from benchmarks.support.configs import small_config  # test_registry.py still imports it here
 from pipeline.tracking import Tracker
 from pipeline.train_risk import TrainResult, train
+from tests.support.shared import built_once
 
 
 @pytest.fixture
@@ -19,9 +20,13 @@ def tracker(tmp_path: Path) -> Tracker:
 
 @pytest.fixture(scope="session")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> tuple[Tracker, TrainResult]:
-    """One completed training job, shared by the tests that only read it."""
-    store = Tracker.for_home(tmp_path_factory.mktemp("trained-home"))
-    return store, train(small_config(), tracker=store)
+    """One completed training job, shared by the tests that only read it (once per run)."""
+
+    def build(home: Path) -> tuple[Tracker, TrainResult]:
+        store = Tracker.for_home(home)
+        return store, train(small_config(), tracker=store)
+
+    return built_once(tmp_path_factory, "trained-home", build)
 
 
 @pytest.fixture

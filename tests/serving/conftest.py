@@ -19,19 +19,25 @@ from data.schema import ASSESSMENT_FIELDS, Kind
 from data.synthetic import SynthConfig, generate_cohort
 from serving.settings import Settings
 from tests.support.serving import Service, make_settings, start_service
+from tests.support.shared import built_once
 
 
 @pytest.fixture(scope="session")
 def trained_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """One scorecard trained on the small config and promoted (a few seconds, once)."""
-    return train_small_champions(tmp_path_factory.mktemp("serving-home"), pathways=False)
+    """One scorecard trained on the small config and promoted (a few seconds, once per run)."""
+    return built_once(
+        tmp_path_factory, "serving-home", lambda home: train_small_champions(home, pathways=False)
+    )
 
 
 @pytest.fixture(scope="session")
 def pathway_store(tmp_path_factory: pytest.TempPathFactory) -> Store:
-    """A registry with a risk champion and a desist-pathways champion (small, seeded)."""
-    home = tmp_path_factory.mktemp("serving-pathways-home")
-    return train_small_champions(home, pathways=True)
+    """A registry with risk and desist-pathways champions (small, seeded, once per run)."""
+    return built_once(
+        tmp_path_factory,
+        "serving-pathways-home",
+        lambda home: train_small_champions(home, pathways=True),
+    )
 
 
 @pytest.fixture
