@@ -49,7 +49,11 @@ def test_a_logged_model_registers_linked_to_its_run_and_prints_nothing(
     tmp_path: Path, capfd: pytest.CaptureFixture[str]
 ) -> None:
     tracker = Tracker.for_home(tmp_path / "home")
-    with tracker.activate(), mlflow.start_run() as run:
+    # An experiment of the tracker's: MLflow's default experiment keeps its artifacts in
+    # ./mlruns of the working directory, which would put a model in the source tree.
+    experiment = tracker.experiment_id("register-test")
+    with tracker.activate(), mlflow.start_run(experiment_id=experiment) as run:
+        assert run.info.artifact_uri.startswith(tracker.artifact_root or "")
         info = mlflow.pyfunc.log_model(name="model", python_model=_Constant(), pip_requirements=[])
         tags = VersionTags(
             run_id=run.info.run_id,
