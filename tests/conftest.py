@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from pathlib import Path
 
 # Before anything imports MLflow: tests run offline.
 os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
@@ -79,3 +80,27 @@ def postgres_database() -> Iterator[str]:
     finally:
         with psycopg.connect(f"{POSTGRES_URL}/postgres", autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+#: What MLflow writes where no store was given: run state that must never land in the tree.
+STRAY_RUN_STATE = ("mlruns", "mlartifacts", "mlflow.db")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_run_state_in_the_tree(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Fail the run if a test left MLflow run state in the repository or the working directory.
+
+    Trained artifacts and run state go to MLflow under a temporary home, never into the
+    source tree; a test that forgets to point MLflow somewhere writes ``./mlruns``.
+    """
+    places = {request.config.rootpath, Path.cwd()}
+
+    def present() -> set[Path]:
+        return {
+            place / name for place in places for name in STRAY_RUN_STATE if (place / name).exists()
+        }
+
+    before = present()
+    yield
+    stray = sorted(str(path) for path in present() - before)
+    assert not stray, f"tests wrote MLflow run state into the tree: {stray}"
