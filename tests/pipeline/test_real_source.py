@@ -155,7 +155,7 @@ def test_a_single_feature_that_predicts_the_outcome_is_warned_and_recorded(
     lines: list[str] = []
     with (
         tracker.activate(),
-        mlflow.start_run() as run,
+        mlflow.start_run(experiment_id=tracker.experiment_id("t")) as run,
         pytest.warns(LeakageWarning, match="custodial_history alone reaches AUC 1.000"),
     ):
         screen_single_features(config, cohort, lines.append)
@@ -163,7 +163,7 @@ def test_a_single_feature_that_predicts_the_outcome_is_warned_and_recorded(
     assert "custodial_history" in tag and lines and "WARNING" in lines[0]
     with warnings.catch_warnings():
         warnings.simplefilter("error", LeakageWarning)
-        with tracker.activate(), mlflow.start_run():
+        with tracker.activate(), mlflow.start_run(experiment_id=tracker.experiment_id("t")):
             screen_single_features(small_config(features=("age",)), cohort, lines.append)
 
 

@@ -90,7 +90,11 @@ def test_the_comparison_is_logged_as_metrics_a_table_and_roc_curves(tmp_path: Pa
         {"Tool decile": (0.1, 0.05, 0.15)},
     )
     tracker = Tracker.for_home(tmp_path / "home")
-    with tracker.activate(), mlflow.start_run() as run, staged_artifacts() as staged:
+    with (
+        tracker.activate(),
+        mlflow.start_run(experiment_id=tracker.experiment_id("t")) as run,
+        staged_artifacts() as staged,
+    ):
         record_comparison(staged, compared, Y)
     metrics = tracker.get_run(run.info.run_id).data.metrics
     assert metrics["test_tool_decile_roc_auc"] == pytest.approx(0.7)
@@ -119,7 +123,11 @@ def test_the_audit_is_staged_as_figures_tables_and_a_report(tmp_path: Path) -> N
     )
     audited = Audited(result, ["Impossibility: see the report."], ("ethnicity",))
     tracker = Tracker.for_home(tmp_path / "home")
-    with tracker.activate(), mlflow.start_run() as run, staged_artifacts() as staged:
+    with (
+        tracker.activate(),
+        mlflow.start_run(experiment_id=tracker.experiment_id("t")) as run,
+        staged_artifacts() as staged,
+    ):
         record_audit(staged, audited, min_group_size=20, title="Fairness audit: desist-risk")
     names = _artifacts(tracker, run.info.run_id)
     assert {f"fairness/{name}.csv" for name in FAIRNESS_TABLES} <= names
