@@ -169,12 +169,16 @@ class PseudoOutcomes:
     ``reduction`` is the DR pseudo-outcome (absolute reduction in risk);
     ``untreated_risk`` the outcome model's risk with the person's other
     referrals as they were but not this one; ``propensity`` the referral
-    propensity.
+    propensity; ``plugin`` (with the ``alone`` contrast, else ``None``) the
+    outcome model's own reduction, risk with no referral minus risk with
+    the programme alone: the plug-in (S-learner) estimate, the
+    pseudo-outcome without its weighted residual.
     """
 
     reduction: np.ndarray
     untreated_risk: np.ndarray
     propensity: np.ndarray
+    plugin: np.ndarray | None = None
 
 
 def doubly_robust_outcomes(
@@ -207,6 +211,7 @@ def doubly_robust_outcomes(
     residual = y - actual
     pseudo = np.empty(referrals.shape)
     untreated = np.empty(referrals.shape)
+    plugin = np.empty(referrals.shape)
     nothing = risk(x, np.zeros(referrals.shape)) if alone else actual
     for j in range(referrals.shape[1]):
         treated, e = referrals[:, j], propensity[:, j]
@@ -215,6 +220,7 @@ def doubly_robust_outcomes(
             single[:, j] = 1.0
             with_j = risk(x, single)
             untreated[:, j] = nothing
+            plugin[:, j] = nothing - with_j
         else:
             # One of "with j" and "without j" is what happened: only the
             # other one needs a prediction (half the outcome-model calls).
@@ -227,4 +233,4 @@ def doubly_robust_outcomes(
         # enters with the opposite sign of an effect on risk.
         weight = treated / np.clip(e, overlap, None) - (1 - treated) / np.clip(1 - e, overlap, None)
         pseudo[:, j] = untreated[:, j] - with_j - weight * residual
-    return PseudoOutcomes(pseudo, untreated, propensity)
+    return PseudoOutcomes(pseudo, untreated, propensity, plugin if alone else None)
