@@ -78,7 +78,7 @@ class PathwayForest:
     template: np.ndarray
     n_inputs: int
     width: int
-    #: Row of each booster in the sum table: the two outcome models first.
+    #: Row of each booster in the sum table: the risk models first (``risk_models``).
     outcome_rows: tuple[int, ...]
     #: Per programme: its propensity booster's row, or the constant propensity.
     propensity_rows: tuple[int | float, ...]
@@ -139,7 +139,8 @@ def compile_forest(model: PathwayEffectModel) -> PathwayForest:
         If a booster has a categorical split, predicts more than one value
         per tree, or is not a histogram gradient-boosting model.
     """
-    boosters: list[Booster] = list(model.outcome_models_)
+    # The outcome models, or the plug-in's booster when that is served.
+    boosters: list[Booster] = list(model.risk_models())
     outcome_rows = tuple(range(len(boosters)))
     propensity_rows: list[int | float] = []
     for fitted in model.nuisance_.propensity:

@@ -42,6 +42,28 @@ def make_nuisance_booster(
     )
 
 
+#: The plug-in learner's booster (:func:`make_plugin_booster`).
+PLUGIN_LEARNING_RATE = 0.1
+
+
+def make_plugin_booster(seed: int, max_iter: int) -> HistGradientBoostingClassifier:
+    """Return an unfitted plug-in (S-learner): re-offending given assessment and referrals.
+
+    The settings of ``benchmarks/bench_pathways.py``'s S-learner baseline
+    (half the nuisances' rate, twice their rounds, leaves of 50 people): its
+    contrast is the estimate itself, not a correction term, so it is given
+    the room to find who benefits from what.
+    """
+    return HistGradientBoostingClassifier(
+        learning_rate=PLUGIN_LEARNING_RATE,
+        max_iter=2 * max_iter,
+        max_leaf_nodes=15,
+        min_samples_leaf=50,
+        early_stopping=True,
+        random_state=seed,
+    )
+
+
 def make_effect_regressor(max_iter: int, seed: int) -> HistGradientBoostingRegressor:
     """Return an unfitted final-stage regressor of one programme's relative reduction."""
     # DR pseudo-outcomes are noisy (sd about 1 against effects of
@@ -169,16 +191,12 @@ class PseudoOutcomes:
     ``reduction`` is the DR pseudo-outcome (absolute reduction in risk);
     ``untreated_risk`` the outcome model's risk with the person's other
     referrals as they were but not this one; ``propensity`` the referral
-    propensity; ``plugin`` (with the ``alone`` contrast, else ``None``) the
-    outcome model's own reduction, risk with no referral minus risk with
-    the programme alone: the plug-in (S-learner) estimate, the
-    pseudo-outcome without its weighted residual.
+    propensity.
     """
 
     reduction: np.ndarray
     untreated_risk: np.ndarray
     propensity: np.ndarray
-    plugin: np.ndarray | None = None
 
 
 def doubly_robust_outcomes(
@@ -211,7 +229,6 @@ def doubly_robust_outcomes(
     residual = y - actual
     pseudo = np.empty(referrals.shape)
     untreated = np.empty(referrals.shape)
-    plugin = np.empty(referrals.shape)
     nothing = risk(x, np.zeros(referrals.shape)) if alone else actual
     for j in range(referrals.shape[1]):
         treated, e = referrals[:, j], propensity[:, j]
@@ -220,7 +237,6 @@ def doubly_robust_outcomes(
             single[:, j] = 1.0
             with_j = risk(x, single)
             untreated[:, j] = nothing
-            plugin[:, j] = nothing - with_j
         else:
             # One of "with j" and "without j" is what happened: only the
             # other one needs a prediction (half the outcome-model calls).
@@ -233,4 +249,4 @@ def doubly_robust_outcomes(
         # enters with the opposite sign of an effect on risk.
         weight = treated / np.clip(e, overlap, None) - (1 - treated) / np.clip(1 - e, overlap, None)
         pseudo[:, j] = untreated[:, j] - with_j - weight * residual
-    return PseudoOutcomes(pseudo, untreated, propensity, plugin if alone else None)
+    return PseudoOutcomes(pseudo, untreated, propensity)

@@ -38,7 +38,7 @@ programmes' referral columns, needs and eligibility
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -58,6 +58,7 @@ from models.pathway_learning import (
     doubly_robust_outcomes,
     make_effect_regressor,
     make_nuisance_booster,
+    make_plugin_booster,
 )
 from models.pathway_mix import alone_design, alone_pseudo_outcomes
 from models.pathway_policy import best_single_programme, select_learner
@@ -67,6 +68,7 @@ from models.pathway_stages import (
     LEARNERS,
     RISK_FLOOR,
     cross_fit,
+    fit_plugin,
     learn_stages,
     plugin_risks,
 )
@@ -173,8 +175,8 @@ class PathwayEffectModel(BaseEstimator):
     learner
         Which estimate of each programme's effect is served
         (:mod:`models.pathway_stages`): ``"dr"`` (default), the DR final
-        stage; ``"plugin"``, the outcome models' own contrast, risk with no
-        referral minus risk with the programme alone (an S-learner);
+        stage; ``"plugin"``, an S-learner's risk with no referral minus its
+        risk with the programme alone (``plugin_model_``);
         ``"auto"``, whichever gives the larger out-of-fold DR policy value
         under the switch test (:func:`models.pathway_policy.select_learner`).
         Other than ``"dr"`` needs ``contrast="alone"``.
@@ -185,13 +187,18 @@ class PathwayEffectModel(BaseEstimator):
         Encodes the features.
     learner_ : str
         The learner served, ``"dr"`` or ``"plugin"``.
+    plugin_model_ : HistGradientBoostingClassifier or None
+        The plug-in's booster on the assessment and the referrals, fitted on
+        every person, when it is served (its risk with no referral is then
+        ``baseline_risk``).
     effect_models_ : dict of str to HistGradientBoostingRegressor
         Final-stage model per programme: the absolute (or relative, by
         ``effect_scale_``, chosen by ``final_stage_loss_``) reduction from a
         referral to it, given the assessment (``"mix"``: and other referrals).
         Empty when the plug-in is served.
     outcome_models_ : tuple of HistGradientBoostingClassifier
-        Each fold's outcome model; their mean risk with no referral: ``baseline_risk``.
+        Each fold's outcome model; their mean risk with no referral:
+        ``baseline_risk`` (unless the plug-in is served).
     nuisance_ : _Nuisance
         The first fold's nuisances: new people's overlap, test splits' scores.
     group_edges_ : dict of str to ndarray
@@ -280,6 +287,10 @@ class PathwayEffectModel(BaseEstimator):
         self.outcome_models_ = tuple(nuisance.outcome for nuisance in nuisances)
         usable = figures.usable
         learners = LEARNERS if self.learner == "auto" else (self.learner,)
+        plugin_model = None
+        if "plugin" in learners:
+            oof, plugin_model = fit_plugin(self._plugin_booster, x, referrals, y, splits)
+            figures = replace(figures, plugin=oof)
         z = family_wise_z(k * self.n_groups)
         settings = (self._effect_regressor, splits, mix, self.n_bags, self.n_groups, z)
         candidates = {
@@ -302,6 +313,7 @@ class PathwayEffectModel(BaseEstimator):
             self.selection_ = {name.split(":", 1)[1]: v for name, v in self.selection_.items()}
         stages = candidates[chosen]
         self.learner_ = chosen
+        self.plugin_model_ = plugin_model if chosen == "plugin" else None
         self.effect_models_ = stages.models
         self.effect_scale_ = stages.scale
         self.final_stage_loss_ = stages.loss
@@ -314,12 +326,21 @@ class PathwayEffectModel(BaseEstimator):
     def _effect_regressor(self) -> HistGradientBoostingRegressor:
         return make_effect_regressor(self.max_iter, self.random_state)
 
-    def baseline_risk(self, x: np.ndarray) -> np.ndarray:
-        """Return the outcome models' mean re-offending probability with no referral."""
+    def _plugin_booster(self) -> HistGradientBoostingClassifier:
+        return make_plugin_booster(self.random_state + 2, self.max_iter)
+
+    def risk_models(self) -> tuple[HistGradientBoostingClassifier, ...]:
+        """Return the boosters whose mean risk is served: the plug-in's, else the outcome models."""
         check_is_fitted(self)
+        # A model saved before the learner existed served the DR final stage.
+        plugin = getattr(self, "plugin_model_", None)
+        return self.outcome_models_ if plugin is None else (plugin,)
+
+    def baseline_risk(self, x: np.ndarray) -> np.ndarray:
+        """Return the served risk models' mean re-offending probability with no referral."""
         none = np.zeros((x.shape[0], len(PROGRAMMES)))
         return mean_risk(
-            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.outcome_models_]
+            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.risk_models()]
         )
 
     def predict(self, assessments: pd.DataFrame) -> np.ndarray:
@@ -365,9 +386,8 @@ class PathwayEffectModel(BaseEstimator):
         x = self.encoder_.transform(assessments)
         propensity = self.nuisance_.propensities(x, np.zeros((x.shape[0], len(PROGRAMMES))))
         ages = assessments["age"].to_numpy(dtype=np.float64)
-        # A model saved before the learner existed served the DR final stage.
-        if getattr(self, "learner_", "dr") == "plugin":
-            baseline, alone = plugin_risks(self.outcome_models_, x)
+        if getattr(self, "plugin_model_", None) is not None:
+            baseline, alone = plugin_risks(self.risk_models(), x)
             plugin = baseline[:, None] - alone
             return self.estimates_from(plugin, baseline, propensity, ages), baseline
         # A final stage of the mix contrast reads zeros for the other referrals.

@@ -67,20 +67,24 @@ def test_without_a_clear_gain_the_first_learner_and_the_default_are_kept() -> No
     assert (learner, gate, margin) == ("plugin", True, float("inf"))
 
 
-def test_the_plugin_is_the_outcome_models_risk_without_minus_with_the_programme_alone(
+def test_the_plugin_is_its_boosters_risk_without_minus_with_the_programme_alone(
     cohort: Cohort, plugin: PathwayEffectModel
 ) -> None:
     test = cohort[1]
     x = plugin.encoder_.transform(test)
-    effect = plugin.estimate(test).effect
+    estimates, risk_without = plugin.estimate_with_risk(test)
+    booster = plugin.plugin_model_
+    assert booster is not None and plugin.risk_models() == (booster,)
+    none = np.zeros((len(x), len(PROGRAMMES)))
+    np.testing.assert_array_equal(
+        risk_without, booster.predict_proba(np.column_stack([x, none]))[:, 1]
+    )
     for j in range(len(PROGRAMMES)):
-        alone = np.zeros((len(x), len(PROGRAMMES)))
+        alone = none.copy()
         alone[:, j] = 1.0
-        with_j = np.mean(
-            [m.predict_proba(np.column_stack([x, alone]))[:, 1] for m in plugin.outcome_models_],
-            axis=0,
-        )
-        np.testing.assert_allclose(effect[:, j], plugin.baseline_risk(x) - with_j, atol=1e-15)
+        with_j = booster.predict_proba(np.column_stack([x, alone]))[:, 1]
+        np.testing.assert_allclose(estimates.effect[:, j], risk_without - with_j, atol=1e-15)
+    effect = estimates.effect
     assert plugin.learner_ == "plugin" and plugin.effect_models_ == {}
     # It is not a constant: the outcome models see who benefits more.
     assert (effect.std(axis=0) > 0).all()
@@ -88,7 +92,7 @@ def test_the_plugin_is_the_outcome_models_risk_without_minus_with_the_programme_
 
 def test_stacked_readings_predict_what_each_reading_predicts(plugin: PathwayEffectModel) -> None:
     x = np.random.default_rng(2).normal(size=(7, len(plugin.encoder_.features_)))
-    baseline, alone = plugin_risks(plugin.outcome_models_, x)
+    baseline, alone = plugin_risks(plugin.risk_models(), x)
     np.testing.assert_array_equal(baseline, plugin.baseline_risk(x))
     assert alone.shape == (7, len(PROGRAMMES))
 
@@ -125,6 +129,12 @@ def test_auto_serves_exactly_what_the_chosen_learner_serves_alone(cohort: Cohort
 
 def test_a_plugin_model_holds_only_trusted_types(plugin: PathwayEffectModel) -> None:
     assert "models.pathways.PathwayEffectModel" in skops_trusted_types(plugin)
+
+
+def test_a_dr_model_keeps_no_plugin_and_serves_the_outcome_models_risk(cohort: Cohort) -> None:
+    dr = _fit(cohort[0], "dr")
+    assert dr.learner_ == "dr" and dr.plugin_model_ is None
+    assert dr.risk_models() == dr.outcome_models_
 
 
 def test_no_true_effects_means_no_confident_plugin_recommendation() -> None:
