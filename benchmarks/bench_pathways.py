@@ -31,9 +31,11 @@ model made. A single recommendation's time is
 Run (threads 1, ``nice`` on a shared machine)::
 
     OMP_NUM_THREADS=1 nice .venv/bin/python -m benchmarks.bench_pathways \\
-        --rows 60000 --seed 1 [--world harder|today|no-effect] [--confounding 1.0]
+        --rows 60000 --seed 1 [--world harder|today|no-effect] [--confounding 1.0] \\
+        [--learner auto|dr|plugin]
 
-Figures go to ``benchmarks/results/pathways-<world>-<rows>-seed<seed>.json``.
+Figures go to ``benchmarks/results/pathways-<world>-<rows>-seed<seed>.json``
+(``-<learner>`` appended when ``--learner`` is given).
 """
 
 from __future__ import annotations
