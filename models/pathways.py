@@ -179,7 +179,8 @@ class PathwayEffectModel(BaseEstimator):
         risk with the programme alone (``plugin_model_``);
         ``"auto"``, whichever gives the larger out-of-fold DR policy value
         under the switch test (:func:`models.pathway_policy.select_learner`).
-        Other than ``"dr"`` needs ``contrast="alone"``.
+        ``"plugin"`` needs ``contrast="alone"``; with another contrast
+        ``"auto"`` is ``"dr"``.
 
     Attributes
     ----------
@@ -265,8 +266,8 @@ class PathwayEffectModel(BaseEstimator):
             raise ValueError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
         if self.learner not in LEARNER_CHOICES:
             raise ValueError(f"learner must be one of {LEARNER_CHOICES}, got {self.learner!r}")
-        if self.learner != "dr" and self.contrast != "alone":
-            raise ValueError(f"learner {self.learner!r} needs contrast 'alone'")
+        if self.learner == "plugin" and self.contrast != "alone":
+            raise ValueError("learner 'plugin' needs contrast 'alone'")
         alone, mix = self.contrast == "alone", self.contrast == "mix"
         absent = [c for c in REFERRAL_COLUMNS if c not in data.columns]
         if absent:
@@ -286,7 +287,9 @@ class PathwayEffectModel(BaseEstimator):
         self.nuisance_ = nuisances[0]
         self.outcome_models_ = tuple(nuisance.outcome for nuisance in nuisances)
         usable = figures.usable
-        learners = LEARNERS if self.learner == "auto" else (self.learner,)
+        # The plug-in estimates the effect alone: the other contrasts' pseudo-outcomes
+        # judge another estimand, so "auto" is then the DR final stage.
+        learners = (self.learner,) if self.learner != "auto" else LEARNERS if alone else ("dr",)
         plugin_model = None
         if "plugin" in learners:
             oof, plugin_model = fit_plugin(self._plugin_booster, x, referrals, y, splits)
@@ -309,7 +312,7 @@ class PathwayEffectModel(BaseEstimator):
             pseudo,
             self.default_programme_,
         )
-        if self.learner != "auto":  # one learner: its rules' names as before
+        if len(learners) == 1:  # one learner: its rules' names as before
             self.selection_ = {name.split(":", 1)[1]: v for name, v in self.selection_.items()}
         stages = candidates[chosen]
         self.learner_ = chosen

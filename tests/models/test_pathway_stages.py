@@ -137,6 +137,14 @@ def test_a_dr_model_keeps_no_plugin_and_serves_the_outcome_models_risk(cohort: C
     assert dr.risk_models() == dr.outcome_models_
 
 
+def test_auto_with_another_contrast_is_the_dr_final_stage(cohort: Cohort) -> None:
+    train = cohort[0]
+    model = PathwayEffectModel(DEFAULT_FEATURES, max_iter=40, contrast="observed")
+    model.fit(train, train[TARGET_FIELD].to_numpy(dtype=int))
+    assert model.learner == "auto" and model.learner_ == "dr"
+    assert all(":" not in name for name in model.selection_)
+
+
 def test_no_true_effects_means_no_confident_plugin_recommendation() -> None:
     cohort, _ = generate_cohort(SynthConfig(rows=15_000, seed=41, effect_scale=0.0))
     train, test = cohort.iloc[:10_000], cohort.iloc[10_000:]
