@@ -2,32 +2,20 @@
 
 Historic referrals were not random: practice refers people with flagged needs
 and longer records. :class:`PathwayEffectModel` corrects for that with a
-doubly robust learner (Kennedy's DR-learner) for each programme:
-
-1. Nuisances, cross-fitted on two folds: the referral propensity of the
-   programme given the assessment and the person's other referrals, and one
-   outcome model of re-offending given the assessment and all referrals.
-2. Pseudo-outcome per person: the outcome model's difference between "no
-   referral" and "this programme alone" (``contrast="alone"``; with
-   ``"observed"`` and ``"mix"``, without and with it, other referrals as
-   they were) plus the inverse-propensity-weighted residual.
-3. A regression of the pseudo-outcome on the assessment (with ``"mix"``,
-   also on the other referrals, read with none: :mod:`models.pathway_mix`),
-   on the absolute scale or the relative one (pseudo-outcome ~ untreated
-   risk x relative reduction), chosen by out-of-fold DR loss; small trees
-   against the pseudo-outcomes' noise. The estimate is the absolute
-   reduction in 12-month re-offending probability from the programme alone.
-
-Overlap: people whose estimated propensity lies outside ``[overlap, 1 -
-overlap]`` were (almost) never, or (almost) always, referred when they looked
-like this; the model does not extrapolate to them and marks those estimates
-as outside the evidence.
-
-Confidence: people are grouped by their estimated effect (deciles per
-programme, by the fold model that did not learn from them); a programme is
-recommended only when the estimate is above ``min_effect`` and the group's
-mean pseudo-outcome is above zero at a family-wise level over every group of
-every programme (:mod:`models.pathway_confidence`).
+doubly robust learner (Kennedy's DR-learner) for each programme: nuisances
+cross-fitted on two folds (referral propensities, one outcome model given the
+assessment and all referrals); a pseudo-outcome per person (the outcome
+model's "no referral" minus "this programme alone", ``contrast="alone"``,
+plus the inverse-propensity-weighted residual); a regression of it on the
+assessment, small trees on the absolute or relative scale chosen by
+out-of-fold DR loss (:mod:`models.pathway_learning`, :mod:`models.pathway_mix`).
+A plug-in (S-learner) estimate is a second candidate, chosen truth-free by
+out-of-fold DR policy value (``learner``, :mod:`models.pathway_stages`). The
+estimate is the absolute reduction in 12-month re-offending probability from
+the programme alone. Estimates whose propensity lies outside ``[overlap, 1 -
+overlap]`` are outside the evidence; a programme is recommended only when its
+group (by estimated effect) has a mean above zero at a family-wise level
+(:mod:`models.pathway_confidence`). See ``docs/pathways.md``.
 
 This module holds the types a saved pathway model is made of (the names
 ``models.contract.artifact.TRUSTED_TYPES`` trusts); what it estimates and the
@@ -286,7 +274,6 @@ class PathwayEffectModel(BaseEstimator):
         # The first fold's nuisances score new people's overlap and DR pseudo-outcomes.
         self.nuisance_ = nuisances[0]
         self.outcome_models_ = tuple(nuisance.outcome for nuisance in nuisances)
-        usable = figures.usable
         # The plug-in estimates the effect alone: the other contrasts' pseudo-outcomes
         # judge another estimand, so "auto" is then the DR final stage.
         learners = (self.learner,) if self.learner != "auto" else LEARNERS if alone else ("dr",)
@@ -304,19 +291,18 @@ class PathwayEffectModel(BaseEstimator):
         pseudo = candidates[learners[0]].pseudo
         self.referral_rate_ = {p: float(referrals[:, j].mean()) for j, p in enumerate(PROGRAMMES)}
         self.programme_value_, self.programme_floor_, self.default_programme_ = (
-            best_single_programme(pseudo, usable)
+            best_single_programme(pseudo, figures.usable)
         )
         chosen, self.gate_, self.switch_margin_, self.selection_ = select_learner(
             {name: (c.effect, c.confident) for name, c in candidates.items()},
-            usable,
+            figures.usable,
             pseudo,
             self.default_programme_,
         )
         if len(learners) == 1:  # one learner: its rules' names as before
             self.selection_ = {name.split(":", 1)[1]: v for name, v in self.selection_.items()}
         stages = candidates[chosen]
-        self.learner_ = chosen
-        self.plugin_model_ = plugin_model if chosen == "plugin" else None
+        self.learner_, self.plugin_model_ = chosen, plugin_model if chosen == "plugin" else None
         self.effect_models_ = stages.models
         self.effect_scale_ = stages.scale
         self.final_stage_loss_ = stages.loss
@@ -415,9 +401,8 @@ class PathwayEffectModel(BaseEstimator):
         Parameters
         ----------
         relative
-            Each programme's final-stage relative reduction, shape ``(n, k)``
-            (an absolute one on the absolute scale, and the plug-in's
-            reduction when ``learner_`` is ``"plugin"``).
+            Each programme's final-stage relative reduction, shape ``(n, k)`` (an
+            absolute one on the absolute scale or when the plug-in is served).
         baseline
             The outcome models' mean risk with no referral, shape ``(n,)``.
         propensity
