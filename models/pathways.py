@@ -162,11 +162,11 @@ class PathwayEffectModel(BaseEstimator):
         Boosters, each on a random half, averaged per final stage (:mod:`models.pathway_bagging`).
     learner
         Which estimate of each programme's effect is served
-        (:mod:`models.pathway_stages`): ``"dr"`` (default), the DR final
-        stage; ``"plugin"``, an S-learner's risk with no referral minus its
-        risk with the programme alone (``plugin_model_``);
-        ``"auto"``, whichever gives the larger out-of-fold DR policy value
-        under the switch test (:func:`models.pathway_policy.select_learner`).
+        (:mod:`models.pathway_stages`): ``"auto"`` (default), whichever of
+        the two below gives the larger out-of-fold DR policy value under the
+        switch test (:func:`models.pathway_policy.select_learner`); ``"dr"``,
+        the DR final stage; ``"plugin"``, an S-learner's risk with no
+        referral minus its risk with the programme alone (``plugin_model_``).
         ``"plugin"`` needs ``contrast="alone"``; with another contrast
         ``"auto"`` is ``"dr"``.
 
@@ -226,7 +226,7 @@ class PathwayEffectModel(BaseEstimator):
         random_state: int = 0,
         contrast: str = "alone",
         n_bags: int = 1,
-        learner: str = "dr",
+        learner: str = "auto",
     ) -> None:
         self.features = features
         self.overlap = overlap
