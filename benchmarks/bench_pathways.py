@@ -31,9 +31,11 @@ model made. A single recommendation's time is
 Run (threads 1, ``nice`` on a shared machine)::
 
     OMP_NUM_THREADS=1 nice .venv/bin/python -m benchmarks.bench_pathways \\
-        --rows 60000 --seed 1 [--world harder|today|no-effect] [--confounding 1.0]
+        --rows 60000 --seed 1 [--world harder|today|no-effect] [--confounding 1.0] \\
+        [--learner auto|dr|plugin]
 
-Figures go to ``benchmarks/results/pathways-<world>-<rows>-seed<seed>.json``.
+Figures go to ``benchmarks/results/pathways-<world>-<rows>-seed<seed>.json``
+(``-<learner>`` appended when ``--learner`` is given).
 """
 
 from __future__ import annotations
@@ -184,8 +186,14 @@ def _best_confident_else_default(
 
 def _largest_value_rule(estimates: PathwayEstimates, model: PathwayEffectModel) -> np.ndarray:
     """Return the served rule of the candidate with the largest out-of-fold value."""
-    name = max(model.selection_, key=model.selection_.__getitem__)
-    gate, margin = name.split("/")
+    # With learner "auto" the values are named "learner:gate/margin": the served learner's.
+    learner = getattr(model, "learner_", "dr")
+    mine = {
+        name.removeprefix(f"{learner}:"): value
+        for name, value in model.selection_.items()
+        if ":" not in name or name.startswith(f"{learner}:")
+    }
+    gate, margin = max(mine, key=mine.__getitem__).split("/")
     choice = served_choice(estimates, model.default_programme_, float(margin), gate == "gate")
     return choice.programme
 
@@ -228,6 +236,12 @@ def main() -> None:
         help="boosters averaged per final stage (the model's n_bags; default: the config's)",
     )
     parser.add_argument(
+        "--learner",
+        choices=("auto", "dr", "plugin"),
+        default=None,
+        help="the model's learner (default: the model's default)",
+    )
+    parser.add_argument(
         "--cache",
         type=Path,
         default=None,
@@ -258,6 +272,8 @@ def main() -> None:
     model = build_pathway_model(config).set_params(contrast=args.contrast)
     if args.bags is not None:
         model.set_params(n_bags=args.bags)
+    if args.learner is not None:
+        model.set_params(learner=args.learner)
     model.fit(train, y)
     fit_seconds, fit_cpu = time.perf_counter() - started, time.process_time() - started_cpu
     estimates = model.estimate(test)
@@ -270,6 +286,7 @@ def main() -> None:
     key = f"pathways-{args.world}{confounded}-{n}-seed{args.seed}"
     name = key if args.contrast == "alone" else f"{key}-{args.contrast}"
     name = name if args.bags is None else f"{name}-bags{args.bags}"
+    name = name if args.learner is None else f"{name}-{args.learner}"
     oracle_effects = _cached(
         args.cache, f"{key}-oracle", lambda: observed_oracle(model, world, args.seed, test)
     )
@@ -396,6 +413,8 @@ def main() -> None:
                 "switch_margin": model.switch_margin_,
                 "out_of_fold_dr_value": {k: round(v, 4) for k, v in model.selection_.items()},
                 "contrast": model.contrast,
+                "learner": model.learner,
+                "learner_served": model.learner_,
                 "n_bags": model.n_bags,
                 "effect_trees": sum(m.n_iter_ for m in model.effect_models_.values()),
                 "final_stage_scale": model.effect_scale_,

@@ -78,11 +78,14 @@ class PathwayForest:
     template: np.ndarray
     n_inputs: int
     width: int
-    #: Row of each booster in the sum table: the two outcome models first.
+    #: Row of each booster in the sum table: the risk models first (``risk_models``).
     outcome_rows: tuple[int, ...]
     #: Per programme: its propensity booster's row, or the constant propensity.
     propensity_rows: tuple[int | float, ...]
+    #: The final stages' rows; none when the plug-in is served (``plugin``).
     effect_rows: tuple[int, ...]
+    #: Whether the estimate is the outcome models' contrast alone (``learner_ == "plugin"``).
+    plugin: bool = False
 
     def predict(self, x: np.ndarray) -> ForestPredictions:
         """Return the boosters' predictions for encoded assessments ``x``, shape ``(n, features)``.
@@ -90,9 +93,28 @@ class PathwayForest:
         Equal to what the boosters' own ``predict_proba`` / ``predict`` give
         on the same rows (with no referral), bit for bit.
         """
-        n = x.shape[0]
-        inputs = np.zeros((n, self.width))
-        inputs[:, : self.n_inputs] = x
+        n, k = x.shape[0], len(self.propensity_rows)
+        # The plug-in also reads the outcome models with each programme alone:
+        # k more readings of every person, walked with the first.
+        readings = k + 1 if self.plugin else 1
+        inputs = np.zeros((readings * n, self.width))
+        inputs[:, : self.n_inputs] = np.tile(x, (readings, 1))
+        for j in range(readings - 1):
+            inputs[(j + 1) * n : (j + 2) * n, self.n_inputs + j] = 1.0
+        raw = self._raw(inputs)
+        outcome = [expit(raw[:, row]) for row in self.outcome_rows]
+        risk = mean_risk(outcome)
+        propensity = np.empty((n, k))
+        for j, row in enumerate(self.propensity_rows):
+            propensity[:, j] = row if isinstance(row, float) else expit(raw[:n, row])
+        if self.plugin:
+            plugin = risk[:n, None] - risk[n:].reshape(k, n).T
+            return ForestPredictions(plugin, risk[:n], propensity)
+        return ForestPredictions(raw[:, list(self.effect_rows)], risk, propensity)
+
+    def _raw(self, inputs: np.ndarray) -> np.ndarray:
+        """Return every booster's raw sum (before its link) per row of ``inputs``."""
+        n = inputs.shape[0]
         flat = inputs.ravel()
         offsets = (np.arange(n) * self.width)[:, None]
         node = np.broadcast_to(self.roots, (n, self.roots.size))
@@ -105,13 +127,7 @@ class PathwayForest:
         table.reshape(n, -1)[:, self.slots] = self.value[node]
         # accumulate adds left to right, as scikit-learn adds tree after tree
         # to its baseline (np.sum would pair terms differently).
-        raw = np.add.accumulate(table, axis=2)[:, :, -1]
-        outcome = [expit(raw[:, row]) for row in self.outcome_rows]
-        propensity = np.empty((n, len(self.propensity_rows)))
-        for j, row in enumerate(self.propensity_rows):
-            propensity[:, j] = row if isinstance(row, float) else expit(raw[:, row])
-        relative = raw[:, list(self.effect_rows)]
-        return ForestPredictions(relative, mean_risk(outcome), propensity)
+        return np.add.accumulate(table, axis=2)[:, :, -1]
 
 
 def compile_forest(model: PathwayEffectModel) -> PathwayForest:
@@ -123,7 +139,8 @@ def compile_forest(model: PathwayEffectModel) -> PathwayForest:
         If a booster has a categorical split, predicts more than one value
         per tree, or is not a histogram gradient-boosting model.
     """
-    boosters: list[Booster] = list(model.outcome_models_)
+    # The outcome models, or the plug-in's booster when that is served.
+    boosters: list[Booster] = list(model.risk_models())
     outcome_rows = tuple(range(len(boosters)))
     propensity_rows: list[int | float] = []
     for fitted in model.nuisance_.propensity:
@@ -132,8 +149,10 @@ def compile_forest(model: PathwayEffectModel) -> PathwayForest:
         else:
             propensity_rows.append(len(boosters))
             boosters.append(fitted)
+    # A model saved before the learner existed served the DR final stage.
+    plugin = getattr(model, "learner_", "dr") == "plugin"
     effect_rows = []
-    for programme in PROGRAMMES:
+    for programme in () if plugin else PROGRAMMES:
         effect_rows.append(len(boosters))
         boosters.append(model.effect_models_[programme])
 
@@ -172,6 +191,7 @@ def compile_forest(model: PathwayEffectModel) -> PathwayForest:
         outcome_rows=outcome_rows,
         propensity_rows=tuple(propensity_rows),
         effect_rows=tuple(effect_rows),
+        plugin=plugin,
     )
 
 

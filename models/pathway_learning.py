@@ -42,6 +42,28 @@ def make_nuisance_booster(
     )
 
 
+#: The plug-in learner's booster (:func:`make_plugin_booster`).
+PLUGIN_LEARNING_RATE = 0.1
+
+
+def make_plugin_booster(seed: int, max_iter: int) -> HistGradientBoostingClassifier:
+    """Return an unfitted plug-in (S-learner): re-offending given assessment and referrals.
+
+    The settings of ``benchmarks/bench_pathways.py``'s S-learner baseline
+    (half the nuisances' rate, twice their rounds, leaves of 50 people): its
+    contrast is the estimate itself, not a correction term, so it is given
+    the room to find who benefits from what.
+    """
+    return HistGradientBoostingClassifier(
+        learning_rate=PLUGIN_LEARNING_RATE,
+        max_iter=2 * max_iter,
+        max_leaf_nodes=15,
+        min_samples_leaf=50,
+        early_stopping=True,
+        random_state=seed,
+    )
+
+
 def make_effect_regressor(max_iter: int, seed: int) -> HistGradientBoostingRegressor:
     """Return an unfitted final-stage regressor of one programme's relative reduction."""
     # DR pseudo-outcomes are noisy (sd about 1 against effects of

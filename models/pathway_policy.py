@@ -174,27 +174,50 @@ def select_policy(
     Without a default programme the gate is kept. Returns the gate, the
     margin and every candidate's value (``gate/margin``).
     """
-    rows = np.arange(effect.shape[0])
+    _, gate, margin, values = select_learner({"": (effect, recommended)}, open_to, pseudo, default)
+    return gate, margin, values
+
+
+def select_learner(
+    candidates: dict[str, tuple[np.ndarray, np.ndarray]],
+    open_to: np.ndarray,
+    pseudo: np.ndarray,
+    default: int,
+) -> tuple[str, bool, float, dict[str, float]]:
+    """Choose the learner, gate and switch margin by out-of-fold DR policy value.
+
+    :func:`select_policy` over several estimates at once: ``candidates``
+    maps a learner's name to its out-of-fold ``(effect, recommended)``, and
+    every learner's rules are scored against the same reference (the default
+    programme for everyone: it does not depend on the estimates) with the
+    same test. When no rule passes it, the first learner is kept with the
+    reference rule: without evidence the listed order decides. Value names
+    are ``learner:gate/margin`` (``gate/margin`` for a nameless learner).
+    """
+    first = next(iter(candidates))
+    rows = np.arange(pseudo.shape[0])
     values: dict[str, float] = {}
 
-    def gains(gate: bool, margin: float) -> np.ndarray:
+    def gains(effect: np.ndarray, recommended: np.ndarray, gate: bool, margin: float) -> np.ndarray:
         programme, _ = choose(effect, open_to, recommended, default, margin, gate)
         return np.where(programme >= 0, pseudo[rows, np.maximum(programme, 0)], 0.0)
 
-    reference = gains(True, float("inf"))
-    best = (True, float("inf"), float(reference.mean()))
-    # With no programme clearly above zero there is no default to fall
-    # back on, and an ungated pick would be noise: the gate stays on.
-    for gate in (True, False) if default >= 0 else (True,):
-        for margin in MARGINS:
-            gain = gains(gate, margin)
-            value = float(gain.mean())
-            values[f"{'gate' if gate else 'no_gate'}/{margin}"] = value
-            over = gain - reference
-            error = float(over.std(ddof=1) / np.sqrt(over.size)) if over.size > 1 else np.inf
-            if value > best[2] and over.mean() > SWITCH_STANDARD_ERRORS * error:
-                best = (gate, margin, value)
-    return best[0], best[1], values
+    reference = gains(*candidates[first], True, float("inf"))
+    best = (first, True, float("inf"), float(reference.mean()))
+    for learner, (effect, recommended) in candidates.items():
+        # With no programme clearly above zero there is no default to fall
+        # back on, and an ungated pick would be noise: the gate stays on.
+        for gate in (True, False) if default >= 0 else (True,):
+            for margin in MARGINS:
+                gain = gains(effect, recommended, gate, margin)
+                value = float(gain.mean())
+                name = f"{'gate' if gate else 'no_gate'}/{margin}"
+                values[f"{learner}:{name}" if learner else name] = value
+                over = gain - reference
+                error = float(over.std(ddof=1) / np.sqrt(over.size)) if over.size > 1 else np.inf
+                if value > best[3] and over.mean() > SWITCH_STANDARD_ERRORS * error:
+                    best = (learner, gate, margin, value)
+    return best[0], best[1], best[2], values
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,32 +2,20 @@
 
 Historic referrals were not random: practice refers people with flagged needs
 and longer records. :class:`PathwayEffectModel` corrects for that with a
-doubly robust learner (Kennedy's DR-learner) for each programme:
-
-1. Nuisances, cross-fitted on two folds: the referral propensity of the
-   programme given the assessment and the person's other referrals, and one
-   outcome model of re-offending given the assessment and all referrals.
-2. Pseudo-outcome per person: the outcome model's difference between "no
-   referral" and "this programme alone" (``contrast="alone"``; with
-   ``"observed"`` and ``"mix"``, without and with it, other referrals as
-   they were) plus the inverse-propensity-weighted residual.
-3. A regression of the pseudo-outcome on the assessment (with ``"mix"``,
-   also on the other referrals, read with none: :mod:`models.pathway_mix`),
-   on the absolute scale or the relative one (pseudo-outcome ~ untreated
-   risk x relative reduction), chosen by out-of-fold DR loss; small trees
-   against the pseudo-outcomes' noise. The estimate is the absolute
-   reduction in 12-month re-offending probability from the programme alone.
-
-Overlap: people whose estimated propensity lies outside ``[overlap, 1 -
-overlap]`` were (almost) never, or (almost) always, referred when they looked
-like this; the model does not extrapolate to them and marks those estimates
-as outside the evidence.
-
-Confidence: people are grouped by their estimated effect (deciles per
-programme, by the fold model that did not learn from them); a programme is
-recommended only when the estimate is above ``min_effect`` and the group's
-mean pseudo-outcome is above zero at a family-wise level over every group of
-every programme (:mod:`models.pathway_confidence`).
+doubly robust learner (Kennedy's DR-learner) for each programme: nuisances
+cross-fitted on two folds (referral propensities, one outcome model given the
+assessment and all referrals); a pseudo-outcome per person (the outcome
+model's "no referral" minus "this programme alone", ``contrast="alone"``,
+plus the inverse-propensity-weighted residual); a regression of it on the
+assessment, small trees on the absolute or relative scale chosen by
+out-of-fold DR loss (:mod:`models.pathway_learning`, :mod:`models.pathway_mix`).
+A plug-in (S-learner) estimate is a second candidate, chosen truth-free by
+out-of-fold DR policy value (``learner``, :mod:`models.pathway_stages`). The
+estimate is the absolute reduction in 12-month re-offending probability from
+the programme alone. Estimates whose propensity lies outside ``[overlap, 1 -
+overlap]`` are outside the evidence; a programme is recommended only when its
+group (by estimated effect) has a mean above zero at a family-wise level
+(:mod:`models.pathway_confidence`). See ``docs/pathways.md``.
 
 This module holds the types a saved pathway model is made of (the names
 ``models.contract.artifact.TRUSTED_TYPES`` trusts); what it estimates and the
@@ -38,7 +26,7 @@ programmes' referral columns, needs and eligibility
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pandas as pd
@@ -49,7 +37,7 @@ from sklearn.utils.validation import check_is_fitted
 
 from data.schema import PROGRAMMES
 from models.encoding import AssessmentEncoder
-from models.pathway_confidence import confidence_groups, family_wise_z
+from models.pathway_confidence import family_wise_z
 from models.pathway_estimates import PathwayEstimates, Recommendation, recommendations
 from models.pathway_learning import (
     OUTCOME_LEARNING_RATE,
@@ -58,10 +46,20 @@ from models.pathway_learning import (
     doubly_robust_outcomes,
     make_effect_regressor,
     make_nuisance_booster,
+    make_plugin_booster,
 )
-from models.pathway_mix import alone_design, alone_pseudo_outcomes, fit_programme_stage
-from models.pathway_policy import best_single_programme, select_policy
+from models.pathway_mix import alone_design, alone_pseudo_outcomes
+from models.pathway_policy import best_single_programme, select_learner
 from models.pathway_programmes import PROGRAMME_NEEDS, REFERRAL_COLUMNS, eligible
+from models.pathway_stages import (
+    LEARNER_CHOICES,
+    LEARNERS,
+    RISK_FLOOR,
+    cross_fit,
+    fit_plugin,
+    learn_stages,
+    plugin_risks,
+)
 
 # Names of the modules this one was split into stay importable from here.
 __all__ = [
@@ -76,9 +74,6 @@ __all__ = [
 ]
 
 
-#: Untreated risks are floored here before dividing by them, so that a
-#: near-zero prediction cannot blow up a relative pseudo-outcome.
-RISK_FLOOR = 0.01
 #: What the pseudo-outcomes contrast (:class:`PathwayEffectModel`'s ``contrast``).
 CONTRASTS = ("alone", "observed", "mix")
 
@@ -165,17 +160,34 @@ class PathwayEffectModel(BaseEstimator):
         final stage, read with none (:mod:`models.pathway_mix`).
     n_bags
         Boosters, each on a random half, averaged per final stage (:mod:`models.pathway_bagging`).
+    learner
+        Which estimate of each programme's effect is served
+        (:mod:`models.pathway_stages`): ``"auto"`` (default), whichever of
+        the two below gives the larger out-of-fold DR policy value under the
+        switch test (:func:`models.pathway_policy.select_learner`); ``"dr"``,
+        the DR final stage; ``"plugin"``, an S-learner's risk with no
+        referral minus its risk with the programme alone (``plugin_model_``).
+        ``"plugin"`` needs ``contrast="alone"``; with another contrast
+        ``"auto"`` is ``"dr"``.
 
     Attributes
     ----------
     encoder_ : AssessmentEncoder
         Encodes the features.
+    learner_ : str
+        The learner served, ``"dr"`` or ``"plugin"``.
+    plugin_model_ : HistGradientBoostingClassifier or None
+        The plug-in's booster on the assessment and the referrals, fitted on
+        every person, when it is served (its risk with no referral is then
+        ``baseline_risk``).
     effect_models_ : dict of str to HistGradientBoostingRegressor
         Final-stage model per programme: the absolute (or relative, by
         ``effect_scale_``, chosen by ``final_stage_loss_``) reduction from a
         referral to it, given the assessment (``"mix"``: and other referrals).
+        Empty when the plug-in is served.
     outcome_models_ : tuple of HistGradientBoostingClassifier
-        Each fold's outcome model; their mean risk with no referral: ``baseline_risk``.
+        Each fold's outcome model; their mean risk with no referral:
+        ``baseline_risk`` (unless the plug-in is served).
     nuisance_ : _Nuisance
         The first fold's nuisances: new people's overlap, test splits' scores.
     group_edges_ : dict of str to ndarray
@@ -200,7 +212,8 @@ class PathwayEffectModel(BaseEstimator):
         by (infinite: the default for everyone).
     selection_ : dict of str to float
         Out-of-fold DR policy value of each candidate gate and margin (truth-free:
-        fold models' estimates on the people they did not learn from); the best is served.
+        fold models' estimates on the people they did not learn from), with
+        ``"auto"`` of each learner's (``learner:gate/margin``); the best is served.
     """
 
     def __init__(
@@ -213,6 +226,7 @@ class PathwayEffectModel(BaseEstimator):
         random_state: int = 0,
         contrast: str = "alone",
         n_bags: int = 1,
+        learner: str = "auto",
     ) -> None:
         self.features = features
         self.overlap = overlap
@@ -222,6 +236,7 @@ class PathwayEffectModel(BaseEstimator):
         self.random_state = random_state
         self.contrast = contrast
         self.n_bags = n_bags
+        self.learner = learner
 
     def fit(self, data: pd.DataFrame, outcome: np.ndarray) -> PathwayEffectModel:
         """Learn per-programme effects from historic referrals and outcomes.
@@ -237,6 +252,10 @@ class PathwayEffectModel(BaseEstimator):
             raise ValueError(f"overlap must be in (0, 0.5), got {self.overlap}")
         if self.contrast not in CONTRASTS:
             raise ValueError(f"contrast must be one of {CONTRASTS}, got {self.contrast!r}")
+        if self.learner not in LEARNER_CHOICES:
+            raise ValueError(f"learner must be one of {LEARNER_CHOICES}, got {self.learner!r}")
+        if self.learner == "plugin" and self.contrast != "alone":
+            raise ValueError("learner 'plugin' needs contrast 'alone'")
         alone, mix = self.contrast == "alone", self.contrast == "mix"
         absent = [c for c in REFERRAL_COLUMNS if c not in data.columns]
         if absent:
@@ -245,97 +264,72 @@ class PathwayEffectModel(BaseEstimator):
         self.encoder_ = AssessmentEncoder(self.features).fit(data)
         x = self.encoder_.transform(data)
         referrals = data[list(REFERRAL_COLUMNS)].to_numpy(dtype=np.float64)
-        n, k = referrals.shape
-
-        # Cross-fitted nuisances: each person's propensities and outcome
-        # predictions come from models that never saw them.
+        k = referrals.shape[1]
         folds = StratifiedKFold(2, shuffle=True, random_state=self.random_state)
         splits = list(folds.split(x, y))
-        pseudo_all = np.empty((n, k))
-        untreated_all = np.empty((n, k))
-        propensity = np.empty((n, k))
-        baseline = np.empty(n)
-        outcome_models = []
-        for fold, (train, held) in enumerate(splits):
-            nuisance = _Nuisance.fit(x[train], referrals[train], y[train], self)
-            scored = nuisance.pseudo_outcomes(
-                x[held], referrals[held], y[held], self.overlap, alone
-            )
-            pseudo_all[held] = scored.reduction
-            untreated_all[held] = scored.untreated_risk
-            propensity[held] = scored.propensity
-            baseline[held] = nuisance.risk(x[held], np.zeros((held.size, k)))
-            outcome_models.append(nuisance.outcome)
-            if fold == 0:
-                # Kept to score new people's overlap and DR pseudo-outcomes.
-                self.nuisance_ = nuisance
-        self.outcome_models_ = tuple(outcome_models)
-
-        ages = data["age"].to_numpy(dtype=np.float64)
+        figures, nuisances = cross_fit(
+            lambda xs, rs, ys: _Nuisance.fit(xs, rs, ys, self), x, referrals, y,
+            data["age"].to_numpy(dtype=np.float64), splits, self.overlap, alone,
+        )  # fmt: skip
+        # The first fold's nuisances score new people's overlap and DR pseudo-outcomes.
+        self.nuisance_ = nuisances[0]
+        self.outcome_models_ = tuple(nuisance.outcome for nuisance in nuisances)
+        # The plug-in estimates the effect alone: the other contrasts' pseudo-outcomes
+        # judge another estimand, so "auto" is then the DR final stage.
+        learners = (self.learner,) if self.learner != "auto" else LEARNERS if alone else ("dr",)
+        plugin_model = None
+        if "plugin" in learners:
+            oof, plugin_model = fit_plugin(self._plugin_booster, x, referrals, y, splits)
+            figures = replace(figures, plugin=oof)
         z = family_wise_z(k * self.n_groups)
-        self.effect_models_: dict[str, HistGradientBoostingRegressor] = {}
-        self.group_edges_: dict[str, np.ndarray] = {}
-        self.group_low_: dict[str, np.ndarray] = {}
-        self.group_high_: dict[str, np.ndarray] = {}
-        self.group_floor_: dict[str, np.ndarray] = {}
-        self.referral_rate_: dict[str, float] = {}
-        self.effect_scale_: dict[str, str] = {}
-        self.final_stage_loss_: dict[str, dict[str, float]] = {}
-        # Out-of-fold estimates and confidence flags of the training people,
-        # for the truth-free choice of the served rule (select_policy).
-        oof_effect = np.zeros((n, k))
-        oof_confident = np.zeros((n, k), dtype=bool)
-        open_to = np.zeros((n, k), dtype=bool)
-        for j, programme in enumerate(PROGRAMMES):
-            e = propensity[:, j]
-            usable = eligible(programme, ages) & (e >= self.overlap) & (e <= 1 - self.overlap)
-            # The served final stage learns from every usable person; each
-            # person's confidence group comes from a fold model that did not
-            # learn from them, so a group's interval is not flattered by the
-            # model fitting its own noise. The groups, programme values and
-            # served rule read the pseudo-outcome of the programme alone.
-            untreated = np.clip(untreated_all[:, j], RISK_FLOOR, None)
-            stage = fit_programme_stage(
-                self._effect_regressor, x, referrals, j, pseudo_all[:, j], untreated, baseline,
-                usable, splits, mix, self.n_bags,
-            )  # fmt: skip
-            self.effect_scale_[programme] = stage.scale
-            self.final_stage_loss_[programme] = stage.loss
-            self.effect_models_[programme] = stage.model
-            out_of_fold = stage.effect
-            pseudo = pseudo_all[:, j] = stage.pseudo
-            self.referral_rate_[programme] = float(referrals[:, j].mean())
-
-            groups = confidence_groups(out_of_fold[usable], pseudo[usable], self.n_groups, z)
-            self.group_edges_[programme] = groups.edges
-            self.group_low_[programme] = groups.low
-            self.group_high_[programme] = groups.high
-            self.group_floor_[programme] = groups.floor
-            group = np.searchsorted(groups.edges, out_of_fold, side="right")
-            oof_effect[:, j] = out_of_fold
-            open_to[:, j] = usable
-            oof_confident[:, j] = (
-                usable
-                & (out_of_fold > self.min_effect)
-                & (np.nan_to_num(groups.floor[group], nan=-1.0) > 0)
-            )
+        settings = (self._effect_regressor, splits, mix, self.n_bags, self.n_groups, z)
+        candidates = {
+            name: learn_stages(name, figures, *settings, self.min_effect) for name in learners
+        }
+        # The groups, programme values and served rule read the pseudo-outcome
+        # of the programme alone (the same for every learner but the mix's).
+        pseudo = candidates[learners[0]].pseudo
+        self.referral_rate_ = {p: float(referrals[:, j].mean()) for j, p in enumerate(PROGRAMMES)}
         self.programme_value_, self.programme_floor_, self.default_programme_ = (
-            best_single_programme(pseudo_all, open_to)
+            best_single_programme(pseudo, figures.usable)
         )
-        self.gate_, self.switch_margin_, self.selection_ = select_policy(
-            oof_effect, open_to, oof_confident, pseudo_all, self.default_programme_
+        chosen, self.gate_, self.switch_margin_, self.selection_ = select_learner(
+            {name: (c.effect, c.confident) for name, c in candidates.items()},
+            figures.usable,
+            pseudo,
+            self.default_programme_,
         )
+        if len(learners) == 1:  # one learner: its rules' names as before
+            self.selection_ = {name.split(":", 1)[1]: v for name, v in self.selection_.items()}
+        stages = candidates[chosen]
+        self.learner_, self.plugin_model_ = chosen, plugin_model if chosen == "plugin" else None
+        self.effect_models_ = stages.models
+        self.effect_scale_ = stages.scale
+        self.final_stage_loss_ = stages.loss
+        self.group_edges_ = {p: g.edges for p, g in stages.groups.items()}
+        self.group_low_ = {p: g.low for p, g in stages.groups.items()}
+        self.group_high_ = {p: g.high for p, g in stages.groups.items()}
+        self.group_floor_ = {p: g.floor for p, g in stages.groups.items()}
         return self
 
     def _effect_regressor(self) -> HistGradientBoostingRegressor:
         return make_effect_regressor(self.max_iter, self.random_state)
 
-    def baseline_risk(self, x: np.ndarray) -> np.ndarray:
-        """Return the outcome models' mean re-offending probability with no referral."""
+    def _plugin_booster(self) -> HistGradientBoostingClassifier:
+        return make_plugin_booster(self.random_state + 2, self.max_iter)
+
+    def risk_models(self) -> tuple[HistGradientBoostingClassifier, ...]:
+        """Return the boosters whose mean risk is served: the plug-in's, else the outcome models."""
         check_is_fitted(self)
+        # A model saved before the learner existed served the DR final stage.
+        plugin = getattr(self, "plugin_model_", None)
+        return self.outcome_models_ if plugin is None else (plugin,)
+
+    def baseline_risk(self, x: np.ndarray) -> np.ndarray:
+        """Return the served risk models' mean re-offending probability with no referral."""
         none = np.zeros((x.shape[0], len(PROGRAMMES)))
         return mean_risk(
-            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.outcome_models_]
+            [m.predict_proba(np.column_stack([x, none]))[:, 1] for m in self.risk_models()]
         )
 
     def predict(self, assessments: pd.DataFrame) -> np.ndarray:
@@ -380,10 +374,14 @@ class PathwayEffectModel(BaseEstimator):
         check_is_fitted(self)
         x = self.encoder_.transform(assessments)
         propensity = self.nuisance_.propensities(x, np.zeros((x.shape[0], len(PROGRAMMES))))
+        ages = assessments["age"].to_numpy(dtype=np.float64)
+        if getattr(self, "plugin_model_", None) is not None:
+            baseline, alone = plugin_risks(self.risk_models(), x)
+            plugin = baseline[:, None] - alone
+            return self.estimates_from(plugin, baseline, propensity, ages), baseline
         # A final stage of the mix contrast reads zeros for the other referrals.
         stages = [self.effect_models_[p] for p in PROGRAMMES]
         relative = np.column_stack([m.predict(alone_design(x, m.n_features_in_)) for m in stages])
-        ages = assessments["age"].to_numpy(dtype=np.float64)
         baseline = self.baseline_risk(x)
         return self.estimates_from(relative, baseline, propensity, ages), baseline
 
@@ -403,7 +401,8 @@ class PathwayEffectModel(BaseEstimator):
         Parameters
         ----------
         relative
-            Each programme's final-stage relative reduction, shape ``(n, k)``.
+            Each programme's final-stage relative reduction, shape ``(n, k)`` (an
+            absolute one on the absolute scale or when the plug-in is served).
         baseline
             The outcome models' mean risk with no referral, shape ``(n,)``.
         propensity
