@@ -8,13 +8,15 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pytest
-from pydantic import BaseModel, ValidationError
+from pydantic import ValidationError
 
 from benchmarks.support.assessments import assessment
 from serving.audit import AuditRecord, input_digests
+from serving.columnar import CheckedBatch
 from serving.errors import InvalidRequestError
 from serving.keys import Client
 from serving.schemas import BATCH_TOO_LARGE, assessment_batch_model
+from serving.scorer import Picks
 from serving.scoring import parse_body, score_batch
 
 CLIENT = Client(name="case-system", scope="score", key_id="k1")
@@ -24,16 +26,11 @@ CLIENT = Client(name="case-system", scope="score", key_id="k1")
 class FixedScorer:
     """Answers every assessment with the same probability, in the shape of a real score."""
 
-    def score(self, assessments: list[BaseModel]) -> list[dict[str, Any]]:
-        return [
-            {
-                "subject_ref": item.subject_ref,  # type: ignore[attr-defined]
-                "risk_probability": 0.25,
-                "risk_band": "low",
-                "reasons": [],
-            }
-            for item in assessments
-        ]
+    features: tuple[str, ...] = ()
+
+    def picks(self, batch: CheckedBatch) -> Picks:
+        n = len(batch.rows)
+        return [0.25] * n, ["low"] * n, [[] for _ in range(n)], [[] for _ in range(n)]
 
 
 @dataclass
@@ -204,9 +201,9 @@ class CollectorWatchingScorer(FixedScorer):
 
     seen: list[bool] = field(default_factory=list)
 
-    def score(self, assessments: list[BaseModel]) -> list[dict[str, Any]]:
+    def picks(self, batch: CheckedBatch) -> Picks:
         self.seen.append(gc.isenabled())
-        return super().score(assessments)
+        return super().picks(batch)
 
 
 def test_the_collector_is_held_off_while_a_batch_is_answered_and_restored_after() -> None:
