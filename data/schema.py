@@ -205,7 +205,12 @@ ID_FIELD = "subject_ref"
 #: character, DEL, or Unicode line/paragraph separator. PostgreSQL cannot store NUL, and
 #: NEL (U+0085), U+2028 and U+2029 end a line for many line-based readers, so a CSV export
 #: of such a value would split its row (issue 16).
-FREE_TEXT_PATTERN = r"^[^\x00-\x1f\x7f-\x9f" + "\u2028\u2029" + "]+$"
+_FREE_TEXT_REFUSED = r"\x00-\x1f\x7f-\x9f" + "\u2028\u2029"
+FREE_TEXT_PATTERN = "^[^" + _FREE_TEXT_REFUSED + "]+$"
+#: One character :data:`FREE_TEXT_PATTERN` refuses (a search for it checks many texts at once).
+FREE_TEXT_REFUSED_CHARACTER = "[" + _FREE_TEXT_REFUSED + "]"
+#: The longest free text an assessment may carry (characters).
+FREE_TEXT_MAX_CHARS = 128
 TARGET_FIELD = "reoffended_12m"
 TARGET_24M_FIELD = "reoffended_24m"
 INCUMBENT_FIELD = "incumbent_decile"
@@ -559,7 +564,7 @@ def _assessment_annotation(spec: FieldSpec) -> object:
             description=text,
             strict=True,
             min_length=1,
-            max_length=128,
+            max_length=FREE_TEXT_MAX_CHARS,
             pattern=FREE_TEXT_PATTERN,
         )
     elif spec.kind is Kind.NUMBER:

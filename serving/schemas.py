@@ -14,6 +14,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, create_model
 from pydantic_core import PydanticCustomError
 
 from data.schema import EXAMPLE_ASSESSMENT, FIELDS_BY_NAME, ID_FIELD, make_assessment_model
+from serving.columnar import ColumnarCheck
 
 BATCH_TOO_LARGE = "batch_too_large"
 
@@ -348,6 +349,7 @@ def assessment_batch_model(max_batch: int) -> type[BaseModel]:
     )
     model.max_batch = max_batch  # type: ignore[attr-defined]  # read by serving.scoring
     model.direct_model = _direct_batch_model(max_batch)  # type: ignore[attr-defined]  # likewise
+    model.columnar = ColumnarCheck(max_batch)  # type: ignore[attr-defined]  # likewise
     return model
 
 

@@ -31,12 +31,17 @@ from models.bands import BAND_NAMES, RiskBands
 from models.calibration import ScoreCalibratedClassifier
 from models.contract.errors import ModelLoadError
 from models.explain import FastExplainer, top_contributions
+from serving.columnar import CheckedBatch
 
 _SERVABLE = frozenset(spec.name for spec in ASSESSMENT_FIELDS)
 
 #: Up to this many rows, probabilities, bands and reasons are picked in plain Python
 #: (:meth:`Scorer._few_rows`); from here on numpy's per-call cost is spread over enough rows.
 _FEW_ROWS = 8
+
+
+#: Probabilities, bands, and each row's reasons: its columns and their contributions.
+Picks = tuple[list[float], list[str], list[list[int]], list[list[float]]]
 
 
 class ReasonItem(TypedDict):
@@ -155,24 +160,44 @@ class Scorer:
         """
         # pydantic keeps a model's field values in its __dict__: read as dicts from here on.
         values = [vars(item) for item in assessments]
-        X = self._matrix(values)
+        picks = self._picks(self._matrix(values))
+        return _scores(values, self.features, *picks)
+
+    def picks(self, batch: CheckedBatch) -> Picks:
+        """Return the probabilities, bands and reasons of a checked batch, in order.
+
+        The same numbers as :meth:`score`, from the batch's columns: its numeric
+        columns are already floats (:class:`serving.columnar.CheckedBatch`).
+        Reasons are given as each row's columns (positions in :attr:`features`)
+        and their contributions.
+        """
+        n = len(batch.rows)
+        X = np.empty((n, len(self.features)), dtype=np.float64)
+        for j in self._numbers:
+            name = self.features[j]
+            column = batch.numbers.get(name)
+            X[:, j] = column if column is not None else np.array(batch.columns[name], np.float64)
+        for j, codes in self._categories:
+            # As in _matrix: an unknown or missing category is NaN.
+            X[:, j] = np.array(list(map(codes.get, batch.columns[self.features[j]])), np.float64)
+        return self._picks(X)
+
+    def _picks(self, X: np.ndarray) -> Picks:
+        """Return the probabilities, bands and reasons (columns, amounts) of the rows of ``X``."""
         logit, contributions = self._explainer.logit_and_contributions(X)
         limit = min(self.top_reasons, len(self.features))
         # Plain Python values from here on: indexing numpy scalars one by one is slow.
-        if len(values) <= _FEW_ROWS:
-            probabilities, bands, order, picked = self._few_rows(X, logit, contributions, limit)
-        else:
-            probability = self.model.calibrate_scores(logit)
-            bands = self.bands.band_names(probability).tolist()
-            probabilities = probability.tolist()
-            # A field not assessed is never a reason (models.explain.top_contributions).
-            top, top_amounts = top_contributions(contributions, limit, ~np.isnan(X))
-            order, picked = top.tolist(), top_amounts.tolist()
-        return _scores(values, self.features, probabilities, bands, order, picked)
+        if len(X) <= _FEW_ROWS:
+            return self._few_rows(X, logit, contributions, limit)
+        probability = self.model.calibrate_scores(logit)
+        bands = self.bands.band_names(probability).tolist()
+        # A field not assessed is never a reason (models.explain.top_contributions).
+        top, top_amounts = top_contributions(contributions, limit, ~np.isnan(X))
+        return probability.tolist(), bands, top.tolist(), top_amounts.tolist()
 
     def _few_rows(
         self, X: np.ndarray, logit: np.ndarray, contributions: np.ndarray, limit: int
-    ) -> tuple[list[float], list[str], list[list[int]], list[list[float]]]:
+    ) -> Picks:
         """Return probabilities, bands and top reasons (columns, amounts) of a few rows.
 
         The same numbers as the array path of :meth:`score`, one row at a time in

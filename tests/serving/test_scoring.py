@@ -12,10 +12,20 @@ from pydantic import BaseModel, ValidationError
 
 from benchmarks.support.assessments import assessment
 from serving.audit import AuditRecord, input_digests
+from serving.columnar import CheckedBatch
 from serving.errors import InvalidRequestError
 from serving.keys import Client
+from serving.registry_loader import load_model
 from serving.schemas import BATCH_TOO_LARGE, assessment_batch_model
-from serving.scoring import parse_body, score_batch
+from serving.scorer import Picks
+from serving.scoring import (
+    _COLUMNAR_BYTES,
+    _answer_few,
+    _answer_many,
+    parse_body,
+    score_batch,
+)
+from serving.settings import Settings
 
 CLIENT = Client(name="case-system", scope="score", key_id="k1")
 
@@ -23,6 +33,8 @@ CLIENT = Client(name="case-system", scope="score", key_id="k1")
 @dataclass
 class FixedScorer:
     """Answers every assessment with the same probability, in the shape of a real score."""
+
+    features: tuple[str, ...] = ()
 
     def score(self, assessments: list[BaseModel]) -> list[dict[str, Any]]:
         return [
@@ -34,6 +46,10 @@ class FixedScorer:
             }
             for item in assessments
         ]
+
+    def picks(self, batch: CheckedBatch) -> Picks:  # the same answers, for a large batch
+        n = len(batch.rows)
+        return [0.25] * n, ["low"] * n, [[] for _ in range(n)], [[] for _ in range(n)]
 
 
 @dataclass
@@ -208,6 +224,10 @@ class CollectorWatchingScorer(FixedScorer):
         self.seen.append(gc.isenabled())
         return super().score(assessments)
 
+    def picks(self, batch: CheckedBatch) -> Picks:
+        self.seen.append(gc.isenabled())
+        return super().picks(batch)
+
 
 def test_the_collector_is_held_off_while_a_batch_is_answered_and_restored_after() -> None:
     watching = CollectorWatchingScorer()
@@ -218,6 +238,9 @@ def test_the_collector_is_held_off_while_a_batch_is_answered_and_restored_after(
     with pytest.raises(InvalidRequestError):  # a refused batch restores it too
         score_batch(b"{}", assessment_batch_model(5), model, CLIENT, "r2")  # type: ignore[arg-type]
     assert gc.isenabled()
+    many = body(*[assessment(subject_ref=f"s{i}") for i in range(40)])  # the columnar way
+    score_batch(many, assessment_batch_model(50), model, CLIENT, "r4")  # type: ignore[arg-type]
+    assert watching.seen == [False, False] and gc.isenabled()
     gc.disable()  # paused by someone else: left paused
     try:
         score_batch(raw, assessment_batch_model(5), model, CLIENT, "r3")  # type: ignore[arg-type]
@@ -247,3 +270,18 @@ def test_a_batch_leaves_the_collector_only_its_audit_rows_when_it_resumes() -> N
     finally:
         gc.callbacks.remove(count)
     assert collections and max(collections) < 2 * len(items)
+
+
+def test_a_large_and_a_small_body_are_answered_and_audited_alike(
+    settings: Settings, cohort_assessments: list[dict[str, Any]]
+) -> None:
+    # The columnar way (a large body) and pydantic's instances (a small one): the same bytes.
+    model = load_model(settings)
+    request_model = assessment_batch_model(1_000)
+    raw = body(*cohort_assessments)
+    assert len(raw) >= _COLUMNAR_BYTES
+    head = {"model_name": model.name, "model_version": model.version, "request_id": "r1"}
+    many = _answer_many(raw, request_model, model.scorer, head)
+    assert many == _answer_few(raw, request_model, model.scorer, head)
+    (content, bands), entry = score_batch(raw, request_model, model, CLIENT, "r1")
+    assert (content, bands, list(entry.records)) == many
