@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import tomllib
 from pathlib import Path
-from typing import Any, Self, TypeVar
+from typing import Any, Literal, Self, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
@@ -276,6 +276,10 @@ class PathwayModelConfig(_Strict):
     n_groups: int = Field(default=10, ge=2, le=50)
     max_iter: int = Field(default=300, ge=10)
     random_state: int = 0
+    learner: Literal["auto", "dr", "plugin"] = Field(
+        default="auto",
+        description="the DR final stage, the plug-in (S-learner), or whichever wins out of fold",
+    )
 
 
 class PathwayGateConfig(_Strict):

@@ -158,3 +158,40 @@ def evaluate_pathways(
     return PathwayEvaluation(
         estimates, pseudo, values, effects, recommended_share, metrics, overlap
     )
+
+
+def served_rule_tags(model: PathwayEffectModel) -> dict[str, str]:
+    """Return the served rule a fitted model chose out of fold, as run tags.
+
+    The learner, whether only confident personal picks are offered (the gate),
+    how much a personal pick must beat the default programme by, and that
+    default: what decides each recommendation besides the estimates.
+    """
+    default = model.default_programme_
+    return {
+        "pathway_learner": model.learner_,
+        "pathway_gate": "on" if model.gate_ else "off",
+        "pathway_switch_margin": f"{model.switch_margin_:g}",
+        "pathway_default_programme": PROGRAMMES[default] if default >= 0 else "none",
+    }
+
+
+def selection_table(model: PathwayEffectModel) -> pd.DataFrame:
+    """Return every candidate rule's out-of-fold DR policy value, the served one marked.
+
+    The values are the training people's, from models that did not learn from
+    them (``PathwayEffectModel.selection_``); the choice read no truth.
+    """
+    served = f"{'gate' if model.gate_ else 'no_gate'}/{model.switch_margin_}"
+    rows = []
+    for name, value in model.selection_.items():
+        learner, _, rule = name.rpartition(":")
+        rows.append(
+            {
+                "learner": learner or model.learner_,
+                "rule": rule,
+                "out_of_fold_value": value,
+                "served": (learner or model.learner_) == model.learner_ and rule == served,
+            }
+        )
+    return pd.DataFrame(rows, columns=["learner", "rule", "out_of_fold_value", "served"])

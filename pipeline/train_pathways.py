@@ -36,7 +36,13 @@ from pipeline.jobs import (
     staged_artifacts,
     training_run,
 )
-from pipeline.pathway_evaluation import PathwayEvaluation, build_pathway_model, evaluate_pathways
+from pipeline.pathway_evaluation import (
+    PathwayEvaluation,
+    build_pathway_model,
+    evaluate_pathways,
+    selection_table,
+    served_rule_tags,
+)
 from pipeline.pathway_plots import plot_overlap, plot_policy_values, plot_qini
 from pipeline.tracking import Tracker
 
@@ -135,6 +141,9 @@ def _record(
         mlflow.log_table(evaluation.overlap, "tables/overlap_by_group.json")
         staged.text(evaluation.overlap.to_csv(index=False), "tables/overlap_by_group.csv")
         staged.text(evaluation.policy_table.to_csv(index=False), "tables/policy_values.csv")
+        staged.text(selection_table(model).to_csv(index=False), "tables/policy_selection.csv")
+    # The served rule, chosen out of fold without the truth: what a reviewer reads first.
+    mlflow.set_tags(served_rule_tags(model))
     info = log_job_model(model, config.features, test, probabilities=False)
     # After the model, linked to it in one call (logging a model copies the run's metrics
     # to it one query per metric).

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline.config import ConfigError, load_risk_config
+from pipeline.config import ConfigError, load_pathway_config, load_risk_config
 
 CONFIGS = Path(__file__).parents[2] / "configs"
 
@@ -52,4 +52,14 @@ def _write(tmp_path: Path, text: str) -> Path:
 def test_bad_configs_name_the_field(tmp_path: Path, body: str, message: str) -> None:
     with pytest.raises(ConfigError, match=message) as info:
         load_risk_config(_write(tmp_path, body))
+    assert "c.toml" in str(info.value)
+
+
+def test_the_shipped_pathway_config_weighs_both_learners_and_a_bad_learner_is_named(
+    tmp_path: Path,
+) -> None:
+    assert load_pathway_config(Path("configs/pathways.toml")).model.learner == "auto"
+    body = '[dataset]\nname="x"\nsynthetic={rows=10}\n[model]\nlearner="t-learner"'
+    with pytest.raises(ConfigError, match=r"model\.learner") as info:
+        load_pathway_config(_write(tmp_path, body))
     assert "c.toml" in str(info.value)

@@ -2,9 +2,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
-from data.schema import NEVER_FEATURES
+from data.schema import NEVER_FEATURES, PROGRAMMES
 from data.synthetic_world import SynthConfig
 from models.contract.tags import CHAMPION, TAG_DIGEST, TAG_POLICY_VALUE
 from pipeline.config import DatasetConfig, PathwayGateConfig, PathwayModelConfig, PathwayTrainConfig
@@ -39,6 +40,17 @@ def test_pathway_job_logs_estimates_plots_and_registers(tracker: Tracker) -> Non
     assert {"ethnicity", "sex", "age band"} <= {
         line.split(",")[0] for line in overlap.read_text().splitlines()[1:]
     }
+    # The served rule is in the run: learner, gate, margin and default, and every
+    # candidate's out-of-fold value with the served one marked.
+    tags = tracker.get_run(result.run_id).data.tags
+    assert tags["pathway_learner"] in {"dr", "plugin"}
+    assert tags["pathway_gate"] in {"on", "off"}
+    assert float(tags["pathway_switch_margin"]) >= 0
+    assert tags["pathway_default_programme"] in {*PROGRAMMES, "none"}
+    selection = pd.read_csv(client.download_artifacts(result.run_id, "tables/policy_selection.csv"))
+    assert set(selection["learner"]) == {"dr", "plugin"}  # learner="auto" weighs both
+    served = selection.loc[selection["served"]]
+    assert len(served) == 1 and served["learner"].item() == tags["pathway_learner"]
     version = client.get_model_version("desist-pathways", result.version)
     assert version.tags[TAG_DIGEST] == result.artifact_digest
     assert float(version.tags[TAG_POLICY_VALUE]) == pytest.approx(
