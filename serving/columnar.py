@@ -32,7 +32,6 @@ from data.schema import (
     CROSS_FIELD_RULES,
     FREE_TEXT_MAX_CHARS,
     FREE_TEXT_REFUSED_CHARACTER,
-    ID_FIELD,
     Kind,
 )
 
@@ -69,9 +68,6 @@ class ColumnarCheck:
     """
 
     def __init__(self, max_batch: int) -> None:
-        if ASSESSMENT_FIELDS[0].name != ID_FIELD:
-            # serving.audit.row_digests finds where each row starts by its first field.
-            raise ValueError("the identifier must be the first assessment field")
         self.max_batch = max_batch
         self.names = tuple(spec.name for spec in ASSESSMENT_FIELDS)
         self._template: Row = dict.fromkeys(self.names)
@@ -130,11 +126,12 @@ class ColumnarCheck:
         rows = [{**template, **item} for item in items]
         del body, items  # freed now, while the collector is paused (serving.scoring)
         columns = list(zip(*map(self._get, rows), strict=True))
-        numbers = self._numbers(columns)
+        types = [set(map(type, column)) for column in columns]
+        numbers = self._numbers(columns, types)
         if numbers is None:
             return None
         for j in self._reals:
-            if int in set(map(type, columns[j])):
+            if int in types[j]:
                 name = self.names[j]
                 for row in rows:
                     if type(row[name]) is int:
@@ -155,15 +152,16 @@ class ColumnarCheck:
             {self.names[j]: numbers[k] for k, j in enumerate(self._numeric)},
         )
 
-    def _numbers(self, columns: list[tuple[Any, ...]]) -> np.ndarray | None:
+    def _numbers(self, columns: list[tuple[Any, ...]], types: list[set[type]]) -> np.ndarray | None:
         """Return the numeric columns as floats if every column holds what the schema allows.
 
-        ``None`` if a value is of the wrong type or outside its range, a required
-        field is missing, or a cross-field rule is broken. Rows of the array are
-        the numeric fields in schema order, NaN where not assessed.
+        ``types`` holds each column's value types. ``None`` if a value is of the
+        wrong type or outside its range, a required field is missing, or a
+        cross-field rule is broken. Rows of the array are the numeric fields in
+        schema order, NaN where not assessed.
         """
-        for column, allowed in zip(columns, self._types, strict=True):
-            if not set(map(type, column)) <= allowed:
+        for column_types, allowed in zip(types, self._types, strict=True):
+            if not column_types <= allowed:
                 return None  # a wrong type (a bool is no int), or a required field missing
         for j, categories in self._categories:
             if not set(columns[j]) <= categories:
@@ -179,9 +177,11 @@ class ColumnarCheck:
         except (OverflowError, ValueError):  # an integer too large for a float
             return None
         missing = np.isnan(values)
-        sent_missing = [columns[j].count(None) for j in self._numeric]
-        if missing.sum(axis=1).tolist() != sent_missing:
-            return None  # a NaN sent (the JSON parser reads NaN): pydantic refuses it
+        # A NaN sent (the JSON parser reads NaN) is refused by pydantic. Only a column that
+        # holds floats can hold one (the types above): its NaNs must be the values not sent.
+        for k, j in enumerate(self._numeric):
+            if float in types[j] and int(missing[k].sum()) != columns[j].count(None):
+                return None
         with np.errstate(invalid="ignore"):
             inside = (values >= self._low) & (values <= self._high)
             if not bool(np.all(inside | missing)):

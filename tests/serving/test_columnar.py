@@ -95,6 +95,14 @@ def _fuzzed_bodies(seed: int, count: int) -> list[bytes]:
         b'"offence_category": "theft", "months_offence_free": ' + text + b"}]}"
         for text in (b"NaN", b"Infinity", b"-Infinity", b"1e400", b"12", b"1E2", b"0.0")
     ]
+    # A NaN in a whole-number field, and one beside an assessment that leaves the field out.
+    bodies += [
+        b'{"assessments": [{"subject_ref": "a", "age": NaN, "total_sanctions": 1, '
+        b'"offence_category": "theft"}]}',
+        b'{"assessments": [{"subject_ref": "a", "age": 30, "total_sanctions": 1, '
+        b'"offence_category": "theft"}, {"subject_ref": "b", "age": 30, "total_sanctions": 1, '
+        b'"offence_category": "theft", "months_offence_free": NaN}]}',
+    ]
     bodies += [
         b'{"assessments": [{"subject_ref": "a", "age": 30, "age": 31, "total_sanctions": 1, '
         b'"offence_category": "theft"}]}',
