@@ -178,6 +178,11 @@ def select_policy(
     return gate, margin, values
 
 
+def rule_name(gate: bool, margin: float) -> str:
+    """Return a served rule's name in ``selection_`` (``gate/0.01``, ``no_gate/inf``)."""
+    return f"{'gate' if gate else 'no_gate'}/{margin}"
+
+
 def select_learner(
     candidates: dict[str, tuple[np.ndarray, np.ndarray]],
     open_to: np.ndarray,
@@ -211,7 +216,7 @@ def select_learner(
             for margin in MARGINS:
                 gain = gains(effect, recommended, gate, margin)
                 value = float(gain.mean())
-                name = f"{'gate' if gate else 'no_gate'}/{margin}"
+                name = rule_name(gate, margin)
                 values[f"{learner}:{name}" if learner else name] = value
                 over = gain - reference
                 error = float(over.std(ddof=1) / np.sqrt(over.size)) if over.size > 1 else np.inf

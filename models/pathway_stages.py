@@ -239,13 +239,13 @@ def fit_plugin(
     referrals: np.ndarray,
     y: np.ndarray,
     splits: list[tuple[np.ndarray, np.ndarray]],
-) -> tuple[np.ndarray, HistGradientBoostingClassifier]:
-    """Return the out-of-fold plug-in of every programme ``(n, k)`` and the served booster.
+) -> np.ndarray:
+    """Return the out-of-fold plug-in of every programme, ``(n, k)``.
 
     Each fold's booster learns re-offending from the assessment and the
     referrals of the people outside it and reads its own people with no
-    referral and with each programme alone; the served booster learns from
-    everyone.
+    referral and with each programme alone. The served booster, on everyone,
+    is fitted by the model only when the plug-in is chosen.
     """
     design = np.column_stack([x, referrals])
     out = np.empty(referrals.shape)
@@ -253,4 +253,4 @@ def fit_plugin(
         booster = make().fit(design[train], y[train])
         baseline, alone = plugin_risks((booster,), x[held])
         out[held] = baseline[:, None] - alone
-    return out, make().fit(design, y)
+    return out

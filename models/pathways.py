@@ -277,9 +277,8 @@ class PathwayEffectModel(BaseEstimator):
         # The plug-in estimates the effect alone: the other contrasts' pseudo-outcomes
         # judge another estimand, so "auto" is then the DR final stage.
         learners = (self.learner,) if self.learner != "auto" else LEARNERS if alone else ("dr",)
-        plugin_model = None
         if "plugin" in learners:
-            oof, plugin_model = fit_plugin(self._plugin_booster, x, referrals, y, splits)
+            oof = fit_plugin(self._plugin_booster, x, referrals, y, splits)
             figures = replace(figures, plugin=oof)
         z = family_wise_z(k * self.n_groups)
         settings = (self._effect_regressor, splits, mix, self.n_bags, self.n_groups, z)
@@ -302,7 +301,9 @@ class PathwayEffectModel(BaseEstimator):
         if len(learners) == 1:  # one learner: its rules' names as before
             self.selection_ = {name.split(":", 1)[1]: v for name, v in self.selection_.items()}
         stages = candidates[chosen]
-        self.learner_, self.plugin_model_ = chosen, plugin_model if chosen == "plugin" else None
+        self.learner_, self.plugin_model_ = chosen, None
+        if chosen == "plugin":  # the served plug-in learns from everyone, fitted only if served
+            self.plugin_model_ = self._plugin_booster().fit(np.column_stack([x, referrals]), y)
         self.effect_models_ = stages.models
         self.effect_scale_ = stages.scale
         self.final_stage_loss_ = stages.loss

@@ -15,6 +15,7 @@ import pandas as pd
 
 from data.schema import PROGRAMMES
 from models.pathway_estimates import PathwayEstimates
+from models.pathway_policy import rule_name
 from models.pathway_rules import (
     NaivePathwayModel,
     most_common_need_policy,
@@ -182,16 +183,14 @@ def selection_table(model: PathwayEffectModel) -> pd.DataFrame:
     The values are the training people's, from models that did not learn from
     them (``PathwayEffectModel.selection_``); the choice read no truth.
     """
-    served = f"{'gate' if model.gate_ else 'no_gate'}/{model.switch_margin_}"
+    served = rule_name(model.gate_, model.switch_margin_)
     rows = []
     for name, value in model.selection_.items():
+        # One learner's names carry no "learner:" prefix (PathwayEffectModel.selection_).
         learner, _, rule = name.rpartition(":")
+        learner = learner or model.learner_
+        served_here = learner == model.learner_ and rule == served
         rows.append(
-            {
-                "learner": learner or model.learner_,
-                "rule": rule,
-                "out_of_fold_value": value,
-                "served": (learner or model.learner_) == model.learner_ and rule == served,
-            }
+            {"learner": learner, "rule": rule, "out_of_fold_value": value, "served": served_here}
         )
     return pd.DataFrame(rows, columns=["learner", "rule", "out_of_fold_value", "served"])

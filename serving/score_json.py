@@ -69,7 +69,7 @@ def scores_body(
     bytes or None
         ``None`` when a row has no reasons or one among its picks was not
         assessed (a reason it must leave out), or a category value could not
-        be cut apart: :func:`serving.scorer._scores` then builds the scores.
+        be cut apart: :func:`serving.scorer.scores_from_picks` then builds the scores.
     """
     probabilities, bands, order, picked = picks
     width = len(order[0]) if order else 0

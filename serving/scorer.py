@@ -161,7 +161,7 @@ class Scorer:
         # pydantic keeps a model's field values in its __dict__: read as dicts from here on.
         values = [vars(item) for item in assessments]
         picks = self._picks(self._matrix(values))
-        return _scores(values, self.features, *picks)
+        return scores_from_picks(values, self.features, *picks)
 
     def picks(self, batch: CheckedBatch) -> Picks:
         """Return the probabilities, bands and reasons of a checked batch, in order.
@@ -230,7 +230,7 @@ class Scorer:
         return probabilities, bands, order, picked
 
 
-def _scores(
+def scores_from_picks(
     values: Sequence[dict[str, Any]],
     features: Sequence[str],
     probabilities: list[float],

@@ -31,7 +31,7 @@ from serving.keys import Client
 from serving.recommender import audit_summary
 from serving.registry_loader import LoadedModel, LoadedPathwayModel
 from serving.score_json import scores_body
-from serving.scorer import Scorer, _scores
+from serving.scorer import Scorer, scores_from_picks
 
 #: An answer's body and its labels for the metrics (bands, or top programmes).
 Answer = tuple[bytes, list[str]]
@@ -203,19 +203,10 @@ def score_batch(
     pydantic's instances (:func:`_answer_few`), a large one through its columns
     (:func:`_answer_many`): the same answers and rows, each the cheaper way for its size.
     """
-    head = {"model_name": model.name, "model_version": model.version, "request_id": request_id}
     answer = _answer_few if len(raw) < _COLUMNAR_BYTES else _answer_many
     with _collector_paused():
-        content, bands, records = answer(raw, request_model, model.scorer, head)
-    entry = AuditEntry(
-        "scores",
-        client=client.name,
-        request_id=request_id,
-        model_name=model.name,
-        model_version=model.version,
-        records=records,
-    )
-    return (content, bands), entry
+        content, bands, records = answer(raw, request_model, model.scorer, _head(model, request_id))
+    return (content, bands), _entry("scores", records, model, client, request_id)
 
 
 def _answer_few(
@@ -253,7 +244,9 @@ def _answer_many(
     # The shape is RiskScoreResponse's, from plain values already checked by the scorer.
     content = scores_body(head, refs, picks, scorer.features, batch.columns)
     if content is None:
-        content = to_json({**head, "scores": _scores(batch.rows, scorer.features, *picks)})
+        content = to_json(
+            {**head, "scores": scores_from_picks(batch.rows, scorer.features, *picks)}
+        )
     # Freed while the collector is still paused (see _collector_paused).
     del batch, picks, refs, probabilities
     return content, bands, records
@@ -323,21 +316,26 @@ def recommend_batch(
         RecommendationRecord(answer["subject_ref"], digest, audit_summary(answer))
         for answer, digest in zip(answers, input_digests(assessments), strict=True)
     ]
-    content, entry = _answered("recommendations", answers, records, model, client, request_id)
+    content = to_json({**_head(model, request_id), "recommendations": answers})
+    entry = _entry("recommendations", records, model, client, request_id)
     tops = [a["recommended"][0]["programme"] if a["recommended"] else "none" for a in answers]
     return (content, tops), entry
 
 
-def _answered(
+def _head(model: LoadedModel | LoadedPathwayModel, request_id: str) -> dict[str, str]:
+    """Return the fields every answer body starts with, before its answers."""
+    return {"model_name": model.name, "model_version": model.version, "request_id": request_id}
+
+
+def _entry(
     kind: Literal["scores", "recommendations"],
-    answers: list[Any],
     records: list[Any],
     model: LoadedModel | LoadedPathwayModel,
     client: Client,
     request_id: str,
-) -> tuple[bytes, AuditEntry]:
-    """Return a batch's response body (its answers under ``kind``) and its audit entry."""
-    entry = AuditEntry(
+) -> AuditEntry:
+    """Return the audit entry of a batch's answers (its ``records``)."""
+    return AuditEntry(
         kind,
         client=client.name,
         request_id=request_id,
@@ -345,12 +343,3 @@ def _answered(
         model_version=model.version,
         records=records,
     )
-    content = to_json(
-        {
-            "model_name": model.name,
-            "model_version": model.version,
-            "request_id": request_id,
-            kind: answers,
-        }
-    )
-    return content, entry

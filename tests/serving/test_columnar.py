@@ -25,7 +25,7 @@ from serving.errors import InvalidRequestError
 from serving.registry_loader import load_model
 from serving.schemas import assessment_batch_model
 from serving.score_json import scores_body
-from serving.scorer import _scores
+from serving.scorer import scores_from_picks
 from serving.scoring import checked_batch, parse_body
 from serving.settings import Settings
 
@@ -193,7 +193,7 @@ def test_the_scores_body_is_the_bytes_of_the_score_dictionaries(
         picks = scorer.picks(batch)
         refs = batch.columns["subject_ref"]
         body = scores_body(HEAD, refs, picks, scorer.features, batch.columns)
-        expected = _scores(batch.rows, scorer.features, *picks)
+        expected = scores_from_picks(batch.rows, scorer.features, *picks)
         assert body == to_json({**HEAD, "scores": expected})
         assessments = parse_body(json.dumps({"assessments": items}).encode(), model).assessments
         assert expected == scorer.score(assessments)
@@ -213,7 +213,7 @@ def test_the_scores_body_writes_awkward_references_and_numbers_as_to_json_does()
     )
     body = scores_body(HEAD, refs, picks, features, columns)
     rows = [{"subject_ref": r} | {f: columns[f][i] for f in features} for i, r in enumerate(refs)]
-    assert body == to_json({**HEAD, "scores": _scores(rows, features, *picks)})
+    assert body == to_json({**HEAD, "scores": scores_from_picks(rows, features, *picks)})
 
 
 def test_the_scores_body_leaves_a_reason_not_assessed_to_the_dictionaries() -> None:
