@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import time
+from pathlib import Path
+
 import pytest
 
 # Loads the OpenMP runtime histogram boosting uses, so its pool is there to limit.
@@ -34,18 +39,54 @@ def test_a_bad_environment_budget_is_refused(monkeypatch: pytest.MonkeyPatch, ba
 
 
 @pytest.mark.parametrize(
-    ("cpus", "load", "expected"),
-    [(2, 0.1, 2), (2, 1.0, 1), (2, 14.0, 1), (4, 1.4, 3), (64, 0.0, 8)],
+    ("cpus", "busy", "expected"),
+    [(2, 0.1, 2), (2, 1.0, 1), (2, 2.0, 1), (4, 1.4, 3), (64, 0.0, 8)],
 )
-def test_default_is_the_idle_cores(
-    monkeypatch: pytest.MonkeyPatch, cpus: int, load: float, expected: int
+def test_default_is_the_cores_other_work_leaves_idle(
+    monkeypatch: pytest.MonkeyPatch, cpus: int, busy: float, expected: int
 ) -> None:
     monkeypatch.delenv("DESIST_THREADS", raising=False)
-    monkeypatch.setattr(threads, "available_cpus", lambda: cpus)
-    monkeypatch.setattr(threads, "_load_average", lambda: load)
+    monkeypatch.setattr(threads, "available_cpus", lambda: frozenset(range(cpus)))
+    monkeypatch.setattr(threads, "busy_cores", lambda _cpus: busy)
+    # A stale load average (pip just finished) must not decide when the counters are there.
+    monkeypatch.setattr(threads, "_load_average", lambda: 14.0)
     budget = choose_threads()
     assert budget.threads == expected
-    assert f"{cpus} CPUs" in budget.reason
+    assert budget.reason == f"{cpus} CPUs, {busy:.1f} busy with other work"
+
+
+def test_without_cpu_counters_the_load_average_decides(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("DESIST_THREADS", raising=False)
+    monkeypatch.setattr(threads, "available_cpus", lambda: frozenset({0, 1}))
+    monkeypatch.setattr(threads, "busy_cores", lambda _cpus: None)
+    monkeypatch.setattr(threads, "_load_average", lambda: 1.0)
+    assert choose_threads() == ThreadBudget(1, "2 CPUs, 1-minute load 1.0")
+
+
+def test_cpu_counters_are_read_per_core(tmp_path: Path) -> None:
+    stat = tmp_path / "stat"
+    # user nice system idle iowait irq softirq steal guest guest_nice
+    stat.write_text(
+        "cpu  30 0 10 100 0 0 0 0 0 0\n"
+        "cpu0 20 0 5 40 10 1 1 3 0 0\n"
+        "cpu1 10 0 5 60 0 0 0 0 0 0\n"
+        "intr 12345\n"
+    )
+    assert threads._cpu_times(str(stat)) == {"cpu0": (30, 80), "cpu1": (15, 75)}
+    assert threads._cpu_times(str(tmp_path / "absent")) == {}
+
+
+@pytest.mark.skipif(not Path("/proc/stat").exists(), reason="no /proc/stat (not Linux)")
+def test_a_process_spinning_on_a_core_is_seen_busy() -> None:
+    spinner = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+    try:
+        time.sleep(0.3)  # started and spinning
+        busy = threads.busy_cores(threads.available_cpus(), seconds=0.5)
+    finally:
+        spinner.kill()
+        spinner.wait()
+    assert busy is not None
+    assert busy >= 0.6  # one core at 100 %, give or take the scheduler's ticks
 
 
 def test_thread_limit_applies_and_restores() -> None:
