@@ -3,7 +3,11 @@
 Both run on loopback, one worker each, in one run: single-assessment requests
 at concurrency 1, 8 and 32 for a fixed time each (closed loop), then desist at
 a fixed 100 requests/s (open loop, latency counted from the scheduled send
-time), then one 1,000-assessment batch repeated.
+time), then one 1,000-assessment batch repeated, each request alternating with
+the same body sent to the plainest audited service
+(:mod:`benchmarks.support.floor_service`: parse, frame, ``predict_proba``, one
+SQLite row per score, answer; no validation, reasons, digests or key check)
+as a reference from the same minutes on the same machine (``plain_batch_1000_ms``).
 
 desist runs as in production but for one setting: its audit log is on (SQLite
 under a temporary folder, every score committed before its 200; at the end the
@@ -309,7 +313,7 @@ def main() -> None:
         # Everything else (audit, key check, validation, metrics, deadlines) stays on.
         "DESIST_RATE_LIMIT_PER_SECOND": "0",
     }
-    mlflow_port, desist_port = free_port(), free_port()
+    mlflow_port, desist_port, plain_port = free_port(), free_port(), free_port()
     logs = (scratch / "mlflow.log").open("w"), (scratch / "desist-service.log").open("w")
     mlflow_command = [
         str(BIN / "mlflow"),
@@ -338,6 +342,20 @@ def main() -> None:
             stderr=logs[1],
         ),
     ]
+    plain_command = [
+        sys.executable,
+        "-m",
+        "benchmarks.support.floor_service",
+        "--port",
+        str(plain_port),
+        "--tracking",
+        tracking,
+        "--database",
+        str(scratch / "plain-audit.db"),
+    ]
+    servers.append(
+        subprocess.Popen(plain_command, env=env, cwd=REPO, stdout=logs[0], stderr=subprocess.STDOUT)
+    )
     if not args.batch_only:
         servers.append(
             subprocess.Popen(
@@ -346,9 +364,10 @@ def main() -> None:
         )
     try:
         desist_ready = wait_ready(f"http://127.0.0.1:{desist_port}/readyz", servers[0])
+        wait_ready(f"http://127.0.0.1:{plain_port}/readyz", servers[1])
         mlflow_ready = 0.0
         if not args.batch_only:
-            mlflow_ready = wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", servers[1])
+            mlflow_ready = wait_ready(f"http://127.0.0.1:{mlflow_port}/ping", servers[2])
 
         sample = assessments(1_000)
         one = sample[0]
@@ -383,10 +402,12 @@ def main() -> None:
         if not args.batch_only:
             open_100 = asyncio.run(open_loop(desist_port, desist_request, 100.0, args.seconds))
 
-        batch_ms = []
+        batch_ms: list[float] = []
+        plain_ms: list[float] = []
         batch_scored = 0
         with httpx.Client(timeout=60) as client:
             url = f"http://127.0.0.1:{desist_port}/v1/risk-scores"
+            plain_url = f"http://127.0.0.1:{plain_port}/v1/risk-scores"
             for _ in range(args.batch_repeats):
                 started = time.perf_counter()
                 response = client.post(url, content=batch_body, headers=headers)
@@ -395,7 +416,12 @@ def main() -> None:
                 scored = len(response.json()["scores"])
                 assert scored == 1_000
                 batch_scored += scored
-        batch_ms = batch_ms[5:]  # warm-up
+                started = time.perf_counter()
+                response = client.post(plain_url, content=batch_body)
+                plain_ms.append((time.perf_counter() - started) * 1000)
+                assert response.status_code == 200, response.text[:300]
+                assert len(response.json()["scores"]) == 1_000
+        batch_ms, plain_ms = batch_ms[5:], plain_ms[5:]  # warm-up
     finally:
         for server in servers:
             server.terminate()
@@ -409,6 +435,7 @@ def main() -> None:
 
     ratios = [level["throughput_ratio"] for level in levels.values()]
     batch_p50 = float(np.percentile(batch_ms, 50))
+    plain_p50 = float(np.percentile(plain_ms, 50))
     engine = make_engine(settings.resolved_database_url())
     with engine.connect() as conn:
         audit_rows = int(conn.execute(select(func.count()).select_from(audit_table)).scalar_one())
@@ -441,6 +468,13 @@ def main() -> None:
             "min": round(min(batch_ms), 1),
             "max": round(max(batch_ms), 1),
         },
+        "plain_batch_1000_ms": {
+            "requests": len(plain_ms),
+            "p50": round(plain_p50, 1),
+            "min": round(min(plain_ms), 1),
+            "max": round(max(plain_ms), 1),
+        },
+        "batch_p50_desist_to_plain": round(batch_p50 / plain_p50, 2),
         "targets": {"batch_1000_p50_at_most_20ms": batch_p50 <= 20},
         "earlier_targets": {"batch_1000_under_50ms": batch_p50 < 50},
     }
