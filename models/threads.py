@@ -1,4 +1,4 @@
-"""Thread budgets: how many threads a fit or a prediction may use, chosen once per process.
+"""Thread budgets: how many threads a fit or a prediction may use, chosen per job and service.
 
 scikit-learn's histogram boosting runs OpenMP threads, and numpy's BLAS its
 own. Left alone they start one thread per core, and when another process
