@@ -6,14 +6,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.dependencies import ClientDep, served_pathway_model
-from serving.routes.batch import BatchBody, answer, batch_route
+from serving.routes.batch import BatchBody, KeyCheckedRoute, answer, batch_route
 from serving.schemas import PathwayRecommendationResponse
 from serving.scoring import recommend_batch
 
 
 def make_router(body: BatchBody) -> APIRouter:
     """Return the pathway-recommendation route for batches of ``body``."""
-    router = APIRouter(tags=["pathways"])
+    # A key check and the endpoint, called without FastAPI's dependency resolution.
+    router = APIRouter(tags=["pathways"], route_class=KeyCheckedRoute)
 
     @batch_route(
         router,

@@ -6,14 +6,15 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
 from serving.dependencies import ClientDep, served_model
-from serving.routes.batch import BatchBody, answer, batch_route
+from serving.routes.batch import BatchBody, KeyCheckedRoute, answer, batch_route
 from serving.schemas import RiskScoreResponse
 from serving.scoring import score_batch
 
 
 def make_router(body: BatchBody) -> APIRouter:
     """Return the risk-score route for batches of ``body``."""
-    router = APIRouter(tags=["scores"])
+    # A key check and the endpoint, called without FastAPI's dependency resolution.
+    router = APIRouter(tags=["scores"], route_class=KeyCheckedRoute)
 
     @batch_route(router, body, "/v1/risk-scores", RiskScoreResponse, "Score a batch of assessments")
     async def score_assessments(request: Request, client: ClientDep) -> Response:

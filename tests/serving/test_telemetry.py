@@ -65,3 +65,6 @@ def test_a_provider_configured_before_start_gets_the_request_spans(
         assert answer.status_code == 200
     names = [span.name for span in spans.get_finished_spans()]
     assert "POST /v1/risk-scores" in names
+    # FastAPI's own handler, not the batch routes' shortcut: it traces the key check's
+    # resolution and the endpoint.
+    assert {"fastapi.dependencies", "fastapi.endpoint"} <= set(names)
