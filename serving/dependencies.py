@@ -12,6 +12,7 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.security.base import SecurityBase
 from starlette.concurrency import run_in_threadpool
 
 from serving.errors import AuthenticationError, PermissionDeniedError
@@ -27,16 +28,38 @@ bearer = HTTPBearer(
 )
 
 
-async def get_model(request: Request) -> LoadedModel:
-    """Return the model to score with; read once, so a reload cannot change it mid-request."""
+def served_model(request: Request) -> LoadedModel:
+    """Return the model to score with; read it once, so a reload cannot change it mid-request.
+
+    Raises
+    ------
+    ModelUnavailableError
+        While no model is loaded.
+    """
     holder: ModelHolder[LoadedModel] = request.app.state.holder
     return holder.get()
 
 
-async def get_pathway_model(request: Request) -> LoadedPathwayModel:
-    """Return the pathway model to recommend with; read once per request."""
+def served_pathway_model(request: Request) -> LoadedPathwayModel:
+    """Return the pathway model to recommend with; read it once per request.
+
+    Raises
+    ------
+    ModelUnavailableError
+        While no pathway model is loaded.
+    """
     holder: ModelHolder[LoadedPathwayModel] = request.app.state.pathway_holder
     return holder.get()
+
+
+async def get_model(request: Request) -> LoadedModel:
+    """Return the model to score with (:func:`served_model`, as a dependency)."""
+    return served_model(request)
+
+
+async def get_pathway_model(request: Request) -> LoadedPathwayModel:
+    """Return the pathway model to recommend with (:func:`served_pathway_model`)."""
+    return served_pathway_model(request)
 
 
 async def get_metrics(request: Request) -> Metrics:
@@ -84,23 +107,42 @@ async def authenticate(
     return client
 
 
-def require(scope: str) -> Callable[..., Awaitable[Client]]:
-    """Return a dependency that admits clients whose key allows ``scope``.
+class KeyCheck(SecurityBase):
+    """The dependency that admits clients whose key allows ``scope``.
 
-    Authentication and the scope check are one dependency: FastAPI's
-    resolution costs tens of microseconds per dependency on every request.
+    Authentication and the scope check are one dependency, and that one is also the
+    bearer scheme the OpenAPI document names (``ApiKey``, :data:`bearer`'s): FastAPI's
+    resolution costs tens of microseconds per dependency on every request, and a
+    ``Depends(bearer)`` inside the check was a second one. The header is read by
+    :data:`bearer` itself, so which headers count as a bearer key is unchanged.
     """
 
-    async def check(
-        request: Request,
-        credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
-    ) -> Client:
-        client = await authenticate(request, credentials)
-        if not client.may(scope):
-            raise PermissionDeniedError(f"this key's scope ({client.scope}) does not allow {scope}")
+    def __init__(self, scope: str) -> None:
+        self.scope = scope
+        self.model = bearer.model
+        self.scheme_name = bearer.scheme_name
+
+    async def __call__(self, request: Request) -> Client:
+        """Return the request's client, checked for this scope.
+
+        Raises
+        ------
+        AuthenticationError
+            Without a bearer key, or with one that is unknown or revoked.
+        PermissionDeniedError
+            If the key's scope does not allow this one.
+        """
+        client = await authenticate(request, await bearer(request))
+        if not client.may(self.scope):
+            raise PermissionDeniedError(
+                f"this key's scope ({client.scope}) does not allow {self.scope}"
+            )
         return client
 
-    return check
+
+def require(scope: str) -> Callable[..., Awaitable[Client]]:
+    """Return a dependency that admits clients whose key allows ``scope`` (a :class:`KeyCheck`)."""
+    return KeyCheck(scope)
 
 
 ModelDep = Annotated[LoadedModel, Depends(get_model)]

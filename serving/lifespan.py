@@ -1,7 +1,8 @@
 """What the service opens when it starts and closes when it stops.
 
 The database (API keys, audit log), the scoring worker, the model holders and
-their first load, the alias poller and the SQLite WAL checkpoints. A model
+their first load, the alias poller, the SQLite WAL checkpoints, and whether
+FastAPI's OpenTelemetry support is on (:mod:`serving.telemetry`). A model
 that fails to load leaves the app running and ``/readyz`` answering 503 with
 the reason; a database that is away leaves scoring answering 503 until it is
 back.
@@ -30,6 +31,7 @@ from serving.keys import KeyStore
 from serving.logs import get_logger
 from serving.registry_loader import ModelHolder, champion_version, load_model, load_pathway_model
 from serving.settings import Settings
+from serving.telemetry import native_telemetry_settled
 from serving.worker import ScoringWorker
 
 log = get_logger("serving")
@@ -93,7 +95,9 @@ def make_lifespan(settings: Settings) -> Lifespan:
             asyncio.create_task(_checkpoint_wal_every(engine, 1.0)) if is_sqlite(engine) else None
         )
         try:
-            yield
+            # After FastAPI's own start-up configuration of OpenTelemetry (serving.telemetry).
+            with native_telemetry_settled(app):
+                yield
         finally:
             for task in (poller, tables_retry, checkpoints):
                 if task is not None:

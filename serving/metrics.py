@@ -131,11 +131,25 @@ class Metrics:
             "Requests whose rate limit a worker decided alone because Redis was unreachable.",
             registry=self.registry,
         )
+        # Each series' child by its label values, as given: ``labels()`` costs microseconds
+        # (the values made text, a lock, a look-up), on the event loop, two or three times a
+        # request. Only series prometheus-client already holds are kept here.
+        self._request_children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+        self._score_children: dict[tuple[str, str], Counter] = {}
+        self._recommended_children: dict[tuple[str, str], Counter] = {}
 
     def observe_request(self, method: str, route: str, status: int, seconds: float) -> None:
         """Count one finished request and its latency."""
-        self._requests.labels(method, route, str(status)).inc()
-        self._latency.labels(route).observe(seconds)
+        key = (method, route, status)
+        children = self._request_children.get(key)
+        if children is None:
+            children = (
+                self._requests.labels(method, route, str(status)),
+                self._latency.labels(route),
+            )
+            self._request_children[key] = children
+        children[0].inc()
+        children[1].observe(seconds)
 
     def count_error(self, kind: str) -> None:
         """Count one error by kind (exception class or ``validation``)."""
@@ -147,13 +161,23 @@ class Metrics:
         One increment per band, not per score: each is a write to the multiprocess
         files, on the event loop (a thousand cost milliseconds for a full batch).
         """
-        for band, count in collections.Counter(bands).items():
-            self._scores.labels(model_version, band).inc(count)
+        counts = ((bands[0], 1),) if len(bands) == 1 else collections.Counter(bands).items()
+        for band, count in counts:
+            key = (model_version, band)
+            child = self._score_children.get(key)
+            if child is None:
+                child = self._score_children[key] = self._scores.labels(model_version, band)
+            child.inc(count)
 
     def count_recommendations(self, model_version: str, programmes: list[str]) -> None:
         """Count programmes recommended, by programme ("none" for a person with none)."""
         for programme in programmes:
-            self._recommended.labels(model_version, programme).inc()
+            key = (model_version, programme)
+            child = self._recommended_children.get(key)
+            if child is None:
+                child = self._recommended.labels(model_version, programme)
+                self._recommended_children[key] = child
+            child.inc()
 
     def count_rate_limit_fallback(self) -> None:
         """Count one request limited by the worker's own buckets (Redis away)."""

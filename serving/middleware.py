@@ -17,7 +17,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.requests import ClientDisconnect
 
-from serving.logs import get_logger
+from serving.logs import get_logger, log_info
 from serving.metrics import Metrics
 from serving.schemas import ErrorBody
 
@@ -165,9 +165,10 @@ class RequestContextMiddleware:
             route = scope.get("route")
             path = getattr(route, "path", None) or "unmatched"
             self.metrics.observe_request(scope["method"], path, status, elapsed)
-            request_log.info(
+            log_info(
+                request_log,
                 "request",
-                extra={
+                {
                     "request_id": request_id,
                     "client": state.get("client"),
                     "method": scope["method"],

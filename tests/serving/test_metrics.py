@@ -129,3 +129,30 @@ def test_scores_are_counted_by_band() -> None:
     text = metrics.render()
     assert sample(text, 'desist_scores_total{band="low",model_version="7"}') == 4
     assert sample(text, 'desist_scores_total{band="very high",model_version="7"}') == 1
+
+
+def test_repeated_series_keep_counting_each_apart() -> None:
+    metrics = Metrics()
+    for status in (200, 200, 401, 200):
+        metrics.observe_request("POST", "/v1/risk-scores", status, 0.002)
+    metrics.observe_request("GET", "/v1/models", 200, 0.2)
+    metrics.count_scores("7", ["low"])
+    metrics.count_scores("7", ["low", "high", "low"])
+    metrics.count_scores("8", ["low"])
+    metrics.count_scores("7", [])
+    metrics.count_recommendations("7", ["none", "ets", "none"])
+    text = metrics.render()
+    requests = 'desist_requests_total{method="POST",route="/v1/risk-scores",status="%s"}'
+    assert sample(text, requests % 200) == 3 and sample(text, requests % 401) == 1
+    assert sample(text, 'desist_requests_total{method="GET",route="/v1/models",status="200"}') == 1
+    assert sample(text, 'desist_request_duration_seconds_count{route="/v1/risk-scores"}') == 4
+    assert (
+        sample(text, 'desist_request_duration_seconds_bucket{le="0.0025",route="/v1/risk-scores"}')
+        == 4
+    )
+    assert sample(text, 'desist_request_duration_seconds_count{route="/v1/models"}') == 1
+    assert sample(text, 'desist_scores_total{band="low",model_version="7"}') == 3
+    assert sample(text, 'desist_scores_total{band="high",model_version="7"}') == 1
+    assert sample(text, 'desist_scores_total{band="low",model_version="8"}') == 1
+    assert sample(text, 'desist_recommendations_total{model_version="7",programme="none"}') == 2
+    assert sample(text, 'desist_recommendations_total{model_version="7",programme="ets"}') == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import uuid
 
@@ -10,7 +11,7 @@ from fastapi import FastAPI, Request
 from fastapi.testclient import TestClient
 
 from serving.error_handlers import install_error_handlers
-from serving.logs import get_logger
+from serving.logs import JsonFormatter, get_logger
 from serving.metrics import Metrics
 from serving.middleware import _ID_BATCH, RequestContextMiddleware, _request_ids
 
@@ -76,3 +77,33 @@ def test_request_ids_are_random_uuids_as_uuid4_makes_them() -> None:
         parsed = uuid.UUID(request_id)
         assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
         assert parsed.hex == request_id and len(request_id) == 32
+
+
+def test_the_request_line_has_its_fields_in_order(caplog: pytest.LogCaptureFixture) -> None:
+    app, _ = make_app()
+    with caplog.at_level(logging.INFO), TestClient(app) as client:
+        answer = client.post("/echo", content=b"x" * 10)
+    (record,) = [r for r in caplog.records if r.name == get_logger("serving.requests").name]
+    line = json.loads(JsonFormatter().format(record))
+    assert list(line) == [
+        "time",
+        "level",
+        "logger",
+        "message",
+        "request_id",
+        "client",
+        "method",
+        "route",
+        "status",
+        "latency_ms",
+    ]
+    assert line["request_id"] == answer.headers["x-request-id"]
+    assert (line["level"], line["logger"], line["message"]) == ("info", record.name, "request")
+    assert (line["client"], line["method"], line["route"], line["status"]) == (
+        None,
+        "POST",
+        "/echo",
+        200,
+    )
+    assert isinstance(line["latency_ms"], float) and line["latency_ms"] >= 0
+    assert record.pathname.endswith("middleware.py") and record.funcName == "__call__"
