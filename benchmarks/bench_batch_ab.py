@@ -22,6 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -64,6 +66,35 @@ def start(tree: Path, tracking: str) -> tuple[subprocess.Popen[bytes], int, str]
     return server, port, key
 
 
+@contextmanager
+def served_trees(
+    home: Path, trees: list[Path]
+) -> Iterator[list[tuple[subprocess.Popen[bytes], int, str]]]:
+    """Serve each of ``trees`` (:func:`start`) from ``home``'s registry until the block ends.
+
+    Yields each server, its port and a key, once every one is ready.
+    """
+    tracking = f"sqlite:///{home.resolve() / 'mlflow.db'}"
+    started = [start(tree, tracking) for tree in trees]
+    try:
+        for server, port, _ in started:
+            wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+        yield started
+    finally:
+        for server, _, _ in started:
+            server.terminate()
+        for server, _, _ in started:
+            server.wait(timeout=20)
+
+
+def comparable(response: httpx.Response) -> str:
+    """Return an answer's JSON but for its request id, the one field two trees must differ in."""
+    assert response.status_code == 200, response.text[:300]
+    answer: dict[str, Any] = response.json()
+    answer.pop("request_id")
+    return json.dumps(answer, sort_keys=True)
+
+
 def figures(ms: list[float]) -> dict[str, float]:
     return {
         "p50": round(float(np.percentile(ms, 50)), 2),
@@ -80,15 +111,11 @@ def main() -> None:
     parser.add_argument("--name", default="batch_ab", help="results file name")
     args = parser.parse_args()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    tracking = f"sqlite:///{args.home.resolve() / 'mlflow.db'}"
     trees = [tree.resolve() for tree in args.trees]
-    started = [start(tree, tracking) for tree in trees]
     body = json.dumps({"assessments": assessments(1_000)}).encode()
     timings: dict[str, dict[str, list[float]]] = {str(t): {"httpx": [], "bare": []} for t in trees}
     answers: set[str] = set()
-    try:
-        for server, port, _ in started:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+    with served_trees(args.home, trees) as started:
         loop = asyncio.new_event_loop()
         clients = [httpx.Client(timeout=60) for _ in trees]
         bare = []
@@ -105,21 +132,13 @@ def main() -> None:
                     f"http://127.0.0.1:{port}/v1/risk-scores", content=body, headers=headers
                 )
                 via_httpx = time.perf_counter() - begun
-                assert response.status_code == 200, response.text[:300]
-                answer: dict[str, Any] = response.json()
-                answer.pop("request_id")
-                answers.add(json.dumps(answer, sort_keys=True))
+                answers.add(comparable(response))
                 begun = time.perf_counter()
                 assert loop.run_until_complete(connection.send()) == 200
                 via_bare = time.perf_counter() - begun
                 if round_ >= 5:
                     timings[str(tree)]["httpx"].append(via_httpx * 1000)
                     timings[str(tree)]["bare"].append(via_bare * 1000)
-    finally:
-        for server, _, _ in started:
-            server.terminate()
-        for server, _, _ in started:
-            server.wait(timeout=20)
     reference, new = (timings[str(t)] for t in trees)
     save(
         args.name,

@@ -36,8 +36,8 @@ from typing import Any
 import httpx
 import numpy as np
 
-from benchmarks.bench_batch_ab import start
-from benchmarks.bench_serving import Connection, assessments, closed_loop, http_request, wait_ready
+from benchmarks.bench_batch_ab import comparable, served_trees
+from benchmarks.bench_serving import Connection, assessments, closed_loop, http_request
 from benchmarks.common import save
 
 ROUTES = {"risk": "/v1/risk-scores", "pathway": "/v1/pathway-recommendations"}
@@ -55,11 +55,9 @@ def same_answers(ports: list[int], keys: list[str], path: str, body: bytes) -> b
     answers = set()
     for port, key in zip(ports, keys, strict=True):
         headers = {"Authorization": f"Bearer {key}", "content-type": "application/json"}
-        response = httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers=headers)
-        assert response.status_code == 200, response.text[:300]
-        answer: dict[str, Any] = response.json()
-        answer.pop("request_id")
-        answers.add(json.dumps(answer, sort_keys=True))
+        answers.add(
+            comparable(httpx.post(f"http://127.0.0.1:{port}{path}", content=body, headers=headers))
+        )
     return len(answers) == 1
 
 
@@ -74,14 +72,10 @@ def main() -> None:
     parser.add_argument("--name", default="single_ab", help="results file name")
     args = parser.parse_args()
     load_at_start = [round(x, 2) for x in os.getloadavg()]
-    tracking = f"sqlite:///{args.home.resolve() / 'mlflow.db'}"
     trees = [tree.resolve() for tree in args.trees]
-    started = [start(tree, tracking) for tree in trees]
     body = json.dumps({"assessments": assessments(1)}).encode()
     results: dict[str, Any] = {}
-    try:
-        for server, port, _ in started:
-            wait_ready(f"http://127.0.0.1:{port}/readyz", server)
+    with served_trees(args.home, trees) as started:
         ports = [port for _, port, _ in started]
         keys = [key for _, _, key in started]
         for route in args.routes:
@@ -148,11 +142,6 @@ def main() -> None:
                 },
             }
             print(route, json.dumps(results[route]), flush=True)
-    finally:
-        for server, _, _ in started:
-            server.terminate()
-        for server, _, _ in started:
-            server.wait(timeout=20)
     save(
         args.name,
         {
