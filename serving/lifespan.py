@@ -65,9 +65,12 @@ def make_lifespan(settings: Settings) -> Lifespan:
             audit_deadline=settings.audit_deadline_seconds,
         )
         app.state.keys = KeyStore(engine)
-        holder = ModelHolder(settings, load_model, settings.model_name, "risk")
+        # Every load and reload scores within this budget: chosen once, as the pools are limited
+        # (choosing again watches the cores for a moment, and would count this service's own load).
+        loading = settings.model_copy(update={"threads": budget.threads})
+        holder = ModelHolder(loading, load_model, settings.model_name, "risk")
         pathway_holder = ModelHolder(
-            settings, load_pathway_model, settings.pathway_model_name, "pathway"
+            loading, load_pathway_model, settings.pathway_model_name, "pathway"
         )
         app.state.holder = holder
         app.state.pathway_holder = pathway_holder

@@ -220,7 +220,8 @@ def load_model(settings: Settings) -> LoadedModel:
     """
     name = settings.model_name
     fetched = _fetch(settings, name, ScoreCalibratedClassifier)
-    # The thread budget, chosen as the lifespan chooses it: a large batch's walk shares it.
+    # The thread budget (the service passes the one its lifespan chose): a large batch's walk
+    # shares it.
     threads = choose_threads(settings.threads).threads
     scorer = Scorer(fetched.model, fetched.bands, settings.top_reasons, threads)
     loaded = LoadedModel(scorer=scorer, **_registration(settings, name, fetched))
